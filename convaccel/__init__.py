@@ -1,0 +1,13 @@
+"""convaccel: a generator of bit-exact FPGA convolution accelerators."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .spec import DEFAULT_SPEC, ConfigError, ConvSpec
+from . import golden
+
+try:
+    __version__ = version("convaccel")
+except PackageNotFoundError:  # pragma: no cover - running from a tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = ["ConvSpec", "DEFAULT_SPEC", "ConfigError", "golden", "__version__"]

@@ -1,0 +1,70 @@
+"""The golden model: the definition of a correct answer, integer-exact, in NumPy."""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = ["conv2d", "check_array"]
+
+
+def check_array(name, array, shape, value_range, what):
+    """``array`` as an integer ndarray of ``shape`` whose values lie in ``value_range``.
+
+    Raises ``TypeError`` for a non-integer array and ``ValueError`` for a wrong shape or an
+    out-of-range value, naming the array and the first offending element.
+    """
+    array = np.asarray(array)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, not {array.dtype}")
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name} must have the shape {tuple(shape)} ({what}), "
+                         f"not {array.shape}")
+    lo, hi = value_range
+    if array.size:
+        bad = np.argwhere((array < lo) | (array > hi))
+        if len(bad):
+            index = tuple(int(i) for i in bad[0])
+            raise ValueError(f"{name}{list(index)} = {array[index]} is outside {lo}..{hi}; "
+                             f"{len(bad)} value(s) of {name} do not fit")
+    return array
+
+
+def conv2d(x, w, b, spec):
+    """The convolution that ``spec``'s accelerator computes, exactly.
+
+    ``x`` is ``(in_channels, height, width)``, ``w`` is ``(out_channels, in_channels, kernel_h,
+    kernel_w)``, ``b`` is ``(out_channels,)`` or ``None``; the result is ``(out_channels,
+    out_height, out_width)``: cross-correlation (no kernel flip, as in PyTorch and TensorFlow)
+    of the frame padded with ``spec.pad_value``, plus the bias. The dtype is int64, or Python
+    integers (``object``) when ``spec.acc_bits`` exceeds 64.
+    """
+    x = check_array("x", x, spec.input_shape, spec.input_range,
+                    "in_channels, height, width")
+    w = check_array("w", w, spec.weight_shape, spec.weight_range,
+                    "out_channels, in_channels, kernel_h, kernel_w")
+    if b is not None:
+        b = check_array("b", b, spec.bias_shape, spec.bias_range, "out_channels")
+    dtype = np.int64 if spec.acc_bits <= 64 else object
+
+    # (np.pad would store its constant as an np.int64 inside an object array)
+    top, _, left, _ = spec.pads
+    padded = np.full((spec.in_channels, *spec.padded_shape), spec.pad_value, dtype=dtype)
+    padded[:, top:top + spec.height, left:left + spec.width] = x.astype(dtype)
+    # (in_channels, out_h', out_w', k_eff_h, k_eff_w), then keep the output positions (stride)
+    # and the taps (dilation).
+    windows = sliding_window_view(padded, spec.kernel_eff, axis=(1, 2))
+    (s_h, s_w), (d_h, d_w) = spec.stride, spec.dilation
+    windows = windows[:, ::s_h, ::s_w, ::d_h, ::d_w]
+    w = w.astype(dtype)
+    if dtype is object:
+        # NumPy's dot on object arrays goes through C longs; sum tap by tap instead, each tap
+        # still vectorized over every output pixel and filter.
+        out = np.zeros(spec.output_shape, dtype=object)
+        for index in np.ndindex(*w.shape[1:]):
+            i, r, c = index
+            out += w[:, i, r, c][:, None, None] * windows[i, :, :, r, c][None]
+    else:
+        out = np.tensordot(w, windows, axes=([1, 2, 3], [0, 3, 4]))
+    if b is not None:
+        out = out + b.astype(dtype)[:, None, None]
+    assert out.shape == spec.output_shape
+    return out

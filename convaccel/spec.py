@@ -1,0 +1,478 @@
+"""The layer specification: one frozen object from which every shape, width and figure derives.
+
+The RTL, the golden model, the testbenches, the build flow and the reports all read a
+:class:`ConvSpec`; none of them re-derives a shape.
+"""
+
+import dataclasses
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ConvSpec", "DEFAULT_SPEC", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be turned into a :class:`ConvSpec`."""
+
+
+_AXES = ("height", "width")
+
+#: Cycles from the frame's start (the first cycle in which the engine, idle, sees its first
+#: input beat valid) to the cycle in which the first padded pixel has been shifted into the
+#: window registers, plus one: padder register, line-buffer read register, window shift.
+FRONT_LATENCY = 3
+
+#: Cycles from the cycle in which the feeder presents a vector to the array to the cycle in which
+#: its result can be transferred on the output stream, not counting the array's size: PE input,
+#: weight read, DSP input, product and sum registers, the de-skew, the fold accumulator and the
+#: output queue. The array adds ``rows + cols``.
+BACK_LATENCY = 5
+
+
+def _pair(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, tuple, list)):
+        raise TypeError(f"{name} must be an integer or an (h, w) pair, not {value!r}")
+    if isinstance(value, int):
+        value = (value, value)
+    value = tuple(value)
+    if len(value) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        raise TypeError(f"{name} must be an integer or an (h, w) pair of integers, not {value!r}")
+    if any(v < 1 for v in value):
+        raise ValueError(f"{name} must be a positive integer or pair of them, not {value!r}")
+    return value
+
+
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+def _signed_range(bits):
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def _bits_for(lo, hi):
+    """Smallest two's complement width that holds every integer in [lo, hi]."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A 2-D convolution layer and the accelerator that computes it.
+
+    Layouts are PyTorch's without the batch axis: input ``(in_channels, height, width)``,
+    weights ``(out_channels, in_channels, kernel_h, kernel_w)``, bias ``(out_channels,)``,
+    output ``(out_channels, out_height, out_width)``.
+
+    Parameters
+    ----------
+    height, width, in_channels, out_channels : int
+        Input frame size and channel counts.
+    kernel, stride, dilation : int or (h, w)
+        Stored as (h, w) pairs.
+    padding : int, (h, w), (top, bottom, left, right), ``"valid"`` or ``"same"``
+        ``"same"`` follows TensorFlow: the output is ``ceil(size / stride)`` per axis, the
+        total padding is ``(out - 1) * stride + effective_kernel - size`` and an odd extra row
+        or column goes at the bottom or right. At stride 1 this keeps the frame size.
+    pad_value : int
+        The value of every padding pixel (zero, or e.g. the input zero point).
+    input_bits, weight_bits, bias_bits : int
+        Two's complement widths, 2 to 32 (inputs are unsigned if ``input_signed`` is false).
+    rows, cols : int
+        The systolic array: ``rows`` lanes of the reduction, ``cols`` output channels at once.
+    name : str or None
+        The design's name (a Verilog identifier); ``None`` lets the caller choose.
+    """
+
+    height: int
+    width: int
+    in_channels: int
+    out_channels: int
+    kernel: int | tuple[int, int]
+    stride: int | tuple[int, int] = 1
+    padding: int | tuple | str = 0
+    dilation: int | tuple[int, int] = 1
+    pad_value: int = 0
+    input_bits: int = 8
+    weight_bits: int = 8
+    bias_bits: int = 32
+    input_signed: bool = True
+    rows: int = 4
+    cols: int = 4
+    name: str | None = None
+
+    def __post_init__(self):
+        for field in ("height", "width", "in_channels", "out_channels", "rows", "cols"):
+            _positive(field, getattr(self, field))
+        for field in ("kernel", "stride", "dilation"):
+            object.__setattr__(self, field, _pair(field, getattr(self, field)))
+        for field in ("input_bits", "weight_bits", "bias_bits"):
+            bits = getattr(self, field)
+            if isinstance(bits, bool) or not isinstance(bits, int):
+                raise TypeError(f"{field} must be an integer, not {bits!r}")
+            if not 2 <= bits <= 32:
+                raise ValueError(f"{field} must be between 2 and 32, not {bits!r}")
+        if not isinstance(self.input_signed, bool):
+            raise TypeError(f"input_signed must be a bool, not {self.input_signed!r}")
+        if isinstance(self.pad_value, bool) or not isinstance(self.pad_value, int):
+            raise TypeError(f"pad_value must be an integer, not {self.pad_value!r}")
+        lo, hi = self.input_range
+        if not lo <= self.pad_value <= hi:
+            kind = "signed" if self.input_signed else "unsigned"
+            raise ValueError(
+                f"pad_value {self.pad_value} does not fit {self.input_bits}-bit {kind} inputs "
+                f"({lo}..{hi})")
+        if self.name is not None:
+            if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*",
+                                                                  self.name):
+                raise ValueError(
+                    f"name must be a Verilog identifier (letters, digits, '_', not starting "
+                    f"with a digit), not {self.name!r}")
+        object.__setattr__(self, "padding", self._normalize_padding(self.padding))
+        for axis in (0, 1):
+            self._check_axis(axis)
+
+    # -- validation ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _normalize_padding(padding):
+        if isinstance(padding, str):
+            if padding.lower() not in ("same", "valid"):
+                raise ValueError(
+                    f"padding must be an integer, a pair, a 4-tuple, 'same' or 'valid', "
+                    f"not {padding!r}")
+            return padding.lower()
+        if isinstance(padding, bool) or not isinstance(padding, (int, tuple, list)):
+            raise TypeError(
+                f"padding must be an integer, a pair, a 4-tuple, 'same' or 'valid', "
+                f"not {padding!r}")
+        if isinstance(padding, int):
+            padding = (padding,) * 4
+        padding = tuple(padding)
+        if any(isinstance(p, bool) or not isinstance(p, int) for p in padding):
+            raise TypeError(f"padding must hold integers, not {padding!r}")
+        if len(padding) == 2:
+            padding = (padding[0], padding[0], padding[1], padding[1])
+        if len(padding) != 4:
+            raise ValueError(
+                f"padding must be an integer, an (h, w) pair or a (top, bottom, left, right) "
+                f"4-tuple, not {padding!r}")
+        if any(p < 0 for p in padding):
+            raise ValueError(f"padding must not be negative, not {padding!r}")
+        return padding
+
+    def _axis_pads(self, axis):
+        size = (self.height, self.width)[axis]
+        k_eff, stride = self.kernel_eff[axis], self.stride[axis]
+        if self.padding == "valid":
+            return 0, 0
+        if self.padding == "same":
+            out = -(-size // stride)
+            total = (out - 1) * stride + k_eff - size
+            if total < 0:
+                raise ValueError(
+                    f"padding='same' needs negative padding on the {_AXES[axis]} axis "
+                    f"({_AXES[axis]} {size}, kernel {k_eff}, stride {stride}): a kernel "
+                    f"narrower than the stride skips pixels; use padding='valid' with "
+                    f"{_AXES[axis]} {size - (size - k_eff) % stride}")
+            return total // 2, total - total // 2
+        return self.padding[0:2] if axis == 0 else self.padding[2:4]
+
+    def _check_axis(self, axis):
+        name = _AXES[axis]
+        size = (self.height, self.width)[axis]
+        k, k_eff = self.kernel[axis], self.kernel_eff[axis]
+        stride = self.stride[axis]
+        before, after = self._axis_pads(axis)
+        span = size + before + after - k_eff
+        kernel_desc = f"kernel {k}" + (f" dilated to {k_eff}" if k_eff != k else "")
+        if span < 0:
+            raise ValueError(
+                f"The {kernel_desc} is larger than the padded {name} {size + before + after} "
+                f"({name} {size} + padding {before} + {after}); use a {name} of at least "
+                f"{k_eff - before - after} or more padding")
+        if span % stride:
+            short = span % stride
+            sizes = [s for s in (size - short, size + stride - short) if s >= k_eff - before - after
+                     and s > 0]
+            fixes = [f"{name} " + " or ".join(str(s) for s in sizes)] if sizes else []
+            fixes.append(f"{stride - short} more padding on the {name} axis"
+                         f" (e.g. {self._suggest_padding(axis, stride - short)})")
+            raise ValueError(
+                f"Output {name} is not an integer: ({name} - kernel + padding) / stride + 1 = "
+                f"({size} - {k_eff} + {before} + {after}) / {stride} + 1 = "
+                f"{span / stride + 1:g}; use {', or '.join(fixes)}")
+
+    def _suggest_padding(self, axis, extra):
+        pads = list(self.pads)
+        pads[2 * axis + 1] += extra
+        return f"padding={tuple(pads)}"
+
+    # -- shapes --------------------------------------------------------------------------------
+
+    @property
+    def kernel_eff(self):
+        """The kernel's footprint with dilation, ``(k - 1) * d + 1`` per axis."""
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel, self.dilation))
+
+    @property
+    def pads(self):
+        """Padding as ``(top, bottom, left, right)``."""
+        return self._axis_pads(0) + self._axis_pads(1)
+
+    @property
+    def padded_shape(self):
+        """``(height, width)`` of the padded frame."""
+        top, bottom, left, right = self.pads
+        return self.height + top + bottom, self.width + left + right
+
+    @property
+    def output_size(self):
+        """``(out_height, out_width)``."""
+        return tuple((p - k) // s + 1
+                     for p, k, s in zip(self.padded_shape, self.kernel_eff, self.stride))
+
+    @property
+    def input_shape(self):
+        return self.in_channels, self.height, self.width
+
+    @property
+    def weight_shape(self):
+        return self.out_channels, self.in_channels, *self.kernel
+
+    @property
+    def bias_shape(self):
+        return (self.out_channels,)
+
+    @property
+    def output_shape(self):
+        return (self.out_channels, *self.output_size)
+
+    # -- number ranges and widths --------------------------------------------------------------
+
+    @property
+    def input_range(self):
+        if self.input_signed:
+            return _signed_range(self.input_bits)
+        return 0, (1 << self.input_bits) - 1
+
+    @property
+    def weight_range(self):
+        return _signed_range(self.weight_bits)
+
+    @property
+    def bias_range(self):
+        return _signed_range(self.bias_bits)
+
+    @property
+    def product_range(self):
+        """The smallest and largest product of one input and one weight."""
+        corners = [x * w for x in self.input_range for w in self.weight_range]
+        return min(corners), max(corners)
+
+    @property
+    def reduction(self):
+        """Products summed for one output value: ``kernel_h * kernel_w * in_channels``."""
+        return self.kernel[0] * self.kernel[1] * self.in_channels
+
+    @property
+    def acc_range(self):
+        """The extreme values an output can take, for any inputs, weights and bias."""
+        p_lo, p_hi = self.product_range
+        b_lo, b_hi = self.bias_range
+        return self.reduction * p_lo + b_lo, self.reduction * p_hi + b_hi
+
+    @property
+    def acc_bits(self):
+        """The smallest two's complement width in which no output can overflow."""
+        return _bits_for(*self.acc_range)
+
+    @property
+    def psum_bits(self):
+        """Width of a partial sum leaving the array: ``rows`` products, no bias."""
+        p_lo, p_hi = self.product_range
+        return _bits_for(self.rows * p_lo, self.rows * p_hi)
+
+    # -- the array and its schedule ------------------------------------------------------------
+
+    @property
+    def pe_count(self):
+        return self.rows * self.cols
+
+    @property
+    def row_folds(self):
+        """Vectors of ``rows`` lanes that one reduction is cut into."""
+        return math.ceil(self.reduction / self.rows)
+
+    @property
+    def col_folds(self):
+        """Groups of ``cols`` output channels."""
+        return math.ceil(self.out_channels / self.cols)
+
+    @property
+    def cycles_per_pixel(self):
+        """Array cycles for one output pixel: ``row_folds * col_folds``."""
+        return self.row_folds * self.col_folds
+
+    @property
+    def macs(self):
+        """Multiply-accumulates in one frame (useful ones, not counting idle lanes)."""
+        out_h, out_w = self.output_size
+        return out_h * out_w * self.out_channels * self.reduction
+
+    @property
+    def front_latency(self):
+        return FRONT_LATENCY
+
+    @property
+    def back_latency(self):
+        """Cycles from a vector entering the array to its output beat's transfer."""
+        return self.rows + self.cols + BACK_LATENCY
+
+    @property
+    def cycles(self):
+        """Cycles for one frame with no stalls: input always valid, output always ready.
+
+        Counted from the cycle in which the idle engine first sees the frame's first input beat
+        valid to the cycle in which the frame's last output beat is transferred, both included.
+
+        The engine shifts one padded pixel per cycle into its window registers; at an output
+        position the window is handed to the feeder, which spends ``P = cycles_per_pixel``
+        cycles issuing it to the array and cannot take the next window before. So windows are
+        handed over at ``h_0 = front_latency + (k_eff_h - 1) * padded_w + k_eff_w - 1``, then
+        every ``max(stride_w, P)`` cycles along an output row, and ``max((stride_h - 1) *
+        padded_w + k_eff_w, P)`` cycles from the last window of a row to the first of the next:
+        the padder's pixels (padding rows, the rows and columns that stride skips) flow while
+        the array works, and only the longer of the two counts. An integer output size means the
+        last window ends at the last padded pixel, so no input follows it. The last window's
+        vectors take ``P`` cycles and its result ``back_latency`` more.
+        """
+        out_h, out_w = self.output_size
+        padded_w = self.padded_shape[1]
+        k_eff_h, k_eff_w = self.kernel_eff
+        s_h, s_w = self.stride
+        p = self.cycles_per_pixel
+        first = self.front_latency + (k_eff_h - 1) * padded_w + k_eff_w - 1
+        last = (first + out_h * (out_w - 1) * max(s_w, p)
+                + (out_h - 1) * max((s_h - 1) * padded_w + k_eff_w, p))
+        return last + p + self.back_latency + 1
+
+    @property
+    def utilization(self):
+        """Useful MACs per PE per cycle over a frame with no stalls."""
+        return self.macs / (self.pe_count * self.cycles)
+
+    # -- memories ------------------------------------------------------------------------------
+
+    @property
+    def line_buffer_bits(self):
+        """Storage for ``k_eff_h - 1`` padded rows of every input channel."""
+        return ((self.kernel_eff[0] - 1) * self.padded_shape[1] * self.in_channels
+                * self.input_bits)
+
+    @property
+    def weight_memory_bits(self):
+        """Weights held in the PEs: one word per PE per fold, idle lanes included."""
+        return self.pe_count * self.cycles_per_pixel * self.weight_bits
+
+    @property
+    def bias_memory_bits(self):
+        return self.col_folds * self.cols * self.bias_bits
+
+    # -- reports -------------------------------------------------------------------------------
+
+    def parameters(self):
+        """The constructor's arguments, normalized, as plain data (what a TOML file holds)."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    def figures(self):
+        """Every derived figure, as plain data."""
+        return {
+            "input_shape": list(self.input_shape),
+            "weight_shape": list(self.weight_shape),
+            "output_shape": list(self.output_shape),
+            "padded_shape": list(self.padded_shape),
+            "pads": list(self.pads),
+            "kernel_eff": list(self.kernel_eff),
+            "reduction": self.reduction,
+            "macs": self.macs,
+            "acc_bits": self.acc_bits,
+            "psum_bits": self.psum_bits,
+            "pe_count": self.pe_count,
+            "row_folds": self.row_folds,
+            "col_folds": self.col_folds,
+            "cycles_per_pixel": self.cycles_per_pixel,
+            "cycles": self.cycles,
+            "utilization": round(self.utilization, 4),
+            "line_buffer_bits": self.line_buffer_bits,
+            "weight_memory_bits": self.weight_memory_bits,
+            "bias_memory_bits": self.bias_memory_bits,
+        }
+
+    # -- configuration files -------------------------------------------------------------------
+
+    _LAYER_KEYS = ("height", "width", "in_channels", "out_channels", "kernel", "stride",
+                   "padding", "dilation", "pad_value", "input_bits", "weight_bits", "bias_bits",
+                   "input_signed")
+    _ARRAY_KEYS = ("rows", "cols")
+
+    @classmethod
+    def from_toml(cls, path):
+        """Read a layer from a TOML file.
+
+        The file holds a ``[layer]`` table with the constructor's keyword names, an optional
+        ``[array]`` table with ``rows`` and ``cols``, and an optional top-level ``name``.
+        Any problem is raised as :class:`ConfigError` naming the file.
+        """
+        path = Path(path)
+        try:
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the file: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        return cls.from_dict(doc, source=str(path))
+
+    @classmethod
+    def from_dict(cls, doc, *, source="config"):
+        def unknown(where, keys, valid):
+            bad = sorted(set(keys) - set(valid))
+            if bad:
+                raise ConfigError(
+                    f"{source}: unknown key {bad[0]!r} in {where}; valid keys are "
+                    f"{', '.join(valid)}")
+
+        unknown("the top level", doc, ("name", "layer", "array"))
+        layer = doc.get("layer")
+        if not isinstance(layer, dict):
+            raise ConfigError(f"{source}: a [layer] table is required, with the keys "
+                              f"{', '.join(cls._LAYER_KEYS)}")
+        array = doc.get("array", {})
+        if not isinstance(array, dict):
+            raise ConfigError(f"{source}: 'array' must be a table with the keys rows, cols")
+        unknown("[layer]", layer, cls._LAYER_KEYS)
+        unknown("[array]", array, cls._ARRAY_KEYS)
+        missing = [k for k in ("height", "width", "in_channels", "out_channels", "kernel")
+                   if k not in layer]
+        if missing:
+            raise ConfigError(f"{source}: [layer] needs {', '.join(missing)}")
+        try:
+            return cls(**layer, **array, name=doc.get("name"))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+
+#: The layer `convaccel` uses when none is given: a 3x3 "same" convolution, 4 to 8 channels,
+#: on a 16x16 int8 frame, on a 4x4 array (16 MACs per cycle, every one of them busy).
+DEFAULT_SPEC = ConvSpec(height=16, width=16, in_channels=4, out_channels=8, kernel=3,
+                        padding="same", name="conv3x3")

@@ -1,0 +1,148 @@
+"""The golden model against an independent reference (scipy's direct correlation)."""
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from convaccel import ConvSpec, golden
+
+from conftest import random_data, random_spec
+
+
+def reference_conv2d(x, w, b, spec):
+    """Convolution by another route: the frame padded by assignment, the kernel dilated by
+    inserting zeros, one 2-D ``scipy.signal.correlate`` per channel pair, then decimation."""
+    top, bottom, left, right = spec.pads
+    c_in, h, wd = x.shape
+    assert spec.acc_bits <= 64, "scipy correlates int64, not Python integers"
+    padded = np.full((c_in, h + top + bottom, wd + left + right), spec.pad_value, dtype=np.int64)
+    padded[:, top:top + h, left:left + wd] = x
+    d_h, d_w = spec.dilation
+    k_h, k_w = spec.kernel
+    out = []
+    for o in range(w.shape[0]):
+        acc = 0
+        for i in range(c_in):
+            kernel = np.zeros(((k_h - 1) * d_h + 1, (k_w - 1) * d_w + 1), dtype=np.int64)
+            kernel[::d_h, ::d_w] = w[o, i]
+            acc = acc + scipy.signal.correlate(padded[i], kernel, mode="valid",
+                                               method="direct")
+        out.append(acc[::spec.stride[0], ::spec.stride[1]] + (0 if b is None else int(b[o])))
+    return np.array(out, dtype=object)
+
+
+GEOMETRIES = 320
+
+
+@pytest.mark.parametrize("seed", range(GEOMETRIES))
+def test_matches_reference(seed):
+    rng = np.random.default_rng(seed)
+    spec = random_spec(rng)
+    x, w, b = random_data(rng, spec, extreme=seed % 5 == 0)
+    if seed % 7 == 0:
+        b = None
+    ours = golden.conv2d(x, w, b, spec)
+    assert ours.shape == spec.output_shape
+    assert ours.dtype == np.int64
+    ref = reference_conv2d(x, w, b, spec)
+    np.testing.assert_array_equal(ours.astype(object), ref)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(kernel=1),
+    dict(kernel=(3, 5), padding=(0, 2, 1, 3)),
+    dict(kernel=3, stride=3, padding="valid", height=9, width=12),
+    dict(kernel=3, dilation=2, padding="same"),
+    dict(kernel=2, padding="same", pad_value=-7),
+    dict(kernel=(1, 3), stride=(2, 1), padding=(1, 0, 1, 1), pad_value=5),
+])
+def test_named_geometries(kw):
+    spec = ConvSpec(**{"height": 10, "width": 10, "in_channels": 3, "out_channels": 2, **kw})
+    rng = np.random.default_rng(7)
+    x, w, b = random_data(rng, spec)
+    np.testing.assert_array_equal(golden.conv2d(x, w, b, spec).astype(object),
+                                  reference_conv2d(x, w, b, spec))
+
+
+def test_hand_computed():
+    # 1 channel, 3x3 frame 1..9, 2x2 kernel of ones, padding 1 on the right and bottom only,
+    # value -1: every output is the sum of a 2x2 block of the padded frame.
+    spec = ConvSpec(height=3, width=3, in_channels=1, out_channels=1, kernel=2,
+                    padding=(0, 1, 0, 1), pad_value=-1)
+    x = np.arange(1, 10).reshape(1, 3, 3)
+    w = np.ones((1, 1, 2, 2), dtype=np.int64)
+    y = golden.conv2d(x, w, np.array([100]), spec)
+    assert y.tolist() == [[[112, 116, 107], [124, 128, 113], [113, 115, 106]]]
+
+
+def test_extreme_fills_accumulator():
+    # The largest output: every input and weight at its most negative value, the bias at its
+    # largest. It must fit acc_bits and need every one of them.
+    spec = ConvSpec(height=4, width=4, in_channels=3, out_channels=2, kernel=3, bias_bits=20)
+    lo_x, _ = spec.input_range
+    lo_w, _ = spec.weight_range
+    lo_b, hi_b = spec.bias_range
+    x = np.full(spec.input_shape, lo_x)
+    w = np.full(spec.weight_shape, lo_w)
+    y_max = golden.conv2d(x, w, np.full(2, hi_b), spec)
+    assert y_max.max() == spec.acc_range[1]
+    # and the smallest: inputs at their most negative, weights at their largest, bias lowest
+    y_min = golden.conv2d(x, -w - 1, np.full(2, lo_b), spec)
+    assert y_min.min() == spec.acc_range[0]
+    bits = spec.acc_bits
+    assert -(1 << (bits - 1)) <= y_min.min() and y_max.max() < (1 << (bits - 1))
+    assert not (-(1 << (bits - 2)) <= y_min.min() and y_max.max() < (1 << (bits - 2)))
+
+
+def test_wide_widths_stay_exact():
+    # 32-bit inputs and weights overflow int64 sums; the model falls back to Python integers.
+    spec = ConvSpec(height=3, width=3, in_channels=2, out_channels=1, kernel=3, padding=1,
+                    input_bits=32, weight_bits=32)
+    assert spec.acc_bits > 64
+    x = np.full(spec.input_shape, -(1 << 31), dtype=np.int64)
+    w = np.full(spec.weight_shape, -(1 << 31), dtype=np.int64)
+    y = golden.conv2d(x, w, None, spec)
+    assert y.dtype == object
+    assert y[0, 1, 1] == 18 * (1 << 62)
+    # the centre output by Python integers, tap by tap
+    expected = sum(int(x[i, r, c]) * int(w[0, i, r, c]) for i in range(2) for r in range(3)
+                   for c in range(3))
+    assert y[0, 1, 1] == expected
+
+
+def test_unsigned_inputs():
+    spec = ConvSpec(height=5, width=5, in_channels=2, out_channels=3, kernel=3,
+                    input_signed=False, pad_value=255)
+    x = np.full(spec.input_shape, 255)
+    w = np.full(spec.weight_shape, -128)
+    assert golden.conv2d(x, w, None, spec).min() == 18 * 255 * -128
+
+
+def test_x_shape_wrong():
+    spec = ConvSpec(height=4, width=4, in_channels=2, out_channels=1, kernel=3)
+    with pytest.raises(ValueError,
+                       match=r"^x must have the shape \(2, 4, 4\) \(in_channels, height, width\), "
+                             r"not \(4, 4\)$"):
+        golden.conv2d(np.zeros((4, 4), int), np.zeros(spec.weight_shape, int), None, spec)
+
+
+def test_w_dtype_wrong():
+    spec = ConvSpec(height=4, width=4, in_channels=2, out_channels=1, kernel=3)
+    with pytest.raises(TypeError, match=r"^w must hold integers, not float64$"):
+        golden.conv2d(np.zeros(spec.input_shape, int), np.zeros(spec.weight_shape), None, spec)
+
+
+def test_x_range_wrong():
+    spec = ConvSpec(height=4, width=4, in_channels=2, out_channels=1, kernel=3)
+    x = np.zeros(spec.input_shape, int)
+    x[1, 2, 3] = 128
+    with pytest.raises(ValueError, match=r"^x\[1, 2, 3\] = 128 is outside -128\.\.127; "
+                                         r"1 value\(s\) of x do not fit$"):
+        golden.conv2d(x, np.zeros(spec.weight_shape, int), None, spec)
+
+
+def test_b_range_wrong():
+    spec = ConvSpec(height=4, width=4, in_channels=2, out_channels=1, kernel=3, bias_bits=8)
+    with pytest.raises(ValueError, match=r"^b\[0\] = -129 is outside -128\.\.127"):
+        golden.conv2d(np.zeros(spec.input_shape, int), np.zeros(spec.weight_shape, int),
+                      np.array([-129]), spec)

@@ -1,0 +1,298 @@
+"""ConvSpec: normalization, derived figures, the output-size rule and every error message."""
+
+import json
+import re
+
+import pytest
+from hypothesis import given, strategies as st
+
+from convaccel import DEFAULT_SPEC, ConfigError, ConvSpec
+
+BASE = dict(height=8, width=8, in_channels=3, out_channels=4, kernel=3)
+
+
+def spec(**kw):
+    return ConvSpec(**{**BASE, **kw})
+
+
+# -- the output-size formula ------------------------------------------------------------------
+
+@pytest.mark.parametrize("size, k, p, s, out", [
+    (7, 3, 0, 2, 3), (5, 3, 1, 2, 3), (32, 5, 0, 1, 28), (223, 7, 3, 2, 112), (1, 1, 0, 1, 1),
+    (9, 3, 0, 3, 3),
+])
+def test_output_size(size, k, p, s, out):
+    assert spec(width=size, height=size, kernel=k, padding=p, stride=s).output_size == (out, out)
+
+
+def test_output_width_not_integer_wrong():
+    with pytest.raises(ValueError, match=re.escape(
+            "Output width is not an integer: (width - kernel + padding) / stride + 1 = "
+            "(10 - 3 + 0 + 0) / 2 + 1 = 4.5; use width 9 or 11, or 1 more padding on the width "
+            "axis (e.g. padding=(0, 0, 0, 1))") + "$"):
+        spec(height=9, width=10, stride=2)
+
+
+def test_output_height_not_integer_wrong():
+    with pytest.raises(ValueError, match=r"^Output height is not an integer: .* = "
+                                         r"\(8 - 5 \+ 1 \+ 1\) / 3 \+ 1 = 2\.66667; use height "
+                                         r"6 or 9, or 1 more padding"):
+        spec(kernel=5, padding=1, stride=3, width=7)
+
+
+def test_suggested_fixes_are_valid():
+    for size in range(5, 30):
+        for stride in (2, 3):
+            try:
+                spec(width=size, stride=(1, stride))
+            except ValueError as e:
+                sizes = re.search(r"use width (\d+)(?: or (\d+))?", str(e)).groups()
+                for s in filter(None, sizes):
+                    spec(width=int(s), stride=(1, stride))
+                pads = re.search(r"padding=(\(.*?\))", str(e)).group(1)
+                spec(width=size, stride=(1, stride), padding=eval(pads))
+
+
+@given(size=st.integers(1, 40), k=st.integers(1, 7), d=st.integers(1, 3),
+       s=st.integers(1, 4), before=st.integers(0, 4), after=st.integers(0, 4))
+def test_output_size_rule(size, k, d, s, before, after):
+    k_eff = (k - 1) * d + 1
+    span = size + before + after - k_eff
+    kw = dict(width=size, kernel=(1, k), dilation=(1, d), stride=(1, s),
+              padding=(0, 0, before, after))
+    if span < 0 or span % s:
+        with pytest.raises(ValueError):
+            spec(**kw)
+    else:
+        assert spec(**kw).output_size[1] == span // s + 1
+
+
+# -- padding ------------------------------------------------------------------------------------
+
+def test_padding_forms():
+    assert spec(padding=1).pads == (1, 1, 1, 1)
+    assert spec(padding=(1, 2)).pads == (1, 1, 2, 2)
+    assert spec(padding=[0, 1, 2, 0]).pads == (0, 1, 2, 0)
+    assert spec(padding="VALID").pads == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("size, k, s, d, pads, out", [
+    (8, 3, 1, 1, (1, 1), 8), (8, 4, 1, 1, (1, 2), 8), (8, 3, 1, 2, (2, 2), 8),
+    (8, 3, 2, 1, (0, 1), 4), (7, 3, 2, 1, (1, 1), 4), (9, 3, 3, 1, (0, 0), 3),
+    (10, 5, 3, 1, (2, 2), 4),
+])
+def test_padding_same(size, k, s, d, pads, out):
+    sp = spec(height=size, width=size, kernel=k, stride=s, dilation=d, padding="same")
+    assert sp.pads == pads * 2 and sp.output_size == (out, out)
+
+
+def test_padding_same_negative_wrong():
+    with pytest.raises(ValueError, match=r"^padding='same' needs negative padding on the height "
+                                         r"axis \(height 10, kernel 1, stride 4\): .* use "
+                                         r"padding='valid' with height 9$"):
+        spec(height=10, width=9, kernel=1, stride=4, padding="same")
+
+
+def test_padding_wrong():
+    with pytest.raises(ValueError, match=r"^padding must be an integer, a pair, a 4-tuple, "
+                                         r"'same' or 'valid', not 'full'$"):
+        spec(padding="full")
+    with pytest.raises(ValueError, match=r"^padding must not be negative, not \(1, -1, 0, 0\)$"):
+        spec(padding=(1, -1, 0, 0))
+    with pytest.raises(ValueError, match=r"^padding must be an integer, an \(h, w\) pair or a "
+                                         r"\(top, bottom, left, right\) 4-tuple, not \(1, 2, 3\)$"):
+        spec(padding=(1, 2, 3))
+    with pytest.raises(TypeError, match=r"^padding must be an integer, a pair, a 4-tuple, "
+                                        r"'same' or 'valid', not 1\.5$"):
+        spec(padding=1.5)
+
+
+# -- other bad values ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["height", "width", "in_channels", "out_channels", "rows",
+                                   "cols"])
+def test_size_wrong(field):
+    with pytest.raises(ValueError, match=rf"^{field} must be a positive integer, not 0$"):
+        spec(**{field: 0})
+    with pytest.raises(TypeError, match=rf"^{field} must be an integer, not 2\.0$"):
+        spec(**{field: 2.0})
+
+
+@pytest.mark.parametrize("field", ["kernel", "stride", "dilation"])
+def test_pair_wrong(field):
+    with pytest.raises(ValueError, match=rf"^{field} must be a positive integer or pair of "
+                                         rf"them, not \(1, 0\)$"):
+        spec(**{field: (1, 0)})
+    with pytest.raises(TypeError, match=rf"^{field} must be an integer or an \(h, w\) pair of "
+                                        rf"integers, not \(1, 2, 3\)$"):
+        spec(**{field: (1, 2, 3)})
+    with pytest.raises(TypeError, match=rf"^{field} must be an integer or an \(h, w\) pair, "
+                                        rf"not True$"):
+        spec(**{field: True})
+
+
+def test_kernel_larger_than_input_wrong():
+    with pytest.raises(ValueError, match=r"^The kernel 3 dilated to 5 is larger than the padded "
+                                         r"width 4 \(width 4 \+ padding 0 \+ 0\); use a width "
+                                         r"of at least 5 or more padding$"):
+        spec(width=4, dilation=2)
+
+
+@pytest.mark.parametrize("field", ["input_bits", "weight_bits", "bias_bits"])
+def test_bits_wrong(field):
+    for bad in (1, 33):
+        with pytest.raises(ValueError, match=rf"^{field} must be between 2 and 32, not {bad}$"):
+            spec(**{field: bad})
+
+
+def test_pad_value_wrong():
+    with pytest.raises(ValueError, match=r"^pad_value 128 does not fit 8-bit signed inputs "
+                                         r"\(-128\.\.127\)$"):
+        spec(pad_value=128)
+    with pytest.raises(ValueError, match=r"^pad_value -1 does not fit 4-bit unsigned inputs "
+                                         r"\(0\.\.15\)$"):
+        spec(pad_value=-1, input_bits=4, input_signed=False)
+
+
+def test_name_wrong():
+    with pytest.raises(ValueError, match=r"^name must be a Verilog identifier .*not '3x3'$"):
+        spec(name="3x3")
+
+
+def test_input_signed_wrong():
+    with pytest.raises(TypeError, match=r"^input_signed must be a bool, not 1$"):
+        spec(input_signed=1)
+
+
+# -- derived figures ----------------------------------------------------------------------------
+
+def test_normalized():
+    sp = spec(kernel=[3, 5], stride=2, padding=(1, 2), height=9, width=9)
+    assert sp.kernel == (3, 5) and sp.stride == (2, 2) and sp.dilation == (1, 1)
+    assert sp == spec(kernel=(3, 5), stride=(2, 2), padding=(1, 1, 2, 2), height=9, width=9)
+    assert hash(sp) == hash(spec(kernel=(3, 5), stride=(2, 2), padding=(1, 1, 2, 2), height=9,
+                                width=9))
+
+
+def test_shapes():
+    sp = spec(height=9, width=12, kernel=(3, 5), padding=(0, 0, 2, 1), stride=(2, 1),
+              dilation=(1, 2))
+    assert sp.kernel_eff == (3, 9)
+    assert sp.padded_shape == (9, 15)
+    assert sp.output_shape == (4, 4, 7)
+    assert sp.input_shape == (3, 9, 12)
+    assert sp.weight_shape == (4, 3, 3, 5)
+
+
+def test_folding_and_memories():
+    sp = spec(rows=4, cols=3, kernel=3, padding=1, dilation=(2, 1), height=9)
+    assert sp.reduction == 27
+    assert (sp.row_folds, sp.col_folds, sp.cycles_per_pixel) == (7, 2, 14)
+    assert sp.output_size == (7, 8)
+    assert sp.macs == 7 * 8 * 4 * 27
+    # dilation 2 in height keeps 4 rows of the padded width, every channel, 8 bits each
+    assert sp.line_buffer_bits == 4 * 10 * 3 * 8
+    assert sp.weight_memory_bits == 12 * 14 * 8
+
+
+def test_acc_bits():
+    # 8x8 signed products reach 2^14; 27 of them plus a 32-bit bias need 33 bits
+    assert spec(kernel=3).acc_bits == 33
+    # with a 16-bit bias: 27 * 2^14 + 2^15 - 1 = 475135 < 2^19, so 20 bits
+    assert spec(kernel=3, bias_bits=16).acc_bits == 20
+    assert spec(kernel=3, bias_bits=16).acc_range == (27 * -128 * 127 - 2**15,
+                                                      27 * 2**14 + 2**15 - 1)
+    # unsigned 8-bit inputs: products from 255 * -128 to 255 * 127
+    assert spec(kernel=1, in_channels=1, input_signed=False, bias_bits=2).acc_range == (
+        255 * -128 - 2, 255 * 127 + 1)
+
+
+def test_cycle_model_bounds():
+    # The model is never faster than the array's folding bound nor than one pixel per cycle,
+    # and never slower than their sum plus the pipeline's fill and drain.
+    for sp in [DEFAULT_SPEC, spec(rows=64, cols=8), spec(stride=2, padding=(0, 1, 0, 1)),
+               spec(kernel=1, rows=1, cols=1)]:
+        out_pixels = sp.output_size[0] * sp.output_size[1]
+        pixels = sp.padded_shape[0] * sp.padded_shape[1]
+        fill = sp.front_latency + sp.back_latency + 1
+        assert sp.cycles >= max(out_pixels * sp.cycles_per_pixel, pixels)
+        assert sp.cycles <= out_pixels * sp.cycles_per_pixel + pixels + fill
+
+
+def test_cycle_model_pixel_bound():
+    # A large array: one cycle per output pixel, so the padded frame's pixels are the bound.
+    sp = spec(height=6, width=6, in_channels=1, out_channels=1, kernel=1, rows=1, cols=1)
+    assert sp.cycles_per_pixel == 1
+    assert sp.cycles == sp.front_latency + 36 - 1 + 1 + sp.back_latency + 1
+
+
+def test_figures_json():
+    figures = DEFAULT_SPEC.figures()
+    json.dumps(figures)
+    assert figures["output_shape"] == [8, 16, 16]
+    assert figures["cycles"] == DEFAULT_SPEC.cycles
+    assert ConvSpec(**DEFAULT_SPEC.parameters()) == DEFAULT_SPEC
+
+
+# -- configuration files ------------------------------------------------------------------------
+
+def write(tmp_path, text):
+    path = tmp_path / "layer.toml"
+    path.write_text(text)
+    return path
+
+
+def test_from_toml(tmp_path):
+    path = write(tmp_path, 'name = "edge"\n[layer]\nheight = 9\nwidth = 9\nin_channels = 1\n'
+                           'out_channels = 2\nkernel = [3, 1]\npadding = "same"\n'
+                           'pad_value = -3\n[array]\nrows = 2\ncols = 2\n')
+    sp = ConvSpec.from_toml(path)
+    assert sp == ConvSpec(height=9, width=9, in_channels=1, out_channels=2, kernel=(3, 1),
+                          padding="same", pad_value=-3, rows=2, cols=2, name="edge")
+
+
+def test_examples_load():
+    from pathlib import Path
+    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
+    assert len(examples) >= 3
+    for path in examples:
+        assert ConvSpec.from_toml(path).name == path.stem
+
+
+def test_from_toml_unknown_key_wrong(tmp_path):
+    path = write(tmp_path, "[layer]\nheight = 9\nwidth = 9\nin_channels = 1\n"
+                           "out_channels = 2\nkernel = 3\nkernal = 3\n")
+    with pytest.raises(ConfigError, match=r"^.*layer\.toml: unknown key 'kernal' in \[layer\]; "
+                                          r"valid keys are height, width, in_channels, .*"
+                                          r"input_signed$"):
+        ConvSpec.from_toml(path)
+
+
+def test_from_toml_unknown_table_wrong(tmp_path):
+    path = write(tmp_path, "[layer]\nheight = 9\n[arrays]\nrows = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'arrays' in the top level; valid keys "
+                                          r"are name, layer, array$"):
+        ConvSpec.from_toml(path)
+
+
+def test_from_toml_missing_wrong(tmp_path):
+    path = write(tmp_path, "[layer]\nheight = 9\nwidth = 9\n")
+    with pytest.raises(ConfigError, match=r"\[layer\] needs in_channels, out_channels, kernel$"):
+        ConvSpec.from_toml(path)
+
+
+def test_from_toml_bad_value_wrong(tmp_path):
+    path = write(tmp_path, "[layer]\nheight = 10\nwidth = 10\nin_channels = 1\n"
+                           "out_channels = 2\nkernel = 3\nstride = 2\n")
+    with pytest.raises(ConfigError, match=r"layer\.toml: Output height is not an integer"):
+        ConvSpec.from_toml(path)
+
+
+def test_from_toml_syntax_wrong(tmp_path):
+    with pytest.raises(ConfigError, match=r"layer\.toml: not valid TOML: "):
+        ConvSpec.from_toml(write(tmp_path, "[layer\n"))
+
+
+def test_from_toml_missing_file_wrong(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read the file: No such file"):
+        ConvSpec.from_toml(tmp_path / "nope.toml")
