@@ -1,0 +1,51 @@
+"""The engine's stream formats, host side: arrays to beats and back.
+
+One definition, used by the simulation tests, the cocotb testbench and the host driver.
+"""
+
+import numpy as np
+
+from .golden import check_array
+
+__all__ = ["pixel_beats", "weight_beats", "result_array"]
+
+
+def pixel_beats(x, spec):
+    """The input frame as beats: ``(channels, last)`` per pixel, raster order."""
+    x = check_array("x", x, spec.input_shape, spec.input_range, "in_channels, height, width")
+    pixels = x.reshape(spec.in_channels, -1).T
+    return [([int(v) for v in pixel], n == len(pixels) - 1) for n, pixel in enumerate(pixels)]
+
+
+def weight_beats(w, b, spec):
+    """Weights and biases in the engine's load order, as ``(value, last)`` beats.
+
+    First ``cycles_per_pixel * rows * cols`` weights: for each fold address ``k = group *
+    row_folds + fold``, each array row ``r`` and column ``c``, the weight of output channel
+    ``group * cols + c`` at reduction index ``fold * rows + r`` (zero past the layer's filters
+    or reduction). The reduction index ``n`` of tap ``(kh, kw)`` and input channel ``i`` is
+    ``(kh * kernel_w + kw) * in_channels + i``. Then the ``out_channels`` biases (zeros when
+    ``b`` is None). ``last`` marks the final beat.
+    """
+    w = check_array("w", w, spec.weight_shape, spec.weight_range,
+                    "out_channels, in_channels, kernel_h, kernel_w")
+    if b is None:
+        b = np.zeros(spec.bias_shape, dtype=np.int64)
+    b = check_array("b", b, spec.bias_shape, spec.bias_range, "out_channels")
+    # (out_channels, reduction) with n = (kh * kernel_w + kw) * in_channels + i
+    flat = w.transpose(0, 2, 3, 1).reshape(spec.out_channels, spec.reduction)
+    padded = np.zeros((spec.col_folds * spec.cols, spec.row_folds * spec.rows), dtype=np.int64)
+    padded[:spec.out_channels, :spec.reduction] = flat
+    # [group, c, fold, r] -> order (group, fold, r, c)
+    ordered = padded.reshape(spec.col_folds, spec.cols, spec.row_folds, spec.rows)
+    values = [int(v) for v in ordered.transpose(0, 2, 3, 1).ravel()] + [int(v) for v in b]
+    return [(v, n == len(values) - 1) for n, v in enumerate(values)]
+
+
+def result_array(beats, spec):
+    """The output array from result beats (lists of ``out_channels`` integers, raster order)."""
+    out_h, out_w = spec.output_size
+    if len(beats) != out_h * out_w:
+        raise ValueError(f"a frame has {out_h * out_w} result beats, not {len(beats)}")
+    return np.array(beats, dtype=np.int64 if spec.acc_bits <= 64 else object).T.reshape(
+        spec.output_shape)

@@ -1,0 +1,255 @@
+from amaranth import *
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["issue_layout", "Feeder", "ProcessingElement", "SystolicArray"]
+
+
+def issue_layout(*, row_folds, col_folds):
+    """What travels beside a vector through the array: its fold and the pixel it belongs to."""
+    return data.StructLayout({
+        "valid": 1,
+        "k": range(row_folds * col_folds),    # weight address: group * row_folds + fold
+        "first": 1,                           # first fold of a reduction: start from the bias
+        "last_fold": 1,                       # last fold: the group's sums are complete
+        "group": range(col_folds),            # which `cols` output channels
+        "last_group": 1,                      # last group: the output pixel is complete
+        "last_pixel": 1,                      # the frame's final output pixel
+    })
+
+
+class Feeder(wiring.Component):
+    """Cuts each window into the vectors the array consumes.
+
+    A window of ``reduction`` elements is held in a rotating register of ``row_folds * rows``
+    lanes (zeros past the reduction) and issued ``rows`` lanes at a time, ``row_folds`` vectors
+    per group of output channels, ``col_folds`` groups: ``P = row_folds * col_folds`` vectors,
+    one per cycle, with no back-pressure from the array. The next window is taken in the cycle
+    that issues the last vector, so windows follow each other with no gap; ``credit`` (room
+    downstream for one more output pixel) gates taking a window.
+
+    Latency: a window taken in cycle ``h`` issues its vectors in cycles ``h + 1 .. h + P``.
+
+    Parameters
+    ----------
+    reduction, rows, row_folds, col_folds : int
+    elem_shape : shape-castable
+        One input element.
+    window_shape : shape-castable
+        The window stream's payload (``data`` and ``last``).
+
+    Members
+    -------
+    i : In(stream.Signature(window_shape))
+    x : Out(data.ArrayLayout(elem_shape, rows))
+        The vector issued this cycle.
+    issue : Out(issue_layout(...))
+        What the vector is; ``issue.valid`` marks a vector.
+    credit : In(1)
+    """
+
+    def __init__(self, *, reduction, rows, row_folds, col_folds, elem_shape, window_shape):
+        self._reduction = reduction
+        self._rows = rows
+        self._row_folds = row_folds
+        self._col_folds = col_folds
+        self._elem_shape = elem_shape
+        super().__init__({
+            "i": In(stream.Signature(window_shape)),
+            "x": Out(data.ArrayLayout(elem_shape, rows)),
+            "issue": Out(issue_layout(row_folds=row_folds, col_folds=col_folds)),
+            "credit": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, row_folds, col_folds = self._rows, self._row_folds, self._col_folds
+        elem_width = Shape.cast(self._elem_shape).width
+        lanes = row_folds * rows
+        buffer = Signal(data.ArrayLayout(self._elem_shape, lanes))
+        fold = Signal(range(row_folds))
+        group = Signal(range(col_folds))
+        k = Signal(range(row_folds * col_folds))
+        busy = Signal()
+        last_pixel = Signal()
+
+        final = busy & (fold == row_folds - 1) & (group == col_folds - 1)
+        m.d.comb += self.i.ready.eq((~busy | final) & self.credit)
+
+        window = self.i.payload.data.as_value()
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [
+                buffer.eq(window),        # zero-extended to `lanes`
+                fold.eq(0), group.eq(0), k.eq(0), busy.eq(1),
+                last_pixel.eq(self.i.payload.last),
+            ]
+        with m.Elif(busy):
+            with m.If(final):
+                m.d.sync += busy.eq(0)
+            m.d.sync += [
+                buffer.eq(buffer.as_value().rotate_right(rows * elem_width)),
+                fold.eq(Mux(fold == row_folds - 1, 0, fold + 1)),
+                k.eq(k + 1),
+            ]
+            with m.If(fold == row_folds - 1):
+                m.d.sync += group.eq(group + 1)
+
+        m.d.comb += [
+            self.x.eq(buffer.as_value()[:rows * elem_width]),
+            self.issue.valid.eq(busy),
+            self.issue.k.eq(k),
+            self.issue.first.eq(fold == 0),
+            self.issue.last_fold.eq(fold == row_folds - 1),
+            self.issue.group.eq(group),
+            self.issue.last_group.eq(group == col_folds - 1),
+            self.issue.last_pixel.eq(last_pixel),
+        ]
+        return m
+
+
+class ProcessingElement(wiring.Component):
+    """One multiply-accumulate cell of the weight-stationary systolic array.
+
+    Holds its weight for every fold in a small memory addressed by ``k``. The input element and
+    its address enter from the left and leave to the right one cycle later; the partial sum
+    enters from above and leaves below. Every stage is registered so that the multiplier maps to
+    a DSP block with its input, pipeline and output registers (SB_MAC16 on iCE40, MULT18X18D on
+    ECP5): ``x``/``w`` inputs, product, sum.
+
+    Latency: an element entering in cycle ``T`` meets the partial sum entering in ``T + 3`` and
+    their sum leaves in ``T + 4``; ``x_out`` and ``k_out`` follow in ``T + 1``.
+
+    Parameters
+    ----------
+    depth : int
+        Folds (weight words).
+    elem_shape, weight_shape, psum_shape : shape-castable
+
+    Members
+    -------
+    x_in, k_in, psum_in : In
+    x_out, k_out, psum_out : Out
+    w_addr, w_data, w_en : In
+        Weight memory write port.
+    """
+
+    latency = 4
+
+    def __init__(self, *, depth, elem_shape, weight_shape, psum_shape):
+        self._depth = depth
+        self._weight_shape = weight_shape
+        super().__init__({
+            "x_in": In(elem_shape),
+            "k_in": In(range(depth)),
+            "psum_in": In(psum_shape),
+            "x_out": Out(elem_shape),
+            "k_out": Out(range(depth)),
+            "psum_out": Out(psum_shape),
+            "w_addr": In(range(depth)),
+            "w_data": In(weight_shape),
+            "w_en": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.weights = weights = memory.Memory(
+            shape=self._weight_shape, depth=self._depth, init=[])
+        wr = weights.write_port()
+        rd = weights.read_port()
+        m.d.comb += [
+            wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
+            rd.addr.eq(self.k_in),
+        ]
+        x_dsp = Signal.like(self.x_in)
+        w_dsp = Signal(self._weight_shape)
+        product = Signal(self.psum_out.shape())
+        m.d.sync += [
+            self.x_out.eq(self.x_in),
+            self.k_out.eq(self.k_in),
+            x_dsp.eq(self.x_out),
+            w_dsp.eq(rd.data),
+            product.eq(x_dsp * w_dsp),
+            self.psum_out.eq(self.psum_in + product),
+        ]
+        return m
+
+
+class SystolicArray(wiring.Component):
+    """A ``rows x cols`` weight-stationary systolic array with skewed inputs and aligned outputs.
+
+    Takes one vector of ``rows`` elements and its weight address per cycle, unskewed; row ``r``
+    sees it ``r`` cycles later, column ``c`` ``c`` cycles later still. Column ``c`` of the
+    result is the dot product of the vector with column ``c``'s weights at that address; the
+    columns are de-skewed so that all of them leave together, ``latency`` cycles after the
+    vector came in. Always ready: the array never stalls (the feeder is credit-gated instead).
+
+    Parameters
+    ----------
+    rows, cols, depth : int
+    elem_shape, weight_shape, psum_shape : shape-castable
+
+    Members
+    -------
+    x : In(data.ArrayLayout(elem_shape, rows))
+    k : In(range(depth))
+    psums : Out(data.ArrayLayout(psum_shape, cols))
+    w_addr, w_data : In
+    w_en : In(rows * cols)
+        One enable per PE, row-major.
+    """
+
+    def __init__(self, *, rows, cols, depth, elem_shape, weight_shape, psum_shape):
+        self._rows = rows
+        self._cols = cols
+        self._depth = depth
+        self._shapes = dict(elem_shape=elem_shape, weight_shape=weight_shape,
+                            psum_shape=psum_shape)
+        super().__init__({
+            "x": In(data.ArrayLayout(elem_shape, rows)),
+            "k": In(range(depth)),
+            "psums": Out(data.ArrayLayout(psum_shape, cols)),
+            "w_addr": In(range(depth)),
+            "w_data": In(weight_shape),
+            "w_en": In(rows * cols),
+        })
+
+    @property
+    def latency(self):
+        return self._rows + self._cols + ProcessingElement.latency - 2
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols = self._rows, self._cols
+
+        def delayed(value, cycles, name):
+            for n in range(cycles):
+                reg = Signal.like(value, name=f"{name}_d{n + 1}")
+                m.d.sync += reg.eq(value)
+                value = reg
+            return value
+
+        pes = [[ProcessingElement(depth=self._depth, **self._shapes) for _ in range(cols)]
+               for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                pe = pes[r][c]
+                m.submodules[f"pe_{r}_{c}"] = pe
+                m.d.comb += [
+                    pe.w_addr.eq(self.w_addr),
+                    pe.w_data.eq(self.w_data),
+                    pe.w_en.eq(self.w_en[r * cols + c]),
+                ]
+                if c == 0:
+                    m.d.comb += [
+                        pe.x_in.eq(delayed(self.x[r], r, f"x{r}")),
+                        pe.k_in.eq(delayed(self.k, r, f"k{r}")),
+                    ]
+                else:
+                    m.d.comb += [pe.x_in.eq(pes[r][c - 1].x_out),
+                                 pe.k_in.eq(pes[r][c - 1].k_out)]
+                if r > 0:
+                    m.d.comb += pe.psum_in.eq(pes[r - 1][c].psum_out)
+        for c in range(cols):
+            m.d.comb += self.psums[c].eq(
+                delayed(pes[rows - 1][c].psum_out, cols - 1 - c, f"psum{c}"))
+        return m

@@ -1,0 +1,127 @@
+from amaranth import *
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .array import issue_layout
+
+__all__ = ["pixel_out_layout", "OutputStage"]
+
+
+def pixel_out_layout(acc_shape, channels):
+    """An output beat: every output channel of one pixel, ``last`` on the frame's final one."""
+    return data.StructLayout({"data": data.ArrayLayout(acc_shape, channels), "last": 1})
+
+
+class OutputStage(wiring.Component):
+    """Accumulates the array's partial sums across folds, adds the bias and queues whole pixels.
+
+    Each column's accumulator starts from the bias of its output channel on a reduction's first
+    fold and adds one partial sum per fold; after the last fold the group's ``cols`` results
+    are complete. Groups are collected until the pixel's last group completes, then the pixel's
+    ``channels`` exact results enter an output queue. The array cannot stall, so the queue must
+    have room for every pixel in flight: ``credit`` says whether one more may be started
+    (``reserve``), and a reservation ends when its pixel leaves on ``o``.
+
+    Latency: partial sums arriving in cycle ``t`` (with ``issue`` presented a cycle earlier,
+    in ``t - 1``, to read the bias) leave, if they complete a pixel and the queue was empty, in
+    cycle ``t + latency``.
+
+    Parameters
+    ----------
+    cols, channels, row_folds, col_folds, queue_depth : int
+    psum_shape, acc_shape, bias_shape : shape-castable
+
+    Members
+    -------
+    psums : In(data.ArrayLayout(psum_shape, cols))
+    issue : In(issue_layout(...))
+        One cycle ahead of ``psums``.
+    b_addr : In(range(col_folds))
+    b_data : In(bias_shape)
+    b_en : In(cols)
+        Bias memory write port: group ``b_addr``, one enable per column.
+    o : Out(stream.Signature(pixel_out_layout(acc_shape, channels)))
+    reserve : In(1)
+    credit : Out(1)
+    """
+
+    latency = 4
+
+    def __init__(self, *, cols, channels, row_folds, col_folds, queue_depth, psum_shape,
+                 acc_shape, bias_shape):
+        self._cols = cols
+        self._channels = channels
+        self._row_folds = row_folds
+        self._col_folds = col_folds
+        self._queue_depth = queue_depth
+        self._acc_shape = acc_shape
+        self._bias_shape = bias_shape
+        super().__init__({
+            "psums": In(data.ArrayLayout(psum_shape, cols)),
+            "issue": In(issue_layout(row_folds=row_folds, col_folds=col_folds)),
+            "b_addr": In(range(col_folds)),
+            "b_data": In(bias_shape),
+            "b_en": In(cols),
+            "o": Out(stream.Signature(pixel_out_layout(acc_shape, channels))),
+            "reserve": In(1),
+            "credit": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cols, channels, col_folds = self._cols, self._channels, self._col_folds
+        out_layout = pixel_out_layout(self._acc_shape, channels)
+
+        m.submodules.bias = bias = memory.Memory(
+            shape=data.ArrayLayout(self._bias_shape, cols), depth=col_folds, init=[])
+        bias_wr = bias.write_port(granularity=1)
+        bias_rd = bias.read_port()
+        m.d.comb += [
+            bias_wr.addr.eq(self.b_addr),
+            bias_wr.en.eq(self.b_en),
+            bias_rd.addr.eq(self.issue.group),
+        ]
+        for c in range(cols):
+            m.d.comb += bias_wr.data[c].eq(self.b_data)
+
+        # Stage 1: the partial sums meet their issue and the bias.
+        issue = Signal.like(self.issue)
+        m.d.sync += issue.eq(self.issue)
+
+        # Stage 2: accumulators.
+        acc = Signal(data.ArrayLayout(self._acc_shape, cols))
+        acc_issue = Signal.like(self.issue)
+        m.d.sync += acc_issue.eq(issue)
+        with m.If(issue.valid):
+            for c in range(cols):
+                m.d.sync += acc[c].eq(Mux(issue.first, bias_rd.data[c], acc[c]) +
+                                      self.psums[c])
+
+        # Stage 3: collect groups; a complete pixel enters the queue.
+        m.submodules.queue = queue = fifo.SyncFIFOBuffered(
+            width=out_layout.size, depth=self._queue_depth)
+        collected = [Signal(data.ArrayLayout(self._acc_shape, cols), name=f"group{g}")
+                     for g in range(col_folds - 1)]
+        with m.If(acc_issue.valid & acc_issue.last_fold & ~acc_issue.last_group):
+            with m.Switch(acc_issue.group):
+                for g in range(col_folds - 1):
+                    with m.Case(g):
+                        m.d.sync += collected[g].eq(acc)
+        pixel = Signal(out_layout)
+        lanes = [lane for group in collected for lane in group] + [acc[c] for c in range(cols)]
+        for ch in range(channels):
+            m.d.comb += pixel.data[ch].eq(lanes[ch])
+        m.d.comb += [
+            pixel.last.eq(acc_issue.last_pixel),
+            queue.w_data.eq(pixel),
+            queue.w_en.eq(acc_issue.valid & acc_issue.last_fold & acc_issue.last_group),
+            self.o.valid.eq(queue.r_rdy),
+            self.o.payload.eq(queue.r_data),
+            queue.r_en.eq(self.o.ready),
+        ]
+
+        # Credits: pixels reserved and not yet out.
+        in_flight = Signal(range(self._queue_depth + 1))
+        m.d.sync += in_flight.eq(in_flight + self.reserve - (self.o.valid & self.o.ready))
+        m.d.comb += self.credit.eq(in_flight < self._queue_depth)
+        return m

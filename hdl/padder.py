@@ -1,0 +1,123 @@
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["pixel_in_layout", "Padder"]
+
+
+def pixel_in_layout(pixel_shape):
+    """An input beat: one pixel, all channels, and ``last`` on the frame's final pixel."""
+    return data.StructLayout({"data": pixel_shape, "last": 1})
+
+
+class Padder(wiring.Component):
+    """Surrounds a raster frame with padding pixels.
+
+    Emits the padded frame, ``(height + top + bottom) x (width + left + right)`` pixels in
+    raster order, one per cycle at most: a padding pixel whenever the position is outside the
+    input frame, else the next input pixel. Padding is generated without waiting for input, so
+    padding rows and columns cost no input bandwidth.
+
+    A frame begins in the first cycle in which ``start_ok`` is asserted and an input beat is
+    valid (that beat is not consumed until its position comes). Frame length is checked against
+    ``last``: if ``last`` comes early, ``error`` pulses and the rest of the frame is made of
+    padding, so downstream still sees a whole frame; if the frame's final pixel lacks ``last``,
+    ``error`` pulses and input beats are dropped up to and including the next one with ``last``,
+    so the following frame starts aligned.
+
+    Latency is 1 cycle (a registered output); throughput is one pixel per cycle.
+
+    Parameters
+    ----------
+    height, width : int
+        The input frame.
+    pads : (top, bottom, left, right)
+    pad_value : int
+    pixel_shape : shape-castable
+        One pixel (e.g. ``data.ArrayLayout(signed(8), channels)``); every element is padded with
+        ``pad_value``.
+
+    Members
+    -------
+    i : In(stream.Signature(pixel_in_layout(pixel_shape)))
+    o : Out(stream.Signature(pixel_shape))
+    start_ok : In(1)
+        A new frame may begin.
+    start : Out(1)
+        The cycle in which a frame begins.
+    error : Out(1)
+        Pulses when an input frame turns out shorter or longer than ``height x width``.
+    """
+
+    latency = 1
+
+    def __init__(self, *, height, width, pads, pad_value, pixel_shape):
+        self._height = height
+        self._width = width
+        self._pads = tuple(pads)
+        self._pad_value = pad_value
+        self._pixel_shape = pixel_shape
+        super().__init__({
+            "i": In(stream.Signature(pixel_in_layout(pixel_shape))),
+            "o": Out(stream.Signature(pixel_shape)),
+            "start_ok": In(1),
+            "start": Out(1),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        top, bottom, left, right = self._pads
+        padded_h = self._height + top + bottom
+        padded_w = self._width + left + right
+        layout = data.Layout.cast(self._pixel_shape)
+        pad_pixel = layout.const([self._pad_value] * layout.length)
+
+        y = Signal(range(padded_h))
+        x = Signal(range(padded_w))
+        active = Signal()
+        fill = Signal()       # the input ended early: the rest of the frame is padding
+        late = Signal()       # the frame's final input pixel lacked `last`
+        discard = Signal()    # dropping the rest of an overlong input frame
+
+        interior = ((y >= top) & (y < top + self._height) &
+                    (x >= left) & (x < left + self._width))
+        final_input = (y == top + self._height - 1) & (x == left + self._width - 1)
+        frame_end = (y == padded_h - 1) & (x == padded_w - 1)
+
+        m.d.comb += self.start.eq(~active & ~discard & self.start_ok & self.i.valid)
+        go = active | self.start
+        load = Signal()
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+
+        with m.If(discard):
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid & self.i.payload.last):
+                m.d.sync += discard.eq(0)
+        with m.Elif(go & (~self.o.valid | self.o.ready)):
+            with m.If(interior & ~fill):
+                m.d.comb += self.i.ready.eq(1)
+                m.d.comb += load.eq(self.i.valid)
+                m.d.sync += self.o.payload.eq(self.i.payload.data)
+                with m.If(self.i.valid & self.i.payload.last & ~final_input):
+                    m.d.sync += fill.eq(1)
+                    m.d.comb += self.error.eq(1)
+                with m.If(self.i.valid & ~self.i.payload.last & final_input):
+                    m.d.sync += late.eq(1)
+                    m.d.comb += self.error.eq(1)
+            with m.Else():
+                m.d.comb += load.eq(1)
+                m.d.sync += self.o.payload.eq(pad_pixel)
+
+        with m.If(load):
+            m.d.sync += [self.o.valid.eq(1), active.eq(1)]
+            m.d.sync += x.eq(x + 1)
+            with m.If(x == padded_w - 1):
+                m.d.sync += [x.eq(0), y.eq(y + 1)]
+            with m.If(frame_end):
+                m.d.sync += [y.eq(0), active.eq(0), fill.eq(0), late.eq(0)]
+                # The final input pixel, if it lacked `last`, may be this very pixel.
+                m.d.sync += discard.eq(late | (self.i.ready & ~self.i.payload.last &
+                                               final_input))
+        return m

@@ -1,0 +1,76 @@
+"""Runs whole frames through ConvAccelerator in amaranth.sim."""
+
+import numpy as np
+
+from convaccel import golden
+from convaccel.beats import pixel_beats, result_array, weight_beats
+from convaccel.hdl.accelerator import ConvAccelerator
+
+from simutil import gaps, run_simulation, stream_get, stream_put
+
+
+def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=None,
+               max_cycles=None):
+    """Load `w`, `b`, then run `frames` (input arrays) back to back. Returns the result
+    arrays, the counters read after each frame, and the dut.
+
+    `pixel_frames` overrides the beats sent for each frame (to send malformed frames)."""
+    dut = dut or ConvAccelerator(spec)
+    if pixel_frames is None:
+        pixel_frames = [pixel_beats(x, spec) for x in frames]
+    out_h, out_w = spec.output_size
+    results, counters = [], []
+    loaded = []
+
+    async def load(ctx):
+        idle = gaps(seed + 1, stall)
+        for value, last in weight_beats(w, b, spec):
+            await stream_put(ctx, dut.weights, {"data": value, "last": last}, idle)
+        loaded.append(True)
+
+    async def feed(ctx):
+        while not loaded:
+            await ctx.tick()
+        idle = gaps(seed + 2, stall)
+        for beats in pixel_frames:
+            for channels, last in beats:
+                await stream_put(ctx, dut.pixels, {"data": channels, "last": last}, idle)
+
+    async def collect(ctx):
+        stalls = gaps(seed + 3, stall)
+        for _ in pixel_frames:
+            beats = []
+            for n in range(out_h * out_w):
+                payload = await stream_get(ctx, dut.results, stalls)
+                beats.append([int(v) for v in payload.data])
+                assert bool(payload.last) == (n == out_h * out_w - 1), \
+                    f"last on result {n} of {out_h * out_w}"
+            await ctx.tick()              # counters settle in the cycle after the last result
+            counters.append({name: ctx.get(getattr(dut, name)) for name in
+                             ("cycles", "input_stalls", "output_stalls", "macs", "busy",
+                              "done", "error")})
+            results.append(result_array(beats, spec))
+
+    deadline = None if max_cycles is None else max_cycles * 1e-6
+    run_simulation(dut, load, feed, collect, deadline=deadline)
+    return results, counters, dut
+
+
+def random_layer(rng, spec):
+    lo, hi = spec.input_range
+    x = rng.integers(lo, hi, endpoint=True, size=spec.input_shape)
+    w = rng.integers(*spec.weight_range, endpoint=True, size=spec.weight_shape)
+    b = rng.integers(*spec.bias_range, endpoint=True, size=spec.bias_shape)
+    return x, w, b
+
+
+def check_engine(spec, *, seed=0, stall=0.0, frames=1):
+    rng = np.random.default_rng(seed)
+    x, w, b = random_layer(rng, spec)
+    xs = [x] + [random_layer(rng, spec)[0] for _ in range(frames - 1)]
+    results, counters, _ = run_engine(spec, xs, w, b, stall=stall, seed=seed)
+    for x, y, c in zip(xs, results, counters):
+        np.testing.assert_array_equal(y, golden.conv2d(x, w, b, spec))
+        assert c["macs"] == spec.macs
+        assert c["error"] == 0 and c["done"] == 1 and c["busy"] == 0
+    return counters

@@ -1,0 +1,48 @@
+"""Shared helpers for amaranth.sim testbenches: stream drivers with random gaps and stalls."""
+
+import numpy as np
+from amaranth.sim import Simulator
+
+
+def run_simulation(dut, *testbenches, deadline=None, vcd=None):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for bench in testbenches:
+        sim.add_testbench(bench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run_until(deadline) if deadline else sim.run()
+    elif deadline:
+        sim.run_until(deadline)
+    else:
+        sim.run()
+
+
+def gaps(seed, probability):
+    """An endless pattern of booleans, true with `probability` (never, when 0)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield bool(probability and rng.random() < probability)
+
+
+async def stream_put(ctx, stream, payload, idle=None):
+    """Offer `payload` on `stream` (after idle cycles drawn from `idle`) until it is taken."""
+    if idle is not None:
+        while next(idle):
+            ctx.set(stream.valid, 0)
+            await ctx.tick()
+    ctx.set(stream.payload, payload)
+    ctx.set(stream.valid, 1)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+async def stream_get(ctx, stream, stall=None):
+    """Take one payload from `stream`, refusing it in cycles drawn true from `stall`."""
+    while True:
+        ready = not (stall is not None and next(stall))
+        ctx.set(stream.ready, ready)
+        _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
+        if ready and valid:
+            ctx.set(stream.ready, 0)
+            return payload
