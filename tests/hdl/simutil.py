@@ -4,11 +4,14 @@ import numpy as np
 from amaranth.sim import Simulator
 
 
-def run_simulation(dut, *testbenches, deadline=None, vcd=None):
+def run_simulation(dut, *testbenches, processes=(), deadline=None, vcd=None):
+    """Simulate `dut` with a 1 MHz clock until the testbenches return (or `deadline`)."""
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     for bench in testbenches:
         sim.add_testbench(bench)
+    for process in processes:
+        sim.add_process(process)
     if vcd:
         with sim.write_vcd(vcd):
             sim.run_until(deadline) if deadline else sim.run()

@@ -1,0 +1,76 @@
+# amaranth: UnusedElaboratable=no
+import numpy as np
+import pytest
+from amaranth import Shape, signed
+from amaranth.lib import data
+
+from convaccel import ConvSpec
+from convaccel.hdl.accelerator import ConvAccelerator
+from convaccel.hdl.window import WindowGen
+
+from simutil import gaps, run_simulation, stream_get, stream_put
+
+
+def expected_windows(padded, kernel, dilation, stride):
+    """Every window of a padded (channels, h, w) frame, as lists of k_h * k_w pixels."""
+    (k_h, k_w), (d_h, d_w), (s_h, s_w) = kernel, dilation, stride
+    _, h, w = padded.shape
+    keff_h, keff_w = (k_h - 1) * d_h + 1, (k_w - 1) * d_w + 1
+    windows = []
+    for y in range(0, h - keff_h + 1, s_h):
+        for x in range(0, w - keff_w + 1, s_w):
+            windows.append([padded[:, y + kh * d_h, x + kw * d_w].tolist()
+                            for kh in range(k_h) for kw in range(k_w)])
+    return windows
+
+
+@pytest.mark.parametrize("padded, kernel, dilation, stride, stall", [
+    ((5, 6), (3, 3), (1, 1), (1, 1), 0.0),
+    ((5, 6), (3, 3), (1, 1), (1, 1), 0.5),
+    ((7, 9), (3, 2), (2, 3), (2, 1), 0.3),
+    ((6, 7), (1, 1), (1, 1), (1, 3), 0.3),
+    ((4, 1), (2, 1), (1, 1), (1, 1), 0.3),     # one-column frame: read and write collide
+    ((3, 8), (3, 5), (1, 1), (1, 3), 0.2),
+])
+def test_windows(padded, kernel, dilation, stride, stall):
+    channels = 2
+    dut = WindowGen(padded=padded, kernel=kernel, dilation=dilation, stride=stride,
+                    pixel_shape=data.ArrayLayout(signed(8), channels))
+    rng = np.random.default_rng(sum(padded) + int(stall * 10))
+    frames = [rng.integers(-128, 128, (channels, *padded)) for _ in range(2)]
+    expected = [expected_windows(f, kernel, dilation, stride) for f in frames]
+    got = []
+
+    async def feed(ctx):
+        idle = gaps(1, stall)
+        for frame in frames:
+            for pixel in frame.reshape(channels, -1).T:
+                await stream_put(ctx, dut.i, [int(v) for v in pixel], idle)
+
+    async def collect(ctx):
+        stalls = gaps(2, stall)
+        for windows in expected:
+            for n in range(len(windows)):
+                payload = await stream_get(ctx, dut.o, stalls)
+                got.append([[int(v) for v in pixel] for pixel in payload.data])
+                assert payload.last == (n == len(windows) - 1)
+
+    run_simulation(dut, feed, collect)
+    assert got == expected[0] + expected[1]
+
+
+@pytest.mark.parametrize("kw", [
+    dict(kernel=3, padding=1), dict(kernel=(5, 3), dilation=(2, 1), padding=(4, 4, 1, 1)),
+    dict(kernel=1), dict(kernel=(3, 5), stride=(1, 2), padding=(1, 1, 2, 2)),
+])
+def test_line_buffer_is_one_memory_of_the_spec_size(kw):
+    spec = ConvSpec(height=9, width=9, in_channels=3, out_channels=2, input_bits=6, **kw)
+    engine = ConvAccelerator(spec).elaborate(None)
+    window = engine.submodules.window.elaborate(None)
+    if spec.kernel_eff[0] == 1:
+        assert spec.line_buffer_bits == 0
+        assert not hasattr(window.submodules, "line_buffer")
+        return
+    memory = window.submodules.line_buffer
+    assert memory.depth * Shape.cast(memory.shape).width == spec.line_buffer_bits
+    assert memory.depth == spec.padded_shape[1]
