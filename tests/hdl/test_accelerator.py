@@ -1,0 +1,128 @@
+# amaranth: UnusedElaboratable=no
+import numpy as np
+import pytest
+
+from convaccel import DEFAULT_SPEC, ConvSpec, golden
+from convaccel.beats import pixel_beats, weight_beats
+from convaccel.hdl.accelerator import ConvAccelerator
+
+from enginebench import check_engine, random_layer, run_engine
+
+GEOMETRIES = {
+    "k1": dict(height=5, width=7, in_channels=3, out_channels=5, kernel=1, rows=2, cols=2),
+    "k3_same": dict(height=6, width=6, in_channels=2, out_channels=3, kernel=3,
+                    padding="same", rows=4, cols=2),
+    "k5_valid_s1": dict(height=7, width=8, in_channels=2, out_channels=2, kernel=5,
+                        padding="valid", rows=3, cols=3),
+    "k3x5_asym": dict(height=6, width=9, in_channels=3, out_channels=4, kernel=(3, 5),
+                      padding=(0, 2, 1, 3), rows=4, cols=3),
+    "k3_s2_padval": dict(height=9, width=7, in_channels=2, out_channels=3, kernel=3,
+                         stride=2, padding=(1, 1, 0, 0), pad_value=-3, rows=2, cols=2),
+    "k3_s3": dict(height=9, width=12, in_channels=1, out_channels=2, kernel=3, stride=3,
+                  padding="valid", rows=3, cols=1),
+    "k3_dil2": dict(height=8, width=8, in_channels=2, out_channels=3, kernel=3, dilation=2,
+                    padding="same", rows=4, cols=2),
+    "k5_s2_dil2": dict(height=11, width=9, in_channels=1, out_channels=2, kernel=5, stride=2,
+                       dilation=(2, 1), padding=(2, 2, 2, 2), pad_value=7, rows=5, cols=2),
+    "fold_both": dict(height=5, width=5, in_channels=5, out_channels=7, kernel=3, padding=1,
+                      rows=4, cols=3),
+    "big_array": dict(height=6, width=5, in_channels=2, out_channels=2, kernel=3, padding=1,
+                      rows=18, cols=2),
+    "unsigned_wide": dict(height=5, width=6, in_channels=2, out_channels=2, kernel=(2, 3),
+                          input_bits=10, input_signed=False, weight_bits=12, bias_bits=16,
+                          pad_value=1023, padding=(1, 0, 1, 1), rows=3, cols=2),
+    "tiny_frame": dict(height=3, width=3, in_channels=1, out_channels=1, kernel=3,
+                       rows=1, cols=1),
+}
+
+
+@pytest.mark.parametrize("name", GEOMETRIES)
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_matches_golden(name, stall):
+    spec = ConvSpec(**GEOMETRIES[name])
+    counters = check_engine(spec, seed=len(name), stall=stall, frames=2)
+    if stall == 0.0:
+        # With the input always valid and the results always ready, the engine takes exactly
+        # the cycles its model predicts, frame after frame.
+        assert [c["cycles"] for c in counters] == [spec.cycles] * 2
+        assert all(c["input_stalls"] == 0 and c["output_stalls"] == 0 for c in counters)
+    else:
+        # The model is the fastest a frame can go; stalls are counted where they happen (a
+        # compute-bound frame may absorb them all and still take the model's cycles).
+        assert all(c["cycles"] >= spec.cycles for c in counters)
+        assert all(c["input_stalls"] + c["output_stalls"] > 0 for c in counters)
+
+
+def test_default_layer():
+    counters = check_engine(DEFAULT_SPEC, seed=11)
+    assert counters[0]["cycles"] == DEFAULT_SPEC.cycles
+
+
+def test_random_geometries():
+    from conftest import random_spec
+    rng = np.random.default_rng(2024)
+    for n in range(12):
+        spec = random_spec(rng, max_size=7, max_channels=4, max_kernel=4, max_array=4)
+        counters = check_engine(spec, seed=n, stall=0.2 if n % 2 else 0.0)
+        if n % 2 == 0:
+            assert counters[0]["cycles"] == spec.cycles, spec
+
+
+def test_extreme_values():
+    spec = ConvSpec(height=5, width=5, in_channels=3, out_channels=2, kernel=3, padding=1,
+                    pad_value=-128, rows=4, cols=2)
+    x = np.full(spec.input_shape, -128)
+    w = np.full(spec.weight_shape, -128)
+    b = np.full(spec.bias_shape, (1 << 31) - 1)
+    (y,), _, _ = run_engine(spec, [x], w, b)
+    np.testing.assert_array_equal(y, golden.conv2d(x, w, b, spec))
+    assert y.max() == spec.acc_range[1]
+
+
+SMALL = ConvSpec(height=4, width=5, in_channels=2, out_channels=3, kernel=3, padding=1,
+                 rows=2, cols=2)
+
+
+def test_short_frame_flags_error_and_next_frame_is_correct():
+    rng = np.random.default_rng(5)
+    x1, w, b = random_layer(rng, SMALL)
+    x2 = random_layer(rng, SMALL)[0]
+    short = pixel_beats(x1, SMALL)[:7]
+    short[-1] = (short[-1][0], True)
+    results, counters, _ = run_engine(SMALL, [x1, x2], w, b,
+                                      pixel_frames=[short, pixel_beats(x2, SMALL)])
+    assert counters[0]["error"] == 1
+    np.testing.assert_array_equal(results[1], golden.conv2d(x2, w, b, SMALL))
+    # the short frame was completed with padding values
+    filled = x1.copy()
+    filled.reshape(2, -1)[:, 7:] = SMALL.pad_value
+    np.testing.assert_array_equal(results[0], golden.conv2d(filled, w, b, SMALL))
+
+
+def test_long_frame_flags_error_and_next_frame_is_correct():
+    rng = np.random.default_rng(6)
+    x1, w, b = random_layer(rng, SMALL)
+    x2 = random_layer(rng, SMALL)[0]
+    long = [(c, False) for c, _ in pixel_beats(x1, SMALL)] + [([5, 5], False), ([6, 6], True)]
+    results, counters, _ = run_engine(SMALL, [x1, x2], w, b,
+                                      pixel_frames=[long, pixel_beats(x2, SMALL)])
+    assert counters[0]["error"] == 1
+    np.testing.assert_array_equal(results[0], golden.conv2d(x1, w, b, SMALL))
+    np.testing.assert_array_equal(results[1], golden.conv2d(x2, w, b, SMALL))
+
+
+def test_weight_beats_order():
+    spec = ConvSpec(height=3, width=3, in_channels=2, out_channels=3, kernel=(1, 2),
+                    rows=3, cols=2)
+    w = np.arange(12).reshape(3, 2, 1, 2) + 1
+    beats = weight_beats(w, np.array([-1, -2, -3]), spec)
+    # w[o, i, 0, kw] = 1 + 4o + 2i + kw; reduction n = kw * 2 + i orders filter o's taps
+    # (kw, i) = (0,0), (0,1), (1,0), (1,1): filter 0 is [1, 3, 2, 4], 1 is [5, 7, 6, 8], 2 is
+    # [9, 11, 10, 12]. Two folds of three lanes, two groups of two columns, beats (k, r, c).
+    values = [v for v, _ in beats]
+    assert len(values) == spec.cycles_per_pixel * 3 * 2 + 3
+    assert values[:6] == [1, 5, 3, 7, 2, 6]        # group 0, fold 0: rows 0..2 x cols 0..1
+    assert values[6:12] == [4, 8, 0, 0, 0, 0]      # group 0, fold 1: n = 3, then zero lanes
+    assert values[12:18] == [9, 0, 11, 0, 10, 0]   # group 1, fold 0: filter 2 and no filter
+    assert values[-3:] == [-1, -2, -3]
+    assert [last for _, last in beats] == [False] * (len(beats) - 1) + [True]
