@@ -2,8 +2,10 @@
 
 import argparse
 import json
+import re
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +23,16 @@ def _load_spec(config):
     if config is None:
         return DEFAULT_SPEC
     return ConvSpec.from_toml(config)
+
+
+def design_name(spec, config):
+    """The config's `name`, else its file name made into a Verilog identifier."""
+    if spec.name:
+        return spec.name
+    if config is None:
+        return "convaccel"
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(config).stem)
+    return stem if re.match(r"[A-Za-z_]", stem) else f"conv_{stem}"
 
 
 def _format_bits(bits):
@@ -71,6 +83,26 @@ def cmd_spec(args):
     return 0
 
 
+def cmd_generate(args):
+    from .generate import lint, write_design
+
+    spec = _load_spec(args.config)
+    name = design_name(spec, args.config)
+    start = time.perf_counter()
+    verilog_path, json_path = write_design(spec, args.output, name=name)
+    elapsed = time.perf_counter() - start
+    lines = verilog_path.read_text().count("\n")
+    print(f"wrote {verilog_path} ({lines} lines, top module `{name}`) and {json_path} "
+          f"in {elapsed:.1f} s")
+    if args.lint:
+        ok, messages = lint(verilog_path, name)
+        print(f"verilator --lint-only: {'clean' if ok else 'FAILED'}")
+        if not ok:
+            print(messages, file=sys.stderr)
+            return 1
+    return 0
+
+
 def cmd_demo(args):
     spec = DEFAULT_SPEC
     print("== convaccel demo: the default layer ==")
@@ -87,7 +119,11 @@ def cmd_demo(args):
     print(f"output {y.shape}, {y.dtype}, range {y.min()}..{y.max()}, "
           f"computed in {elapsed * 1e3:.1f} ms")
     print(f"output[0, 0, :8] = {y[0, 0, :8].tolist()}")
-    return 0
+    print()
+
+    print("== generate: Verilog of the engine ==")
+    status = cmd_generate(argparse.Namespace(config=None, output=args.output, lint=True))
+    return status
 
 
 def build_parser():
@@ -108,7 +144,21 @@ def build_parser():
     p = sub.add_parser("demo", help="run the main job on the default layer",
                        description="Run everything convaccel does on the default layer.")
     p.add_argument("--seed", type=int, default=1, help="random seed of the test frame")
+    p.add_argument("-o", "--output", default="build/demo", metavar="DIR",
+                   help="where to write what the demo makes (default: build/demo)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("generate", help="write the engine's Verilog",
+                       description="Write DIR/<name>.v (the engine, its ports documented at the "
+                                   "head) and DIR/<name>.json (the spec and every derived "
+                                   "figure). <name> is the config's `name`, else its file "
+                                   "name; with no CONFIG, the default layer.")
+    p.add_argument("config", metavar="CONFIG.toml", nargs="?", help="layer configuration")
+    p.add_argument("-o", "--output", default="build", metavar="DIR",
+                   help="output folder (default: build)")
+    p.add_argument("--lint", action="store_true",
+                   help="also run verilator --lint-only on the result")
+    p.set_defaults(func=cmd_generate)
     return parser
 
 

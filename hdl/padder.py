@@ -10,6 +10,16 @@ def pixel_in_layout(pixel_shape):
     return data.StructLayout({"data": pixel_shape, "last": 1})
 
 
+def _within(position, start, size, end):
+    """``start <= position < start + size``, without comparisons that are always true."""
+    cond = Const(1)
+    if start > 0:
+        cond &= position >= start
+    if start + size < end:
+        cond &= position < start + size
+    return cond
+
+
 class Padder(wiring.Component):
     """Surrounds a raster frame with padding pixels.
 
@@ -80,8 +90,8 @@ class Padder(wiring.Component):
         late = Signal()       # the frame's final input pixel lacked `last`
         discard = Signal()    # dropping the rest of an overlong input frame
 
-        interior = ((y >= top) & (y < top + self._height) &
-                    (x >= left) & (x < left + self._width))
+        interior = _within(y, top, self._height, padded_h) & _within(x, left, self._width,
+                                                                       padded_w)
         final_input = (y == top + self._height - 1) & (x == left + self._width - 1)
         frame_end = (y == padded_h - 1) & (x == padded_w - 1)
 

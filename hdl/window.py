@@ -79,6 +79,10 @@ class WindowGen(wiring.Component):
         s1_emit = Signal()
         s1_last = Signal()
 
+        # The window is full (spans the kernel) from this row / column on.
+        full_y = y >= keff_h - 1 if keff_h > 1 else Const(1)
+        full_x = x >= keff_w - 1 if keff_w > 1 else Const(1)
+
         shift = s1_valid & (~self.o.valid | self.o.ready)
         accept = self.i.valid & self.i.ready
         m.d.comb += self.i.ready.eq(~s1_valid | shift)
@@ -88,16 +92,15 @@ class WindowGen(wiring.Component):
                 s1_valid.eq(1),
                 s1_pixel.eq(self.i.payload),
                 s1_x.eq(x),
-                s1_emit.eq((y >= keff_h - 1) & (phase_y == 0) &
-                           (x >= keff_w - 1) & (phase_x == 0)),
+                s1_emit.eq(full_y & (phase_y == 0) & full_x & (phase_x == 0)),
                 s1_last.eq((y == padded_h - 1) & (x == padded_w - 1)),
             ]
             m.d.sync += x.eq(x + 1)
-            with m.If(x >= keff_w - 1):
+            with m.If(full_x):
                 m.d.sync += phase_x.eq(Mux(phase_x == s_w - 1, 0, phase_x + 1))
             with m.If(x == padded_w - 1):
                 m.d.sync += [x.eq(0), phase_x.eq(0), y.eq(y + 1)]
-                with m.If(y >= keff_h - 1):
+                with m.If(full_y):
                     m.d.sync += phase_y.eq(Mux(phase_y == s_h - 1, 0, phase_y + 1))
                 with m.If(y == padded_h - 1):
                     m.d.sync += [y.eq(0), phase_y.eq(0)]

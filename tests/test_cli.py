@@ -23,7 +23,7 @@ def test_version():
 def test_help_lists_commands():
     result = run("--help")
     assert result.returncode == 0
-    for command in ("spec", "demo"):
+    for command in ("spec", "demo", "generate"):
         assert command in result.stdout
 
 

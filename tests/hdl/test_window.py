@@ -1,7 +1,8 @@
-# amaranth: UnusedElaboratable=no
 import numpy as np
 import pytest
 from amaranth import Shape, signed
+from amaranth.hdl import Fragment
+from amaranth.hdl._mem import MemoryInstance
 from amaranth.lib import data
 
 from convaccel import ConvSpec
@@ -59,18 +60,29 @@ def test_windows(padded, kernel, dilation, stride, stall):
     assert got == expected[0] + expected[1]
 
 
+def memories(top):
+    """{path: (depth, width)} of every memory in the elaborated design."""
+    def walk(fragment, path=()):
+        for sub, name, *_ in fragment.subfragments:
+            yield path + (name,), sub
+            yield from walk(sub, path + (name,))
+    return {"/".join(path): (f._data.depth, Shape.cast(f._data.shape).width)
+            for path, f in walk(Fragment.get(top, None)) if isinstance(f, MemoryInstance)}
+
+
 @pytest.mark.parametrize("kw", [
     dict(kernel=3, padding=1), dict(kernel=(5, 3), dilation=(2, 1), padding=(4, 4, 1, 1)),
     dict(kernel=1), dict(kernel=(3, 5), stride=(1, 2), padding=(1, 1, 2, 2)),
 ])
-def test_line_buffer_is_one_memory_of_the_spec_size(kw):
-    spec = ConvSpec(height=9, width=9, in_channels=3, out_channels=2, input_bits=6, **kw)
-    engine = ConvAccelerator(spec).elaborate(None)
-    window = engine.submodules.window.elaborate(None)
-    if spec.kernel_eff[0] == 1:
-        assert spec.line_buffer_bits == 0
-        assert not hasattr(window.submodules, "line_buffer")
-        return
-    memory = window.submodules.line_buffer
-    assert memory.depth * Shape.cast(memory.shape).width == spec.line_buffer_bits
-    assert memory.depth == spec.padded_shape[1]
+def test_memories_match_the_spec(kw):
+    spec = ConvSpec(height=9, width=9, in_channels=3, out_channels=5, input_bits=6, rows=3,
+                    cols=2, **kw)
+    mems = memories(ConvAccelerator(spec))
+    line_buffer = mems.pop("window/line_buffer", (0, 0))
+    # exactly (k_eff_h - 1) padded rows of every channel, in one block RAM, no frame buffer
+    assert line_buffer[0] * line_buffer[1] == spec.line_buffer_bits
+    assert line_buffer[0] in (0, spec.padded_shape[1])
+    weights = {p: m for p, m in mems.items() if p.startswith("array/")}
+    assert len(weights) == spec.pe_count
+    assert sum(d * w for d, w in weights.values()) == spec.weight_memory_bits
+    assert mems["output/bias"][0] * mems["output/bias"][1] == spec.bias_memory_bits

@@ -1,0 +1,160 @@
+"""Verilog generation: the engine for a spec, with its ports documented at the head."""
+
+import json
+import subprocess
+from pathlib import Path
+
+from amaranth import Shape
+from amaranth.lib import data, wiring
+
+from . import __version__
+from .tools import setup_environment
+
+__all__ = ["generate", "write_design", "lint", "LINT_WAIVERS", "port_table"]
+
+#: Verilator warnings that Amaranth's Verilog (written by Yosys) raises by construction, and
+#: why each is harmless. `lint` passes exactly these to `verilator --lint-only`.
+LINT_WAIVERS = {
+    "WIDTHEXPAND": "Yosys writes operands at their natural width and lets Verilog's context "
+                   "rules extend them; Amaranth has already computed every result width.",
+    "WIDTHTRUNC": "the same, for assignments that keep the low bits of a wider expression "
+                  "(e.g. a counter's `x + 1` into `x`).",
+    "ASCRANGE": "a parameter that makes a counter unnecessary (stride 1, one fold) leaves a "
+                "zero-width wire, written `[-1:0]`; nothing reads it.",
+    "CASEINCOMPLETE": "`case` statements over a state with a default assignment before them "
+                      "need no `default:` branch.",
+}
+
+_PORT_NOTES = {
+    "clk": "clock; every register is on its rising edge",
+    "rst": "synchronous reset, active high",
+    "pixels": "input frame, one pixel (all input channels) per beat, raster order",
+    "results": "output frame, one pixel (all output channels, exact) per beat, raster order",
+    "weights": "weights then biases, one per beat, while no frame runs",
+    "busy": "a frame is in progress",
+    "done": "the last frame completed (cleared when the next starts)",
+    "error": "sticky: a frame or a load had the wrong length, or a value did not fit",
+    "error_clear": "clears `error`",
+    "cycles": "cycles of the current/last frame, start to last result",
+    "input_stalls": "cycles of the frame in which the engine waited for a pixel",
+    "output_stalls": "cycles of the frame in which a result waited for `results__ready`",
+    "macs": "multiply-accumulates of the frame that contributed to a result",
+}
+
+
+def _fields(layout, prefix=""):
+    """(name, low bit, width, signed) for every leaf field of a layout."""
+    for name, field in layout:
+        shape = field.shape
+        path = f"{prefix}{name}" if isinstance(name, str) else f"{prefix}[{name}]"
+        if isinstance(shape, data.Layout):
+            for sub in _fields(shape, path + ("." if isinstance(shape, data.StructLayout)
+                                              else "")):
+                yield (sub[0], field.offset + sub[1], sub[2], sub[3])
+        else:
+            yield path, field.offset, field.width, Shape.cast(shape).signed
+
+
+def port_table(top):
+    """Rows (name, direction, width, note) for the Verilog ports of `top`, and payload maps."""
+    rows = [("clk", "input", 1, _PORT_NOTES["clk"]), ("rst", "input", 1, _PORT_NOTES["rst"])]
+    payloads = []
+    for path, member, _ in top.signature.flatten(top):
+        name = "__".join(str(p) for p in path)
+        direction = "input" if member.flow == wiring.In else "output"
+        width = Shape.cast(member.shape).width
+        note = ""
+        if path[0] in _PORT_NOTES and (len(path) == 1 or path[-1] == "payload"):
+            note = _PORT_NOTES[path[0]]
+        if path[-1] == "valid":
+            note = "beat offered"
+        if path[-1] == "ready":
+            note = "beat taken (a transfer is a cycle with valid and ready high)"
+        rows.append((name, direction, width, note))
+        if path[-1] == "payload":
+            payloads.append((name, list(_fields(member.shape))))
+    return rows, payloads
+
+
+def _header(spec, top, name):
+    rows, payloads = port_table(top)
+    c_out, out_h, out_w = spec.output_shape
+    lines = [
+        f"convaccel {__version__}: 2-D convolution engine `{name}`",
+        "",
+        f"input  {spec.in_channels} x {spec.height} x {spec.width}, "
+        f"{'int' if spec.input_signed else 'uint'}{spec.input_bits}; "
+        f"kernel {spec.kernel[0]} x {spec.kernel[1]}, stride {spec.stride[0]} x "
+        f"{spec.stride[1]}, dilation {spec.dilation[0]} x {spec.dilation[1]}, "
+        f"padding (top, bottom, left, right) {spec.pads} with value {spec.pad_value}",
+        f"output {c_out} x {out_h} x {out_w}, int{spec.acc_bits} (exact)",
+        f"array  {spec.rows} x {spec.cols}, {spec.cycles_per_pixel} cycles per output pixel, "
+        f"{spec.cycles} cycles per frame with no stalls",
+        "",
+        "Streams are valid/ready: a beat transfers in a cycle where both are high; `valid` "
+        "never waits for `ready`.",
+        "Mark the last pixel of a frame and the last weight-load beat with `last`. Load "
+        f"{spec.cycles_per_pixel * spec.pe_count} weights in the order (fold address k, array "
+        "row r, column c)",
+        f"then {spec.out_channels} biases; convaccel.beats.weight_beats() computes it from a "
+        "(C_out, C_in, K_h, K_w) array.",
+        "",
+        "Ports:",
+    ]
+    width = max(len(r[0]) for r in rows)
+    for port, direction, bits, note in rows:
+        lines.append(f"  {direction:6} {f'[{bits - 1}:0]' if bits > 1 else '':8} "
+                     f"{port:{width}}  {note}".rstrip())
+    lines += ["", "Payload bits (two's complement fields, lowest bit first):"]
+    for port, fields in payloads:
+        lines.append(f"  {port}:")
+        shown = fields if len(fields) <= 6 else fields[:2] + [None] + fields[-2:]
+        for field in shown:
+            if field is None:
+                lines.append("    ...")
+                continue
+            fname, lo, bits, signed = field
+            lines.append(f"    [{lo + bits - 1}:{lo}] {fname}"
+                         f"{' (signed)' if signed else ''}")
+    return "".join(f"// {line}".rstrip() + "\n" for line in lines) + "\n"
+
+
+def generate(spec, *, name=None):
+    """The Verilog of the engine for ``spec``: one module ``name`` (default: the spec's name,
+    else ``convaccel``) and its submodules, with its ports documented in a comment block."""
+    from amaranth.back import verilog
+    from .hdl.accelerator import ConvAccelerator
+
+    setup_environment()
+    name = name or spec.name or "convaccel"
+    top = ConvAccelerator(spec)
+    return _header(spec, top, name) + verilog.convert(top, name=name, emit_src=False)
+
+
+def write_design(spec, out_dir, *, name=None):
+    """Write ``<name>.v`` and ``<name>.json`` (the spec and every derived figure) into
+    ``out_dir``. Returns the two paths."""
+    name = name or spec.name or "convaccel"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = out_dir / f"{name}.v"
+    json_path = out_dir / f"{name}.json"
+    verilog_path.write_text(generate(spec, name=name))
+    json_path.write_text(json.dumps({
+        "name": name,
+        "generator": f"convaccel {__version__}",
+        "parameters": spec.parameters(),
+        "figures": spec.figures(),
+    }, indent=2) + "\n")
+    return verilog_path, json_path
+
+
+def lint(verilog_path, top):
+    """Run ``verilator --lint-only`` with :data:`LINT_WAIVERS`; returns (ok, messages)."""
+    setup_environment()
+    verilog_path = Path(verilog_path)
+    args = ["verilator", "--lint-only", f"--top-module", top]
+    args += [f"-Wno-{w}" for w in LINT_WAIVERS]
+    args.append(verilog_path.name)
+    result = subprocess.run(args, cwd=verilog_path.parent, capture_output=True, text=True)
+    return result.returncode == 0, result.stdout + result.stderr
