@@ -473,6 +473,7 @@ class ConvSpec:
 
 
 #: The layer `convaccel` uses when none is given: a 3x3 "same" convolution, 4 to 8 channels,
-#: on a 16x16 int8 frame, on a 4x4 array (16 MACs per cycle, every one of them busy).
+#: on a 16x16 int8 frame, on a 4x2 array: 8 MACs per cycle, every one of them busy, one per
+#: DSP block of the smallest supported device (the iCE40 UP5K has 8 SB_MAC16).
 DEFAULT_SPEC = ConvSpec(height=16, width=16, in_channels=4, out_channels=8, kernel=3,
-                        padding="same", name="conv3x3")
+                        padding="same", rows=4, cols=2, name="conv3x3")
