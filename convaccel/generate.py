@@ -119,15 +119,16 @@ def _header(spec, top, name):
     return "".join(f"// {line}".rstrip() + "\n" for line in lines) + "\n"
 
 
-def generate(spec, *, name=None):
+def generate(spec, *, name=None, faulty_pe=None):
     """The Verilog of the engine for ``spec``: one module ``name`` (default: the spec's name,
-    else ``convaccel``) and its submodules, with its ports documented in a comment block."""
+    else ``convaccel``) and its submodules, with its ports documented in a comment block.
+    ``faulty_pe`` breaks one PE, for tests of the verification."""
     from amaranth.back import verilog
     from .hdl.accelerator import ConvAccelerator
 
     setup_environment()
     name = name or spec.name or "convaccel"
-    top = ConvAccelerator(spec)
+    top = ConvAccelerator(spec, faulty_pe=faulty_pe)
     return _header(spec, top, name) + verilog.convert(top, name=name, emit_src=False)
 
 

@@ -34,6 +34,12 @@ class ConvAccelerator(wiring.Component):
     Throughput and latency follow :attr:`ConvSpec.cycles` exactly when input is always valid
     and results always ready.
 
+    Parameters
+    ----------
+    spec : ConvSpec
+    faulty_pe : (row, col) or None
+        For tests of the verification only: that PE computes wrong products.
+
     Members
     -------
     pixels : In(stream.Signature(pixel_in_layout(...)))
@@ -53,8 +59,9 @@ class ConvAccelerator(wiring.Component):
         and multiply-accumulates that contributed to a result.
     """
 
-    def __init__(self, spec):
+    def __init__(self, spec, *, faulty_pe=None):
         self._spec = spec
+        self._faulty_pe = faulty_pe
         elem = signed(spec.input_bits) if spec.input_signed else unsigned(spec.input_bits)
         self._elem_shape = elem
         self._pixel_shape = data.ArrayLayout(elem, spec.in_channels)
@@ -104,7 +111,8 @@ class ConvAccelerator(wiring.Component):
             window_shape=window_layout(self._pixel_shape, spec.kernel))
         m.submodules.array = array = SystolicArray(
             rows=rows, cols=cols, depth=depth, elem_shape=self._elem_shape,
-            weight_shape=signed(spec.weight_bits), psum_shape=signed(spec.psum_bits))
+            weight_shape=signed(spec.weight_bits), psum_shape=signed(spec.psum_bits),
+            faulty_pe=self._faulty_pe)
         m.submodules.output = output = OutputStage(
             cols=cols, channels=spec.out_channels, row_folds=row_folds, col_folds=col_folds,
             queue_depth=self.queue_depth, psum_shape=signed(spec.psum_bits),

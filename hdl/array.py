@@ -124,6 +124,8 @@ class ProcessingElement(wiring.Component):
     depth : int
         Folds (weight words).
     elem_shape, weight_shape, psum_shape : shape-castable
+    fault : bool
+        For tests of the verification only: flip the product's lowest bit.
 
     Members
     -------
@@ -135,9 +137,10 @@ class ProcessingElement(wiring.Component):
 
     latency = 4
 
-    def __init__(self, *, depth, elem_shape, weight_shape, psum_shape):
+    def __init__(self, *, depth, elem_shape, weight_shape, psum_shape, fault=False):
         self._depth = depth
         self._weight_shape = weight_shape
+        self._fault = fault
         super().__init__({
             "x_in": In(elem_shape),
             "k_in": In(range(depth)),
@@ -168,7 +171,9 @@ class ProcessingElement(wiring.Component):
             self.k_out.eq(self.k_in),
             x_dsp.eq(self.x_out),
             w_dsp.eq(rd.data),
-            product.eq(x_dsp * w_dsp),
+            # A test-only fault (the verification must catch it): the product's lowest bit
+            # flipped.
+            product.eq(x_dsp * w_dsp ^ int(self._fault)),
             self.psum_out.eq(self.psum_in + product),
         ]
         return m
@@ -187,6 +192,8 @@ class SystolicArray(wiring.Component):
     ----------
     rows, cols, depth : int
     elem_shape, weight_shape, psum_shape : shape-castable
+    faulty_pe : (row, col) or None
+        For tests of the verification only: this PE computes wrong products.
 
     Members
     -------
@@ -198,7 +205,9 @@ class SystolicArray(wiring.Component):
         One enable per PE, row-major.
     """
 
-    def __init__(self, *, rows, cols, depth, elem_shape, weight_shape, psum_shape):
+    def __init__(self, *, rows, cols, depth, elem_shape, weight_shape, psum_shape,
+                 faulty_pe=None):
+        self._faulty_pe = faulty_pe
         self._rows = rows
         self._cols = cols
         self._depth = depth
@@ -228,8 +237,9 @@ class SystolicArray(wiring.Component):
                 value = reg
             return value
 
-        pes = [[ProcessingElement(depth=self._depth, **self._shapes) for _ in range(cols)]
-               for _ in range(rows)]
+        pes = [[ProcessingElement(depth=self._depth, fault=(r, c) == self._faulty_pe,
+                                  **self._shapes) for c in range(cols)]
+               for r in range(rows)]
         for r in range(rows):
             for c in range(cols):
                 pe = pes[r][c]

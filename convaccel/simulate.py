@@ -1,0 +1,175 @@
+"""Cycle-by-cycle verification of the generated Verilog against the golden model."""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, golden
+from .generate import generate
+
+__all__ = ["SimResult", "simulate", "run_engine_bench", "fst_supported"]
+
+
+def fst_supported():
+    """Whether Verilator can write FST here: its FST writer compiles against lz4."""
+    return any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include"))
+
+
+def _wave_format(waves, simulator):
+    if waves is None:
+        return None
+    suffix = Path(waves).suffix.lower()
+    if suffix not in (".fst", ".vcd"):
+        raise ValueError(f"waves must name an .fst or .vcd file, not {str(waves)!r}")
+    if suffix == ".fst" and simulator == "verilator" and not fst_supported():
+        raise ValueError("Verilator writes FST only with lz4's header installed (Debian: "
+                         "apt-get install liblz4-dev); or ask for a .vcd file")
+    return suffix[1:]
+
+
+@dataclasses.dataclass
+class SimResult:
+    """What the hardware did with a frame.
+
+    ``output`` is the hardware's result, ``(out_channels, out_height, out_width)`` (or one such
+    array per frame when several were sent); ``matches`` is true when the testbench saw every
+    beat equal the golden model's, the counters agree with what it observed, and (with no
+    stalls) the cycles equal the model.
+    """
+    output: np.ndarray
+    cycles: int
+    predicted_cycles: int
+    utilization: float
+    matches: bool
+    counters: list
+    seed: int
+    simulator: str
+    message: str = ""
+    waves: Path | None = None
+    log: Path | None = None
+
+
+def _failure_message(results_xml):
+    try:
+        root = ElementTree.parse(results_xml).getroot()
+    except (OSError, ElementTree.ParseError):
+        return "the simulation produced no results (see the log)"
+    for failure in root.iter("failure"):
+        text = failure.get("message") or failure.text or "failed"
+        return text.strip().splitlines()[-1] if text.strip() else "failed"
+    return ""
+
+
+def run_engine_bench(spec, verilog_text, frames, w, b, *, simulator=None, stall=0.0, seed=None,
+                     waves=None, progress=None):
+    """Run the cocotb engine testbench (:mod:`convaccel.sim.tb_engine`) on ``verilog_text``.
+
+    The simulator build is cached per Verilog text, simulator and waves setting under
+    :func:`convaccel.sim.runner.cache_dir`, so a second run of the same design is fast.
+    ``progress(done, total)`` is called now and then with the result beats checked so far.
+    """
+    from .sim.runner import build_key, cache_dir, default_simulator, run_cocotb
+
+    simulator = simulator or default_simulator()
+    if not 0.0 <= stall < 1.0:
+        raise ValueError(f"stall must be a probability from 0 up to (not including) 1, "
+                         f"not {stall!r}")
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    name = spec.name or "convaccel"
+    wave_format = _wave_format(waves, simulator)
+    key = build_key(verilog_text, simulator, str(wave_format), __version__)
+    build_dir = cache_dir() / "sim" / f"{name}-{simulator}-{key}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = build_dir / f"{name}.v"
+    if not verilog_path.exists() or verilog_path.read_text() != verilog_text:
+        verilog_path.write_text(verilog_text)
+
+    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=build_dir))
+    (job_dir / "job.json").write_text(json.dumps({
+        "spec": spec.parameters(), "stall": stall, "seed": seed}))
+    arrays = {"x": np.stack([np.asarray(f, dtype=np.int64) for f in frames]),
+              "w": np.asarray(w, dtype=np.int64)}
+    if b is not None:
+        arrays["b"] = np.asarray(b, dtype=np.int64)
+    np.savez(job_dir / "data.npz", **arrays)
+
+    stop = threading.Event()
+
+    def poll():
+        while not stop.wait(0.5):
+            try:
+                done, total = map(int, (job_dir / "progress").read_text().split())
+            except (OSError, ValueError):
+                continue
+            progress(done, total)
+
+    poller = None
+    if progress is not None:
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+    try:
+        run = run_cocotb(verilog_path, name, "convaccel.sim.tb_engine", build_dir=build_dir,
+                         simulator=simulator, seed=seed, waves=wave_format, test_dir=job_dir,
+                         extra_env={"CONVACCEL_TB_JOB": str(job_dir)})
+    finally:
+        stop.set()
+        if poller is not None:
+            poller.join()
+
+    report = {"frames": []}
+    if (job_dir / "report.json").exists():
+        report = json.loads((job_dir / "report.json").read_text())
+    outputs = None
+    if (job_dir / "out.npz").exists():
+        outputs = np.load(job_dir / "out.npz")["y"]
+    wave_path = None
+    if waves and run.waves is not None:
+        wave_path = Path(waves)
+        shutil.copyfile(run.waves, wave_path)
+    return run, report, outputs, seed, wave_path, job_dir
+
+
+def simulate(spec, x, w, b=None, *, simulator=None, stall=0.0, seed=None, waves=None,
+             progress=None):
+    """Run ``x`` through the generated Verilog of ``spec``'s engine on a Verilog simulator.
+
+    ``x`` is one frame ``(in_channels, height, width)`` or several ``(n, in_channels, height,
+    width)``, sent back to back. ``stall`` is the probability of an input gap and of output
+    back-pressure on each cycle. ``simulator`` is ``"verilator"`` (the default, or ``$SIM``)
+    or ``"icarus"``. ``waves`` is a path to write an FST waveform to.
+    """
+    x = np.asarray(x)
+    frames = list(x) if x.ndim == 4 else [x]
+    expected = [golden.conv2d(f, w, b, spec) for f in frames]   # also validates the arrays
+    run, report, outputs, seed, wave_path, job_dir = run_engine_bench(
+        spec, generate(spec), frames, w, b, simulator=simulator, stall=stall, seed=seed,
+        waves=waves, progress=progress)
+    counters = report["frames"]
+    complete = outputs is not None and len(outputs) == len(frames)
+    matches = (run.passed and complete and
+               all(np.array_equal(o, e) for o, e in zip(outputs, expected)))
+    if not complete:
+        outputs = np.zeros((len(frames), *spec.output_shape), dtype=np.int64)
+    cycles = counters[0]["cycles"] if counters else 0
+    return SimResult(
+        output=outputs if x.ndim == 4 else outputs[0],
+        cycles=cycles,
+        predicted_cycles=spec.cycles,
+        utilization=spec.macs / (spec.pe_count * cycles) if cycles else 0.0,
+        matches=matches,
+        counters=counters,
+        seed=seed,
+        simulator=simulator or os.environ.get("SIM", "verilator"),
+        message="" if matches else _failure_message(run.results_xml),
+        waves=wave_path,
+        log=job_dir / "sim.log",
+    )

