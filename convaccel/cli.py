@@ -103,15 +103,107 @@ def cmd_generate(args):
     return 0
 
 
+def _load_array(path, what):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {what} from {path}: {e}") from None
+
+
+def random_layer(spec, rng):
+    """Random input, weights and bias over the spec's full ranges (the bias within +-2^16,
+    so that it does not drown the products in the printed figures)."""
+    x = rng.integers(*spec.input_range, endpoint=True, size=spec.input_shape)
+    w = rng.integers(*spec.weight_range, endpoint=True, size=spec.weight_shape)
+    lo, hi = spec.bias_range
+    b = rng.integers(max(lo, -(1 << 16)), min(hi, 1 << 16), endpoint=True,
+                     size=spec.bias_shape)
+    return x, w, b
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, shown only on a terminal."""
+
+    def __init__(self, label, stream=sys.stderr):
+        self.label = label
+        self.stream = stream
+        self.shown = False
+
+    def __call__(self, done, total):
+        if not self.stream.isatty() or not total:
+            return
+        width = 30
+        filled = width * done // total
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                          f"{done}/{total} result pixels")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self):
+        if self.shown:
+            self.stream.write("\n")
+
+
+def cmd_simulate(args):
+    from .sim.runner import SimulatorMissing
+    from .simulate import simulate
+
+    spec = _load_spec(args.config)
+    if args.stall is not None and not 0 <= args.stall < 1:
+        raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
+                         f"not {args.stall}")
+    seed = args.seed if args.seed is not None else int(time.time()) % 100000
+    x, w, b = random_layer(spec, np.random.default_rng(seed))
+    if args.input:
+        x = _load_array(args.input, "the input")
+    if args.weights:
+        w = _load_array(args.weights, "the weights")
+    if args.bias:
+        b = _load_array(args.bias, "the bias")
+    simulator = args.simulator
+    print(f"simulating {design_name(spec, args.config)} on {simulator or 'verilator'}: "
+          f"{' x '.join(map(str, spec.input_shape))} in, "
+          f"{' x '.join(map(str, spec.output_shape))} out, seed {seed}"
+          f"{f', stall {args.stall}' if args.stall else ''}")
+    bar = ProgressBar("  checking")
+    start = time.perf_counter()
+    try:
+        result = simulate(spec, x, w, b, simulator=simulator, stall=args.stall or 0.0,
+                          seed=seed, waves=args.waves, progress=bar)
+    except SimulatorMissing as e:
+        raise UsageError(str(e)) from None
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    c = result.counters[0] if result.counters else {}
+    print(f"  cycles          {result.cycles} (model: {result.predicted_cycles} with no stalls)")
+    if c:
+        print(f"  stalls          {c['input_stalls']} waiting for input, "
+              f"{c['output_stalls']} waiting for output")
+        print(f"  MACs            {c['macs']} on {spec.pe_count} PEs: utilization "
+              f"{result.utilization:.1%}")
+    if result.waves:
+        print(f"  waves           {result.waves}")
+    if args.output and result.matches:
+        np.save(args.output, result.output)
+        print(f"  output          {args.output}")
+    if result.matches:
+        print(f"PASS: every one of {np.prod(spec.output_shape[1:])} output pixels matches the "
+              f"golden model bit for bit ({elapsed:.1f} s)")
+        return 0
+    print(f"FAIL: {result.message or 'the hardware did not match the golden model'}")
+    print(f"  log: {result.log}")
+    return 1
+
+
 def cmd_demo(args):
     spec = DEFAULT_SPEC
     print("== convaccel demo: the default layer ==")
     print(format_spec(spec))
     print()
-    rng = np.random.default_rng(args.seed)
-    x = rng.integers(*spec.input_range, endpoint=True, size=spec.input_shape)
-    w = rng.integers(*spec.weight_range, endpoint=True, size=spec.weight_shape)
-    b = rng.integers(-(1 << 16), 1 << 16, size=spec.bias_shape)
+    x, w, b = random_layer(spec, np.random.default_rng(args.seed))
     start = time.perf_counter()
     y = golden.conv2d(x, w, b, spec)
     elapsed = time.perf_counter() - start
@@ -123,7 +215,14 @@ def cmd_demo(args):
 
     print("== generate: Verilog of the engine ==")
     status = cmd_generate(argparse.Namespace(config=None, output=args.output, lint=True))
-    return status
+    if status:
+        return status
+    print()
+
+    print("== simulate: the Verilog under cocotb, every beat checked ==")
+    return cmd_simulate(argparse.Namespace(
+        config=None, input=None, weights=None, bias=None, output=None, simulator=None,
+        seed=args.seed, stall=None, waves=None))
 
 
 def build_parser():
@@ -147,6 +246,25 @@ def build_parser():
     p.add_argument("-o", "--output", default="build/demo", metavar="DIR",
                    help="where to write what the demo makes (default: build/demo)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="check the generated Verilog cycle by cycle",
+                       description="Run a frame through the engine's Verilog on a Verilog "
+                                   "simulator under cocotb and check every output beat against "
+                                   "the golden model as it appears. Random data where no "
+                                   "array is given. Exit status 0 only when the hardware "
+                                   "matched.")
+    p.add_argument("config", metavar="CONFIG.toml", nargs="?", help="layer configuration")
+    p.add_argument("--input", metavar="x.npy", help="input frame (C_in, H, W)")
+    p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
+    p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
+    p.add_argument("--output", metavar="y.npy", help="write the hardware's output here")
+    p.add_argument("--simulator", choices=("verilator", "icarus"),
+                   help="default: verilator (or $SIM)")
+    p.add_argument("--seed", type=int, help="seed of the random data and stall pattern")
+    p.add_argument("--stall", type=float, metavar="P",
+                   help="probability of an input gap and of output back-pressure per cycle")
+    p.add_argument("--waves", metavar="FILE", help="write a waveform (.fst or .vcd)")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("generate", help="write the engine's Verilog",
                        description="Write DIR/<name>.v (the engine, its ports documented at the "

@@ -65,3 +65,51 @@ def test_spec_bad_config_wrong(tmp_path, text, message):
 def test_spec_missing_file_wrong(tmp_path):
     result = run("spec", str(tmp_path / "none.toml"))
     assert result.returncode == 2 and "cannot read the file" in result.stderr
+
+
+def test_simulate_default_random_data():
+    result = run("simulate", "--seed", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"cycles          {DEFAULT_SPEC.cycles} (model: {DEFAULT_SPEC.cycles}" in result.stdout
+    assert "PASS: every one of 256 output pixels matches" in result.stdout
+
+
+def test_simulate_arrays_in_and_out(tmp_path):
+    import numpy as np
+    from convaccel import ConvSpec, golden
+    config = tmp_path / "small.toml"
+    config.write_text('[layer]\nheight = 4\nwidth = 4\nin_channels = 1\nout_channels = 2\n'
+                      'kernel = 3\npadding = 1\n[array]\nrows = 3\ncols = 2\n')
+    spec = ConvSpec.from_toml(config)
+    rng = np.random.default_rng(1)
+    x = rng.integers(-128, 128, spec.input_shape)
+    w = rng.integers(-128, 128, spec.weight_shape)
+    b = rng.integers(-99, 99, spec.bias_shape)
+    for name, array in (("x", x), ("w", w), ("b", b)):
+        np.save(tmp_path / f"{name}.npy", array)
+    result = run("simulate", str(config), "--input", str(tmp_path / "x.npy"), "--weights",
+                 str(tmp_path / "w.npy"), "--bias", str(tmp_path / "b.npy"), "--output",
+                 str(tmp_path / "y.npy"), "--stall", "0.2", "--seed", "8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), golden.conv2d(x, w, b, spec))
+
+
+def test_simulate_bad_array_wrong(tmp_path):
+    import numpy as np
+    np.save(tmp_path / "x.npy", np.zeros((4, 16, 15), dtype=np.int8))
+    result = run("simulate", "--input", str(tmp_path / "x.npy"))
+    assert result.returncode == 2
+    assert result.stderr == ("convaccel: error: x must have the shape (4, 16, 16) "
+                             "(in_channels, height, width), not (4, 16, 15)\n")
+
+
+def test_simulate_missing_simulator_wrong(tmp_path):
+    import os
+    import shutil
+    env = dict(os.environ, SIM="icarus", PATH=str(tmp_path))
+    if shutil.which("iverilog", path=env["PATH"]):
+        pytest.skip("iverilog is on the reduced PATH")
+    result = subprocess.run([sys.executable, "-m", "convaccel.cli", "simulate"], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Icarus Verilog is not installed (Debian: apt-get install iverilog)" in result.stderr
