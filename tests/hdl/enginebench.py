@@ -10,11 +10,13 @@ from simutil import gaps, run_simulation, stream_get, stream_put
 
 
 def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=None,
-               max_cycles=None):
+               loads=None, max_cycles=None):
     """Load `w`, `b`, then run `frames` (input arrays) back to back. Returns the result
     arrays, the counters read after each frame, and the dut.
 
-    `pixel_frames` overrides the beats sent for each frame (to send malformed frames)."""
+    `pixel_frames` overrides the beats sent for each frame (to send malformed frames);
+    `loads` is a list of weight-load beat lists sent one after the other instead of the one
+    load of `w` and `b`."""
     dut = dut or ConvAccelerator(spec)
     if pixel_frames is None:
         pixel_frames = [pixel_beats(x, spec) for x in frames]
@@ -24,9 +26,10 @@ def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=
 
     async def load(ctx):
         idle = gaps(seed + 1, stall)
-        for value, last in weight_beats(w, b, spec):
-            await stream_put(ctx, dut.weights, {"data": value, "last": last}, idle)
-        loaded.append(True)
+        for beats in loads or [weight_beats(w, b, spec)]:
+            for value, last in beats:
+                await stream_put(ctx, dut.weights, {"data": value, "last": last}, idle)
+        loaded.append(ctx.get(dut.error))
 
     async def feed(ctx):
         while not loaded:
@@ -54,7 +57,7 @@ def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=
 
     deadline = None if max_cycles is None else max_cycles * 1e-6
     run_simulation(dut, load, feed, collect, deadline=deadline)
-    return results, counters, dut
+    return results, counters, loaded[0] if loaded else None
 
 
 def random_layer(rng, spec):

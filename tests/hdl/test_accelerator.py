@@ -126,3 +126,29 @@ def test_weight_beats_order():
     assert values[12:18] == [9, 0, 11, 0, 10, 0]   # group 1, fold 0: filter 2 and no filter
     assert values[-3:] == [-1, -2, -3]
     assert [last for _, last in beats] == [False] * (len(beats) - 1) + [True]
+
+
+@pytest.mark.parametrize("fault", ["short", "long", "weight_too_wide", "bias_too_wide"])
+def test_bad_load_flags_error_and_next_load_is_used(fault):
+    # Beats are max(weight_bits, bias_bits) wide: a value too wide for the narrower of the two
+    # can be sent, and must be refused.
+    widths = dict(weight_bits=12, bias_bits=8) if fault == "bias_too_wide" else \
+        dict(weight_bits=8, bias_bits=16)
+    spec = ConvSpec(height=4, width=4, in_channels=2, out_channels=3, kernel=3, padding=1,
+                    rows=2, cols=2, **widths)
+    rng = np.random.default_rng(9)
+    x, w, b = random_layer(rng, spec)
+    good = weight_beats(w, b, spec)
+    bad = [(v, last) for v, last in weight_beats(np.zeros_like(w), None, spec)]
+    if fault == "short":
+        bad = bad[:10] + [(bad[10][0], True)]
+    elif fault == "long":
+        bad = [(v, False) for v, _ in bad] + [(3, False), (4, True)]
+    elif fault == "weight_too_wide":
+        bad[5] = (200, False)                 # does not fit 8-bit weights
+    else:
+        bad[-1] = (300, True)                 # does not fit an 8-bit bias
+    # After a bad load (flagged), a good one is loaded and used.
+    results, counters, error_after_loads = run_engine(spec, [x], w, b, loads=[bad, good])
+    assert error_after_loads == 1
+    np.testing.assert_array_equal(results[0], golden.conv2d(x, w, b, spec))
