@@ -39,7 +39,7 @@ GEOMETRIES = {
                       rows=18, cols=2),
     "unsigned": dict(height=5, width=4, in_channels=2, out_channels=2, kernel=(2, 3),
                      input_signed=False, pad_value=200, padding=(1, 0, 1, 1), rows=3, cols=2),
-    "stride_2x1_dil": dict(height=9, width=6, in_channels=1, out_channels=3, kernel=(3, 2),
+    "stride_2x1_dil": dict(height=10, width=6, in_channels=1, out_channels=3, kernel=(3, 2),
                            stride=(2, 1), dilation=(1, 2), padding=(1, 0, 1, 1), rows=2, cols=2),
     "tiny_frame": dict(height=3, width=4, in_channels=2, out_channels=1, kernel=3,
                        rows=2, cols=1),
