@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..tools import setup_environment, tool_path
 from .fit import check_fit
+from .pll import pll_params
 from .report import read_nextpnr_report, read_yosys_stat, summarize
 from .selftest import selftest_data
 from .top import BoardTop
@@ -125,9 +126,11 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, log=print):
     _check_freq(freq_mhz)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TypeError(f"--seed must be an integer, like 1, not {seed!r}")
+    # Both checks come before anything is elaborated: a request that cannot work fails at once.
+    pll_params(board.family, board.clock_mhz, freq_mhz)
+    fit = check_fit(spec, board)
     x, w, b = selftest_data(spec)
     top = BoardTop(board, spec, x, w, b, f_mhz=freq_mhz)
-    fit = check_fit(spec, board, top.selftest.rom_shapes)
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

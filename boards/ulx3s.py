@@ -17,7 +17,7 @@ ULX3S_85F = register(Board(
     resources={"lut": 83640, "ff": 83640, "dsp": 156, "bram": 208},
     bram_bits=18432,
     clock_mhz=25,
-    default_mhz=100,
+    default_mhz=80,
     leds={"pass": ("led", 0), "fail": ("led", 1), "busy": ("led", 2), "done": ("led", 3),
           "error": ("led", 4), "heartbeat": ("led", 7)},
     programmer=("-b", "ulx3s", "-m"),
