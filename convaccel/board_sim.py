@@ -1,0 +1,77 @@
+"""The host link rehearsed without a board: the board's serial engine under cocotb."""
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, golden
+from .tools import setup_environment
+
+__all__ = ["LinkRun", "run_simulated", "SIM_DIVISOR"]
+
+#: Clock cycles per UART bit in simulation. The protocol and the gateware are the same at any
+#: divisor; a small one keeps the simulation short (a byte is 10 bit times either way).
+SIM_DIVISOR = 8
+
+
+@dataclasses.dataclass
+class LinkRun:
+    outputs: np.ndarray | None
+    report: dict
+    passed: bool
+    message: str
+    log: Path
+
+    def throughput(self, baud):
+        """Bytes per second that the exchange would move at ``baud``: the bytes it moved over
+        the bit times it took, on the simulated line."""
+        link = self.report.get("link")
+        if not link or not link["bit_times"]:
+            return 0.0
+        return link["bytes"] / link["bit_times"] * baud
+
+
+def serial_verilog(spec, divisor=SIM_DIVISOR, name="serial_top"):
+    from amaranth.back import verilog
+    from .hdl.link import SerialAccelerator
+
+    setup_environment()
+    return verilog.convert(SerialAccelerator(spec, divisor=divisor), name=name, emit_src=False)
+
+
+def run_simulated(spec, frames, w, b, *, scenario="run", simulator=None, seed=None):
+    """Load ``w``, ``b`` and run ``frames`` through the serial engine, the real host driver
+    talking to its simulated UART pins. ``scenario="faults"`` first sends every kind of bad
+    packet and records the device's answers."""
+    from .simulate import _failure_message
+    from .sim.runner import build_key, cache_dir, run_cocotb
+
+    for x in frames:
+        golden.conv2d(x, w, b, spec)                 # validates the arrays
+    text = serial_verilog(spec)
+    simulator = simulator or os.environ.get("SIM", "verilator")
+    build_dir = cache_dir() / "board" / f"serial-{simulator}-{build_key(text, __version__)}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = build_dir / "serial_top.v"
+    if not verilog_path.exists() or verilog_path.read_text() != text:
+        verilog_path.write_text(text)
+    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=build_dir))
+    (job_dir / "job.json").write_text(json.dumps({
+        "spec": spec.parameters(), "divisor": SIM_DIVISOR, "scenario": scenario}))
+    arrays = {"x": np.stack(frames), "w": np.asarray(w)}
+    if b is not None:
+        arrays["b"] = np.asarray(b)
+    np.savez(job_dir / "data.npz", **arrays)
+    run = run_cocotb(verilog_path, "serial_top", "convaccel.sim.tb_board", build_dir=build_dir,
+                     simulator=simulator, seed=seed, test_dir=job_dir,
+                     extra_env={"CONVACCEL_TB_JOB": str(job_dir)})
+    report = {}
+    if (job_dir / "report.json").exists():
+        report = json.loads((job_dir / "report.json").read_text())
+    outputs = np.load(job_dir / "out.npz")["y"] if (job_dir / "out.npz").exists() else None
+    return LinkRun(outputs, report, run.passed,
+                   "" if run.passed else _failure_message(run.results_xml), job_dir / "sim.log")

@@ -1,0 +1,154 @@
+"""The host driver: talks to an accelerator over its serial link.
+
+The same code drives a real board (through pyserial) and the simulated board (through a
+transport that moves bytes in and out of the simulated UART pins).
+"""
+
+import time
+
+import numpy as np
+
+from .beats import pixel_beats, result_array, weight_beats
+from .protocol import (RESPONSE_START, Command, LinkFormat, Status, crc16, encode_request)
+
+__all__ = ["Device", "DeviceError", "DeviceTimeout"]
+
+
+class DeviceError(RuntimeError):
+    """The device refused a request (``status`` holds its code) or answered nonsense."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class DeviceTimeout(DeviceError):
+    """The device did not answer in time."""
+
+
+#: Refusals that say the packet was damaged on the way: sending it again may succeed.
+RETRYABLE = (Status.BAD_CRC, Status.TIMEOUT)
+
+
+class Device:
+    """An accelerator for ``spec`` on the other end of ``port``.
+
+    ``port`` is a serial port name (opened with pyserial at ``baudrate``) or any object with
+    pyserial's ``write(bytes)`` and ``read(n)`` (which returns fewer bytes on a timeout).
+    Requests refused as damaged (BAD_CRC, TIMEOUT) are sent again, up to ``retries`` times;
+    other refusals raise :class:`DeviceError`; no answer within ``timeout`` seconds raises
+    :class:`DeviceTimeout`.
+    """
+
+    def __init__(self, port, spec, *, baudrate=115200, timeout=2.0, retries=3,
+                 max_payload=1024):
+        if isinstance(port, str):
+            import serial
+            try:
+                port = serial.Serial(port, baudrate, timeout=timeout)
+            except serial.SerialException as e:
+                raise DeviceError(f"cannot open {port}: {e}") from None
+        self.port = port
+        self.spec = spec
+        self.format = LinkFormat(spec, max_payload)
+        self.retries = retries
+        self.timeout = timeout
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.resent = 0
+
+    # -- packets ---------------------------------------------------------------------------------
+
+    def _read_exact(self, n):
+        data = self.port.read(n)
+        self.bytes_received += len(data)
+        if len(data) < n:
+            raise DeviceTimeout(f"the device did not answer within {self.timeout} s")
+        return data
+
+    def read_response(self):
+        """The next response: (command, status, payload). Bytes before its start are skipped."""
+        while self._read_exact(1)[0] != RESPONSE_START:
+            pass
+        header = self._read_exact(4)
+        length = int.from_bytes(header[2:4], "big")
+        payload = self._read_exact(length)
+        crc = int.from_bytes(self._read_exact(2), "big")
+        if crc != crc16(header + payload):
+            raise DeviceError("a response arrived damaged (CRC mismatch)")
+        return header[0], Status(header[1]), payload
+
+    def send_raw(self, data):
+        self.port.write(bytes(data))
+        self.bytes_sent += len(data)
+
+    def request(self, command, payload=b"", *, accept=(Status.OK,)):
+        """Send a request and return (status, payload) of its answer.
+
+        Damaged requests are resent; a status outside ``accept`` raises :class:`DeviceError`.
+        """
+        packet = encode_request(command, payload)
+        for attempt in range(self.retries + 1):
+            self.send_raw(packet)
+            while True:
+                answered, status, data = self.read_response()
+                if answered == command or status in RETRYABLE:
+                    break                # (a stale answer to something else is skipped)
+            if status not in RETRYABLE:
+                break
+            self.resent += 1
+        if status not in accept:
+            raise DeviceError(f"{Command(command).name} refused: {status.name}", status)
+        return status, data
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def reset(self):
+        """Reset the engine and the link; the weights must be loaded again."""
+        self.request(Command.RESET)
+
+    def status(self):
+        """Flags, counts and the performance counters of the current or last frame."""
+        _, data = self.request(Command.STATUS)
+        fields = LinkFormat.status(data)
+        flags = fields.pop("flags")
+        fields.update(busy=bool(flags & 1), done=bool(flags & 2), error=bool(flags & 4),
+                      loaded=bool(flags & 8), pending=bool(flags & 16))
+        return fields
+
+    def load(self, w, b=None):
+        """Load weights ``(C_out, C_in, K_h, K_w)`` and bias ``(C_out,)``."""
+        for payload in self.format.weight_payloads(weight_beats(w, b, self.spec)):
+            self._send_chunk(Command.LOAD, payload)
+
+    def _send_chunk(self, command, payload, results=None, wanted=0):
+        while True:
+            status, _ = self.request(command, payload, accept=(Status.OK, Status.BUSY))
+            if status == Status.OK:
+                return
+            # BUSY: the previous chunk waits for the engine, which waits for us to read.
+            if results is not None:
+                results += self._read(wanted - len(results))
+
+    def _read(self, wanted):
+        if wanted <= 0:
+            return []
+        count = min(wanted, self.format.max_read())
+        _, data = self.request(Command.READ, count.to_bytes(2, "big"))
+        return self.format.results(data)
+
+    def run(self, x):
+        """Send the frame ``x`` ``(C_in, H, W)`` and return the result ``(C_out, H_out, W_out)``."""
+        out_h, out_w = self.spec.output_size
+        wanted = out_h * out_w
+        results = []
+        for payload in self.format.frame_payloads(pixel_beats(x, self.spec)):
+            self._send_chunk(Command.FRAME, payload, results, wanted)
+            results += self._read(wanted - len(results))
+        deadline = time.monotonic() + max(self.timeout, 1.0) * 10
+        while len(results) < wanted:
+            got = self._read(wanted - len(results))
+            if not got and time.monotonic() > deadline:
+                raise DeviceTimeout(f"only {len(results)} of {wanted} result pixels arrived")
+            results += got
+        return result_array(results, self.spec)

@@ -1,0 +1,126 @@
+"""The host link's framed protocol: constants, framing, CRC, and the payload formats.
+
+One definition for the gateware (``convaccel.hdl.link``), the host driver
+(:class:`convaccel.device.Device`) and the documentation (``docs/protocol.md``).
+
+A request is ``A5 | command | length (2 bytes) | payload | CRC-16 (2 bytes)``; a response is
+``5A | command | status | length (2 bytes) | payload | CRC-16 (2 bytes)``. Every multi-byte
+field, and every number in a payload, is big-endian. The CRC is CRC-16/IBM-3740 (also called
+CCITT-FALSE: polynomial 0x1021, initial value 0xFFFF) over everything after the start byte.
+"""
+
+import enum
+import math
+
+from amaranth.lib.crc import catalog
+
+__all__ = ["REQUEST_START", "RESPONSE_START", "Command", "Status", "CRC", "crc16",
+           "LinkFormat", "encode_request", "STATUS_LAYOUT"]
+
+REQUEST_START = 0xA5
+RESPONSE_START = 0x5A
+
+#: The CRC, in software (the same parameters build the gateware's CRC processor).
+CRC = catalog.CRC16_IBM_3740(data_width=8)
+
+
+def crc16(data):
+    return CRC.compute(bytes(data))
+
+
+class Command(enum.IntEnum):
+    LOAD = 0x01      # weight-load beats (a load may span several packets)
+    FRAME = 0x02     # input pixels (a frame may span several packets)
+    READ = 0x03      # payload: the most result pixels wanted (2 bytes); returns what is ready
+    STATUS = 0x04    # returns flags, counts and the performance counters
+    RESET = 0x05     # resets the engine and the link: weights, frame and results are dropped
+
+
+class Status(enum.IntEnum):
+    OK = 0x00
+    BAD_CRC = 0x01          # the packet's CRC did not match: nothing was done
+    BAD_LENGTH = 0x02       # too long, not whole beats/pixels, or more than the load/frame needs
+    UNKNOWN_COMMAND = 0x03
+    BAD_STATE = 0x04        # e.g. a frame before the weights, or a load during a frame
+    BUSY = 0x05             # the previous chunk is still entering the engine: read, then retry
+    TIMEOUT = 0x06          # the packet stopped arriving (truncated): it was dropped
+
+
+#: The STATUS response payload: (field, bytes), in order.
+STATUS_LAYOUT = (
+    ("flags", 1),           # bit 0 busy, 1 done, 2 error, 3 weights loaded, 4 chunk pending
+    ("results_ready", 2),   # result pixels waiting to be read
+    ("beats_loaded", 2),    # weight-load beats received of the load in progress
+    ("pixels_sent", 4),     # pixels received of the frame in progress
+    ("cycles", 4),          # the engine's counters for the current or last frame
+    ("input_stalls", 4),
+    ("output_stalls", 4),
+    ("macs", 8),
+)
+
+FLAG_BUSY, FLAG_DONE, FLAG_ERROR, FLAG_LOADED, FLAG_PENDING = (1 << n for n in range(5))
+
+
+def encode_request(command, payload=b""):
+    body = bytes([int(command)]) + len(payload).to_bytes(2, "big") + bytes(payload)
+    return bytes([REQUEST_START]) + body + crc16(body).to_bytes(2, "big")
+
+
+def encode_response(command, status, payload=b""):
+    body = bytes([int(command), int(status)]) + len(payload).to_bytes(2, "big") + bytes(payload)
+    return bytes([RESPONSE_START]) + body + crc16(body).to_bytes(2, "big")
+
+
+class LinkFormat:
+    """How a spec's beats travel as bytes: every value big-endian two's complement in whole
+    bytes (``weight_bytes`` per weight-load beat, ``input_bytes`` per input channel,
+    ``result_bytes`` per output channel), pixels with channel 0 first."""
+
+    def __init__(self, spec, max_payload=1024):
+        self.spec = spec
+        self.max_payload = max_payload
+        self.weight_bytes = math.ceil(max(spec.weight_bits, spec.bias_bits) / 8)
+        self.input_bytes = math.ceil(spec.input_bits / 8)
+        self.result_bytes = math.ceil(spec.acc_bits / 8)
+        self.pixel_bytes = self.input_bytes * spec.in_channels
+        self.result_pixel_bytes = self.result_bytes * spec.out_channels
+        if self.result_pixel_bytes > max_payload or self.pixel_bytes > max_payload:
+            raise ValueError(f"max_payload {max_payload} cannot hold one pixel "
+                             f"({max(self.pixel_bytes, self.result_pixel_bytes)} bytes)")
+
+    @staticmethod
+    def _pack(values, size, signed=True):
+        return b"".join(int(v).to_bytes(size, "big", signed=signed) for v in values)
+
+    def weight_payloads(self, beats):
+        """LOAD payloads for weight-load beats ``(value, last)``."""
+        per = self.max_payload // self.weight_bytes
+        values = [v for v, _ in beats]
+        return [self._pack(values[n:n + per], self.weight_bytes)
+                for n in range(0, len(values), per)]
+
+    def frame_payloads(self, pixels, per=None):
+        """FRAME payloads for pixels ``(channels, last)``."""
+        per = per or self.max_payload // self.pixel_bytes
+        signed = self.spec.input_signed
+        return [b"".join(self._pack(c, self.input_bytes, signed) for c, _ in pixels[n:n + per])
+                for n in range(0, len(pixels), per)]
+
+    def max_read(self):
+        return self.max_payload // self.result_pixel_bytes
+
+    def results(self, payload):
+        """Result pixels (lists of out_channels integers) from a READ payload."""
+        size = self.result_bytes
+        values = [int.from_bytes(payload[n:n + size], "big", signed=True)
+                  for n in range(0, len(payload), size)]
+        channels = self.spec.out_channels
+        return [values[n:n + channels] for n in range(0, len(values), channels)]
+
+    @staticmethod
+    def status(payload):
+        fields, offset = {}, 0
+        for name, size in STATUS_LAYOUT:
+            fields[name] = int.from_bytes(payload[offset:offset + size], "big")
+            offset += size
+        return fields

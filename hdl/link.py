@@ -1,0 +1,450 @@
+from amaranth import *
+from amaranth.hdl import ResetInserter
+from amaranth.lib import fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..protocol import (CRC, REQUEST_START, RESPONSE_START, STATUS_LAYOUT, Command, LinkFormat,
+                        Status)
+from .accelerator import ConvAccelerator
+from .uart import UARTRx, UARTTx
+
+__all__ = ["HostLink", "SerialAccelerator"]
+
+
+class HostLink(wiring.Component):
+    """The engine behind the framed request/response protocol of :mod:`convaccel.protocol`.
+
+    Requests arrive on the byte stream ``i``; responses leave on ``o``. A request's payload is
+    kept in one of two packet buffers and acted on only once its CRC has matched, so a damaged,
+    truncated or refused packet changes nothing. An accepted LOAD or FRAME chunk is then fed to
+    the engine from its buffer while the other buffer takes the next request; a chunk that
+    arrives before the previous one has entered the engine is refused with BUSY (read results,
+    then retry). Results leave the engine into a byte queue, from which READ returns whole
+    pixels; while the queue is full the engine waits. A packet that stops arriving for
+    ``timeout`` cycles is dropped with TIMEOUT; bytes between packets are skipped.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    max_payload : int
+        Largest payload of a request or response, in bytes (each packet buffer's size).
+    result_queue : int
+        Bytes of results that can wait to be read.
+    timeout : int
+        Clock cycles without a byte after which a partial request is dropped.
+
+    Members
+    -------
+    i : In(stream.Signature(8, always_ready=True))
+    o : Out(stream.Signature(8))
+    busy, done, error, loaded : Out(1)
+        Status for LEDs: a frame in progress, the last frame done, the engine's or the link's
+        error flag, the weights loaded.
+    """
+
+    def __init__(self, spec, *, max_payload=1024, result_queue=512, timeout=100_000):
+        self._spec = spec
+        self._format = LinkFormat(spec, max_payload)
+        self._max_payload = max_payload
+        self._result_queue = max(result_queue, self._format.result_pixel_bytes)
+        self._timeout = timeout
+        super().__init__({
+            "i": In(stream.Signature(8, always_ready=True)),
+            "o": Out(stream.Signature(8)),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "loaded": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        spec, fmt = self._spec, self._format
+        max_payload = self._max_payload
+        load_total = spec.cycles_per_pixel * spec.pe_count + spec.out_channels
+        frame_total = spec.height * spec.width
+
+        soft_reset = Signal()
+        engine = ConvAccelerator(spec)
+        m.submodules.engine = ResetInserter(soft_reset)(engine)
+        m.d.comb += [self.busy.eq(engine.busy), self.done.eq(engine.done)]
+
+        # -- packet buffers ---------------------------------------------------------------------
+        buffers = []
+        for n in range(2):
+            mem = memory.Memory(shape=8, depth=max_payload, init=[])
+            m.submodules[f"buffer{n}"] = mem
+            buffers.append((mem.write_port(), mem.read_port()))
+        rx_sel = Signal()                 # the buffer receiving; the other may be streaming
+
+        # -- the chunk streamer: a buffer into the engine's weights or pixels -------------------
+        pending = Signal()                # a chunk is (still) entering the engine
+        chunk_sel = Signal()
+        chunk_pixels = Signal()           # target: pixels (else weights)
+        chunk_bytes = Signal(range(max_payload + 1))
+        read_addr = Signal(range(max_payload + 1))
+        fetched = Signal()                # the read port holds the byte at read_addr - 1
+        unit = Signal(range(max(fmt.weight_bytes, fmt.pixel_bytes) + 1))
+        word = Signal(8 * max(fmt.weight_bytes, fmt.pixel_bytes))
+        beat_valid = Signal()
+        load_index = Signal(range(load_total))
+        pixel_index = Signal(range(frame_total))
+        value_error = Signal()
+
+        byte = Signal(8)
+        request = Signal()
+        for n, (_, rd) in enumerate(buffers):
+            m.d.comb += [rd.addr.eq(read_addr), rd.en.eq(request & (chunk_sel == n))]
+            with m.If(chunk_sel == n):
+                m.d.comb += byte.eq(rd.data)
+
+        # A byte is fetched (the read port then holds it) and consumed into `word`; a whole
+        # beat waits in `word` until the engine takes it.
+        unit_size = Mux(chunk_pixels, fmt.pixel_bytes, fmt.weight_bytes)
+        consume = pending & fetched & ~beat_valid
+        m.d.comb += request.eq(pending & (read_addr < chunk_bytes) & (~fetched | consume))
+        with m.If(consume):
+            m.d.sync += [word.eq(Cat(byte, word)), unit.eq(unit + 1)]
+            with m.If(unit + 1 == unit_size):
+                m.d.sync += [beat_valid.eq(1), unit.eq(0)]
+        with m.If(request):
+            m.d.sync += [read_addr.eq(read_addr + 1), fetched.eq(1)]
+        with m.Elif(consume):
+            m.d.sync += fetched.eq(0)
+
+        # weights: one value of weight_bytes, big-endian, must fit the load width
+        w_width = len(engine.weights.payload.data)
+        w_value = word[:8 * fmt.weight_bytes].as_signed()
+        m.d.comb += [
+            engine.weights.payload.data.eq(w_value),
+            engine.weights.payload.last.eq(load_index == load_total - 1),
+            engine.weights.valid.eq(pending & beat_valid & ~chunk_pixels),
+        ]
+        # pixels: channel 0 first, each input_bytes big-endian, must fit the input range
+        ib = 8 * fmt.input_bytes
+        channels = []
+        for c in range(spec.in_channels):
+            lsb = (spec.in_channels - 1 - c) * ib
+            raw = word[lsb:lsb + ib]
+            channels.append(raw.as_signed() if spec.input_signed else raw)
+            m.d.comb += engine.pixels.payload.data[c].eq(raw)
+        m.d.comb += [
+            engine.pixels.payload.last.eq(pixel_index == frame_total - 1),
+            engine.pixels.valid.eq(pending & beat_valid & chunk_pixels),
+        ]
+        w_lo, w_hi = -(1 << (w_width - 1)), (1 << (w_width - 1)) - 1
+        x_lo, x_hi = spec.input_range
+        with m.If(engine.weights.valid & engine.weights.ready):
+            m.d.sync += [beat_valid.eq(0), load_index.eq(load_index + 1)]
+            with m.If(load_index == load_total - 1):
+                m.d.sync += load_index.eq(0)
+            with m.If((w_value < w_lo) | (w_value > w_hi)):
+                m.d.sync += value_error.eq(1)
+        with m.If(engine.pixels.valid & engine.pixels.ready):
+            m.d.sync += [beat_valid.eq(0), pixel_index.eq(pixel_index + 1)]
+            with m.If(pixel_index == frame_total - 1):
+                m.d.sync += pixel_index.eq(0)
+            for value in channels:
+                with m.If((value < x_lo) | (value > x_hi)):
+                    m.d.sync += value_error.eq(1)
+        with m.If(pending & ~beat_valid & ~fetched & (read_addr == chunk_bytes)):
+            m.d.sync += pending.eq(0)
+        m.d.comb += self.error.eq(engine.error | value_error)
+
+        # -- results: engine -> bytes -> queue --------------------------------------------------
+        results = fifo.SyncFIFOBuffered(width=8, depth=self._result_queue)
+        m.submodules.results = ResetInserter(soft_reset)(results)
+        rpb = fmt.result_pixel_bytes
+        out_word = Signal(8 * rpb)
+        out_left = Signal(range(rpb + 1))
+        results_ready = Signal(16)
+        ready_inc = Signal()
+        ready_dec = Signal(16)
+        m.d.comb += engine.results.ready.eq(out_left == 0)
+        lanes = []
+        for c in range(spec.out_channels):
+            lane = Signal(signed(8 * fmt.result_bytes), name=f"result{c}")
+            m.d.comb += lane.eq(engine.results.payload.data[c])      # sign-extended
+            lanes.append(lane)
+        with m.If(engine.results.valid & engine.results.ready):
+            # channel 0 first, each big-endian
+            m.d.sync += [out_left.eq(rpb), out_word.eq(Cat(*reversed(lanes)))]
+        m.d.comb += [results.w_data.eq(out_word[-8:]), results.w_en.eq(out_left != 0)]
+        with m.If(results.w_en & results.w_rdy):
+            m.d.sync += [out_word.eq(out_word << 8), out_left.eq(out_left - 1)]
+            with m.If(out_left == 1):
+                m.d.comb += ready_inc.eq(1)
+        m.d.sync += results_ready.eq(results_ready + ready_inc - ready_dec)
+
+        # -- requests and responses -------------------------------------------------------------
+        m.submodules.rx_crc = rx_crc = CRC.create()
+        m.submodules.tx_crc = tx_crc = CRC.create()
+        command = Signal(8)
+        length = Signal(16)
+        index = Signal(range(max_payload + 1))
+        arg = Signal(16)                  # the first two payload bytes (READ's count)
+        phase = Signal(range(max(fmt.weight_bytes, fmt.pixel_bytes) + 1))
+        units = Signal(range(max_payload + 1))
+        unit_bytes = Signal.like(phase)
+        status = Signal(8)
+        resp_len = Signal(16)
+        snapshot = Signal(8 * sum(size for _, size in STATUS_LAYOUT))
+        idle_cycles = Signal(range(self._timeout + 1))
+        beats_loaded = Signal(16)
+        pixels_sent = Signal(32)
+        loaded = Signal()
+        resetting = Signal()
+        m.d.comb += self.loaded.eq(loaded)
+
+        got = self.i.valid
+        b = self.i.payload
+        wr = [w for w, _ in buffers]
+        for n, w in enumerate(wr):
+            m.d.comb += [w.addr.eq(index), w.data.eq(b)]
+
+        def respond(code, payload_length=0):
+            m.d.sync += [status.eq(code), resp_len.eq(payload_length)]
+            m.next = "SEND_START"
+
+        # The timeout: cycles since the last byte of a request in progress.
+        with m.If(got):
+            m.d.sync += idle_cycles.eq(0)
+        with m.Elif(idle_cycles != self._timeout):
+            m.d.sync += idle_cycles.eq(idle_cycles + 1)
+        timed_out = idle_cycles == self._timeout
+
+        counters = {
+            "flags": Cat(engine.busy, engine.done, self.error, loaded, pending),
+            "results_ready": results_ready,
+            "beats_loaded": beats_loaded,
+            "pixels_sent": pixels_sent,
+            "cycles": engine.cycles,
+            "input_stalls": engine.input_stalls,
+            "output_stalls": engine.output_stalls,
+            "macs": engine.macs,
+        }
+        fields = []
+        for name, size in STATUS_LAYOUT:
+            field = Signal(8 * size, name=f"status_{name}")
+            m.d.comb += field.eq(counters[name])
+            fields.append(field)
+        status_word = Cat(*reversed(fields))        # the first field first, big-endian
+
+        whole = phase == 0
+        wb, pb = fmt.weight_bytes, fmt.pixel_bytes
+        with m.FSM():
+            with m.State("HUNT"):
+                with m.If(got & (b == REQUEST_START)):
+                    m.next = "COMMAND"
+            with m.State("COMMAND"):
+                m.d.comb += [rx_crc.start.eq(1), rx_crc.valid.eq(got), rx_crc.data.eq(b)]
+                with m.If(got):
+                    m.d.sync += [command.eq(b), index.eq(0), phase.eq(0), units.eq(0),
+                                 unit_bytes.eq(Mux(b == Command.LOAD, wb,
+                                                   Mux(b == Command.FRAME, pb, 1)))]
+                    m.next = "LENGTH_HI"
+                with m.Elif(timed_out):
+                    respond(Status.TIMEOUT)
+            with m.State("LENGTH_HI"):
+                m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
+                with m.If(got):
+                    m.d.sync += length[8:].eq(b)
+                    m.next = "LENGTH_LO"
+                with m.Elif(timed_out):
+                    respond(Status.TIMEOUT)
+            with m.State("LENGTH_LO"):
+                m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
+                with m.If(got):
+                    m.d.sync += length[:8].eq(b)
+                    with m.If(Cat(b, length[8:]) > max_payload):
+                        respond(Status.BAD_LENGTH)
+                    with m.Elif(Cat(b, length[8:]) == 0):
+                        m.next = "CRC_HI"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+                with m.Elif(timed_out):
+                    respond(Status.TIMEOUT)
+            with m.State("PAYLOAD"):
+                m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
+                with m.If(got):
+                    m.d.comb += wr[0].en.eq(rx_sel == 0)
+                    m.d.comb += wr[1].en.eq(rx_sel == 1)
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index < 2):
+                        m.d.sync += arg.eq(Cat(b, arg[:8]))
+                    with m.If(phase + 1 == unit_bytes):
+                        m.d.sync += [phase.eq(0), units.eq(units + 1)]
+                    with m.Else():
+                        m.d.sync += phase.eq(phase + 1)
+                    with m.If(index + 1 == length):
+                        m.next = "CRC_HI"
+                with m.Elif(timed_out):
+                    respond(Status.TIMEOUT)
+            with m.State("CRC_HI"):
+                m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
+                with m.If(got):
+                    m.next = "CRC_LO"
+                with m.Elif(timed_out):
+                    respond(Status.TIMEOUT)
+            with m.State("CRC_LO"):
+                m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
+                with m.If(got):
+                    m.next = "CHECK"
+                with m.Elif(timed_out):
+                    respond(Status.TIMEOUT)
+            with m.State("CHECK"):
+                frame_open = engine.busy | (pixels_sent != 0) | (pending & chunk_pixels)
+                with m.If(~rx_crc.match_detected):
+                    respond(Status.BAD_CRC)
+                with m.Elif(command == Command.LOAD):
+                    with m.If(frame_open):
+                        respond(Status.BAD_STATE)
+                    with m.Elif(pending):
+                        respond(Status.BUSY)
+                    with m.Elif((length == 0) | ~whole | (beats_loaded + units > load_total)):
+                        respond(Status.BAD_LENGTH)
+                    with m.Else():
+                        m.d.sync += [pending.eq(1), chunk_sel.eq(rx_sel), rx_sel.eq(~rx_sel),
+                                     chunk_pixels.eq(0), chunk_bytes.eq(length),
+                                     read_addr.eq(0), fetched.eq(0), unit.eq(0)]
+                        m.d.sync += [beats_loaded.eq(beats_loaded + units), loaded.eq(0)]
+                        with m.If(beats_loaded + units == load_total):
+                            m.d.sync += [beats_loaded.eq(0), loaded.eq(1)]
+                        respond(Status.OK)
+                with m.Elif(command == Command.FRAME):
+                    with m.If(~loaded):
+                        respond(Status.BAD_STATE)
+                    with m.Elif(pending):
+                        respond(Status.BUSY)
+                    with m.Elif((length == 0) | ~whole | (pixels_sent + units > frame_total)):
+                        respond(Status.BAD_LENGTH)
+                    with m.Else():
+                        m.d.sync += [pending.eq(1), chunk_sel.eq(rx_sel), rx_sel.eq(~rx_sel),
+                                     chunk_pixels.eq(1), chunk_bytes.eq(length),
+                                     read_addr.eq(0), fetched.eq(0), unit.eq(0)]
+                        m.d.sync += pixels_sent.eq(pixels_sent + units)
+                        with m.If(pixels_sent + units == frame_total):
+                            m.d.sync += pixels_sent.eq(0)
+                        respond(Status.OK)
+                with m.Elif(command == Command.READ):
+                    with m.If(length != 2):
+                        respond(Status.BAD_LENGTH)
+                    with m.Else():
+                        # as many as asked, if they are ready and fit one response
+                        ready = Mux(arg > results_ready, results_ready, arg)
+                        count = Signal(16)
+                        m.d.comb += count.eq(Mux(ready > fmt.max_read(), fmt.max_read(), ready))
+                        m.d.comb += ready_dec.eq(count)
+                        respond(Status.OK, count * rpb)
+                with m.Elif(command == Command.STATUS):
+                    with m.If(length != 0):
+                        respond(Status.BAD_LENGTH)
+                    with m.Else():
+                        m.d.sync += snapshot.eq(status_word)
+                        respond(Status.OK, len(snapshot) // 8)
+                with m.Elif(command == Command.RESET):
+                    with m.If(length != 0):
+                        respond(Status.BAD_LENGTH)
+                    with m.Else():
+                        m.d.sync += resetting.eq(1)
+                        respond(Status.OK)
+                with m.Else():
+                    respond(Status.UNKNOWN_COMMAND)
+
+            # Responses: 5A, command, status, length (2), payload, CRC (2).
+            sent = self.o.valid & self.o.ready
+
+            def send(value, next_state, crc_in=True):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(value)]
+                if crc_in:
+                    m.d.comb += [tx_crc.valid.eq(sent), tx_crc.data.eq(value)]
+                with m.If(sent):
+                    m.next = next_state
+
+            with m.State("SEND_START"):
+                send(RESPONSE_START, "SEND_COMMAND", crc_in=False)
+            with m.State("SEND_COMMAND"):
+                m.d.comb += tx_crc.start.eq(1)
+                send(command, "SEND_STATUS")
+            with m.State("SEND_STATUS"):
+                send(status, "SEND_LENGTH_HI")
+            with m.State("SEND_LENGTH_HI"):
+                send(resp_len[8:], "SEND_LENGTH_LO")
+            with m.State("SEND_LENGTH_LO"):
+                m.d.sync += index.eq(0)
+                send(resp_len[:8], "SEND_PAYLOAD")
+                with m.If(sent & (resp_len == 0)):
+                    m.next = "SEND_CRC_HI"
+            with m.State("SEND_PAYLOAD"):
+                from_queue = (command == Command.READ) & (status == Status.OK)
+                value = Mux(from_queue, results.r_data, snapshot[-8:])
+                m.d.comb += [self.o.valid.eq(~from_queue | results.r_rdy),
+                             self.o.payload.eq(value),
+                             tx_crc.valid.eq(sent), tx_crc.data.eq(value),
+                             results.r_en.eq(from_queue & self.o.ready)]
+                with m.If(sent):
+                    m.d.sync += [index.eq(index + 1), snapshot.eq(snapshot << 8)]
+                    with m.If(index + 1 == resp_len):
+                        m.next = "SEND_CRC_HI"
+            with m.State("SEND_CRC_HI"):
+                send(tx_crc.crc[8:], "SEND_CRC_LO", crc_in=False)
+            with m.State("SEND_CRC_LO"):
+                send(tx_crc.crc[:8], "HUNT", crc_in=False)
+                with m.If(sent & resetting):
+                    m.d.comb += soft_reset.eq(1)
+                    m.d.sync += resetting.eq(0)
+
+        # RESET: the engine and the link's state start afresh (the weights are gone).
+        with m.If(soft_reset):
+            m.d.sync += [pending.eq(0), beat_valid.eq(0), load_index.eq(0), pixel_index.eq(0),
+                         beats_loaded.eq(0), pixels_sent.eq(0), loaded.eq(0),
+                         value_error.eq(0), out_left.eq(0), results_ready.eq(0)]
+        return m
+
+
+class SerialAccelerator(wiring.Component):
+    """The engine on a serial line: :class:`UARTRx`, :class:`HostLink`, :class:`UARTTx`.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    divisor : int
+        Clock cycles per bit (clock frequency / baud rate).
+    max_payload, result_queue : int
+        As for :class:`HostLink`.
+
+    Members
+    -------
+    rx : In(1)
+    tx : Out(1)
+    busy, done, error, loaded : Out(1)
+    """
+
+    def __init__(self, spec, *, divisor, max_payload=1024, result_queue=512):
+        self._spec = spec
+        self._divisor = divisor
+        self._max_payload = max_payload
+        self._result_queue = result_queue
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "loaded": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx = uart_rx = UARTRx(self._divisor)
+        m.submodules.uart_tx = uart_tx = UARTTx(self._divisor)
+        # A request that pauses for 50 byte times is taken as truncated.
+        m.submodules.link = link = HostLink(self._spec, max_payload=self._max_payload,
+                                            result_queue=self._result_queue,
+                                            timeout=500 * self._divisor)
+        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
+        wiring.connect(m, uart_rx.o, link.i)
+        wiring.connect(m, link.o, uart_tx.i)
+        m.d.comb += [self.busy.eq(link.busy), self.done.eq(link.done),
+                     self.error.eq(link.error), self.loaded.eq(link.loaded)]
+        return m

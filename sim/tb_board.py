@@ -1,0 +1,172 @@
+"""cocotb testbench: the host driver talks to the engine through simulated UART pins.
+
+The job folder (``CONVACCEL_TB_JOB``) holds ``job.json`` (the spec's parameters, the UART
+divisor, the scenario) and ``data.npz`` (frames ``x``, weights ``w``, bias ``b``). The very
+:class:`convaccel.device.Device` that drives a real board runs in a thread (cocotb's
+``bridge``), its bytes crossing the ``rx``/``tx`` pins bit by bit. The bench writes
+``out.npz`` (what the device answered) and ``report.json`` (statuses, counters, link figures).
+"""
+
+import collections
+import json
+import os
+import random
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.queue import Queue
+from cocotb.task import bridge, resume
+from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge
+
+from convaccel import ConvSpec, golden
+from convaccel.beats import pixel_beats
+from convaccel.device import Device
+from convaccel.protocol import Command, LinkFormat, Status, encode_request
+
+
+class SerialPins:
+    """The host's end of the serial line: bytes in and out of ``rx``/``tx``, 8N1."""
+
+    def __init__(self, dut, divisor, read_timeout):
+        self.dut = dut
+        self.divisor = divisor
+        self.read_timeout = read_timeout
+        self.outgoing = Queue()
+        self.incoming = collections.deque()
+        self.arrived = Event()
+        self.bits = 0
+
+    async def send_loop(self):
+        dut = self.dut
+        while True:
+            byte = await self.outgoing.get()
+            for bit in [0] + [(byte >> n) & 1 for n in range(8)] + [1]:
+                dut.rx.value = bit
+                await ClockCycles(dut.clk, self.divisor)
+
+    async def receive_loop(self):
+        dut = self.dut
+        while True:
+            await FallingEdge(dut.tx)
+            await ClockCycles(dut.clk, self.divisor // 2)
+            if dut.tx.value != 0:
+                continue                                    # a glitch
+            byte = 0
+            for n in range(8):
+                await ClockCycles(dut.clk, self.divisor)
+                byte |= int(dut.tx.value) << n
+            await ClockCycles(dut.clk, self.divisor)
+            if dut.tx.value == 1:                            # the stop bit
+                self.incoming.append(byte)
+                self.arrived.set()
+
+    async def write(self, data):
+        for byte in data:
+            await self.outgoing.put(byte)
+
+    async def read(self, n):
+        while len(self.incoming) < n:
+            self.arrived.clear()
+            timer = ClockCycles(self.dut.clk, self.read_timeout)
+            if await First(self.arrived.wait(), timer) is timer:
+                break
+        count = min(n, len(self.incoming))
+        return bytes(self.incoming.popleft() for _ in range(count))
+
+
+class SimTransport:
+    """pyserial's ``write``/``read`` for the driver's thread, carried out in the simulation."""
+
+    def __init__(self, pins):
+        self._write = resume(pins.write)
+        self._read = resume(pins.read)
+
+    def write(self, data):
+        self._write(bytes(data))
+        return len(data)
+
+    def read(self, n):
+        return self._read(n)
+
+
+def fault_checks(device, spec, x):
+    """Each fault gets its documented status, and the device stays usable. Returns
+    {fault: status name}."""
+    fmt = device.format
+    seen = {}
+
+    def raw(name, data):
+        device.send_raw(data)
+        seen[name] = device.read_response()[1].name
+
+    one_pixel = fmt.frame_payloads(pixel_beats(x, spec)[:1])[0]
+    raw("frame_before_weights", encode_request(Command.FRAME, one_pixel))
+    packet = bytearray(encode_request(Command.STATUS))
+    packet[-1] ^= 0x10                                       # a flipped bit in the CRC
+    raw("flipped_bit", packet)
+    packet = bytearray(encode_request(Command.FRAME, one_pixel))
+    packet[5] ^= 0x01                                        # a flipped bit in the payload
+    raw("flipped_payload_bit", packet)
+    raw("truncated", encode_request(Command.LOAD, bytes(fmt.weight_bytes * 4))[:7])
+    raw("wrong_length", encode_request(Command.LOAD, bytes(fmt.weight_bytes + 1)))
+    raw("too_long", bytes([0xA5, Command.LOAD]) + (fmt.max_payload + 1).to_bytes(2, "big"))
+    raw("unknown_command", encode_request(0x7E))
+    noise = bytes(random.Random(1).choice([b for b in range(256) if b != 0xA5])
+                  for _ in range(40))
+    raw("noise_then_status", noise + encode_request(Command.STATUS))
+    raw("read_bad_length", encode_request(Command.READ, b"\x01"))
+    return seen
+
+
+@cocotb.test()
+async def host_session(dut):
+    job_dir = Path(os.environ["CONVACCEL_TB_JOB"])
+    job = json.loads((job_dir / "job.json").read_text())
+    arrays = np.load(job_dir / "data.npz")
+    spec = ConvSpec(**job["spec"])
+    divisor = int(job["divisor"])
+    frames = list(arrays["x"])
+    w, b = arrays["w"], arrays["b"] if "b" in arrays else None
+
+    dut.rx.value = 1
+    dut.rst.value = 1
+    Clock(dut.clk, 10, unit="ns").start()
+    await ClockCycles(dut.clk, 4)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+    pins = SerialPins(dut, divisor, read_timeout=2000 * 10 * divisor)
+    cocotb.start_soon(pins.send_loop())
+    cocotb.start_soon(pins.receive_loop())
+    cycles = [0]
+
+    async def count():
+        while True:
+            await RisingEdge(dut.clk)
+            cycles[0] += 1
+    cocotb.start_soon(count())
+
+    def session():
+        device = Device(SimTransport(pins), spec, retries=3)
+        report = {}
+        if job["scenario"] == "faults":
+            report["faults"] = fault_checks(device, spec, frames[0])
+        device.reset()
+        start_bytes, start_cycle = device.bytes_sent + device.bytes_received, cycles[0]
+        device.load(w, b)
+        outputs = [device.run(x) for x in frames]
+        report["status"] = device.status()
+        moved = device.bytes_sent + device.bytes_received - start_bytes
+        report["link"] = {"bytes": moved, "bit_times": (cycles[0] - start_cycle) / divisor,
+                          "resent": device.resent}
+        return report, outputs
+
+    report, outputs = await bridge(session)()
+    np.savez(job_dir / "out.npz", y=np.array(outputs))
+    (job_dir / "report.json").write_text(json.dumps(report, indent=1))
+    for n, (x, y) in enumerate(zip(frames, outputs)):
+        expected = golden.conv2d(x, w, b, spec)
+        assert np.array_equal(y, expected), f"frame {n}: the device's answer differs from the " \
+            f"golden model at {np.argwhere(y != expected)[0].tolist()}"
