@@ -198,6 +198,86 @@ def cmd_simulate(args):
     return 1
 
 
+def _board(name):
+    from .boards.board import get_board
+    try:
+        return get_board(name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_run(args):
+    from .device import Device, DeviceError
+
+    spec = _load_spec(args.config)
+    board = _board(args.board)
+    if not board.uart:
+        raise UsageError(f"the {board.title} has no USB-serial port for the host link; "
+                         f"use a board with one (`convaccel boards`)")
+    seed = args.seed if args.seed is not None else 1
+    x, w, b = random_layer(spec, np.random.default_rng(seed))
+    if args.input:
+        x = _load_array(args.input, "the input")
+    if args.weights:
+        w = _load_array(args.weights, "the weights")
+    if args.bias:
+        b = _load_array(args.bias, "the bias")
+    try:
+        expected = golden.conv2d(x, w, b, spec)
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    name = design_name(spec, args.config)
+    where = "the simulated board" if args.simulate else args.port
+    print(f"running {name} on {board.name} ({where}): "
+          f"{' x '.join(map(str, spec.input_shape))} in, "
+          f"{' x '.join(map(str, spec.output_shape))} out")
+    start = time.perf_counter()
+    if args.simulate:
+        from .board_sim import run_simulated
+        from .sim.runner import SimulatorMissing
+        try:
+            run = run_simulated(spec, [x], w, b, simulator=args.simulator)
+        except SimulatorMissing as e:
+            raise UsageError(str(e)) from None
+        if run.outputs is None or "status" not in run.report:
+            print(f"FAIL: {run.message or 'the simulated exchange did not finish'}")
+            print(f"  log: {run.log}")
+            return 1
+        y, status = run.outputs[0], run.report["status"]
+        link = run.report["link"]
+        moved, seconds = link["bytes"], link["bit_times"] / args.baud
+    else:
+        try:
+            device = Device(args.port, spec, baudrate=args.baud)
+            device.reset()
+            device.load(w, b)
+            y = device.run(x)
+            status = device.status()
+        except DeviceError as e:
+            raise UsageError(str(e)) from None
+        moved = device.bytes_sent + device.bytes_received
+        seconds = time.perf_counter() - start
+    matches = np.array_equal(y, expected)
+    print(f"  device cycles   {status['cycles']} for the frame, {status['input_stalls']} of "
+          f"them waiting for the link (model: {spec.cycles} when fed at full speed)")
+    print(f"  device status   {status['macs']} MACs, error flag "
+          f"{'set' if status['error'] else 'clear'}")
+    print(f"  link            {moved} bytes in {seconds:.2f} s at {args.baud} baud: "
+          f"{moved / seconds / 1024:.1f} KiB/s"
+          f"{' (simulated line time)' if args.simulate else ''}")
+    if args.output:
+        np.save(args.output, y)
+        print(f"  output          {args.output}")
+    if matches:
+        print(f"PASS: the device's {' x '.join(map(str, y.shape))} result equals the golden "
+              f"model bit for bit")
+        return 0
+    wrong = np.argwhere(y != expected)
+    print(f"FAIL: {len(wrong)} values differ from the golden model, the first at "
+          f"{wrong[0].tolist()}")
+    return 1
+
+
 def cmd_demo(args):
     spec = DEFAULT_SPEC
     print("== convaccel demo: the default layer ==")
@@ -265,6 +345,32 @@ def build_parser():
                    help="probability of an input gap and of output back-pressure per cycle")
     p.add_argument("--waves", metavar="FILE", help="write a waveform (.fst or .vcd)")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("run", help="run a layer on a board through its serial link",
+                       description="Load the weights, send a frame and read the result over "
+                                   "the board's serial link, then compare it with the golden "
+                                   "model. --simulate runs the same exchange, with the same "
+                                   "host driver, against the board's engine and link under "
+                                   "cocotb. Exit status 0 only when the device's answer equals "
+                                   "the golden model.")
+    p.add_argument("config", metavar="CONFIG.toml", nargs="?", help="layer configuration")
+    p.add_argument("--board", required=True, metavar="NAME", help="`convaccel boards` lists them")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", metavar="DEVICE", help="the board's serial port, e.g. "
+                                                         "/dev/ttyUSB1")
+    where.add_argument("--simulate", action="store_true", help="rehearse without a board")
+    p.add_argument("--input", metavar="x.npy", help="input frame (C_in, H, W)")
+    p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
+    p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
+    p.add_argument("--output", metavar="y.npy", help="write the device's output here")
+    p.add_argument("--baud", type=int, default=115200, help="baud rate (default: 115200)")
+    p.add_argument("--seed", type=int, help="seed of the random data (default: 1)")
+    p.add_argument("--simulator", choices=("verilator", "icarus"),
+                   help="with --simulate; default: verilator (or $SIM)")
+    p.set_defaults(func=cmd_run)
+
+    from .boards.cli import register
+    register(sub)
 
     p = sub.add_parser("generate", help="write the engine's Verilog",
                        description="Write DIR/<name>.v (the engine, its ports documented at the "

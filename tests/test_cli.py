@@ -113,3 +113,28 @@ def test_simulate_missing_simulator_wrong(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "Icarus Verilog is not installed (Debian: apt-get install iverilog)" in result.stderr
+
+
+def test_run_simulated_board():
+    result = run("run", "--board", "icebreaker", "--simulate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS: the device's 8 x 16 x 16 result equals the golden model bit for bit" in \
+        result.stdout
+    assert f"(model: {DEFAULT_SPEC.cycles} when fed at full speed)" in result.stdout
+    assert "KiB/s (simulated line time)" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--board", "nope", "--simulate"], "Unknown board 'nope'; choose one of icebreaker"),
+    (["--board", "orangecrab-85f", "--simulate"], "has no USB-serial port for the host link"),
+])
+def test_run_wrong(args, message):
+    result = run("run", *args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("convaccel: error: ") and message in result.stderr
+
+
+def test_run_needs_port_or_simulate():
+    result = run("run", "--board", "icebreaker")
+    assert result.returncode == 2 and "one of the arguments --port --simulate is required" in \
+        result.stderr

@@ -1,0 +1,166 @@
+"""The host link: UART, protocol, driver, and the whole exchange on the simulated board."""
+
+import numpy as np
+import pytest
+
+from convaccel import DEFAULT_SPEC, ConvSpec, golden
+from convaccel.device import Device, DeviceError
+from convaccel.hdl.uart import UARTRx, UARTTx
+from convaccel.protocol import (Command, LinkFormat, Status, crc16, encode_request,
+                                encode_response)
+from convaccel.sim.runner import SimulatorMissing, check_simulator
+
+import sys
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent / "hdl"))
+from simutil import gaps, run_simulation, stream_put   # noqa: E402
+
+
+def test_crc_is_ccitt_false():
+    assert crc16(b"123456789") == 0x29B1
+    packet = encode_request(Command.STATUS)
+    assert packet == bytes([0xA5, 0x04, 0x00, 0x00]) + crc16(b"\x04\x00\x00").to_bytes(2, "big")
+
+
+def test_uart_loopback():
+    from amaranth import Module
+    tx, rx = UARTTx(5), UARTRx(5)
+    m = Module()
+    m.submodules.tx, m.submodules.rx = tx, rx
+    m.d.comb += rx.rx.eq(tx.tx)
+    data = [int(v) for v in np.random.default_rng(1).integers(0, 256, 40)] + [0x00, 0xFF, 0xA5]
+    got = []
+
+    async def send(ctx):
+        idle = gaps(2, 0.3)
+        for byte in data:
+            await stream_put(ctx, tx.i, byte, idle)
+
+    async def receive(ctx):
+        while len(got) < len(data):
+            _, _, valid, payload = await ctx.tick().sample(rx.o.valid, rx.o.payload)
+            if valid:
+                got.append(payload)
+
+    run_simulation(m, send, receive)
+    assert got == data
+
+
+def test_uart_divisor_wrong():
+    with pytest.raises(ValueError, match=r"^UART divisor must be at least 4 clock cycles per "
+                                         r"bit, not 3$"):
+        UARTRx(3)
+
+
+class ScriptedPort:
+    """A port whose device answers from a script: a list of responses, one per request."""
+
+    def __init__(self, responses):
+        self.responses = list(responses)
+        self.written = []
+        self.pending = b""
+
+    def write(self, data):
+        self.written.append(bytes(data))
+        self.pending += self.responses.pop(0) if self.responses else b""
+
+    def read(self, n):
+        data, self.pending = self.pending[:n], self.pending[n:]
+        return data
+
+
+def test_driver_resends_damaged_requests():
+    spec = DEFAULT_SPEC
+    status_payload = bytes(29)
+    port = ScriptedPort([encode_response(Command.STATUS, Status.BAD_CRC),
+                         b"\x00\x13garbage" + encode_response(Command.STATUS, Status.TIMEOUT),
+                         encode_response(Command.STATUS, Status.OK, status_payload)])
+    device = Device(port, spec)
+    assert device.status()["cycles"] == 0
+    assert device.resent == 2 and len(port.written) == 3
+    assert len(set(port.written)) == 1
+
+
+def test_driver_gives_up_and_reports():
+    port = ScriptedPort([encode_response(Command.FRAME, Status.BAD_STATE)])
+    device = Device(port, DEFAULT_SPEC)
+    with pytest.raises(DeviceError, match=r"^FRAME refused: BAD_STATE$"):
+        device.request(Command.FRAME, b"\x00" * 4)
+    port = ScriptedPort([])
+    device = Device(port, DEFAULT_SPEC, timeout=0.1)
+    with pytest.raises(DeviceError, match=r"did not answer"):
+        device.status()
+
+
+def test_driver_rejects_a_damaged_response():
+    response = bytearray(encode_response(Command.STATUS, Status.OK, bytes(29)))
+    response[7] ^= 1
+    device = Device(ScriptedPort([bytes(response)]), DEFAULT_SPEC)
+    with pytest.raises(DeviceError, match=r"damaged \(CRC mismatch\)"):
+        device.status()
+
+
+def test_link_format():
+    fmt = LinkFormat(DEFAULT_SPEC)
+    assert (fmt.weight_bytes, fmt.input_bytes, fmt.result_bytes) == (4, 1, 5)
+    assert fmt.pixel_bytes == 4 and fmt.result_pixel_bytes == 40
+    assert fmt.max_read() == 25
+    assert fmt.results(bytes([0xFF] * 5 + [0, 0, 0, 0, 7] * 7)) == [[-1] + [7] * 7]
+
+
+def need_verilator():
+    try:
+        check_simulator("verilator")
+    except SimulatorMissing as e:
+        pytest.skip(str(e))
+
+
+def layer(spec, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(*spec.input_range, endpoint=True, size=spec.input_shape)
+    w = rng.integers(*spec.weight_range, endpoint=True, size=spec.weight_shape)
+    b = rng.integers(*spec.bias_range, endpoint=True, size=spec.bias_shape)
+    return x, w, b
+
+
+FAULTS = {
+    "frame_before_weights": "BAD_STATE", "flipped_bit": "BAD_CRC",
+    "flipped_payload_bit": "BAD_CRC", "truncated": "TIMEOUT", "wrong_length": "BAD_LENGTH",
+    "too_long": "BAD_LENGTH", "unknown_command": "UNKNOWN_COMMAND", "noise_then_status": "OK",
+    "read_bad_length": "BAD_LENGTH",
+}
+
+
+def test_faults_then_a_correct_frame():
+    # Each bad packet gets its documented answer, then a load and two frames are exact.
+    need_verilator()
+    from convaccel.board_sim import run_simulated
+    spec = ConvSpec(height=5, width=6, in_channels=2, out_channels=3, kernel=3, padding=1,
+                    rows=2, cols=2)
+    x, w, b = layer(spec, 1)
+    x2 = layer(spec, 2)[0]
+    run = run_simulated(spec, [x, x2], w, b, scenario="faults")
+    assert run.passed, run.message
+    assert run.report["faults"] == FAULTS
+    for frame, y in zip([x, x2], run.outputs):
+        np.testing.assert_array_equal(y, golden.conv2d(frame, w, b, spec))
+    status = run.report["status"]
+    assert status["loaded"] and status["done"] and not status["error"]
+    assert status["macs"] == spec.macs
+
+
+@pytest.mark.parametrize("spec", [
+    DEFAULT_SPEC,
+    ConvSpec(height=9, width=7, in_channels=3, out_channels=5, kernel=(3, 5), stride=2,
+             padding=(1, 1, 2, 2), pad_value=-3, rows=4, cols=2, bias_bits=16),
+], ids=["default", "k3x5_s2"])
+def test_exchange_bit_exact(spec):
+    need_verilator()
+    from convaccel.board_sim import run_simulated
+    x, w, b = layer(spec, 3)
+    run = run_simulated(spec, [x], w, b)
+    assert run.passed, run.message
+    np.testing.assert_array_equal(run.outputs[0], golden.conv2d(x, w, b, spec))
+    link = run.report["link"]
+    # the link is the bottleneck: the exchange keeps the line busy most of the time
+    assert link["bytes"] * 10 / link["bit_times"] > 0.5
