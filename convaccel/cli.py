@@ -258,8 +258,9 @@ def cmd_run(args):
         moved = device.bytes_sent + device.bytes_received
         seconds = time.perf_counter() - start
     matches = np.array_equal(y, expected)
-    print(f"  device cycles   {status['cycles']} for the frame, {status['input_stalls']} of "
-          f"them waiting for the link (model: {spec.cycles} when fed at full speed)")
+    print(f"  device cycles   {status['cycles']} for the frame (model: {spec.cycles} when fed "
+          f"at full speed); waiting for pixels {status['input_stalls']}, for results to be "
+          f"read {status['output_stalls']}")
     print(f"  device status   {status['macs']} MACs, error flag "
           f"{'set' if status['error'] else 'clear'}")
     print(f"  link            {moved} bytes in {seconds:.2f} s at {args.baud} baud: "
