@@ -146,7 +146,7 @@ class ConvAccelerator(wiring.Component):
         load_group = Signal(range(col_folds))
         load_lane = Signal(range(cols))
         load_discard = Signal()                       # dropping the rest of an overlong load
-        load_idle = ~load_bias & (load_k == 0) & (load_r == 0) & (load_c == 0)
+        load_idle = Signal(init=1)                    # at the start of a load (registered)
         load_final = load_bias & (load_group * cols + load_lane == spec.out_channels - 1)
 
         beat = self.weights.payload
@@ -161,6 +161,10 @@ class ConvAccelerator(wiring.Component):
         w_lo, w_hi = spec.weight_range
         b_lo, b_hi = spec.bias_range
         load_error = Signal()
+        with m.If(take):
+            # the load is at its start again after its final beat, or after an early `last`
+            m.d.sync += load_idle.eq(Mux(load_discard, beat.last,
+                                         beat.last | (load_bias & load_final)))
         with m.If(take & load_discard):
             with m.If(beat.last):
                 m.d.sync += load_discard.eq(0)

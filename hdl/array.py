@@ -72,8 +72,13 @@ class Feeder(wiring.Component):
         k = Signal(range(row_folds * col_folds))
         busy = Signal()
         last_pixel = Signal()
+        # The decodes of the counters are kept in registers, set a cycle ahead, so that `ready`
+        # (and through it the window's and the padder's handshakes) starts from flip-flops.
+        first = Signal()
+        last_fold = Signal()
+        last_group = Signal()
+        final = Signal()              # issuing the window's last vector
 
-        final = busy & (fold == row_folds - 1) & (group == col_folds - 1)
         m.d.comb += self.i.ready.eq((~busy | final) & self.credit)
 
         window = self.i.payload.data.as_value()
@@ -81,6 +86,10 @@ class Feeder(wiring.Component):
             m.d.sync += [
                 buffer.eq(window),        # zero-extended to `lanes`
                 fold.eq(0), group.eq(0), k.eq(0), busy.eq(1),
+                first.eq(1),
+                last_fold.eq(row_folds == 1),
+                last_group.eq(col_folds == 1),
+                final.eq(row_folds == 1 and col_folds == 1),
                 last_pixel.eq(self.i.payload.last),
             ]
         with m.Elif(busy):
@@ -88,20 +97,33 @@ class Feeder(wiring.Component):
                 m.d.sync += busy.eq(0)
             m.d.sync += [
                 buffer.eq(buffer.as_value().rotate_right(rows * elem_width)),
-                fold.eq(Mux(fold == row_folds - 1, 0, fold + 1)),
                 k.eq(k + 1),
+                first.eq(last_fold),
             ]
-            with m.If(fold == row_folds - 1):
-                m.d.sync += group.eq(group + 1)
+            with m.If(last_fold):
+                next_last_group = group + 1 == col_folds - 1
+                m.d.sync += [
+                    fold.eq(0), group.eq(group + 1),
+                    last_fold.eq(row_folds == 1),
+                    last_group.eq(next_last_group),
+                    final.eq(next_last_group & (row_folds == 1)),
+                ]
+            with m.Else():
+                next_last_fold = fold + 1 == row_folds - 1
+                m.d.sync += [
+                    fold.eq(fold + 1),
+                    last_fold.eq(next_last_fold),
+                    final.eq(next_last_fold & last_group),
+                ]
 
         m.d.comb += [
             self.x.eq(buffer.as_value()[:rows * elem_width]),
             self.issue.valid.eq(busy),
             self.issue.k.eq(k),
-            self.issue.first.eq(fold == 0),
-            self.issue.last_fold.eq(fold == row_folds - 1),
+            self.issue.first.eq(first),
+            self.issue.last_fold.eq(last_fold),
             self.issue.group.eq(group),
-            self.issue.last_group.eq(group == col_folds - 1),
+            self.issue.last_group.eq(last_group),
             self.issue.last_pixel.eq(last_pixel),
         ]
         return m

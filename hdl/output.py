@@ -121,7 +121,10 @@ class OutputStage(wiring.Component):
         ]
 
         # Credits: pixels reserved and not yet out.
+        # (`credit` is registered, computed from the count's next value.)
         in_flight = Signal(range(self._queue_depth + 1))
-        m.d.sync += in_flight.eq(in_flight + self.reserve - (self.o.valid & self.o.ready))
-        m.d.comb += self.credit.eq(in_flight < self._queue_depth)
+        next_in_flight = in_flight + self.reserve - (self.o.valid & self.o.ready)
+        credit = Signal(init=1)
+        m.d.sync += [in_flight.eq(next_in_flight), credit.eq(next_in_flight < self._queue_depth)]
+        m.d.comb += self.credit.eq(credit)
         return m

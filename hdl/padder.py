@@ -10,16 +10,6 @@ def pixel_in_layout(pixel_shape):
     return data.StructLayout({"data": pixel_shape, "last": 1})
 
 
-def _within(position, start, size, end):
-    """``start <= position < start + size``, without comparisons that are always true."""
-    cond = Const(1)
-    if start > 0:
-        cond &= position >= start
-    if start + size < end:
-        cond &= position < start + size
-    return cond
-
-
 class Padder(wiring.Component):
     """Surrounds a raster frame with padding pixels.
 
@@ -90,10 +80,17 @@ class Padder(wiring.Component):
         late = Signal()       # the frame's final input pixel lacked `last`
         discard = Signal()    # dropping the rest of an overlong input frame
 
-        interior = _within(y, top, self._height, padded_h) & _within(x, left, self._width,
-                                                                       padded_w)
-        final_input = (y == top + self._height - 1) & (x == left + self._width - 1)
-        frame_end = (y == padded_h - 1) & (x == padded_w - 1)
+        # Where (y, x) stands, kept in registers beside the counters (set a cycle ahead from
+        # their next values) so that the handshakes start from flip-flops.
+        in_rows = Signal(init=top == 0)                 # top <= y < top + height
+        in_cols = Signal(init=left == 0)                # left <= x < left + width
+        last_row = Signal(init=top + self._height == 1)     # y == top + height - 1
+        last_col = Signal(init=left + self._width == 1)     # x == left + width - 1
+        bottom = Signal(init=padded_h == 1)             # y == padded_h - 1
+        row_end = Signal(init=padded_w == 1)            # x == padded_w - 1
+        interior = in_rows & in_cols
+        final_input = last_row & last_col
+        frame_end = bottom & row_end
 
         m.d.comb += self.start.eq(~active & ~discard & self.start_ok & self.i.valid)
         go = active | self.start
@@ -120,13 +117,28 @@ class Padder(wiring.Component):
                 m.d.comb += load.eq(1)
                 m.d.sync += self.o.payload.eq(pad_pixel)
 
+        def step(counter, size, start, length, inside, last, end):
+            """Advance `counter` (0..size-1) and its flags: inside [start, start + length),
+            at start + length - 1, at size - 1."""
+            m.d.sync += [
+                counter.eq(Mux(end, 0, counter + 1)),
+                end.eq(Mux(end, size == 1, counter == size - 2)),
+                last.eq(Mux(end, start + length == 1, counter == start + length - 2)),
+            ]
+            with m.If(end):
+                m.d.sync += inside.eq(start == 0)
+            with m.Elif(counter == start - 1):
+                m.d.sync += inside.eq(1)
+            with m.Elif(counter == start + length - 1):
+                m.d.sync += inside.eq(0)
+
         with m.If(load):
             m.d.sync += [self.o.valid.eq(1), active.eq(1)]
-            m.d.sync += x.eq(x + 1)
-            with m.If(x == padded_w - 1):
-                m.d.sync += [x.eq(0), y.eq(y + 1)]
+            step(x, padded_w, left, self._width, in_cols, last_col, row_end)
+            with m.If(row_end):
+                step(y, padded_h, top, self._height, in_rows, last_row, bottom)
             with m.If(frame_end):
-                m.d.sync += [y.eq(0), active.eq(0), fill.eq(0), late.eq(0)]
+                m.d.sync += [active.eq(0), fill.eq(0), late.eq(0)]
                 # The final input pixel, if it lacked `last`, may be this very pixel.
                 m.d.sync += discard.eq(late | (self.i.ready & ~self.i.payload.last &
                                                final_input))

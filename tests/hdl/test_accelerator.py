@@ -152,3 +152,7 @@ def test_bad_load_flags_error_and_next_load_is_used(fault):
     results, counters, error_after_loads = run_engine(spec, [x], w, b, loads=[bad, good])
     assert error_after_loads == 1
     np.testing.assert_array_equal(results[0], golden.conv2d(x, w, b, spec))
+    # A good load followed by a bad one that still reaches `last`: the engine is idle again
+    # and runs frames (with whatever the bad load left in the memories).
+    results, _, error_after_loads = run_engine(spec, [x], w, b, loads=[good, bad])
+    assert error_after_loads == 1 and len(results) == 1
