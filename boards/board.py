@@ -7,7 +7,7 @@ Each supported board is one small module in this package that calls :func:`regis
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Board", "FAMILIES", "RESOURCE_NAMES", "register", "get_board", "boards"]
+__all__ = ["FAMILIES", "RESOURCE_NAMES", "Board", "boards", "get_board", "register"]
 
 #: The FPGA families the build flow knows: their toolchain and PLL.
 FAMILIES = ("ice40", "ecp5", "gowin")

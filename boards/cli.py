@@ -12,7 +12,7 @@ from ..spec import ConfigError
 from . import DEFAULT_BOARD, boards, get_board
 from .fit import FitError
 
-__all__ = ["register", "main", "format_boards"]
+__all__ = ["format_boards", "main", "register"]
 
 
 def format_boards():

@@ -10,7 +10,7 @@ import struct
 import sys
 import zlib
 
-__all__ = ["add_suffix", "parse_suffix", "main"]
+__all__ = ["add_suffix", "main", "parse_suffix"]
 
 
 def _crc(data):

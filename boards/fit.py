@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .selftest import rom_word_bits, selftest_data
 
-__all__ = ["FitError", "Fit", "memories", "estimate", "check_fit", "largest_array"]
+__all__ = ["Fit", "FitError", "check_fit", "estimate", "largest_array", "memories"]
 
 
 class FitError(ValueError):

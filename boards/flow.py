@@ -23,8 +23,17 @@ from .report import read_nextpnr_report, read_yosys_stat, summarize
 from .selftest import selftest_data
 from .top import BoardTop
 
-__all__ = ["BuildError", "ProgramError", "FAMILY_TOOLS", "tool_environment", "build",
-           "program_command", "program", "find_openfpgaloader", "missing_usb_libraries"]
+__all__ = [
+    "FAMILY_TOOLS",
+    "BuildError",
+    "ProgramError",
+    "build",
+    "find_openfpgaloader",
+    "missing_usb_libraries",
+    "program",
+    "program_command",
+    "tool_environment",
+]
 
 
 class BuildError(Exception):

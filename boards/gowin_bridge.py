@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 
-__all__ = ["translate", "find_himbaechel", "main"]
+__all__ = ["find_himbaechel", "main", "translate"]
 
 _VALUE_OPTS = {"--family": "family", "--cst": "cst"}
 _FLAG_OPTS = {f"--{name}": name for name in (

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from amaranth import C, Instance
 
-__all__ = ["PLLParams", "ice40_pll", "ecp5_pll", "gowin_pll", "pll_params", "pll_instance"]
+__all__ = ["PLLParams", "ecp5_pll", "gowin_pll", "ice40_pll", "pll_instance", "pll_params"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def ecp5_pll(f_in, f_out):
     """
     if not 3.125 <= f_out <= 400:
         raise _no_solution("ECP5", f_in, f_out, 3.125, 400)
-    best = None
+    best = best_key = None
     for clki_div in range(1, 129):
         f_pfd = f_in / clki_div
         if not 3.125 <= f_pfd <= 400:

@@ -6,8 +6,16 @@ import re
 
 from .board import RESOURCE_NAMES
 
-__all__ = ["ReportError", "NEXTPNR_BELS", "read_nextpnr_report", "read_yosys_stat",
-           "engine_clock", "resources", "summarize", "format_summary"]
+__all__ = [
+    "NEXTPNR_BELS",
+    "ReportError",
+    "engine_clock",
+    "format_summary",
+    "read_nextpnr_report",
+    "read_yosys_stat",
+    "resources",
+    "summarize",
+]
 
 
 class ReportError(ValueError):
@@ -117,9 +125,9 @@ def format_summary(summary):
     status = "met" if summary["timing_met"] else "MISSED"
     lines = [
         f"{summary['design']} on {summary['board']} ({summary['device']})",
-        f"  clock     {summary['fmax_mhz']:.2f} MHz achieved, {summary['target_mhz']:.2f} MHz "
-        f"required ({status}; requested {summary['requested_mhz']:g} MHz, PLL "
-        f"{summary['pll']['input_mhz']:g} -> {summary['pll']['output_mhz']:g} MHz)",
+        (f"  clock     {summary['fmax_mhz']:.2f} MHz achieved, {summary['target_mhz']:.2f} MHz "
+         f"required ({status}; requested {summary['requested_mhz']:g} MHz, PLL "
+         f"{summary['pll']['input_mhz']:g} -> {summary['pll']['output_mhz']:g} MHz)"),
         f"  {'resource':<9} {'used':>7} {'avail':>7} {'%':>6}",
     ]
     for name, r in summary["resources"].items():

@@ -13,7 +13,7 @@ from .. import golden
 from ..beats import pixel_beats, weight_beats
 from ..hdl.accelerator import ConvAccelerator
 
-__all__ = ["SelfTest", "selftest_data", "rom_word_bits"]
+__all__ = ["SelfTest", "rom_word_bits", "selftest_data"]
 
 #: The largest bias the default test frame draws, so that the stored words stay narrow (the
 #: engine's bias path is still exercised: its width is the spec's, only the values are small).
@@ -211,7 +211,7 @@ class SelfTest(wiring.Component):
         return m
 
     @staticmethod
-    def _rom_stream(m, rom, stream, *, loop, data_eq, enable=C(1)):
+    def _rom_stream(m, rom, stream, *, loop, data_eq, enable=True):
         """Stream every word of `rom` on `stream`, ``last`` on the final one; once, or again
         and again, once `enable` is high. The read port's register is the stream's payload
         register."""

