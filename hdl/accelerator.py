@@ -27,9 +27,10 @@ class ConvAccelerator(wiring.Component):
 
     Weights and biases arrive on ``weights`` while no frame runs: ``cycles_per_pixel * rows *
     cols`` weight beats in the order (fold address, row, column), then ``out_channels`` bias
-    beats, ``last`` on the final one (:func:`convaccel.layout.weight_beats` makes them). A frame
-    starts when the engine is idle and the first pixel is valid, and frames do not overlap:
-    the next begins after the previous one's last result has left.
+    beats, ``last`` on the final one (:func:`convaccel.beats.weight_beats` makes them). A frame
+    starts when the engine is idle, no load is under way or offered, and the first pixel is
+    valid; frames do not overlap: the next begins after the previous one's last result has
+    left.
 
     Throughput and latency follow :attr:`ConvSpec.cycles` exactly when input is always valid
     and results always ready.
@@ -152,14 +153,18 @@ class ConvAccelerator(wiring.Component):
         beat = self.weights.payload
         take = self.weights.valid & self.weights.ready
         m.d.comb += [
-            self.weights.ready.eq(~self.busy & ~padder.start),
+            # Loads go first: a frame starts when the engine is idle and no weight is offered.
+            self.weights.ready.eq(~self.busy),
             array.w_addr.eq(load_k),
             array.w_data.eq(beat.data),
             output.b_addr.eq(load_group),
             output.b_data.eq(beat.data),
         ]
-        w_lo, w_hi = spec.weight_range
-        b_lo, b_hi = spec.bias_range
+        def fits(bits):
+            # the beat's value is a sign extension of its low `bits` bits
+            top = beat.data[bits - 1:]
+            return (top == 0) | (top == (1 << len(top)) - 1)
+
         load_error = Signal()
         with m.If(take):
             # the load is at its start again after its final beat, or after an early `last`
@@ -170,7 +175,7 @@ class ConvAccelerator(wiring.Component):
                 m.d.sync += load_discard.eq(0)
         with m.Elif(take & ~load_bias):
             m.d.comb += array.w_en.eq(1 << (load_r * cols + load_c))
-            m.d.comb += load_error.eq((beat.data < w_lo) | (beat.data > w_hi) | beat.last)
+            m.d.comb += load_error.eq(~fits(spec.weight_bits) | beat.last)
             m.d.sync += load_c.eq(load_c + 1)
             with m.If(load_c == cols - 1):
                 m.d.sync += [load_c.eq(0), load_r.eq(load_r + 1)]
@@ -182,8 +187,7 @@ class ConvAccelerator(wiring.Component):
                 m.d.sync += [load_k.eq(0), load_r.eq(0), load_c.eq(0), load_bias.eq(0)]
         with m.Elif(take):
             m.d.comb += output.b_en.eq(1 << load_lane)
-            m.d.comb += load_error.eq((beat.data < b_lo) | (beat.data > b_hi) |
-                                      (beat.last != load_final))
+            m.d.comb += load_error.eq(~fits(spec.bias_bits) | (beat.last != load_final))
             m.d.sync += load_lane.eq(load_lane + 1)
             with m.If(load_lane == cols - 1):
                 m.d.sync += [load_lane.eq(0), load_group.eq(load_group + 1)]
@@ -193,16 +197,20 @@ class ConvAccelerator(wiring.Component):
                     m.d.sync += load_discard.eq(1)
 
         # -- frames, status and counters -------------------------------------------------------
-        m.d.comb += padder.start_ok.eq(~self.busy & load_idle & ~load_discard)
+        m.d.comb += padder.start_ok.eq(~self.busy & load_idle & ~load_discard &
+                                       ~self.weights.valid)
         frame_end = self.results.valid & self.results.ready & self.results.payload.last
         with m.If(padder.start):
             m.d.sync += [self.busy.eq(1), self.done.eq(0)]
         with m.Elif(frame_end):
             m.d.sync += [self.busy.eq(0), self.done.eq(1)]
 
+        # Error events pass a register on their way to the sticky flag (a cycle later).
+        error_event = Signal()
+        m.d.sync += error_event.eq(padder.error | load_error)
         with m.If(self.error_clear):
             m.d.sync += self.error.eq(0)
-        with m.If(padder.error | load_error):
+        with m.If(error_event):
             m.d.sync += self.error.eq(1)
 
         last_rows = spec.reduction - (row_folds - 1) * rows

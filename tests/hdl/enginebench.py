@@ -29,6 +29,7 @@ def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=
         for beats in loads or [weight_beats(w, b, spec)]:
             for value, last in beats:
                 await stream_put(ctx, dut.weights, {"data": value, "last": last}, idle)
+        await ctx.tick()                  # error events reach the flag a cycle later
         loaded.append(ctx.get(dut.error))
 
     async def feed(ctx):
