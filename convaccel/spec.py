@@ -22,8 +22,9 @@ _AXES = ("height", "width")
 
 #: Cycles from the frame's start (the first cycle in which the engine, idle, sees its first
 #: input beat valid) to the cycle in which the first padded pixel has been shifted into the
-#: window registers, plus one: padder register, line-buffer read register, window shift.
-FRONT_LATENCY = 3
+#: window registers, plus one: padder start, padder register, pixel queue, line-buffer read
+#: register, window shift.
+FRONT_LATENCY = 5
 
 #: Cycles from the cycle in which the feeder presents a vector to the array to the cycle in which
 #: its result can be transferred on the output stream, not counting the array's size: PE input,

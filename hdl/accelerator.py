@@ -1,5 +1,5 @@
 from amaranth import *
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array import Feeder, SystolicArray
@@ -120,7 +120,18 @@ class ConvAccelerator(wiring.Component):
             acc_shape=signed(spec.acc_bits), bias_shape=signed(spec.bias_bits))
 
         wiring.connect(m, wiring.flipped(self.pixels), padder.i)
-        wiring.connect(m, padder.o, window.i)
+        # Two pixels of slack between padder and window generator: the padder's handshake then
+        # starts from this queue's registered `w_rdy`, not from the window and the feeder.
+        m.submodules.pixel_queue = pixel_queue = fifo.SyncFIFO(
+            width=Shape.cast(self._pixel_shape).width, depth=2)
+        m.d.comb += [
+            pixel_queue.w_data.eq(padder.o.payload),
+            pixel_queue.w_en.eq(padder.o.valid),
+            padder.o.ready.eq(pixel_queue.w_rdy),
+            window.i.payload.eq(pixel_queue.r_data),
+            window.i.valid.eq(pixel_queue.r_rdy),
+            pixel_queue.r_en.eq(window.i.ready),
+        ]
         wiring.connect(m, window.o, feeder.i)
         wiring.connect(m, output.o, wiring.flipped(self.results))
         m.d.comb += [

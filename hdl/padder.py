@@ -25,7 +25,8 @@ class Padder(wiring.Component):
     ``error`` pulses and input beats are dropped up to and including the next one with ``last``,
     so the following frame starts aligned.
 
-    Latency is 1 cycle (a registered output); throughput is one pixel per cycle.
+    Latency is 1 cycle (a registered output), and a frame's first pixel leaves 2 cycles after
+    its start; throughput is one pixel per cycle.
 
     Parameters
     ----------
@@ -92,8 +93,12 @@ class Padder(wiring.Component):
         final_input = last_row & last_col
         frame_end = bottom & row_end
 
+        # A frame's start only sets `active`; padding and input begin in the next cycle, so
+        # that what moves the counters depends on this block's registers and `i.valid` alone.
         m.d.comb += self.start.eq(~active & ~discard & self.start_ok & self.i.valid)
-        go = active | self.start
+        with m.If(self.start):
+            m.d.sync += active.eq(1)
+        go = active
         load = Signal()
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
@@ -133,7 +138,7 @@ class Padder(wiring.Component):
                 m.d.sync += inside.eq(0)
 
         with m.If(load):
-            m.d.sync += [self.o.valid.eq(1), active.eq(1)]
+            m.d.sync += self.o.valid.eq(1)
             step(x, padded_w, left, self._width, in_cols, last_col, row_end)
             with m.If(row_end):
                 step(y, padded_h, top, self._height, in_rows, last_row, bottom)
