@@ -17,8 +17,8 @@ ICEBREAKER = register(Board(
     resources={"logic": 5280, "lut": 5280, "ff": 5280, "dsp": 8, "bram": 30, "spram": 4},
     bram_bits=4096,
     clock_mhz=12,
-    # The engine's target is 60 MHz; its feeder's control path limits it to 30.7 MHz on the
-    # UP5K today (measured), so the default is what the build meets.
+    # The engine's target is 60 MHz; its control paths limit it to about 33 MHz on the UP5K
+    # today (measured), so the default is what the build meets.
     default_mhz=30,
     # The 12 MHz oscillator is on pin 35, a PLL pad: SB_PLL40_PAD takes it without a buffer.
     pll_pad=True,
