@@ -70,7 +70,10 @@ class BoardTop(Elaboratable):
             crg.d.por += timer.eq(POR_CYCLES - 1)
         with crg.Elif(timer != 0):
             crg.d.por += timer.eq(timer - 1)
-        crg.d.comb += ResetSignal("sync").eq(timer != 0)
+        # The reset leaves a register: it fans out to every flip-flop of the engine.
+        reset = Signal(init=1)
+        crg.d.por += reset.eq(timer != 0)
+        crg.d.comb += ResetSignal("sync").eq(reset)
 
         # -- the self-test and its LEDs --------------------------------------------------------
         m.submodules.selftest = selftest = self.selftest
