@@ -56,7 +56,8 @@ def cmd_build(args):
     output = Path(args.output or Path("build") / board.name)
     try:
         summary = build(spec, board, output=output, name=name, freq_mhz=args.freq,
-                        seed=args.seed)
+                        seed=args.seed, app="link" if args.link else "selftest",
+                        baud=args.baud)
     except (FitError, BuildError, TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
     print(format_summary(summary))
@@ -85,7 +86,8 @@ def register(subparsers):
     p = subparsers.add_parser(
         "build", help="build a bitstream for a board (and program it)",
         description="Check that the layer fits the board, then build the board top (the engine "
-                    "running its built-in self-test) with the open tools, and print and write "
+                    "behind its serial host link, or running its built-in self-test) with the "
+                    "open tools, and print and write "
                     "DIR/<name>.summary.json: achieved vs required clock and resources used. "
                     "Exits 1 if the clock is missed (unless --allow-timing-fail).")
     p.add_argument("config", metavar="CONFIG.toml", nargs="?", help="layer configuration")
@@ -97,6 +99,11 @@ def register(subparsers):
     p.add_argument("--freq", type=float, metavar="MHZ",
                    help="engine clock in MHz (default: the board's)")
     p.add_argument("--seed", type=int, metavar="N", help="nextpnr placement seed")
+    p.add_argument("--baud", type=int, default=115200,
+                   help="the host link's baud rate (default: 115200)")
+    p.add_argument("--link", action="store_true",
+                   help="put the engine behind the serial host link (`convaccel run` talks to "
+                        "it) instead of the built-in self-test")
     p.add_argument("--allow-timing-fail", action="store_true",
                    help="exit 0 even if the clock is missed")
     p.add_argument("--program", action="store_true",

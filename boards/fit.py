@@ -45,13 +45,14 @@ _LOGIC_COST_RAM = 1.0
 _LOGIC_COST_ROM = 1.0 / 16
 
 
-def memories(spec, rom_shapes=None):
+def memories(spec, rom_shapes=None, app="selftest"):
     """Every memory of the board top: ``{name: (width, depth, count, is_rom)}``.
 
-    `rom_shapes` is :attr:`SelfTest.rom_shapes`; ``None`` computes it for the default test
-    data.
+    `app` is what hosts the engine: ``"link"`` (the serial link's packet buffers and result
+    queue) or ``"selftest"`` (its ROMs; `rom_shapes` is :attr:`SelfTest.rom_shapes`, ``None``
+    computes it for the default test data).
     """
-    if rom_shapes is None:
+    if app == "selftest" and rom_shapes is None:
         rom_shapes = _rom_shapes(spec, *selftest_data(spec))
     mems = {}
     k_eff_h = spec.kernel_eff[0]
@@ -61,13 +62,16 @@ def memories(spec, rom_shapes=None):
     mems["PE weights"] = (spec.weight_bits, spec.cycles_per_pixel, spec.pe_count, False)
     mems["biases"] = (spec.cols * spec.bias_bits, spec.col_folds, 1, False)
     # The output queue: SyncFIFOBuffered(depth d) keeps d - 1 words in memory.
-    p = spec.cycles_per_pixel
-    queue_depth = -(-(spec.back_latency + p + 1) // p) + 1
-    if queue_depth > 1:
-        mems["output queue"] = (spec.out_channels * spec.acc_bits + 1, queue_depth - 1, 1,
-                                False)
-    for name, (width, depth) in rom_shapes.items():
-        mems[f"self-test {name} ROM"] = (width, depth, 1, True)
+    if spec.output_queue_depth > 1:
+        mems["output queue"] = (spec.out_channels * spec.acc_bits + 1,
+                                spec.output_queue_depth - 1, 1, False)
+    if app == "link":
+        from ..hdl.link import MAX_PAYLOAD, RESULT_QUEUE
+        mems["link packet buffers"] = (8, MAX_PAYLOAD, 2, False)
+        mems["link result queue"] = (8, RESULT_QUEUE - 1, 1, False)
+    else:
+        for name, (width, depth) in rom_shapes.items():
+            mems[f"self-test {name} ROM"] = (width, depth, 1, True)
     return mems
 
 
@@ -105,10 +109,10 @@ def _dsps(family, spec):
     return spec.pe_count * per_pe
 
 
-def estimate(spec, board, rom_shapes=None):
+def estimate(spec, board, rom_shapes=None, app="selftest"):
     """``{"dsp": n, "bram": n}`` the board top needs on `board`."""
     bram = sum(_brams(board.family, width, depth, is_rom) * count
-               for width, depth, count, is_rom in memories(spec, rom_shapes).values())
+               for width, depth, count, is_rom in memories(spec, rom_shapes, app).values())
     return {"dsp": _dsps(board.family, spec), "bram": bram}
 
 
@@ -130,12 +134,12 @@ class Fit:
         return not self.over
 
 
-def _fit(spec, board, rom_shapes=None):
-    needed = estimate(spec, board, rom_shapes)
+def _fit(spec, board, rom_shapes=None, app="selftest"):
+    needed = estimate(spec, board, rom_shapes, app)
     return Fit(needed, {k: board.resources[k] for k in needed if k in board.resources})
 
 
-def largest_array(spec, board):
+def largest_array(spec, board, app="selftest"):
     """The ``(rows, cols)`` with the most PEs (then the fewest cycles) that fits `board`, or
     None. The self-test's test data does not depend on the array, so its ROMs are computed
     once."""
@@ -148,7 +152,7 @@ def largest_array(spec, board):
             shapes = dict(base, weights=(
                 base["weights"][0],
                 candidate.cycles_per_pixel * rows * cols + spec.out_channels))
-            if not _fit(candidate, board, shapes).fits:
+            if not _fit(candidate, board, shapes, app).fits:
                 continue
             key = (rows * cols, -candidate.cycles, -abs(rows - spec.rows))
             if best is None or key > best[0]:
@@ -159,19 +163,19 @@ def largest_array(spec, board):
 _UNITS = {"dsp": "DSP blocks", "bram": "block RAMs"}
 
 
-def check_fit(spec, board, rom_shapes=None):
+def check_fit(spec, board, rom_shapes=None, app="selftest"):
     """Raise :class:`FitError` unless the design fits `board`; return the :class:`Fit`.
 
     The message names each resource that is over, by how much, and the largest array that
     would fit.
     """
-    fit = _fit(spec, board, rom_shapes)
+    fit = _fit(spec, board, rom_shapes, app)
     if fit.fits:
         return fit
     problems = "; ".join(
         f"needs {fit.needed[k]} {_UNITS[k]}, the {board.device} has {fit.available[k]} "
         f"({excess} over)" for k, excess in fit.over.items())
-    largest = largest_array(spec, board)
+    largest = largest_array(spec, board, app)
     if largest is None:
         advice = "no array size fits this layer on this board; choose a larger board"
     else:

@@ -21,7 +21,7 @@ from .fit import check_fit
 from .pll import pll_params
 from .report import read_nextpnr_report, read_yosys_stat, summarize
 from .selftest import selftest_data
-from .top import BoardTop
+from .top import BoardTop, link_divisor
 
 __all__ = [
     "FAMILY_TOOLS",
@@ -125,8 +125,11 @@ def _check_freq(freq_mhz):
         raise ValueError(f"--freq must be a positive number of MHz, like 60, not {freq_mhz!r}")
 
 
-def build(spec, board, *, output, name, freq_mhz=None, seed=None, log=print):
-    """Build the self-test bitstream of `spec` for `board` in the folder `output`.
+def build(spec, board, *, output, name, freq_mhz=None, seed=None, app="selftest",
+          baud=115200, log=print):
+    """Build the bitstream of `spec` for `board` in the folder `output`: the engine running its
+    built-in self-test (``app="selftest"``) or behind the serial host link at `baud`
+    (``app="link"``, on boards with a USB-serial port).
 
     Checks the fit first (raises :class:`~.fit.FitError` in well under a second), then runs
     Yosys, nextpnr and the packer, and writes ``<output>/<name>.summary.json``. Returns the
@@ -138,10 +141,15 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, log=print):
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TypeError(f"--seed must be an integer, like 1, not {seed!r}")
     # Both checks come before anything is elaborated: a request that cannot work fails at once.
-    pll_params(board.family, board.clock_mhz, freq_mhz)
-    fit = check_fit(spec, board)
+    pll = pll_params(board.family, board.clock_mhz, freq_mhz)
+    if app == "link":
+        if not board.uart:
+            raise ValueError(f"The {board.title} has no USB-serial port for the host link; "
+                             f"build the self-test (without --link)")
+        link_divisor(pll.f_out, baud)
+    fit = check_fit(spec, board, app=app)
     x, w, b = selftest_data(spec)
-    top = BoardTop(board, spec, x, w, b, f_mhz=freq_mhz)
+    top = BoardTop(board, spec, x, w, b, f_mhz=freq_mhz, app=app, baud=baud)
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -162,8 +170,9 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, log=print):
     overrides["nextpnr_opts"] = " ".join(nextpnr_opts)
     overrides["script_after_synth"] = f"tee -q -o {name}.stat.json stat -json"
 
+    what = f"serial link at {baud} baud" if app == "link" else "built-in self-test"
     log(f"building {name} for {board.name} ({board.device}) in {output}: engine clock "
-        f"{top.pll.f_out:g} MHz from the {board.clock_mhz:g} MHz oscillator")
+        f"{top.pll.f_out:g} MHz from the {board.clock_mhz:g} MHz oscillator, {what}")
     start = time.perf_counter()
     with _environment(env):
         try:
@@ -189,6 +198,9 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, log=print):
         report=read_nextpnr_report(output / f"{name}.report.json"),
         stat=read_yosys_stat(output / f"{name}.stat.json"),
         requested_mhz=freq_mhz, pll=top.pll, seed=seed)
+    summary["app"] = app
+    if app == "link":
+        summary["baud"] = baud
     summary["pe_count"] = spec.pe_count
     summary["estimate"] = fit.needed
     summary["build_seconds"] = round(elapsed, 1)

@@ -4,24 +4,41 @@ from amaranth import *
 from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 
+from ..hdl.link import SerialAccelerator
 from .pll import pll_instance, pll_params
 from .selftest import SelfTest
 
-__all__ = ["POR_CYCLES", "BoardTop"]
+__all__ = ["POR_CYCLES", "BoardTop", "link_divisor"]
 
 #: Cycles the engine stays in reset after the PLL locks. iCE40 block RAM reads are not valid
 #: for about 3 µs after configuration; at the fastest clock this covers it several times.
 POR_CYCLES = 1 << 12
 
 
+def link_divisor(f_mhz, baud):
+    """Clock cycles per UART bit at `f_mhz`, checked: the bit time must be within 2 % of the
+    baud rate's and at least 4 cycles."""
+    if isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0:
+        raise ValueError(f"--baud must be a positive integer, like 115200, not {baud!r}")
+    divisor = round(f_mhz * 1e6 / baud)
+    error = abs(f_mhz * 1e6 / divisor - baud) / baud if divisor else 1
+    if divisor < 4 or error > 0.02:
+        fastest = int(f_mhz * 1e6 / 4)
+        raise ValueError(f"--baud {baud} cannot be made from a {f_mhz:g} MHz clock (at most "
+                         f"{fastest} baud, to within 2 %); use e.g. 115200, 1000000 or 3000000 "
+                         f"if the clock allows")
+    return divisor
+
+
 class BoardTop(Elaboratable):
-    """:class:`SelfTest` on a board.
+    """The engine on a board: behind its serial host link, or running its built-in self-test.
 
     The board oscillator drives a PLL that makes the engine clock (`f_mhz`); the ``sync``
     domain is held in reset until the PLL has locked and :data:`POR_CYCLES` more cycles have
-    passed. The LEDs the board lists show pass, fail, busy, done, error and a heartbeat (a slow
-    blink while frames keep completing). The host link's pins (``uart`` 0) are claimed
-    and the transmitter held idle until the link lands.
+    passed. With the link (:class:`~convaccel.hdl.link.SerialAccelerator` on ``uart`` 0, at
+    `baud`), the LEDs the board lists show the weights loaded ("pass"), the error flag
+    ("fail", "error"), busy, done and a heartbeat; with the self-test (:class:`SelfTest`), they
+    show pass, fail, busy, done, error and a slow blink while frames keep completing.
 
     A plain ``Elaboratable``, not a component: it calls ``platform.request``.
 
@@ -29,19 +46,33 @@ class BoardTop(Elaboratable):
     ----------
     board : Board
     spec : ConvSpec
-    x, w, b : array
-        The self-test's frame, weights and bias.
     f_mhz : float
         The requested engine clock; :attr:`pll` holds the one the PLL makes.
+    app : ``"link"`` or ``"selftest"``
+    baud : int
+        The link's baud rate.
+    x, w, b : array
+        The self-test's frame, weights and bias.
     expected : array or None
         Passed to :class:`SelfTest`.
     """
 
-    def __init__(self, board, spec, x, w, b, *, f_mhz, expected=None):
+    def __init__(self, board, spec, x=None, w=None, b=None, *, f_mhz, app="selftest",
+                 baud=115200, expected=None):
         self._board = board
         self._spec = spec
-        self.selftest = SelfTest(spec, x, w, b, expected=expected)
+        self._app = app
         self.pll = pll_params(board.family, board.clock_mhz, f_mhz)
+        if app == "link":
+            if not board.uart:
+                raise ValueError(f"The {board.title} has no USB-serial port for the host link; "
+                                 f"build the self-test instead")
+            self.divisor = link_divisor(self.pll.f_out, baud)
+            self.app = SerialAccelerator(spec, divisor=self.divisor)
+        elif app == "selftest":
+            self.app = SelfTest(spec, x, w, b, expected=expected)
+        else:
+            raise ValueError(f"app must be 'link' or 'selftest', not {app!r}")
 
     def elaborate(self, platform):
         m = Module()
@@ -75,18 +106,24 @@ class BoardTop(Elaboratable):
         crg.d.por += reset.eq(timer != 0)
         crg.d.comb += ResetSignal("sync").eq(reset)
 
-        # -- the self-test and its LEDs --------------------------------------------------------
-        m.submodules.selftest = selftest = self.selftest
-        status = {
-            "pass": selftest.passed,
-            "fail": selftest.failed,
-            "busy": selftest.busy,
-            # Frames complete thousands of times a second; bit 12 of their count toggles
-            # slowly enough to see that the test keeps running.
-            "heartbeat": selftest.frames[12],
-            "done": selftest.done,
-            "error": selftest.error,
-        }
+        # -- the engine's host and its LEDs ---------------------------------------------------
+        m.submodules.app = app = self.app
+        if self._app == "link":
+            alive = Signal(24)
+            m.d.sync += alive.eq(alive + 1)
+            status = {"pass": app.loaded, "fail": app.error, "busy": app.busy,
+                      "heartbeat": alive[-1], "done": app.done, "error": app.error}
+        else:
+            status = {
+                "pass": app.passed,
+                "fail": app.failed,
+                "busy": app.busy,
+                # Frames complete thousands of times a second; bit 12 of their count toggles
+                # slowly enough to see that the test keeps running.
+                "heartbeat": app.frames[12],
+                "done": app.done,
+                "error": app.error,
+            }
         requested = {}
         for role, where in board.leds.items():
             name, number, *sub = where
@@ -98,9 +135,14 @@ class BoardTop(Elaboratable):
             m.submodules[f"led_{role}"] = led = io.Buffer("o", port)
             m.d.comb += led.o.eq(status[role])
 
-        # -- the host link's pins (the link is its own piece of work) --------------------------
+        # -- the host link's pins --------------------------------------------------------------
         if board.uart:
             uart = platform.request("uart", 0, dir="-")
             m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
-            m.d.comb += tx.o.eq(1)                   # idle (mark)
+            if self._app == "link":
+                m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+                m.submodules.rx_sync = FFSynchronizer(rx.i, app.rx, init=1)
+                m.d.comb += tx.o.eq(app.tx)
+            else:
+                m.d.comb += tx.o.eq(1)               # idle (mark)
         return m

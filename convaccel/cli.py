@@ -301,9 +301,20 @@ def cmd_demo(args):
     print()
 
     print("== simulate: the Verilog under cocotb, every beat checked ==")
-    return cmd_simulate(argparse.Namespace(
+    status = cmd_simulate(argparse.Namespace(
         config=None, input=None, weights=None, bias=None, output=None, simulator=None,
         seed=args.seed, stall=None, waves=None))
+    if status:
+        return status
+    print()
+
+    from .boards import DEFAULT_BOARD
+    from .boards.cli import cmd_build
+    print(f"== build: a bitstream for the {DEFAULT_BOARD} (the engine's built-in self-test) ==")
+    return cmd_build(argparse.Namespace(
+        config=None, board=DEFAULT_BOARD, output=str(Path(args.output) / DEFAULT_BOARD),
+        freq=None, seed=None, allow_timing_fail=False, program=False, dry_run=False,
+        link=False, baud=115200))
 
 
 def build_parser():

@@ -367,6 +367,13 @@ class ConvSpec:
         return last + p + self.back_latency + 1
 
     @property
+    def output_queue_depth(self):
+        """Output pixels the engine's output queue holds: every pixel that can be in flight
+        when results are always taken, so that it never throttles a frame."""
+        p = self.cycles_per_pixel
+        return -(-(self.back_latency + p + 1) // p) + 1
+
+    @property
     def utilization(self):
         """Useful MACs per PE per cycle over a frame with no stalls."""
         return self.macs / (self.pe_count * self.cycles)

@@ -85,14 +85,6 @@ class ConvAccelerator(wiring.Component):
     def spec(self):
         return self._spec
 
-    @property
-    def queue_depth(self):
-        """Output pixels that can be in flight: enough that credits never throttle a frame
-        whose results are always taken."""
-        spec = self._spec
-        p = spec.cycles_per_pixel
-        return -(-(spec.back_latency + p + 1) // p) + 1
-
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
@@ -116,7 +108,7 @@ class ConvAccelerator(wiring.Component):
             faulty_pe=self._faulty_pe)
         m.submodules.output = output = OutputStage(
             cols=cols, channels=spec.out_channels, row_folds=row_folds, col_folds=col_folds,
-            queue_depth=self.queue_depth, psum_shape=signed(spec.psum_bits),
+            queue_depth=spec.output_queue_depth, psum_shape=signed(spec.psum_bits),
             acc_shape=signed(spec.acc_bits), bias_shape=signed(spec.bias_bits))
 
         wiring.connect(m, wiring.flipped(self.pixels), padder.i)
@@ -159,7 +151,10 @@ class ConvAccelerator(wiring.Component):
         load_lane = Signal(range(cols))
         load_discard = Signal()                       # dropping the rest of an overlong load
         load_idle = Signal(init=1)                    # at the start of a load (registered)
-        load_final = load_bias & (load_group * cols + load_lane == spec.out_channels - 1)
+        # One-hot: the PE that takes the next weight (row-major, as the beats come).
+        load_pe = Signal(rows * cols, init=1)
+        load_channel = Signal(range(spec.out_channels))      # = load_group * cols + load_lane
+        load_final = load_bias & (load_channel == spec.out_channels - 1)
 
         beat = self.weights.payload
         take = self.weights.valid & self.weights.ready
@@ -185,7 +180,8 @@ class ConvAccelerator(wiring.Component):
             with m.If(beat.last):
                 m.d.sync += load_discard.eq(0)
         with m.Elif(take & ~load_bias):
-            m.d.comb += array.w_en.eq(1 << (load_r * cols + load_c))
+            m.d.comb += array.w_en.eq(load_pe)
+            m.d.sync += load_pe.eq(load_pe.rotate_left(1))
             m.d.comb += load_error.eq(~fits(spec.weight_bits) | beat.last)
             m.d.sync += load_c.eq(load_c + 1)
             with m.If(load_c == cols - 1):
@@ -195,15 +191,17 @@ class ConvAccelerator(wiring.Component):
                     with m.If(load_k == depth - 1):
                         m.d.sync += [load_k.eq(0), load_bias.eq(1)]
             with m.If(beat.last):                     # too short: start over
-                m.d.sync += [load_k.eq(0), load_r.eq(0), load_c.eq(0), load_bias.eq(0)]
+                m.d.sync += [load_k.eq(0), load_r.eq(0), load_c.eq(0), load_bias.eq(0),
+                             load_pe.eq(1)]
         with m.Elif(take):
             m.d.comb += output.b_en.eq(1 << load_lane)
             m.d.comb += load_error.eq(~fits(spec.bias_bits) | (beat.last != load_final))
-            m.d.sync += load_lane.eq(load_lane + 1)
+            m.d.sync += [load_lane.eq(load_lane + 1), load_channel.eq(load_channel + 1)]
             with m.If(load_lane == cols - 1):
                 m.d.sync += [load_lane.eq(0), load_group.eq(load_group + 1)]
             with m.If(load_final | beat.last):
-                m.d.sync += [load_lane.eq(0), load_group.eq(0), load_bias.eq(0)]
+                m.d.sync += [load_lane.eq(0), load_group.eq(0), load_channel.eq(0),
+                             load_bias.eq(0)]
                 with m.If(~beat.last):                # too long: drop up to `last`
                     m.d.sync += load_discard.eq(1)
 
@@ -226,8 +224,10 @@ class ConvAccelerator(wiring.Component):
 
         last_rows = spec.reduction - (row_folds - 1) * rows
         last_cols = spec.out_channels - (col_folds - 1) * cols
-        vector_macs = Mux(feeder.issue.last_fold, last_rows, rows) * \
-            Mux(feeder.issue.last_group, last_cols, cols)
+        # (four constants: a multiplier here would take a DSP block from the PEs)
+        vector_macs = Mux(feeder.issue.last_fold,
+                          Mux(feeder.issue.last_group, last_rows * last_cols, last_rows * cols),
+                          Mux(feeder.issue.last_group, rows * last_cols, rows * cols))
         with m.If(padder.start):
             m.d.sync += [
                 self.cycles.eq(1),

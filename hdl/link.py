@@ -8,7 +8,11 @@ from ..protocol import (CRC, REQUEST_START, RESPONSE_START, STATUS_LAYOUT, Comma
 from .accelerator import ConvAccelerator
 from .uart import UARTRx, UARTTx
 
-__all__ = ["HostLink", "SerialAccelerator"]
+__all__ = ["HostLink", "SerialAccelerator", "MAX_PAYLOAD", "RESULT_QUEUE"]
+
+#: The default packet buffer size (each of two) and result queue, in bytes.
+MAX_PAYLOAD = 1024
+RESULT_QUEUE = 512
 
 
 class HostLink(wiring.Component):
@@ -42,7 +46,8 @@ class HostLink(wiring.Component):
         error flag, the weights loaded.
     """
 
-    def __init__(self, spec, *, max_payload=1024, result_queue=512, timeout=100_000):
+    def __init__(self, spec, *, max_payload=MAX_PAYLOAD, result_queue=RESULT_QUEUE,
+                 timeout=100_000):
         self._spec = spec
         self._format = LinkFormat(spec, max_payload)
         self._max_payload = max_payload
@@ -155,24 +160,26 @@ class HostLink(wiring.Component):
         results = fifo.SyncFIFOBuffered(width=8, depth=self._result_queue)
         m.submodules.results = ResetInserter(soft_reset)(results)
         rpb = fmt.result_pixel_bytes
-        out_word = Signal(8 * rpb)
-        out_left = Signal(range(rpb + 1))
-        results_ready = Signal(16)
+        # (counts are as wide as what they count; STATUS zero-extends them)
+        results_ready = Signal(range(self._result_queue // rpb + 1))
         ready_inc = Signal()
-        ready_dec = Signal(16)
-        m.d.comb += engine.results.ready.eq(out_left == 0)
-        lanes = []
+        ready_dec = Signal.like(results_ready)
+        # The engine holds a result beat until it is taken, so its bytes are picked from the
+        # beat itself (channel 0 first, each big-endian), not copied into a register first.
+        out_bytes = []
         for c in range(spec.out_channels):
             lane = Signal(signed(8 * fmt.result_bytes), name=f"result{c}")
             m.d.comb += lane.eq(engine.results.payload.data[c])      # sign-extended
-            lanes.append(lane)
-        with m.If(engine.results.valid & engine.results.ready):
-            # channel 0 first, each big-endian
-            m.d.sync += [out_left.eq(rpb), out_word.eq(Cat(*reversed(lanes)))]
-        m.d.comb += [results.w_data.eq(out_word[-8:]), results.w_en.eq(out_left != 0)]
+            out_bytes += [lane[8 * n:8 * n + 8] for n in reversed(range(fmt.result_bytes))]
+        out_index = Signal(range(rpb))
+        m.d.comb += [
+            results.w_data.eq(Array(out_bytes)[out_index]),
+            results.w_en.eq(engine.results.valid),
+            engine.results.ready.eq(results.w_rdy & (out_index == rpb - 1)),
+        ]
         with m.If(results.w_en & results.w_rdy):
-            m.d.sync += [out_word.eq(out_word << 8), out_left.eq(out_left - 1)]
-            with m.If(out_left == 1):
+            m.d.sync += out_index.eq(Mux(out_index == rpb - 1, 0, out_index + 1))
+            with m.If(out_index == rpb - 1):
                 m.d.comb += ready_inc.eq(1)
         m.d.sync += results_ready.eq(results_ready + ready_inc - ready_dec)
 
@@ -187,11 +194,10 @@ class HostLink(wiring.Component):
         units = Signal(range(max_payload + 1))
         unit_bytes = Signal.like(phase)
         status = Signal(8)
-        resp_len = Signal(16)
-        snapshot = Signal(8 * sum(size for _, size in STATUS_LAYOUT))
+        resp_len = Signal(range(max_payload + 1))
         idle_cycles = Signal(range(self._timeout + 1))
-        beats_loaded = Signal(16)
-        pixels_sent = Signal(32)
+        beats_loaded = Signal(range(load_total + 1))
+        pixels_sent = Signal(range(frame_total + 1))
         loaded = Signal()
         resetting = Signal()
         m.d.comb += self.loaded.eq(loaded)
@@ -223,12 +229,11 @@ class HostLink(wiring.Component):
             "output_stalls": engine.output_stalls,
             "macs": engine.macs,
         }
-        fields = []
+        status_bytes = []                             # the first field first, big-endian
         for name, size in STATUS_LAYOUT:
             field = Signal(8 * size, name=f"status_{name}")
             m.d.comb += field.eq(counters[name])
-            fields.append(field)
-        status_word = Cat(*reversed(fields))        # the first field first, big-endian
+            status_bytes += [field[8 * n:8 * n + 8] for n in reversed(range(size))]
 
         whole = phase == 0
         wb, pb = fmt.weight_bytes, fmt.pixel_bytes
@@ -332,16 +337,18 @@ class HostLink(wiring.Component):
                     with m.Else():
                         # as many as asked, if they are ready and fit one response
                         ready = Mux(arg > results_ready, results_ready, arg)
-                        count = Signal(16)
+                        count = Signal(range(fmt.max_read() + 1))
                         m.d.comb += count.eq(Mux(ready > fmt.max_read(), fmt.max_read(), ready))
                         m.d.comb += ready_dec.eq(count)
-                        respond(Status.OK, count * rpb)
+                        # count * rpb as shifts and adds: a multiplier here would take a DSP
+                        # block from the PEs
+                        respond(Status.OK, sum(count << n for n in range(rpb.bit_length())
+                                               if rpb >> n & 1))
                 with m.Elif(command == Command.STATUS):
                     with m.If(length != 0):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
-                        m.d.sync += snapshot.eq(status_word)
-                        respond(Status.OK, len(snapshot) // 8)
+                        respond(Status.OK, len(status_bytes))
                 with m.Elif(command == Command.RESET):
                     with m.If(length != 0):
                         respond(Status.BAD_LENGTH)
@@ -377,13 +384,13 @@ class HostLink(wiring.Component):
                     m.next = "SEND_CRC_HI"
             with m.State("SEND_PAYLOAD"):
                 from_queue = (command == Command.READ) & (status == Status.OK)
-                value = Mux(from_queue, results.r_data, snapshot[-8:])
+                value = Mux(from_queue, results.r_data, Array(status_bytes)[index])
                 m.d.comb += [self.o.valid.eq(~from_queue | results.r_rdy),
                              self.o.payload.eq(value),
                              tx_crc.valid.eq(sent), tx_crc.data.eq(value),
                              results.r_en.eq(from_queue & self.o.ready)]
                 with m.If(sent):
-                    m.d.sync += [index.eq(index + 1), snapshot.eq(snapshot << 8)]
+                    m.d.sync += index.eq(index + 1)
                     with m.If(index + 1 == resp_len):
                         m.next = "SEND_CRC_HI"
             with m.State("SEND_CRC_HI"):
@@ -398,7 +405,7 @@ class HostLink(wiring.Component):
         with m.If(soft_reset):
             m.d.sync += [pending.eq(0), beat_valid.eq(0), load_index.eq(0), pixel_index.eq(0),
                          beats_loaded.eq(0), pixels_sent.eq(0), loaded.eq(0),
-                         value_error.eq(0), out_left.eq(0), results_ready.eq(0)]
+                         value_error.eq(0), out_index.eq(0), results_ready.eq(0)]
         return m
 
 
@@ -420,7 +427,7 @@ class SerialAccelerator(wiring.Component):
     busy, done, error, loaded : Out(1)
     """
 
-    def __init__(self, spec, *, divisor, max_payload=1024, result_queue=512):
+    def __init__(self, spec, *, divisor, max_payload=MAX_PAYLOAD, result_queue=RESULT_QUEUE):
         self._spec = spec
         self._divisor = divisor
         self._max_payload = max_payload

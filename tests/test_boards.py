@@ -340,7 +340,7 @@ def test_program_without_openfpgaloader_wrong(monkeypatch):
 def test_boards_command(capsys):
     assert boards_cli.main(["boards"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^icebreaker\s+iCE40UP5K-SG48\s+ice40\s+5280\s+5280\s+8\s+30\s+30 MHz\s+"
+    assert re.search(r"^icebreaker\s+iCE40UP5K-SG48\s+ice40\s+5280\s+5280\s+8\s+30\s+36 MHz\s+"
                      r"openFPGALoader -b ice40_generic$", out, re.MULTILINE)
     for board in boards():
         assert board.name in out

