@@ -121,6 +121,17 @@ def random_layer(spec, rng):
     return x, w, b
 
 
+def _layer_arrays(args, spec, seed):
+    """The input, weights and bias the user gave (--input, --weights, --bias), random ones
+    from `seed` for the rest."""
+    arrays = list(random_layer(spec, np.random.default_rng(seed)))
+    for n, (path, what) in enumerate([(args.input, "the input"), (args.weights, "the weights"),
+                                      (args.bias, "the bias")]):
+        if path:
+            arrays[n] = _load_array(path, what)
+    return arrays
+
+
 class ProgressBar:
     """A one-line progress bar on stderr, shown only on a terminal."""
 
@@ -153,13 +164,7 @@ def cmd_simulate(args):
         raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
                          f"not {args.stall}")
     seed = args.seed if args.seed is not None else int(time.time()) % 100000
-    x, w, b = random_layer(spec, np.random.default_rng(seed))
-    if args.input:
-        x = _load_array(args.input, "the input")
-    if args.weights:
-        w = _load_array(args.weights, "the weights")
-    if args.bias:
-        b = _load_array(args.bias, "the bias")
+    x, w, b = _layer_arrays(args, spec, seed)
     simulator = args.simulator
     print(f"simulating {design_name(spec, args.config)} on {simulator or 'verilator'}: "
           f"{' x '.join(map(str, spec.input_shape))} in, "
@@ -214,14 +219,7 @@ def cmd_run(args):
     if not board.uart:
         raise UsageError(f"the {board.title} has no USB-serial port for the host link; "
                          f"use a board with one (`convaccel boards`)")
-    seed = args.seed if args.seed is not None else 1
-    x, w, b = random_layer(spec, np.random.default_rng(seed))
-    if args.input:
-        x = _load_array(args.input, "the input")
-    if args.weights:
-        w = _load_array(args.weights, "the weights")
-    if args.bias:
-        b = _load_array(args.bias, "the bias")
+    x, w, b = _layer_arrays(args, spec, args.seed if args.seed is not None else 1)
     try:
         expected = golden.conv2d(x, w, b, spec)
     except (TypeError, ValueError) as e:

@@ -208,6 +208,16 @@ class HostLink(wiring.Component):
         for n, w in enumerate(wr):
             m.d.comb += [w.addr.eq(index), w.data.eq(b)]
 
+        def receive(next_state):
+            """A request byte into the CRC; on to `next_state` when it arrives, TIMEOUT when
+            none comes. Returns the condition of its arrival, for what else it does."""
+            m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
+            with m.If(got):
+                m.next = next_state
+            with m.Elif(timed_out):
+                respond(Status.TIMEOUT)
+            return got
+
         def respond(code, payload_length=0):
             m.d.sync += [status.eq(code), resp_len.eq(payload_length)]
             m.next = "SEND_START"
@@ -251,27 +261,17 @@ class HostLink(wiring.Component):
                 with m.Elif(timed_out):
                     respond(Status.TIMEOUT)
             with m.State("LENGTH_HI"):
-                m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
-                with m.If(got):
+                with m.If(receive("LENGTH_LO")):
                     m.d.sync += length[8:].eq(b)
-                    m.next = "LENGTH_LO"
-                with m.Elif(timed_out):
-                    respond(Status.TIMEOUT)
             with m.State("LENGTH_LO"):
-                m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
-                with m.If(got):
+                with m.If(receive("PAYLOAD")):
                     m.d.sync += length[:8].eq(b)
                     with m.If(Cat(b, length[8:]) > max_payload):
                         respond(Status.BAD_LENGTH)
                     with m.Elif(Cat(b, length[8:]) == 0):
                         m.next = "CRC_HI"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-                with m.Elif(timed_out):
-                    respond(Status.TIMEOUT)
             with m.State("PAYLOAD"):
-                m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
-                with m.If(got):
+                with m.If(receive("PAYLOAD")):
                     m.d.comb += wr[0].en.eq(rx_sel == 0)
                     m.d.comb += wr[1].en.eq(rx_sel == 1)
                     m.d.sync += index.eq(index + 1)
@@ -283,20 +283,10 @@ class HostLink(wiring.Component):
                         m.d.sync += phase.eq(phase + 1)
                     with m.If(index + 1 == length):
                         m.next = "CRC_HI"
-                with m.Elif(timed_out):
-                    respond(Status.TIMEOUT)
             with m.State("CRC_HI"):
-                m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
-                with m.If(got):
-                    m.next = "CRC_LO"
-                with m.Elif(timed_out):
-                    respond(Status.TIMEOUT)
+                receive("CRC_LO")
             with m.State("CRC_LO"):
-                m.d.comb += [rx_crc.valid.eq(got), rx_crc.data.eq(b)]
-                with m.If(got):
-                    m.next = "CHECK"
-                with m.Elif(timed_out):
-                    respond(Status.TIMEOUT)
+                receive("CHECK")
             with m.State("CHECK"):
                 frame_open = engine.busy | (pixels_sent != 0) | (pending & chunk_pixels)
                 with m.If(~rx_crc.match_detected):
