@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The host link: UART, protocol, driver, and the whole exchange on the simulated board."""
 
 import numpy as np
