@@ -4,11 +4,9 @@
 their own (``python -m convaccel.boards.cli``).
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-from ..spec import ConfigError
 from . import DEFAULT_BOARD, boards, get_board
 from .fit import FitError
 
@@ -120,17 +118,9 @@ def register(subparsers):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="convaccel")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    register(sub)
-    args = parser.parse_args(argv)
-    from ..cli import UsageError
-    try:
-        return args.func(args)
-    except (ConfigError, UsageError) as e:
-        print(f"convaccel: error: {e}", file=sys.stderr)
-        return 2
+    """The ``convaccel`` command line (these commands are part of it)."""
+    from ..cli import main as convaccel_main
+    return convaccel_main(argv)
 
 
 if __name__ == "__main__":

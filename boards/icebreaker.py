@@ -18,7 +18,8 @@ ICEBREAKER = register(Board(
     bram_bits=4096,
     clock_mhz=12,
     # The engine's target is 60 MHz; its handshake paths limit it to about 45 MHz on the UP5K
-    # today (measured), so the default is what the build meets with margin (a clock the PLL makes exactly).
+    # today (measured), so the default is what the build meets with margin (a clock the PLL
+    # makes exactly).
     default_mhz=36,
     # The 12 MHz oscillator is on pin 35, a PLL pad: SB_PLL40_PAD takes it without a buffer.
     pll_pad=True,

@@ -65,7 +65,7 @@ def format_spec(spec):
         f"  MACs          {spec.macs} per frame",
         f"  cycles        {spec.cycles} per frame with no stalls (utilization "
         f"{spec.utilization:.1%})",
-        f"memory",
+        "memory",
         f"  line buffer   {_format_bits(spec.line_buffer_bits)}",
         f"  weights       {_format_bits(spec.weight_memory_bits)}",
         f"  bias          {_format_bits(spec.bias_memory_bits)}",

@@ -154,7 +154,7 @@ def lint(verilog_path, top):
     """Run ``verilator --lint-only`` with :data:`LINT_WAIVERS`; returns (ok, messages)."""
     setup_environment()
     verilog_path = Path(verilog_path)
-    args = ["verilator", "--lint-only", f"--top-module", top]
+    args = ["verilator", "--lint-only", "--top-module", top]
     args += [f"-Wno-{w}" for w in LINT_WAIVERS]
     args.append(verilog_path.name)
     result = subprocess.run(args, cwd=verilog_path.parent, capture_output=True, text=True)

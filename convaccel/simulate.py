@@ -6,7 +6,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 

@@ -218,6 +218,13 @@ class HostLink(wiring.Component):
                 respond(Status.TIMEOUT)
             return got
 
+        def start_chunk(pixels):
+            """The received buffer starts into the engine; the other one takes the next
+            request."""
+            m.d.sync += [pending.eq(1), chunk_sel.eq(rx_sel), rx_sel.eq(~rx_sel),
+                         chunk_pixels.eq(pixels), chunk_bytes.eq(length),
+                         read_addr.eq(0), fetched.eq(0), unit.eq(0)]
+
         def respond(code, payload_length=0):
             m.d.sync += [status.eq(code), resp_len.eq(payload_length)]
             m.next = "SEND_START"
@@ -299,9 +306,7 @@ class HostLink(wiring.Component):
                     with m.Elif((length == 0) | ~whole | (beats_loaded + units > load_total)):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
-                        m.d.sync += [pending.eq(1), chunk_sel.eq(rx_sel), rx_sel.eq(~rx_sel),
-                                     chunk_pixels.eq(0), chunk_bytes.eq(length),
-                                     read_addr.eq(0), fetched.eq(0), unit.eq(0)]
+                        start_chunk(pixels=False)
                         m.d.sync += [beats_loaded.eq(beats_loaded + units), loaded.eq(0)]
                         with m.If(beats_loaded + units == load_total):
                             m.d.sync += [beats_loaded.eq(0), loaded.eq(1)]
@@ -314,9 +319,7 @@ class HostLink(wiring.Component):
                     with m.Elif((length == 0) | ~whole | (pixels_sent + units > frame_total)):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
-                        m.d.sync += [pending.eq(1), chunk_sel.eq(rx_sel), rx_sel.eq(~rx_sel),
-                                     chunk_pixels.eq(1), chunk_bytes.eq(length),
-                                     read_addr.eq(0), fetched.eq(0), unit.eq(0)]
+                        start_chunk(pixels=True)
                         m.d.sync += pixels_sent.eq(pixels_sent + units)
                         with m.If(pixels_sent + units == frame_total):
                             m.d.sync += pixels_sent.eq(0)

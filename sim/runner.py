@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import os
 import shutil
-import sys
 from pathlib import Path
 
 from ..tools import setup_environment, verilator_bin

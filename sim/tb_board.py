@@ -23,7 +23,7 @@ from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge
 from convaccel import ConvSpec, golden
 from convaccel.beats import pixel_beats
 from convaccel.device import Device
-from convaccel.protocol import Command, LinkFormat, Status, encode_request
+from convaccel.protocol import Command, encode_request
 
 
 class SerialPins:

@@ -4,7 +4,6 @@ import pytest
 
 from convaccel import DEFAULT_SPEC, ConvSpec, golden
 from convaccel.beats import pixel_beats, weight_beats
-from convaccel.hdl.accelerator import ConvAccelerator
 
 from enginebench import check_engine, random_layer, run_engine
 
