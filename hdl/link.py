@@ -10,6 +10,9 @@ from .uart import UARTRx, UARTTx
 
 __all__ = ["HostLink", "SerialAccelerator", "MAX_PAYLOAD", "RESULT_QUEUE"]
 
+#: The status outputs (for LEDs) of both components below.
+STATUS_PORTS = ("busy", "done", "error", "loaded")
+
 #: The default packet buffer size (each of two) and result queue, in bytes.
 MAX_PAYLOAD = 1024
 RESULT_QUEUE = 512
@@ -56,10 +59,7 @@ class HostLink(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(8, always_ready=True)),
             "o": Out(stream.Signature(8)),
-            "busy": Out(1),
-            "done": Out(1),
-            "error": Out(1),
-            "loaded": Out(1),
+            **{name: Out(1) for name in STATUS_PORTS},
         })
 
     def elaborate(self, platform):
@@ -428,10 +428,7 @@ class SerialAccelerator(wiring.Component):
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
-            "busy": Out(1),
-            "done": Out(1),
-            "error": Out(1),
-            "loaded": Out(1),
+            **{name: Out(1) for name in STATUS_PORTS},
         })
 
     def elaborate(self, platform):
@@ -445,6 +442,5 @@ class SerialAccelerator(wiring.Component):
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
         wiring.connect(m, uart_rx.o, link.i)
         wiring.connect(m, link.o, uart_tx.i)
-        m.d.comb += [self.busy.eq(link.busy), self.done.eq(link.done),
-                     self.error.eq(link.error), self.loaded.eq(link.loaded)]
+        m.d.comb += [getattr(self, name).eq(getattr(link, name)) for name in STATUS_PORTS]
         return m
