@@ -61,10 +61,9 @@ def memories(spec, rom_shapes=None, app="selftest"):
                                spec.padded_shape[1], 1, False)
     mems["PE weights"] = (spec.weight_bits, spec.cycles_per_pixel, spec.pe_count, False)
     mems["biases"] = (spec.cols * spec.bias_bits, spec.col_folds, 1, False)
-    # The output queue: SyncFIFOBuffered(depth d) keeps d - 1 words in memory.
-    if spec.output_queue_depth > 1:
-        mems["output queue"] = (spec.out_channels * spec.acc_bits + 1,
-                                spec.output_queue_depth - 1, 1, False)
+    # The output queue: a word per column group, `col_folds` per queued pixel.
+    mems["output queue"] = (spec.cols * spec.acc_bits + 1,
+                            spec.output_queue_depth * spec.col_folds, 1, False)
     if app == "link":
         from ..hdl.link import MAX_PAYLOAD, RESULT_QUEUE
         mems["link packet buffers"] = (8, MAX_PAYLOAD, 2, False)

@@ -69,7 +69,7 @@ class HostLink(wiring.Component):
         load_total = spec.cycles_per_pixel * spec.pe_count + spec.out_channels
         frame_total = spec.height * spec.width
 
-        soft_reset = Signal()
+        soft_reset = Signal()             # registered: it reaches every flip-flop of the engine
         engine = ConvAccelerator(spec)
         m.submodules.engine = ResetInserter(soft_reset)(engine)
         m.d.comb += [self.busy.eq(engine.busy), self.done.eq(engine.done)]
@@ -188,7 +188,16 @@ class HostLink(wiring.Component):
         m.submodules.tx_crc = tx_crc = CRC.create()
         command = Signal(8)
         length = Signal(16)
+        # The payload byte counter, and its successor kept beside it, so that "is this the last
+        # byte" is a comparison, not an addition and then a comparison.
         index = Signal(range(max_payload + 1))
+        index_next = Signal(range(max_payload + 2), init=1)
+        index_clear = Signal()
+        index_step = Signal()
+        with m.If(index_clear):
+            m.d.sync += [index.eq(0), index_next.eq(1)]
+        with m.Elif(index_step):
+            m.d.sync += [index.eq(index_next), index_next.eq(index_next + 1)]
         arg = Signal(16)                  # the first two payload bytes (READ's count)
         phase = Signal(range(max(fmt.weight_bytes, fmt.pixel_bytes) + 1))
         units = Signal(range(max_payload + 1))
@@ -251,6 +260,13 @@ class HostLink(wiring.Component):
             field = Signal(8 * size, name=f"status_{name}")
             m.d.comb += field.eq(counters[name])
             status_bytes += [field[8 * n:8 * n + 8] for n in reversed(range(size))]
+        # The STATUS payload byte at `index`, registered: it is offered only once it is fresh,
+        # the cycle after `index` settles (a bubble the serial line never notices).
+        status_byte = Signal(8)
+        status_index = index[:(len(status_bytes) - 1).bit_length()]
+        m.d.sync += status_byte.eq(Array(status_bytes)[status_index])
+        fresh = Signal()
+        m.d.sync += fresh.eq(~(index_clear | index_step))
 
         whole = phase == 0
         wb, pb = fmt.weight_bytes, fmt.pixel_bytes
@@ -261,7 +277,8 @@ class HostLink(wiring.Component):
             with m.State("COMMAND"):
                 m.d.comb += [rx_crc.start.eq(1), rx_crc.valid.eq(got), rx_crc.data.eq(b)]
                 with m.If(got):
-                    m.d.sync += [command.eq(b), index.eq(0), phase.eq(0), units.eq(0),
+                    m.d.comb += index_clear.eq(1)
+                    m.d.sync += [command.eq(b), phase.eq(0), units.eq(0),
                                  unit_bytes.eq(Mux(b == Command.LOAD, wb,
                                                    Mux(b == Command.FRAME, pb, 1)))]
                     m.next = "LENGTH_HI"
@@ -281,14 +298,14 @@ class HostLink(wiring.Component):
                 with m.If(receive("PAYLOAD")):
                     m.d.comb += wr[0].en.eq(rx_sel == 0)
                     m.d.comb += wr[1].en.eq(rx_sel == 1)
-                    m.d.sync += index.eq(index + 1)
+                    m.d.comb += index_step.eq(1)
                     with m.If(index < 2):
                         m.d.sync += arg.eq(Cat(b, arg[:8]))
                     with m.If(phase + 1 == unit_bytes):
                         m.d.sync += [phase.eq(0), units.eq(units + 1)]
                     with m.Else():
                         m.d.sync += phase.eq(phase + 1)
-                    with m.If(index + 1 == length):
+                    with m.If(index_next == length):
                         m.next = "CRC_HI"
             with m.State("CRC_HI"):
                 receive("CRC_LO")
@@ -371,31 +388,31 @@ class HostLink(wiring.Component):
             with m.State("SEND_LENGTH_HI"):
                 send(resp_len[8:], "SEND_LENGTH_LO")
             with m.State("SEND_LENGTH_LO"):
-                m.d.sync += index.eq(0)
+                m.d.comb += index_clear.eq(1)
                 send(resp_len[:8], "SEND_PAYLOAD")
                 with m.If(sent & (resp_len == 0)):
                     m.next = "SEND_CRC_HI"
             with m.State("SEND_PAYLOAD"):
                 from_queue = (command == Command.READ) & (status == Status.OK)
-                value = Mux(from_queue, results.r_data, Array(status_bytes)[index])
-                m.d.comb += [self.o.valid.eq(~from_queue | results.r_rdy),
+                value = Mux(from_queue, results.r_data, status_byte)
+                m.d.comb += [self.o.valid.eq(Mux(from_queue, results.r_rdy, fresh)),
                              self.o.payload.eq(value),
                              tx_crc.valid.eq(sent), tx_crc.data.eq(value),
                              results.r_en.eq(from_queue & self.o.ready)]
                 with m.If(sent):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index + 1 == resp_len):
+                    m.d.comb += index_step.eq(1)
+                    with m.If(index_next == resp_len):
                         m.next = "SEND_CRC_HI"
             with m.State("SEND_CRC_HI"):
                 send(tx_crc.crc[8:], "SEND_CRC_LO", crc_in=False)
             with m.State("SEND_CRC_LO"):
                 send(tx_crc.crc[:8], "HUNT", crc_in=False)
                 with m.If(sent & resetting):
-                    m.d.comb += soft_reset.eq(1)
-                    m.d.sync += resetting.eq(0)
+                    m.d.sync += [soft_reset.eq(1), resetting.eq(0)]
 
         # RESET: the engine and the link's state start afresh (the weights are gone).
         with m.If(soft_reset):
+            m.d.sync += soft_reset.eq(0)
             m.d.sync += [pending.eq(0), beat_valid.eq(0), load_index.eq(0), pixel_index.eq(0),
                          beats_loaded.eq(0), pixels_sent.eq(0), loaded.eq(0),
                          value_error.eq(0), out_index.eq(0), results_ready.eq(0)]

@@ -1,5 +1,5 @@
 from amaranth import *
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array import issue_layout
@@ -70,7 +70,6 @@ class OutputStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cols, channels, col_folds = self._cols, self._channels, self._col_folds
-        out_layout = pixel_out_layout(self._acc_shape, channels)
 
         m.submodules.bias = bias = memory.Memory(
             shape=data.ArrayLayout(self._bias_shape, cols), depth=col_folds, init=[])
@@ -97,28 +96,56 @@ class OutputStage(wiring.Component):
                 m.d.sync += acc[c].eq(Mux(issue.first, bias_rd.data[c], acc[c]) +
                                       self.psums[c])
 
-        # Stage 3: collect groups; a complete pixel enters the queue.
-        m.submodules.queue = queue = fifo.SyncFIFOBuffered(
-            width=out_layout.size, depth=self._queue_depth)
+        # Stage 3: complete groups enter the queue memory, a pixel's groups in consecutive
+        # words, room for `queue_depth` pixels. Its groups are read back in order: all but the
+        # last into registers, the last stays on the read port's output until the pixel leaves.
+        # (A block RAM, not flip-flops: the queue is the engine's widest storage.)
+        words = self._queue_depth * col_folds
+        group_layout = data.StructLayout({
+            "data": data.ArrayLayout(self._acc_shape, cols), "last": 1})
+        m.submodules.queue = queue = memory.Memory(shape=group_layout, depth=words, init=[])
+        wr = queue.write_port()
+        rd = queue.read_port()
+        w_addr = Signal(range(words))
+        r_addr = Signal(range(words))
+        r_group = Signal(range(col_folds))
+        stored = Signal(range(words + 1))             # words written and not yet read
+        write = acc_issue.valid & acc_issue.last_fold
+        read = (stored != 0) & ~(self.o.valid & ~self.o.ready)
+        m.d.comb += [
+            wr.addr.eq(w_addr),
+            wr.data.data.eq(acc),
+            wr.data.last.eq(acc_issue.last_pixel),
+            wr.en.eq(write),
+            rd.addr.eq(r_addr),
+            rd.en.eq(read),
+        ]
+        m.d.sync += stored.eq(stored + write - read)
+        with m.If(write):
+            m.d.sync += w_addr.eq(Mux(w_addr == words - 1, 0, w_addr + 1))
+        with m.If(read):
+            m.d.sync += [r_addr.eq(Mux(r_addr == words - 1, 0, r_addr + 1)),
+                         r_group.eq(Mux(r_group == col_folds - 1, 0, r_group + 1))]
+
         collected = [Signal(data.ArrayLayout(self._acc_shape, cols), name=f"group{g}")
                      for g in range(col_folds - 1)]
-        with m.If(acc_issue.valid & acc_issue.last_fold & ~acc_issue.last_group):
-            with m.Switch(acc_issue.group):
+        fetched = Signal()                            # rd.data holds the word read last cycle
+        fetched_group = Signal.like(r_group)
+        m.d.sync += [fetched.eq(read), fetched_group.eq(r_group)]
+        with m.If(fetched):
+            with m.Switch(fetched_group):
                 for g in range(col_folds - 1):
                     with m.Case(g):
-                        m.d.sync += collected[g].eq(acc)
-        pixel = Signal(out_layout)
-        lanes = [lane for group in collected for lane in group] + [acc[c] for c in range(cols)]
+                        m.d.sync += collected[g].eq(rd.data.data)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(read & (r_group == col_folds - 1)):
+            m.d.sync += self.o.valid.eq(1)
+        lanes = ([lane for group in collected for lane in group] +
+                 [rd.data.data[c] for c in range(cols)])
         for ch in range(channels):
-            m.d.comb += pixel.data[ch].eq(lanes[ch])
-        m.d.comb += [
-            pixel.last.eq(acc_issue.last_pixel),
-            queue.w_data.eq(pixel),
-            queue.w_en.eq(acc_issue.valid & acc_issue.last_fold & acc_issue.last_group),
-            self.o.valid.eq(queue.r_rdy),
-            self.o.payload.eq(queue.r_data),
-            queue.r_en.eq(self.o.ready),
-        ]
+            m.d.comb += self.o.payload.data[ch].eq(lanes[ch])
+        m.d.comb += self.o.payload.last.eq(rd.data.last)
 
         # Credits: pixels reserved and not yet out.
         # (`credit` is registered, computed from the count's next value.)
