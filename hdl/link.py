@@ -171,16 +171,25 @@ class HostLink(wiring.Component):
             lane = Signal(signed(8 * fmt.result_bytes), name=f"result{c}")
             m.d.comb += lane.eq(engine.results.payload.data[c])      # sign-extended
             out_bytes += [lane[8 * n:8 * n + 8] for n in reversed(range(fmt.result_bytes))]
+        # The picked byte waits in a register before it enters the queue: the wide byte
+        # multiplexer after the engine's output memories is then the whole of its path.
         out_index = Signal(range(rpb))
+        out_byte = Signal(8)
+        out_valid = Signal()
+        out_last = Signal()               # the register holds a pixel's last byte
+        take = ~out_valid | results.w_rdy
         m.d.comb += [
-            results.w_data.eq(Array(out_bytes)[out_index]),
-            results.w_en.eq(engine.results.valid),
-            engine.results.ready.eq(results.w_rdy & (out_index == rpb - 1)),
+            results.w_data.eq(out_byte),
+            results.w_en.eq(out_valid),
+            engine.results.ready.eq(take & (out_index == rpb - 1)),
         ]
-        with m.If(results.w_en & results.w_rdy):
-            m.d.sync += out_index.eq(Mux(out_index == rpb - 1, 0, out_index + 1))
-            with m.If(out_index == rpb - 1):
-                m.d.comb += ready_inc.eq(1)
+        with m.If(engine.results.valid & take):
+            m.d.sync += [out_byte.eq(Array(out_bytes)[out_index]), out_valid.eq(1),
+                         out_last.eq(out_index == rpb - 1),
+                         out_index.eq(Mux(out_index == rpb - 1, 0, out_index + 1))]
+        with m.Elif(results.w_rdy):
+            m.d.sync += out_valid.eq(0)
+        m.d.comb += ready_inc.eq(out_valid & out_last & results.w_rdy)
         m.d.sync += results_ready.eq(results_ready + ready_inc - ready_dec)
 
         # -- requests and responses -------------------------------------------------------------
@@ -234,8 +243,10 @@ class HostLink(wiring.Component):
                          chunk_pixels.eq(pixels), chunk_bytes.eq(length),
                          read_addr.eq(0), fetched.eq(0), unit.eq(0)]
 
-        def respond(code, payload_length=0):
-            m.d.sync += [status.eq(code), resp_len.eq(payload_length)]
+        from_queue = Signal()             # the response's payload comes from the result queue
+
+        def respond(code, payload_length=0, *, results=False):
+            m.d.sync += [status.eq(code), resp_len.eq(payload_length), from_queue.eq(results)]
             m.next = "SEND_START"
 
         # The timeout: cycles since the last byte of a request in progress.
@@ -267,6 +278,35 @@ class HostLink(wiring.Component):
         m.d.sync += status_byte.eq(Array(status_bytes)[status_index])
         fresh = Signal()
         m.d.sync += fresh.eq(~(index_clear | index_step))
+
+        # The CHECK state's decisions, prepared from registers in two pipeline stages: what they
+        # depend on settles at the payload's last byte (or, for the result count, only grows
+        # until CHECK takes some), and the CRC's two bytes take many cycles to arrive.
+        load_after = Signal(range(load_total + max_payload + 1))
+        frame_after = Signal(range(frame_total + max_payload + 1))
+        read_ready = Signal(range(fmt.max_read() + 1))
+        read_count = Signal.like(read_ready)
+        read_bytes = Signal.like(resp_len)
+        load_over, load_done, frame_over, frame_done = (Signal(name=name) for name in (
+            "load_over", "load_done", "frame_over", "frame_done"))
+        frame_open = Signal()
+        empty = Signal()
+        ready = Mux(arg > results_ready, results_ready, arg)
+        m.d.sync += [
+            load_after.eq(beats_loaded + units),
+            frame_after.eq(pixels_sent + units),
+            load_over.eq(load_after > load_total),
+            load_done.eq(load_after == load_total),
+            frame_over.eq(frame_after > frame_total),
+            frame_done.eq(frame_after == frame_total),
+            frame_open.eq(engine.busy | (pixels_sent != 0) | (pending & chunk_pixels)),
+            empty.eq(length == 0),
+            # READ: as many as asked, if they are ready and fit one response; count * rpb as
+            # shifts and adds (a multiplier here would take a DSP block from the PEs)
+            read_ready.eq(Mux(ready > fmt.max_read(), fmt.max_read(), ready)),
+            read_count.eq(read_ready),
+            read_bytes.eq(sum(read_ready << n for n in range(rpb.bit_length()) if rpb >> n & 1)),
+        ]
 
         whole = phase == 0
         wb, pb = fmt.weight_bytes, fmt.pixel_bytes
@@ -312,7 +352,6 @@ class HostLink(wiring.Component):
             with m.State("CRC_LO"):
                 receive("CHECK")
             with m.State("CHECK"):
-                frame_open = engine.busy | (pixels_sent != 0) | (pending & chunk_pixels)
                 with m.If(~rx_crc.match_detected):
                     respond(Status.BAD_CRC)
                 with m.Elif(command == Command.LOAD):
@@ -320,12 +359,12 @@ class HostLink(wiring.Component):
                         respond(Status.BAD_STATE)
                     with m.Elif(pending):
                         respond(Status.BUSY)
-                    with m.Elif((length == 0) | ~whole | (beats_loaded + units > load_total)):
+                    with m.Elif(empty | ~whole | load_over):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
                         start_chunk(pixels=False)
-                        m.d.sync += [beats_loaded.eq(beats_loaded + units), loaded.eq(0)]
-                        with m.If(beats_loaded + units == load_total):
+                        m.d.sync += [beats_loaded.eq(load_after), loaded.eq(0)]
+                        with m.If(load_done):
                             m.d.sync += [beats_loaded.eq(0), loaded.eq(1)]
                         respond(Status.OK)
                 with m.Elif(command == Command.FRAME):
@@ -333,27 +372,20 @@ class HostLink(wiring.Component):
                         respond(Status.BAD_STATE)
                     with m.Elif(pending):
                         respond(Status.BUSY)
-                    with m.Elif((length == 0) | ~whole | (pixels_sent + units > frame_total)):
+                    with m.Elif(empty | ~whole | frame_over):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
                         start_chunk(pixels=True)
-                        m.d.sync += pixels_sent.eq(pixels_sent + units)
-                        with m.If(pixels_sent + units == frame_total):
+                        m.d.sync += pixels_sent.eq(frame_after)
+                        with m.If(frame_done):
                             m.d.sync += pixels_sent.eq(0)
                         respond(Status.OK)
                 with m.Elif(command == Command.READ):
                     with m.If(length != 2):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
-                        # as many as asked, if they are ready and fit one response
-                        ready = Mux(arg > results_ready, results_ready, arg)
-                        count = Signal(range(fmt.max_read() + 1))
-                        m.d.comb += count.eq(Mux(ready > fmt.max_read(), fmt.max_read(), ready))
-                        m.d.comb += ready_dec.eq(count)
-                        # count * rpb as shifts and adds: a multiplier here would take a DSP
-                        # block from the PEs
-                        respond(Status.OK, sum(count << n for n in range(rpb.bit_length())
-                                               if rpb >> n & 1))
+                        m.d.comb += ready_dec.eq(read_count)
+                        respond(Status.OK, read_bytes, results=True)
                 with m.Elif(command == Command.STATUS):
                     with m.If(length != 0):
                         respond(Status.BAD_LENGTH)
@@ -393,7 +425,6 @@ class HostLink(wiring.Component):
                 with m.If(sent & (resp_len == 0)):
                     m.next = "SEND_CRC_HI"
             with m.State("SEND_PAYLOAD"):
-                from_queue = (command == Command.READ) & (status == Status.OK)
                 value = Mux(from_queue, results.r_data, status_byte)
                 m.d.comb += [self.o.valid.eq(Mux(from_queue, results.r_rdy, fresh)),
                              self.o.payload.eq(value),
@@ -415,7 +446,8 @@ class HostLink(wiring.Component):
             m.d.sync += soft_reset.eq(0)
             m.d.sync += [pending.eq(0), beat_valid.eq(0), load_index.eq(0), pixel_index.eq(0),
                          beats_loaded.eq(0), pixels_sent.eq(0), loaded.eq(0),
-                         value_error.eq(0), out_index.eq(0), results_ready.eq(0)]
+                         value_error.eq(0), out_index.eq(0), out_valid.eq(0),
+                         results_ready.eq(0)]
         return m
 
 
@@ -458,6 +490,10 @@ class SerialAccelerator(wiring.Component):
                                             timeout=500 * self._divisor)
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
         wiring.connect(m, uart_rx.o, link.i)
-        wiring.connect(m, link.o, uart_tx.i)
+        # Responses pass a small queue: its registered outputs, not the link's response logic,
+        # drive the transmitter.
+        m.submodules.tx_queue = tx_queue = fifo.SyncFIFOBuffered(width=8, depth=2)
+        wiring.connect(m, link.o, tx_queue.w_stream)
+        wiring.connect(m, tx_queue.r_stream, uart_tx.i)
         m.d.comb += [getattr(self, name).eq(getattr(link, name)) for name in STATUS_PORTS]
         return m
