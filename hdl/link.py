@@ -164,32 +164,34 @@ class HostLink(wiring.Component):
         results_ready = Signal(range(self._result_queue // rpb + 1))
         ready_inc = Signal()
         ready_dec = Signal.like(results_ready)
-        # The engine holds a result beat until it is taken, so its bytes are picked from the
-        # beat itself (channel 0 first, each big-endian), not copied into a register first.
-        out_bytes = []
+        # A result pixel leaves one channel at a time (channel 0 first, each big-endian): the
+        # channel is picked from the engine's beat, which it holds until taken, into a shift
+        # register whose top byte enters the queue. The queue's input is then a register, and
+        # the only wide multiplexer (one of `out_channels` lanes) ends at flip-flops.
+        rb = fmt.result_bytes
+        lanes = []
         for c in range(spec.out_channels):
-            lane = Signal(signed(8 * fmt.result_bytes), name=f"result{c}")
+            lane = Signal(signed(8 * rb), name=f"result{c}")
             m.d.comb += lane.eq(engine.results.payload.data[c])      # sign-extended
-            out_bytes += [lane[8 * n:8 * n + 8] for n in reversed(range(fmt.result_bytes))]
-        # The picked byte waits in a register before it enters the queue: the wide byte
-        # multiplexer after the engine's output memories is then the whole of its path.
-        out_index = Signal(range(rpb))
-        out_byte = Signal(8)
-        out_valid = Signal()
-        out_last = Signal()               # the register holds a pixel's last byte
-        take = ~out_valid | results.w_rdy
+            lanes.append(lane)
+        channel = Signal(range(spec.out_channels))
+        shifter = Signal(8 * rb)
+        left = Signal(range(rb + 1))      # bytes of the channel in `shifter` not yet queued
+        last_lane = Signal()              # `shifter` holds the pixel's last channel
+        last_channel = channel == spec.out_channels - 1
+        queued = results.w_en & results.w_rdy
         m.d.comb += [
-            results.w_data.eq(out_byte),
-            results.w_en.eq(out_valid),
-            engine.results.ready.eq(take & (out_index == rpb - 1)),
+            results.w_data.eq(shifter[-8:]),
+            results.w_en.eq(left != 0),
         ]
-        with m.If(engine.results.valid & take):
-            m.d.sync += [out_byte.eq(Array(out_bytes)[out_index]), out_valid.eq(1),
-                         out_last.eq(out_index == rpb - 1),
-                         out_index.eq(Mux(out_index == rpb - 1, 0, out_index + 1))]
-        with m.Elif(results.w_rdy):
-            m.d.sync += out_valid.eq(0)
-        m.d.comb += ready_inc.eq(out_valid & out_last & results.w_rdy)
+        with m.If(queued):
+            m.d.sync += [shifter.eq(shifter << 8), left.eq(left - 1)]
+        with m.If(engine.results.valid & ((left == 0) | ((left == 1) & results.w_rdy))):
+            m.d.comb += engine.results.ready.eq(last_channel)
+            m.d.sync += [shifter.eq(Array(lanes)[channel]), left.eq(rb),
+                         last_lane.eq(last_channel),
+                         channel.eq(Mux(last_channel, 0, channel + 1))]
+        m.d.comb += ready_inc.eq(queued & (left == 1) & last_lane)
         m.d.sync += results_ready.eq(results_ready + ready_inc - ready_dec)
 
         # -- requests and responses -------------------------------------------------------------
@@ -220,8 +222,22 @@ class HostLink(wiring.Component):
         resetting = Signal()
         m.d.comb += self.loaded.eq(loaded)
 
-        got = self.i.valid
-        b = self.i.payload
+        # Request bytes pass one register stage, which also decodes what the state machine's
+        # next state depends on: the start byte, and the length (this byte and the one before)
+        # too long or zero. The machine then decides from flip-flops alone.
+        got = Signal()
+        b = Signal(8)
+        is_start = Signal()
+        too_long = Signal()
+        is_empty = Signal()
+        m.d.sync += got.eq(self.i.valid)
+        with m.If(self.i.valid):
+            m.d.sync += [b.eq(self.i.payload), is_start.eq(self.i.payload == REQUEST_START),
+                         too_long.eq(Cat(self.i.payload, b) > max_payload),
+                         is_empty.eq(Cat(self.i.payload, b) == 0)]
+        # Payload bytes still to come, and whether the next one is the last.
+        remaining = Signal(range(max_payload + 1))
+        last_byte = Signal()
         wr = [w for w, _ in buffers]
         for n, w in enumerate(wr):
             m.d.comb += [w.addr.eq(index), w.data.eq(b)]
@@ -250,11 +266,13 @@ class HostLink(wiring.Component):
             m.next = "SEND_START"
 
         # The timeout: cycles since the last byte of a request in progress.
+        # (`timed_out` is registered: a cycle late on a limit of thousands.)
+        timed_out = Signal()
         with m.If(got):
-            m.d.sync += idle_cycles.eq(0)
-        with m.Elif(idle_cycles != self._timeout):
-            m.d.sync += idle_cycles.eq(idle_cycles + 1)
-        timed_out = idle_cycles == self._timeout
+            m.d.sync += [idle_cycles.eq(0), timed_out.eq(0)]
+        with m.Elif(~timed_out):
+            m.d.sync += [idle_cycles.eq(idle_cycles + 1),
+                         timed_out.eq(idle_cycles == self._timeout - 1)]
 
         counters = {
             "flags": Cat(engine.busy, engine.done, self.error, loaded, pending),
@@ -312,7 +330,7 @@ class HostLink(wiring.Component):
         wb, pb = fmt.weight_bytes, fmt.pixel_bytes
         with m.FSM():
             with m.State("HUNT"):
-                with m.If(got & (b == REQUEST_START)):
+                with m.If(got & is_start):
                     m.next = "COMMAND"
             with m.State("COMMAND"):
                 m.d.comb += [rx_crc.start.eq(1), rx_crc.valid.eq(got), rx_crc.data.eq(b)]
@@ -329,10 +347,11 @@ class HostLink(wiring.Component):
                     m.d.sync += length[8:].eq(b)
             with m.State("LENGTH_LO"):
                 with m.If(receive("PAYLOAD")):
-                    m.d.sync += length[:8].eq(b)
-                    with m.If(Cat(b, length[8:]) > max_payload):
+                    m.d.sync += [length[:8].eq(b), remaining.eq(Cat(b, length[8:])),
+                                 last_byte.eq(Cat(b, length[8:]) == 1)]
+                    with m.If(too_long):
                         respond(Status.BAD_LENGTH)
-                    with m.Elif(Cat(b, length[8:]) == 0):
+                    with m.Elif(is_empty):
                         m.next = "CRC_HI"
             with m.State("PAYLOAD"):
                 with m.If(receive("PAYLOAD")):
@@ -345,7 +364,8 @@ class HostLink(wiring.Component):
                         m.d.sync += [phase.eq(0), units.eq(units + 1)]
                     with m.Else():
                         m.d.sync += phase.eq(phase + 1)
-                    with m.If(index_next == length):
+                    m.d.sync += [remaining.eq(remaining - 1), last_byte.eq(remaining == 2)]
+                    with m.If(last_byte):
                         m.next = "CRC_HI"
             with m.State("CRC_HI"):
                 receive("CRC_LO")
@@ -446,7 +466,7 @@ class HostLink(wiring.Component):
             m.d.sync += soft_reset.eq(0)
             m.d.sync += [pending.eq(0), beat_valid.eq(0), load_index.eq(0), pixel_index.eq(0),
                          beats_loaded.eq(0), pixels_sent.eq(0), loaded.eq(0),
-                         value_error.eq(0), out_index.eq(0), out_valid.eq(0),
+                         value_error.eq(0), channel.eq(0), left.eq(0),
                          results_ready.eq(0)]
         return m
 
