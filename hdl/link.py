@@ -186,7 +186,9 @@ class HostLink(wiring.Component):
         ]
         with m.If(queued):
             m.d.sync += [shifter.eq(shifter << 8), left.eq(left - 1)]
-        with m.If(engine.results.valid & ((left == 0) | ((left == 1) & results.w_rdy))):
+        # A lane is loaded only into an empty shift register (a bubble per channel that the
+        # serial line never notices), so the engine's `ready` comes from registers alone.
+        with m.If(engine.results.valid & (left == 0)):
             m.d.comb += engine.results.ready.eq(last_channel)
             m.d.sync += [shifter.eq(Array(lanes)[channel]), left.eq(rb),
                          last_lane.eq(last_channel),
@@ -325,8 +327,16 @@ class HostLink(wiring.Component):
             read_count.eq(read_ready),
             read_bytes.eq(sum(read_ready << n for n in range(rpb.bit_length()) if rpb >> n & 1)),
         ]
+        # The rest are decoded into flip-flops too; the CRC's verdict settles in the SETTLE
+        # state, the cycle after the last CRC byte.
+        crc_ok = Signal()
+        whole = Signal()                  # the payload is whole beats or pixels
+        length_two = Signal()
+        is_command = {c: Signal(name=f"is_{c.name.lower()}") for c in Command}
+        m.d.sync += [crc_ok.eq(rx_crc.match_detected), whole.eq(phase == 0),
+                     length_two.eq(length == 2),
+                     *(flag.eq(command == c) for c, flag in is_command.items())]
 
-        whole = phase == 0
         wb, pb = fmt.weight_bytes, fmt.pixel_bytes
         with m.FSM():
             with m.State("HUNT"):
@@ -370,11 +380,13 @@ class HostLink(wiring.Component):
             with m.State("CRC_HI"):
                 receive("CRC_LO")
             with m.State("CRC_LO"):
-                receive("CHECK")
+                receive("SETTLE")
+            with m.State("SETTLE"):
+                m.next = "CHECK"
             with m.State("CHECK"):
-                with m.If(~rx_crc.match_detected):
+                with m.If(~crc_ok):
                     respond(Status.BAD_CRC)
-                with m.Elif(command == Command.LOAD):
+                with m.Elif(is_command[Command.LOAD]):
                     with m.If(frame_open):
                         respond(Status.BAD_STATE)
                     with m.Elif(pending):
@@ -387,7 +399,7 @@ class HostLink(wiring.Component):
                         with m.If(load_done):
                             m.d.sync += [beats_loaded.eq(0), loaded.eq(1)]
                         respond(Status.OK)
-                with m.Elif(command == Command.FRAME):
+                with m.Elif(is_command[Command.FRAME]):
                     with m.If(~loaded):
                         respond(Status.BAD_STATE)
                     with m.Elif(pending):
@@ -400,19 +412,19 @@ class HostLink(wiring.Component):
                         with m.If(frame_done):
                             m.d.sync += pixels_sent.eq(0)
                         respond(Status.OK)
-                with m.Elif(command == Command.READ):
-                    with m.If(length != 2):
+                with m.Elif(is_command[Command.READ]):
+                    with m.If(~length_two):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
                         m.d.comb += ready_dec.eq(read_count)
                         respond(Status.OK, read_bytes, results=True)
-                with m.Elif(command == Command.STATUS):
-                    with m.If(length != 0):
+                with m.Elif(is_command[Command.STATUS]):
+                    with m.If(~empty):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
                         respond(Status.OK, len(status_bytes))
-                with m.Elif(command == Command.RESET):
-                    with m.If(length != 0):
+                with m.Elif(is_command[Command.RESET]):
+                    with m.If(~empty):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
                         m.d.sync += resetting.eq(1)
