@@ -1,18 +1,22 @@
 """The board top: the self-test on a board's clock (through a PLL), reset and LEDs."""
 
 from amaranth import *
-from amaranth.lib import io
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.wiring import In, Out
 
 from ..hdl.link import SerialAccelerator
 from .pll import pll_instance, pll_params
 from .selftest import SelfTest
 
-__all__ = ["POR_CYCLES", "BoardTop", "link_divisor"]
+__all__ = ["LED_ROLES", "POR_CYCLES", "BoardCore", "BoardTop", "link_divisor"]
 
 #: Cycles the engine stays in reset after the PLL locks. iCE40 block RAM reads are not valid
 #: for about 3 µs after configuration; at the fastest clock this covers it several times.
 POR_CYCLES = 1 << 12
+
+#: What an LED can show; a board's registry entry says which of its LEDs shows what.
+LED_ROLES = ("pass", "fail", "busy", "done", "error", "heartbeat")
 
 
 def link_divisor(f_mhz, baud):
@@ -30,15 +34,76 @@ def link_divisor(f_mhz, baud):
     return divisor
 
 
+class BoardCore(wiring.Component):
+    """A board top without its clock, reset and pin buffers: the engine's host, the serial
+    receive pin's synchronizer and what each LED shows.
+
+    ``convaccel run --simulate`` simulates this very component, so the rehearsal covers
+    everything on the board but the PLL, the power-on reset and the I/O buffers.
+
+    With the serial link (`app` a :class:`~convaccel.hdl.link.SerialAccelerator`), the LEDs
+    show the weights loaded ("pass"), the error flag ("fail", "error"), busy, done and a
+    heartbeat; with the self-test (a :class:`SelfTest`), pass, fail, busy, done, error and a
+    slow blink while frames keep completing. Without the link, ``tx`` stays idle (mark).
+
+    Parameters
+    ----------
+    app : SerialAccelerator or SelfTest
+
+    Members
+    -------
+    rx : In(1, init=1)
+        The serial receive pin, asynchronous to the clock (synchronized here).
+    tx : Out(1, init=1)
+    led_pass, led_fail, led_busy, led_done, led_error, led_heartbeat : Out(1)
+    """
+
+    def __init__(self, app):
+        if not isinstance(app, (SerialAccelerator, SelfTest)):
+            raise TypeError(f"BoardCore app must be a SerialAccelerator or a SelfTest, "
+                            f"not {app!r}")
+        self._app = app
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            **{f"led_{role}": Out(1) for role in LED_ROLES},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.app = app = self._app
+        if isinstance(app, SerialAccelerator):
+            m.submodules.rx_sync = FFSynchronizer(self.rx, app.rx, init=1)
+            m.d.comb += self.tx.eq(app.tx)
+            alive = Signal(24)
+            m.d.sync += alive.eq(alive + 1)
+            status = {"pass": app.loaded, "fail": app.error, "busy": app.busy,
+                      "heartbeat": alive[-1], "done": app.done, "error": app.error}
+        else:
+            m.d.comb += self.tx.eq(1)
+            status = {
+                "pass": app.passed,
+                "fail": app.failed,
+                "busy": app.busy,
+                # Frames complete thousands of times a second; bit 12 of their count toggles
+                # slowly enough to see that the test keeps running.
+                "heartbeat": app.frames[12],
+                "done": app.done,
+                "error": app.error,
+            }
+        m.d.comb += [getattr(self, f"led_{role}").eq(status[role]) for role in LED_ROLES]
+        return m
+
+
 class BoardTop(Elaboratable):
     """The engine on a board: behind its serial host link, or running its built-in self-test.
 
     The board oscillator drives a PLL that makes the engine clock (`f_mhz`); the ``sync``
     domain is held in reset until the PLL has locked and :data:`POR_CYCLES` more cycles have
-    passed. With the link (:class:`~convaccel.hdl.link.SerialAccelerator` on ``uart`` 0, at
-    `baud`), the LEDs the board lists show the weights loaded ("pass"), the error flag
-    ("fail", "error"), busy, done and a heartbeat; with the self-test (:class:`SelfTest`), they
-    show pass, fail, busy, done, error and a slow blink while frames keep completing.
+    passed. The rest is a :class:`BoardCore` holding the host link
+    (:class:`~convaccel.hdl.link.SerialAccelerator` on ``uart`` 0, at `baud`) or the self-test
+    (:class:`SelfTest`), its serial pins and LEDs through I/O buffers (the LEDs the board lists;
+    :class:`BoardCore` says what each shows).
 
     A plain ``Elaboratable``, not a component: it calls ``platform.request``.
 
@@ -106,24 +171,8 @@ class BoardTop(Elaboratable):
         crg.d.por += reset.eq(timer != 0)
         crg.d.comb += ResetSignal("sync").eq(reset)
 
-        # -- the engine's host and its LEDs ---------------------------------------------------
-        m.submodules.app = app = self.app
-        if self._app == "link":
-            alive = Signal(24)
-            m.d.sync += alive.eq(alive + 1)
-            status = {"pass": app.loaded, "fail": app.error, "busy": app.busy,
-                      "heartbeat": alive[-1], "done": app.done, "error": app.error}
-        else:
-            status = {
-                "pass": app.passed,
-                "fail": app.failed,
-                "busy": app.busy,
-                # Frames complete thousands of times a second; bit 12 of their count toggles
-                # slowly enough to see that the test keeps running.
-                "heartbeat": app.frames[12],
-                "done": app.done,
-                "error": app.error,
-            }
+        # -- the engine's host, its LEDs and its serial pins -----------------------------------
+        m.submodules.core = core = BoardCore(self.app)
         requested = {}
         for role, where in board.leds.items():
             name, number, *sub = where
@@ -133,16 +182,10 @@ class BoardTop(Elaboratable):
             if sub:
                 port = getattr(port, sub[0])
             m.submodules[f"led_{role}"] = led = io.Buffer("o", port)
-            m.d.comb += led.o.eq(status[role])
-
-        # -- the host link's pins --------------------------------------------------------------
+            m.d.comb += led.o.eq(getattr(core, f"led_{role}"))
         if board.uart:
             uart = platform.request("uart", 0, dir="-")
             m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
-            if self._app == "link":
-                m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
-                m.submodules.rx_sync = FFSynchronizer(rx.i, app.rx, init=1)
-                m.d.comb += tx.o.eq(app.tx)
-            else:
-                m.d.comb += tx.o.eq(1)               # idle (mark)
+            m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+            m.d.comb += [core.rx.eq(rx.i), tx.o.eq(core.tx)]
         return m

@@ -1,4 +1,5 @@
-"""The host link rehearsed without a board: the board's serial engine under cocotb."""
+"""The host link rehearsed without a board: the board top's serial engine, LEDs and pins under
+cocotb."""
 
 import dataclasses
 import json
@@ -36,11 +37,15 @@ class LinkRun:
 
 
 def serial_verilog(spec, divisor=SIM_DIVISOR, name="serial_top"):
+    """The board top of the link, less its PLL, power-on reset and pin buffers (its
+    :class:`~convaccel.boards.top.BoardCore`): serial pins ``rx``/``tx``, LEDs ``led_*``."""
     from amaranth.back import verilog
+    from .boards.top import BoardCore
     from .hdl.link import SerialAccelerator
 
     setup_environment()
-    return verilog.convert(SerialAccelerator(spec, divisor=divisor), name=name, emit_src=False)
+    core = BoardCore(SerialAccelerator(spec, divisor=divisor))
+    return verilog.convert(core, name=name, emit_src=False)
 
 
 def run_simulated(spec, frames, w, b, *, scenario="run", simulator=None, seed=None):

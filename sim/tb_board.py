@@ -3,7 +3,8 @@
 The job folder (``CONVACCEL_TB_JOB``) holds ``job.json`` (the spec's parameters, the UART
 divisor, the scenario) and ``data.npz`` (frames ``x``, weights ``w``, bias ``b``). The very
 :class:`convaccel.device.Device` that drives a real board runs in a thread (cocotb's
-``bridge``), its bytes crossing the ``rx``/``tx`` pins bit by bit. The bench writes
+``bridge``), its bytes crossing the ``rx``/``tx`` pins bit by bit, and the board's LEDs are
+checked between its steps. The bench writes
 ``out.npz`` (what the device answered) and ``report.json`` (statuses, counters, link figures).
 """
 
@@ -22,6 +23,7 @@ from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge
 
 from convaccel import ConvSpec, golden
 from convaccel.beats import pixel_beats
+from convaccel.boards.top import LED_ROLES
 from convaccel.device import Device
 from convaccel.protocol import Command, encode_request
 
@@ -148,6 +150,11 @@ async def host_session(dut):
             cycles[0] += 1
     cocotb.start_soon(count())
 
+    @resume
+    async def read_leds():
+        await RisingEdge(dut.clk)
+        return {role: int(getattr(dut, f"led_{role}").value) for role in LED_ROLES}
+
     def session():
         device = Device(SimTransport(pins), spec, retries=3)
         report = {}
@@ -156,8 +163,12 @@ async def host_session(dut):
         device.reset()
         start_bytes, start_cycle = device.bytes_sent + device.bytes_received, cycles[0]
         device.load(w, b)
+        leds = {"pass after the load": read_leds()["pass"]}
         outputs = [device.run(x) for x in frames]
         report["status"] = device.status()
+        leds.update({f"{role} after the frames": value for role, value in read_leds().items()
+                     if role in ("pass", "fail", "done", "busy")})
+        report["leds"] = leds
         moved = device.bytes_sent + device.bytes_received - start_bytes
         report["link"] = {"bytes": moved, "bit_times": (cycles[0] - start_cycle) / divisor,
                           "resent": device.resent}
@@ -166,6 +177,10 @@ async def host_session(dut):
     report, outputs = await bridge(session)()
     np.savez(job_dir / "out.npz", y=np.array(outputs))
     (job_dir / "report.json").write_text(json.dumps(report, indent=1))
+    # The board's LEDs: weights loaded, the last frame done, no error, idle.
+    assert report["leds"] == {"pass after the load": 1, "pass after the frames": 1,
+                              "fail after the frames": 0, "done after the frames": 1,
+                              "busy after the frames": 0}, report["leds"]
     for n, (x, y) in enumerate(zip(frames, outputs)):
         expected = golden.conv2d(x, w, b, spec)
         assert np.array_equal(y, expected), f"frame {n}: the device's answer differs from the " \

@@ -154,7 +154,9 @@ def test_faults_then_a_correct_frame():
     DEFAULT_SPEC,
     ConvSpec(height=9, width=7, in_channels=3, out_channels=5, kernel=(3, 5), stride=2,
              padding=(1, 1, 2, 2), pad_value=-3, rows=4, cols=2, bias_bits=16),
-], ids=["default", "k3x5_s2"])
+    ConvSpec(height=8, width=10, in_channels=1, out_channels=6, kernel=3, dilation=2,
+             padding="valid", input_signed=False, input_bits=4, weight_bits=6, rows=3, cols=3),
+], ids=["default", "k3x5_s2", "dilated_unsigned"])
 def test_exchange_bit_exact(spec):
     need_verilator()
     from convaccel.board_sim import run_simulated
@@ -162,6 +164,8 @@ def test_exchange_bit_exact(spec):
     run = run_simulated(spec, [x], w, b)
     assert run.passed, run.message
     np.testing.assert_array_equal(run.outputs[0], golden.conv2d(x, w, b, spec))
+    # the board's LEDs followed the exchange (the bench checks them; here, that it did)
+    assert run.report["leds"]["pass after the load"] == 1
     link = run.report["link"]
     # the link is the bottleneck: the exchange keeps the line busy most of the time
     assert link["bytes"] * 10 / link["bit_times"] > 0.5
