@@ -201,16 +201,14 @@ class HostLink(wiring.Component):
         m.submodules.tx_crc = tx_crc = CRC.create()
         command = Signal(8)
         length = Signal(16)
-        # The payload byte counter, and its successor kept beside it, so that "is this the last
-        # byte" is a comparison, not an addition and then a comparison.
+        # The payload byte counter of the request being received or the response being sent.
         index = Signal(range(max_payload + 1))
-        index_next = Signal(range(max_payload + 2), init=1)
         index_clear = Signal()
         index_step = Signal()
         with m.If(index_clear):
-            m.d.sync += [index.eq(0), index_next.eq(1)]
+            m.d.sync += index.eq(0)
         with m.Elif(index_step):
-            m.d.sync += [index.eq(index_next), index_next.eq(index_next + 1)]
+            m.d.sync += index.eq(index + 1)
         arg = Signal(16)                  # the first two payload bytes (READ's count)
         phase = Signal(range(max(fmt.weight_bytes, fmt.pixel_bytes) + 1))
         units = Signal(range(max_payload + 1))
@@ -261,11 +259,17 @@ class HostLink(wiring.Component):
                          chunk_pixels.eq(pixels), chunk_bytes.eq(length),
                          read_addr.eq(0), fetched.eq(0), unit.eq(0)]
 
+        # Two state machines, each deciding from few flip-flops: the receiver takes requests and
+        # decides; the sender sends the response it is handed. They hand over through registers:
+        # `send_request` (receiver to sender: status and length are set) and `response_sent`.
         from_queue = Signal()             # the response's payload comes from the result queue
+        send_request = Signal()
+        response_sent = Signal()
 
         def respond(code, payload_length=0, *, results=False):
-            m.d.sync += [status.eq(code), resp_len.eq(payload_length), from_queue.eq(results)]
-            m.next = "SEND_START"
+            m.d.sync += [status.eq(code), resp_len.eq(payload_length), from_queue.eq(results),
+                         send_request.eq(1)]
+            m.next = "RESPOND"
 
         # The timeout: cycles since the last byte of a request in progress.
         # (`timed_out` is registered: a cycle late on a limit of thousands.)
@@ -338,7 +342,7 @@ class HostLink(wiring.Component):
                      *(flag.eq(command == c) for c, flag in is_command.items())]
 
         wb, pb = fmt.weight_bytes, fmt.pixel_bytes
-        with m.FSM():
+        with m.FSM(name="receiver"):
             with m.State("HUNT"):
                 with m.If(got & is_start):
                     m.next = "COMMAND"
@@ -431,17 +435,33 @@ class HostLink(wiring.Component):
                         respond(Status.OK)
                 with m.Else():
                     respond(Status.UNKNOWN_COMMAND)
+            with m.State("RESPOND"):
+                # (bytes that arrive while the response goes out are skipped)
+                with m.If(response_sent):
+                    m.d.sync += response_sent.eq(0)
+                    m.next = "HUNT"
 
-            # Responses: 5A, command, status, length (2), payload, CRC (2).
-            sent = self.o.valid & self.o.ready
+        # Responses: 5A, command, status, length (2), payload, CRC (2). Whether a payload byte
+        # is the last is counted down beside it, into a flip-flop.
+        sent = self.o.valid & self.o.ready
+        tx_remaining = Signal.like(resp_len)
+        tx_last = Signal()
+        resp_empty = Signal()
+        resp_one = Signal()
+        m.d.sync += [resp_empty.eq(resp_len == 0), resp_one.eq(resp_len == 1)]
 
-            def send(value, next_state, crc_in=True):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(value)]
-                if crc_in:
-                    m.d.comb += [tx_crc.valid.eq(sent), tx_crc.data.eq(value)]
-                with m.If(sent):
-                    m.next = next_state
+        def send(value, next_state, crc_in=True):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(value)]
+            if crc_in:
+                m.d.comb += [tx_crc.valid.eq(sent), tx_crc.data.eq(value)]
+            with m.If(sent):
+                m.next = next_state
 
+        with m.FSM(name="sender"):
+            with m.State("IDLE"):
+                with m.If(send_request):
+                    m.d.sync += send_request.eq(0)
+                    m.next = "SEND_START"
             with m.State("SEND_START"):
                 send(RESPONSE_START, "SEND_COMMAND", crc_in=False)
             with m.State("SEND_COMMAND"):
@@ -453,8 +473,9 @@ class HostLink(wiring.Component):
                 send(resp_len[8:], "SEND_LENGTH_LO")
             with m.State("SEND_LENGTH_LO"):
                 m.d.comb += index_clear.eq(1)
+                m.d.sync += [tx_remaining.eq(resp_len), tx_last.eq(resp_one)]
                 send(resp_len[:8], "SEND_PAYLOAD")
-                with m.If(sent & (resp_len == 0)):
+                with m.If(sent & resp_empty):
                     m.next = "SEND_CRC_HI"
             with m.State("SEND_PAYLOAD"):
                 value = Mux(from_queue, results.r_data, status_byte)
@@ -464,14 +485,18 @@ class HostLink(wiring.Component):
                              results.r_en.eq(from_queue & self.o.ready)]
                 with m.If(sent):
                     m.d.comb += index_step.eq(1)
-                    with m.If(index_next == resp_len):
+                    m.d.sync += [tx_remaining.eq(tx_remaining - 1),
+                                 tx_last.eq(tx_remaining == 2)]
+                    with m.If(tx_last):
                         m.next = "SEND_CRC_HI"
             with m.State("SEND_CRC_HI"):
                 send(tx_crc.crc[8:], "SEND_CRC_LO", crc_in=False)
             with m.State("SEND_CRC_LO"):
-                send(tx_crc.crc[:8], "HUNT", crc_in=False)
-                with m.If(sent & resetting):
-                    m.d.sync += [soft_reset.eq(1), resetting.eq(0)]
+                send(tx_crc.crc[:8], "IDLE", crc_in=False)
+                with m.If(sent):
+                    m.d.sync += response_sent.eq(1)
+                    with m.If(resetting):
+                        m.d.sync += [soft_reset.eq(1), resetting.eq(0)]
 
         # RESET: the engine and the link's state start afresh (the weights are gone).
         with m.If(soft_reset):
