@@ -449,11 +449,17 @@ class HostLink(wiring.Component):
         resp_empty = Signal()
         resp_one = Signal()
         m.d.sync += [resp_empty.eq(resp_len == 0), resp_one.eq(resp_len == 1)]
+        # The bytes sent enter the CRC a cycle later, through registers (the CRC's XOR network
+        # then starts at flip-flops, not after the result queue's read port); SEND_CRC waits a
+        # cycle for the last of them.
+        crc_start, crc_valid, crc_data = Signal(), Signal(), Signal(8)
+        m.d.sync += [tx_crc.start.eq(crc_start), tx_crc.valid.eq(crc_valid),
+                     tx_crc.data.eq(crc_data)]
 
         def send(value, next_state, crc_in=True):
             m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(value)]
             if crc_in:
-                m.d.comb += [tx_crc.valid.eq(sent), tx_crc.data.eq(value)]
+                m.d.comb += [crc_valid.eq(sent), crc_data.eq(value)]
             with m.If(sent):
                 m.next = next_state
 
@@ -465,7 +471,7 @@ class HostLink(wiring.Component):
             with m.State("SEND_START"):
                 send(RESPONSE_START, "SEND_COMMAND", crc_in=False)
             with m.State("SEND_COMMAND"):
-                m.d.comb += tx_crc.start.eq(1)
+                m.d.comb += crc_start.eq(1)
                 send(command, "SEND_STATUS")
             with m.State("SEND_STATUS"):
                 send(status, "SEND_LENGTH_HI")
@@ -476,19 +482,21 @@ class HostLink(wiring.Component):
                 m.d.sync += [tx_remaining.eq(resp_len), tx_last.eq(resp_one)]
                 send(resp_len[:8], "SEND_PAYLOAD")
                 with m.If(sent & resp_empty):
-                    m.next = "SEND_CRC_HI"
+                    m.next = "SEND_CRC"
             with m.State("SEND_PAYLOAD"):
                 value = Mux(from_queue, results.r_data, status_byte)
                 m.d.comb += [self.o.valid.eq(Mux(from_queue, results.r_rdy, fresh)),
                              self.o.payload.eq(value),
-                             tx_crc.valid.eq(sent), tx_crc.data.eq(value),
+                             crc_valid.eq(sent), crc_data.eq(value),
                              results.r_en.eq(from_queue & self.o.ready)]
                 with m.If(sent):
                     m.d.comb += index_step.eq(1)
                     m.d.sync += [tx_remaining.eq(tx_remaining - 1),
                                  tx_last.eq(tx_remaining == 2)]
                     with m.If(tx_last):
-                        m.next = "SEND_CRC_HI"
+                        m.next = "SEND_CRC"
+            with m.State("SEND_CRC"):
+                m.next = "SEND_CRC_HI"
             with m.State("SEND_CRC_HI"):
                 send(tx_crc.crc[8:], "SEND_CRC_LO", crc_in=False)
             with m.State("SEND_CRC_LO"):
