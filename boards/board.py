@@ -47,10 +47,6 @@ class Board:
         The board oscillator.
     default_mhz : float
         The engine clock when ``--freq`` is not given (made by the PLL).
-    link_mhz : float or None
-        The engine clock of the host-link build (``--link``) when ``--freq`` is not given, if
-        it differs from `default_mhz` (the link adds logic; the serial line, not the engine
-        clock, sets the pace of a link build).
     pll_pad : bool
         iCE40 only: the oscillator pin is a PLL pad (``SB_PLL40_PAD``).
     leds : dict
@@ -80,7 +76,6 @@ class Board:
     clock_mhz: float
     default_mhz: float
     leds: dict
-    link_mhz: float | None = None
     programmer: tuple = ()
     bitstream_ext: str = "bit"
     pll_pad: bool = False
@@ -99,13 +94,6 @@ class Board:
         if unknown:
             raise ValueError(f"Board resource {unknown[0]!r} is unknown; use "
                              f"{', '.join(RESOURCE_NAMES)}")
-
-
-    def default_clock(self, app="selftest"):
-        """The engine clock, in MHz, of a build of `app` (``"selftest"`` or ``"link"``)."""
-        if app == "link" and self.link_mhz is not None:
-            return self.link_mhz
-        return self.default_mhz
 
 
 _REGISTRY = {}

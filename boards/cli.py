@@ -26,12 +26,7 @@ def format_boards():
             f"{board.name:<15} {board.device:<21} {board.family:<6} "
             f"{r.get('lut', r.get('logic', 0)):>6} {r.get('ff', 0):>6} {r.get('dsp', 0):>4} "
             f"{r.get('bram', 0):>5} {board.default_mhz:>5g} MHz  {programmer}")
-    link_clocks = ", ".join(f"{board.name} {board.link_mhz:g} MHz" for board in boards()
-                            if board.link_mhz is not None)
-    if link_clocks:
-        link_clocks = f"; with --link: {link_clocks}"
-    lines.append(f"(clock: the engine's default, made by a PLL from the board's oscillator"
-                 f"{link_clocks}; "
+    lines.append(f"(clock: the engine's default, made by a PLL from the board's oscillator; "
                  f"BRAM: blocks of 4 Kbit on iCE40, 18 Kbit on ECP5 and Gowin; "
                  f"default board: {DEFAULT_BOARD})")
     return "\n".join(lines)

@@ -136,7 +136,7 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, app="selftest"
     summary (a dict; ``summary["timing_met"]`` tells whether the clock was met: nextpnr is
     run with ``--timing-allow-fail`` so that a slow design still gets its report).
     """
-    freq_mhz = board.default_clock(app) if freq_mhz is None else freq_mhz
+    freq_mhz = board.default_mhz if freq_mhz is None else freq_mhz
     _check_freq(freq_mhz)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TypeError(f"--seed must be an integer, like 1, not {seed!r}")

@@ -21,10 +21,6 @@ ICEBREAKER = register(Board(
     # today (measured), so the default is what the build meets with margin (a clock the PLL
     # makes exactly).
     default_mhz=36,
-    # With the host link beside the default layer the UP5K is 82 % full and the link's state
-    # machine reaches about 34 MHz (measured); 30 MHz is met with margin, and at 115200 baud
-    # the serial line, not the engine, sets the pace.
-    link_mhz=30,
     # The 12 MHz oscillator is on pin 35, a PLL pad: SB_PLL40_PAD takes it without a buffer.
     pll_pad=True,
     # The snap-off PMOD's five LEDs, as shipped; the main board has a red and a green one.
