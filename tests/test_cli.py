@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,31 @@ def test_run_simulated_board():
         result.stdout
     assert f"(model: {DEFAULT_SPEC.cycles} when fed at full speed)" in result.stdout
     assert "KiB/s (simulated line time)" in result.stdout
+
+
+def test_run_simulated_board_example_with_arrays(tmp_path):
+    # A user's layer file and arrays, extreme values included, through the simulated board; the
+    # saved answer is checked here against the golden model, not only by the command.
+    import numpy as np
+
+    from convaccel import ConvSpec, golden
+    config = Path(__file__).parents[1] / "examples" / "lenet5_conv1.toml"
+    spec = ConvSpec.from_toml(config)
+    rng = np.random.default_rng(7)
+    x = rng.integers(-128, 128, spec.input_shape)
+    x[0, 0, :4] = [-128, 127, -128, 127]
+    w = rng.integers(-128, 128, spec.weight_shape)
+    w[0, 0, 0] = -128
+    b = rng.integers(-2**31, 2**31, spec.bias_shape)
+    for name, array in (("x", x), ("w", w), ("b", b)):
+        np.save(tmp_path / f"{name}.npy", array)
+    result = run("run", str(config), "--board", "icebreaker", "--simulate", "--input",
+                 str(tmp_path / "x.npy"), "--weights", str(tmp_path / "w.npy"), "--bias",
+                 str(tmp_path / "b.npy"), "--output", str(tmp_path / "y.npy"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS: the device's 6 x 28 x 28 result equals the golden model bit for bit" in \
+        result.stdout
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), golden.conv2d(x, w, b, spec))
 
 
 @pytest.mark.parametrize("args, message", [
