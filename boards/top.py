@@ -1,4 +1,5 @@
-"""The board top: the self-test on a board's clock (through a PLL), reset and LEDs."""
+"""The board top: the engine's host (the serial link or the self-test) on a board's clock
+(through a PLL), reset, LEDs and serial pins."""
 
 from amaranth import *
 from amaranth.lib import io, wiring
@@ -125,8 +126,6 @@ class BoardTop(Elaboratable):
     def __init__(self, board, spec, x=None, w=None, b=None, *, f_mhz, app="selftest",
                  baud=115200, expected=None):
         self._board = board
-        self._spec = spec
-        self._app = app
         self.pll = pll_params(board.family, board.clock_mhz, f_mhz)
         if app == "link":
             if not board.uart:

@@ -201,14 +201,22 @@ class HostLink(wiring.Component):
         m.submodules.tx_crc = tx_crc = CRC.create()
         command = Signal(8)
         length = Signal(16)
-        # The payload byte counter of the request being received or the response being sent.
+        # The payload of the request being received or the response being sent: its byte
+        # counter, and beside it the bytes still to come (loaded by `count_payload`), counted
+        # down so that "this is the last byte" is a flip-flop, not a comparison.
         index = Signal(range(max_payload + 1))
         index_clear = Signal()
         index_step = Signal()
+        remaining = Signal(range(max_payload + 1))
+        last_byte = Signal()
         with m.If(index_clear):
             m.d.sync += index.eq(0)
         with m.Elif(index_step):
-            m.d.sync += index.eq(index + 1)
+            m.d.sync += [index.eq(index + 1), remaining.eq(remaining - 1),
+                         last_byte.eq(remaining == 2)]
+
+        def count_payload(n, is_one):
+            m.d.sync += [remaining.eq(n), last_byte.eq(is_one)]
         arg = Signal(16)                  # the first two payload bytes (READ's count)
         phase = Signal(range(max(fmt.weight_bytes, fmt.pixel_bytes) + 1))
         units = Signal(range(max_payload + 1))
@@ -235,9 +243,6 @@ class HostLink(wiring.Component):
             m.d.sync += [b.eq(self.i.payload), is_start.eq(self.i.payload == REQUEST_START),
                          too_long.eq(Cat(self.i.payload, b) > max_payload),
                          is_empty.eq(Cat(self.i.payload, b) == 0)]
-        # Payload bytes still to come, and whether the next one is the last.
-        remaining = Signal(range(max_payload + 1))
-        last_byte = Signal()
         wr = [w for w, _ in buffers]
         for n, w in enumerate(wr):
             m.d.comb += [w.addr.eq(index), w.data.eq(b)]
@@ -361,8 +366,8 @@ class HostLink(wiring.Component):
                     m.d.sync += length[8:].eq(b)
             with m.State("LENGTH_LO"):
                 with m.If(receive("PAYLOAD")):
-                    m.d.sync += [length[:8].eq(b), remaining.eq(Cat(b, length[8:])),
-                                 last_byte.eq(Cat(b, length[8:]) == 1)]
+                    m.d.sync += length[:8].eq(b)
+                    count_payload(Cat(b, length[8:]), Cat(b, length[8:]) == 1)
                     with m.If(too_long):
                         respond(Status.BAD_LENGTH)
                     with m.Elif(is_empty):
@@ -378,7 +383,6 @@ class HostLink(wiring.Component):
                         m.d.sync += [phase.eq(0), units.eq(units + 1)]
                     with m.Else():
                         m.d.sync += phase.eq(phase + 1)
-                    m.d.sync += [remaining.eq(remaining - 1), last_byte.eq(remaining == 2)]
                     with m.If(last_byte):
                         m.next = "CRC_HI"
             with m.State("CRC_HI"):
@@ -441,11 +445,8 @@ class HostLink(wiring.Component):
                     m.d.sync += response_sent.eq(0)
                     m.next = "HUNT"
 
-        # Responses: 5A, command, status, length (2), payload, CRC (2). Whether a payload byte
-        # is the last is counted down beside it, into a flip-flop.
+        # Responses: 5A, command, status, length (2), payload, CRC (2).
         sent = self.o.valid & self.o.ready
-        tx_remaining = Signal.like(resp_len)
-        tx_last = Signal()
         resp_empty = Signal()
         resp_one = Signal()
         m.d.sync += [resp_empty.eq(resp_len == 0), resp_one.eq(resp_len == 1)]
@@ -479,7 +480,7 @@ class HostLink(wiring.Component):
                 send(resp_len[8:], "SEND_LENGTH_LO")
             with m.State("SEND_LENGTH_LO"):
                 m.d.comb += index_clear.eq(1)
-                m.d.sync += [tx_remaining.eq(resp_len), tx_last.eq(resp_one)]
+                count_payload(resp_len, resp_one)
                 send(resp_len[:8], "SEND_PAYLOAD")
                 with m.If(sent & resp_empty):
                     m.next = "SEND_CRC"
@@ -491,9 +492,7 @@ class HostLink(wiring.Component):
                              results.r_en.eq(from_queue & self.o.ready)]
                 with m.If(sent):
                     m.d.comb += index_step.eq(1)
-                    m.d.sync += [tx_remaining.eq(tx_remaining - 1),
-                                 tx_last.eq(tx_remaining == 2)]
-                    with m.If(tx_last):
+                    with m.If(last_byte):
                         m.next = "SEND_CRC"
             with m.State("SEND_CRC"):
                 m.next = "SEND_CRC_HI"

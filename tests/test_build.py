@@ -101,7 +101,7 @@ def test_build_ulx3s_link(tmp_path_factory):
 
 
 def test_build_icebreaker_link(tmp_path_factory):
-    # The link beside the default layer on the UP5K (82 % of its logic cells), at 36 MHz.
+    # The link beside the default layer on the UP5K (83 % of its logic cells), at 36 MHz.
     summary, _ = _check_build("icebreaker", tmp_path_factory, "--link", app="link")
     assert summary["baud"] == 115200
     assert summary["yosys_cells"]["SB_MAC16"] == DEFAULT_SPEC.pe_count
