@@ -1,7 +1,15 @@
-"""The layer specification: one frozen object from which every shape, width and figure derives.
+"""The layer and its folding: frozen objects from which every shape, width and figure derives.
 
-The RTL, the golden model, the testbenches, the build flow and the reports all read a
-:class:`ConvSpec`; none of them re-derives a shape.
+A :class:`ConvLayer` is the mathematics of one convolution: shapes, integer ranges, the exact
+accumulator width. The golden model keys on it alone. A :class:`Folding` is how the engine
+lays the layer onto hardware (the systolic array's ``rows`` and ``cols``), a choice that a
+compiler can search. A :class:`ConvSpec` is the two together: a layer *and* its folding (it is a
+``ConvLayer``, with ``rows`` and ``cols`` beside the layer's parameters); the engine's figures
+(cycles per frame, memories, latencies) come from the engine's stages, which know them from
+their own parameters (:mod:`convaccel.hdl.accelerator`).
+
+The RTL, the golden model, the testbenches, the build flow and the reports all read these
+objects; none of them re-derives a shape.
 """
 
 import dataclasses
@@ -11,7 +19,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ConvSpec", "DEFAULT_SPEC", "ConfigError"]
+__all__ = ["ConvLayer", "Folding", "ConvSpec", "DEFAULT_SPEC", "ConfigError", "bits_for"]
 
 
 class ConfigError(ValueError):
@@ -19,19 +27,6 @@ class ConfigError(ValueError):
 
 
 _AXES = ("height", "width")
-
-#: Cycles from the frame's start (the first cycle in which the engine, idle, sees its first
-#: input beat valid) to the cycle in which the first padded pixel has been shifted into the
-#: window registers, plus one: padder start, padder register, pixel queue, line-buffer read
-#: register, window shift.
-FRONT_LATENCY = 5
-
-#: Cycles from the cycle in which the feeder presents a vector to the array to the cycle in which
-#: its result can be transferred on the output stream, not counting the array's size: PE input,
-#: weight read, DSP input, product and sum registers, the de-skew, the fold accumulator and the
-#: output queue. The array adds ``rows + cols``.
-BACK_LATENCY = 5
-
 
 def _pair(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, tuple, list)):
@@ -57,8 +52,12 @@ def _signed_range(bits):
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
-def _bits_for(lo, hi):
-    """Smallest two's complement width that holds every integer in [lo, hi]."""
+def bits_for(lo, hi, signed=True):
+    """The smallest width that holds every integer in [lo, hi]: two's complement if `signed`,
+    else unsigned (then ``lo`` must not be negative). The rule behind every derived width."""
+    if not signed:
+        assert lo >= 0
+        return max(1, hi.bit_length())
     bits = 1
     while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
         bits += 1
@@ -66,8 +65,8 @@ def _bits_for(lo, hi):
 
 
 @dataclass(frozen=True)
-class ConvSpec:
-    """A 2-D convolution layer and the accelerator that computes it.
+class ConvLayer:
+    """A 2-D convolution layer: its parameters and everything mathematical that follows.
 
     Layouts are PyTorch's without the batch axis: input ``(in_channels, height, width)``,
     weights ``(out_channels, in_channels, kernel_h, kernel_w)``, bias ``(out_channels,)``,
@@ -87,8 +86,6 @@ class ConvSpec:
         The value of every padding pixel (zero, or e.g. the input zero point).
     input_bits, weight_bits, bias_bits : int
         Two's complement widths, 2 to 32 (inputs are unsigned if ``input_signed`` is false).
-    rows, cols : int
-        The systolic array: ``rows`` lanes of the reduction, ``cols`` output channels at once.
     name : str or None
         The design's name (a Verilog identifier); ``None`` lets the caller choose.
     """
@@ -106,12 +103,10 @@ class ConvSpec:
     weight_bits: int = 8
     bias_bits: int = 32
     input_signed: bool = True
-    rows: int = 4
-    cols: int = 4
     name: str | None = None
 
     def __post_init__(self):
-        for field in ("height", "width", "in_channels", "out_channels", "rows", "cols"):
+        for field in ("height", "width", "in_channels", "out_channels"):
             _positive(field, getattr(self, field))
         for field in ("kernel", "stride", "dilation"):
             object.__setattr__(self, field, _pair(field, getattr(self, field)))
@@ -294,15 +289,106 @@ class ConvSpec:
     @property
     def acc_bits(self):
         """The smallest two's complement width in which no output can overflow."""
-        return _bits_for(*self.acc_range)
+        return bits_for(*self.acc_range)
+
+    @property
+    def input_pixels(self):
+        """Pixels of an input frame: ``height * width``."""
+        return self.height * self.width
+
+    @property
+    def output_pixels(self):
+        """Pixels of an output frame."""
+        return self.output_size[0] * self.output_size[1]
+
+    @property
+    def macs(self):
+        """Multiply-accumulates in one frame."""
+        return self.output_pixels * self.out_channels * self.reduction
+
+    @property
+    def layer(self):
+        """The layer alone (for a :class:`ConvSpec`, without its folding)."""
+        return ConvLayer(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ConvLayer)})
+
+    # -- reports -------------------------------------------------------------------------------
+
+    def parameters(self):
+        """The constructor's arguments, normalized, as plain data (what a TOML file holds)."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    def figures(self):
+        """Every derived figure, as plain data."""
+        return {
+            "input_shape": list(self.input_shape),
+            "weight_shape": list(self.weight_shape),
+            "output_shape": list(self.output_shape),
+            "padded_shape": list(self.padded_shape),
+            "pads": list(self.pads),
+            "kernel_eff": list(self.kernel_eff),
+            "reduction": self.reduction,
+            "macs": self.macs,
+            "acc_bits": self.acc_bits,
+        }
+
+
+@dataclass(frozen=True)
+class Folding:
+    """How the engine lays a layer onto its systolic array.
+
+    Parameters
+    ----------
+    rows : int
+        Lanes of the reduction (``kernel_h * kernel_w * in_channels``) per cycle.
+    cols : int
+        Output channels at once.
+    """
+
+    rows: int = 4
+    cols: int = 4
+
+    def __post_init__(self):
+        for field in ("rows", "cols"):
+            _positive(field, getattr(self, field))
+
+
+@dataclass(frozen=True)
+class ConvSpec(ConvLayer):
+    """A layer and its folding: what one engine computes and how (:class:`ConvLayer`'s
+    parameters, then :class:`Folding`'s ``rows`` and ``cols``).
+
+    The folding's figures (partial-sum width, folds, cycles per output pixel, weight-load
+    beats) derive here; the engine's (cycles per frame, latencies, memories) are summed from
+    its stages (:func:`convaccel.hdl.accelerator.engine_figures`).
+    """
+
+    rows: int = 4
+    cols: int = 4
+
+    def __post_init__(self):
+        for field in ("rows", "cols"):
+            _positive(field, getattr(self, field))
+        super().__post_init__()
+
+    @classmethod
+    def of(cls, layer, folding=None, **changes):
+        """The spec of `layer` on `folding` (a :class:`Folding`; default rows = cols = 4)."""
+        folding = folding or Folding()
+        return cls(**{f.name: getattr(layer, f.name) for f in dataclasses.fields(ConvLayer)},
+                   rows=folding.rows, cols=folding.cols, **changes)
+
+    @property
+    def folding(self):
+        return Folding(self.rows, self.cols)
+
+    # -- the array and its schedule ------------------------------------------------------------
 
     @property
     def psum_bits(self):
         """Width of a partial sum leaving the array: ``rows`` products, no bias."""
         p_lo, p_hi = self.product_range
-        return _bits_for(self.rows * p_lo, self.rows * p_hi)
-
-    # -- the array and its schedule ------------------------------------------------------------
+        return bits_for(self.rows * p_lo, self.rows * p_hi)
 
     @property
     def pe_count(self):
@@ -324,54 +410,42 @@ class ConvSpec:
         return self.row_folds * self.col_folds
 
     @property
-    def macs(self):
-        """Multiply-accumulates in one frame (useful ones, not counting idle lanes)."""
-        out_h, out_w = self.output_size
-        return out_h * out_w * self.out_channels * self.reduction
+    def load_beats(self):
+        """Beats of a weight load: a weight per PE per fold address (idle lanes included),
+        then a bias per output channel (:func:`convaccel.beats.weight_beats`)."""
+        return self.cycles_per_pixel * self.pe_count + self.out_channels
+
+    # -- the engine's figures, from its stages -------------------------------------------------
+
+    @property
+    def engine(self):
+        """The engine's figures (:class:`convaccel.hdl.accelerator.EngineFigures`)."""
+        from .hdl.accelerator import engine_figures
+        return engine_figures(self)
 
     @property
     def front_latency(self):
-        return FRONT_LATENCY
+        return self.engine.front_latency
 
     @property
     def back_latency(self):
         """Cycles from a vector entering the array to its output beat's transfer."""
-        return self.rows + self.cols + BACK_LATENCY
+        return self.engine.back_latency
 
     @property
     def cycles(self):
         """Cycles for one frame with no stalls: input always valid, output always ready.
 
         Counted from the cycle in which the idle engine first sees the frame's first input beat
-        valid to the cycle in which the frame's last output beat is transferred, both included.
-
-        The engine shifts one padded pixel per cycle into its window registers; at an output
-        position the window is handed to the feeder, which spends ``P = cycles_per_pixel``
-        cycles issuing it to the array and cannot take the next window before. So windows are
-        handed over at ``h_0 = front_latency + (k_eff_h - 1) * padded_w + k_eff_w - 1``, then
-        every ``max(stride_w, P)`` cycles along an output row, and ``max((stride_h - 1) *
-        padded_w + k_eff_w, P)`` cycles from the last window of a row to the first of the next:
-        the padder's pixels (padding rows, the rows and columns that stride skips) flow while
-        the array works, and only the longer of the two counts. An integer output size means the
-        last window ends at the last padded pixel, so no input follows it. The last window's
-        vectors take ``P`` cycles and its result ``back_latency`` more.
+        valid to the cycle in which the frame's last output beat is transferred, both included;
+        summed from the engine's stages (:func:`convaccel.hdl.accelerator.engine_figures`).
         """
-        out_h, out_w = self.output_size
-        padded_w = self.padded_shape[1]
-        k_eff_h, k_eff_w = self.kernel_eff
-        s_h, s_w = self.stride
-        p = self.cycles_per_pixel
-        first = self.front_latency + (k_eff_h - 1) * padded_w + k_eff_w - 1
-        last = (first + out_h * (out_w - 1) * max(s_w, p)
-                + (out_h - 1) * max((s_h - 1) * padded_w + k_eff_w, p))
-        return last + p + self.back_latency + 1
+        return self.engine.cycles
 
     @property
     def output_queue_depth(self):
-        """Output pixels the engine's output queue holds: every pixel that can be in flight
-        when results are always taken, so that it never throttles a frame."""
-        p = self.cycles_per_pixel
-        return -(-(self.back_latency + p + 1) // p) + 1
+        """Output pixels the engine's output queue holds (the output stage's figure)."""
+        return self.engine.output_queue_depth
 
     @property
     def utilization(self):
@@ -381,44 +455,37 @@ class ConvSpec:
     # -- memories ------------------------------------------------------------------------------
 
     @property
+    def memories(self):
+        """Every memory of the engine (:class:`convaccel.hdl.stage.MemoryShape`), from its
+        stages."""
+        return self.engine.memories
+
+    def _memory_bits(self, *names):
+        return sum(m.bits for m in self.memories if m.name in names)
+
+    @property
     def line_buffer_bits(self):
-        """Storage for ``k_eff_h - 1`` padded rows of every input channel."""
-        return ((self.kernel_eff[0] - 1) * self.padded_shape[1] * self.in_channels
-                * self.input_bits)
+        return self._memory_bits("line buffer")
 
     @property
     def weight_memory_bits(self):
-        """Weights held in the PEs: one word per PE per fold, idle lanes included."""
-        return self.pe_count * self.cycles_per_pixel * self.weight_bits
+        return self._memory_bits("PE weights")
 
     @property
     def bias_memory_bits(self):
-        return self.col_folds * self.cols * self.bias_bits
+        return self._memory_bits("biases")
 
     # -- reports -------------------------------------------------------------------------------
 
-    def parameters(self):
-        """The constructor's arguments, normalized, as plain data (what a TOML file holds)."""
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in dataclasses.fields(self)}
-
     def figures(self):
-        """Every derived figure, as plain data."""
         return {
-            "input_shape": list(self.input_shape),
-            "weight_shape": list(self.weight_shape),
-            "output_shape": list(self.output_shape),
-            "padded_shape": list(self.padded_shape),
-            "pads": list(self.pads),
-            "kernel_eff": list(self.kernel_eff),
-            "reduction": self.reduction,
-            "macs": self.macs,
-            "acc_bits": self.acc_bits,
+            **super().figures(),
             "psum_bits": self.psum_bits,
             "pe_count": self.pe_count,
             "row_folds": self.row_folds,
             "col_folds": self.col_folds,
             "cycles_per_pixel": self.cycles_per_pixel,
+            "load_beats": self.load_beats,
             "cycles": self.cycles,
             "utilization": round(self.utilization, 4),
             "line_buffer_bits": self.line_buffer_bits,
@@ -428,10 +495,8 @@ class ConvSpec:
 
     # -- configuration files -------------------------------------------------------------------
 
-    _LAYER_KEYS = ("height", "width", "in_channels", "out_channels", "kernel", "stride",
-                   "padding", "dilation", "pad_value", "input_bits", "weight_bits", "bias_bits",
-                   "input_signed")
-    _ARRAY_KEYS = ("rows", "cols")
+    _LAYER_KEYS = tuple(f.name for f in dataclasses.fields(ConvLayer) if f.name != "name")
+    _ARRAY_KEYS = tuple(f.name for f in dataclasses.fields(Folding))
 
     @classmethod
     def from_toml(cls, path):
@@ -478,6 +543,7 @@ class ConvSpec:
             return cls(**layer, **array, name=doc.get("name"))
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{source}: {e}") from None
+
 
 
 #: The layer `convaccel` uses when none is given: a 3x3 "same" convolution, 4 to 8 channels,

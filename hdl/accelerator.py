@@ -85,6 +85,11 @@ class ConvAccelerator(wiring.Component):
     def spec(self):
         return self._spec
 
+    @property
+    def memories(self):
+        """Every memory of the engine (:class:`~convaccel.hdl.stage.MemoryShape`)."""
+        return engine_figures(self._spec).memories
+
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
