@@ -1,17 +1,21 @@
+# amaranth: UnusedElaboratable=no
+# (The engine's host is built here only to read its figures, never elaborated.)
 """Fit before you build: the design's DSP and block RAM needs against a board's device.
 
 The estimate counts what the board top holds: one multiplier block per PE (more if the
-operands are wider than the block's ports), and every memory of the engine and the self-test
-mapped the way Yosys's ``memory_libmap`` chooses, by comparing its costs (block RAM, LUT RAM,
-flip-flops) with the figures in Yosys's own memory libraries (``share/<family>/*.txt``). A test
-compares the estimate with nextpnr's report of a real build.
+operands are wider than the block's ports), and every memory that the board top's components
+declare (the engine's stages and its host: the self-test's ROMs or the serial link's buffers,
+:class:`~convaccel.hdl.stage.MemoryShape`), each mapped the way Yosys's ``memory_libmap``
+chooses, by comparing its costs (block RAM, LUT RAM, flip-flops) with the figures in Yosys's
+own memory libraries (``share/<family>/*.txt``). A test compares the estimate with nextpnr's
+report of a real build.
 """
 
 import dataclasses
 import math
 from dataclasses import dataclass
 
-from .selftest import rom_word_bits, selftest_data
+from .selftest import SelfTest, selftest_data
 
 __all__ = ["Fit", "FitError", "check_fit", "estimate", "largest_array", "memories"]
 
@@ -45,48 +49,24 @@ _LOGIC_COST_RAM = 1.0
 _LOGIC_COST_ROM = 1.0 / 16
 
 
-def memories(spec, rom_shapes=None, app="selftest"):
-    """Every memory of the board top: ``{name: (width, depth, count, is_rom)}``.
-
-    `app` is what hosts the engine: ``"link"`` (the serial link's packet buffers and result
-    queue) or ``"selftest"`` (its ROMs; `rom_shapes` is :attr:`SelfTest.rom_shapes`, ``None``
-    computes it for the default test data).
-    """
-    if app == "selftest" and rom_shapes is None:
-        rom_shapes = _rom_shapes(spec, *selftest_data(spec))
-    mems = {}
-    k_eff_h = spec.kernel_eff[0]
-    if k_eff_h > 1:
-        mems["line buffer"] = ((k_eff_h - 1) * spec.in_channels * spec.input_bits,
-                               spec.padded_shape[1], 1, False)
-    mems["PE weights"] = (spec.weight_bits, spec.cycles_per_pixel, spec.pe_count, False)
-    mems["biases"] = (spec.cols * spec.bias_bits, spec.col_folds, 1, False)
-    # The output queue: a word per column group, `col_folds` per queued pixel.
-    mems["output queue"] = (spec.cols * spec.acc_bits + 1,
-                            spec.output_queue_depth * spec.col_folds, 1, False)
+def _host(spec, app, selftest=None):
+    """The component that hosts the engine on the board: the serial link or the self-test
+    (`selftest` is ``(x, w, b, expected)``, default :func:`selftest_data`'s)."""
     if app == "link":
-        from ..hdl.link import MAX_PAYLOAD, RESULT_QUEUE
-        mems["link packet buffers"] = (8, MAX_PAYLOAD, 2, False)
-        mems["link result queue"] = (8, RESULT_QUEUE - 1, 1, False)
-    else:
-        for name, (width, depth) in rom_shapes.items():
-            mems[f"self-test {name} ROM"] = (width, depth, 1, True)
-    return mems
+        from ..link.gateware import HostLink
+        return HostLink(spec)
+    if app != "selftest":
+        raise ValueError(f"app must be 'link' or 'selftest', not {app!r}")
+    x, w, b, expected = selftest if selftest is not None else (*selftest_data(spec), None)
+    return SelfTest(spec, x, w, b, expected=expected)
 
 
-def _rom_shapes(spec, x, w, b):
-    # The same figures as SelfTest.rom_shapes, without elaborating anything.
-    from .. import golden
-    from ..beats import weight_beats
-    weights = [v for v, _ in weight_beats(w, b, spec)]
-    expected = golden.conv2d(x, w, b, spec)
-    return {
-        "weights": (rom_word_bits(weights), len(weights)),
-        "pixels": (rom_word_bits(x, spec.input_signed) * spec.in_channels,
-                   spec.height * spec.width),
-        "expected": (rom_word_bits(expected) * spec.out_channels,
-                     spec.output_size[0] * spec.output_size[1]),
-    }
+def memories(spec, app="selftest", *, selftest=None):
+    """Every memory of the board top (:class:`~convaccel.hdl.stage.MemoryShape`), as its
+    components declare them. `app` is what hosts the engine: ``"link"`` (the serial link) or
+    ``"selftest"`` (its ROMs hold `selftest`, ``(x, w, b, expected)``; the default test data
+    when None)."""
+    return _host(spec, app, selftest).memories
 
 
 def _brams(family, width, depth, is_rom):
@@ -108,10 +88,10 @@ def _dsps(family, spec):
     return spec.pe_count * per_pe
 
 
-def estimate(spec, board, rom_shapes=None, app="selftest"):
+def estimate(spec, board, app="selftest", *, selftest=None):
     """``{"dsp": n, "bram": n}`` the board top needs on `board`."""
-    bram = sum(_brams(board.family, width, depth, is_rom) * count
-               for width, depth, count, is_rom in memories(spec, rom_shapes, app).values())
+    bram = sum(_brams(board.family, m.width, m.depth, m.rom) * m.count
+               for m in memories(spec, app, selftest=selftest))
     return {"dsp": _dsps(board.family, spec), "bram": bram}
 
 
@@ -133,42 +113,52 @@ class Fit:
         return not self.over
 
 
-def _fit(spec, board, rom_shapes=None, app="selftest"):
-    needed = estimate(spec, board, rom_shapes, app)
+def _fit(spec, board, app="selftest", selftest=None):
+    needed = estimate(spec, board, app, selftest=selftest)
     return Fit(needed, {k: board.resources[k] for k in needed if k in board.resources})
 
 
 def largest_array(spec, board, app="selftest"):
-    """The ``(rows, cols)`` with the most PEs (then the fewest cycles) that fits `board`, or
-    None. The self-test's test data does not depend on the array, so its ROMs are computed
-    once."""
-    x, w, b = selftest_data(spec)
-    base = _rom_shapes(spec, x, w, b)
-    best = None
+    """The ``(rows, cols)`` with the most PEs (then the fewest cycles, then the rows nearest
+    `spec`'s) that fits `board`, or None.
+
+    Arrays are tried from the most PEs down, the DSP blocks first (no memory needs counting for
+    an array with too many PEs); the first PE count at which any array fits holds the answer.
+    The self-test's data does not depend on the array, so its expected output is computed once.
+    """
+    selftest = None
+    if app == "selftest":
+        x, w, b = selftest_data(spec)
+        from .. import golden
+        selftest = (x, w, b, golden.conv2d(x, w, b, spec))
+    by_pes = {}
     for rows in range(1, spec.reduction + 1):
         for cols in range(1, spec.out_channels + 1):
+            by_pes.setdefault(rows * cols, []).append((rows, cols))
+    dsp = board.resources.get("dsp")
+    for pes in sorted(by_pes, reverse=True):
+        fitting = []
+        for rows, cols in by_pes[pes]:
             candidate = dataclasses.replace(spec, rows=rows, cols=cols)
-            shapes = dict(base, weights=(
-                base["weights"][0],
-                candidate.cycles_per_pixel * rows * cols + spec.out_channels))
-            if not _fit(candidate, board, shapes, app).fits:
-                continue
-            key = (rows * cols, -candidate.cycles, -abs(rows - spec.rows))
-            if best is None or key > best[0]:
-                best = (key, (rows, cols))
-    return best[1] if best else None
+            if dsp is not None and _dsps(board.family, candidate) > dsp:
+                break                     # (the same PE count: the same DSP blocks)
+            if _fit(candidate, board, app, selftest).fits:
+                fitting.append((-candidate.cycles, -abs(rows - spec.rows), (rows, cols)))
+        if fitting:
+            return max(fitting)[2]
+    return None
 
 
 _UNITS = {"dsp": "DSP blocks", "bram": "block RAMs"}
 
 
-def check_fit(spec, board, rom_shapes=None, app="selftest"):
+def check_fit(spec, board, app="selftest"):
     """Raise :class:`FitError` unless the design fits `board`; return the :class:`Fit`.
 
     The message names each resource that is over, by how much, and the largest array that
     would fit.
     """
-    fit = _fit(spec, board, rom_shapes, app)
+    fit = _fit(spec, board, app)
     if fit.fits:
         return fit
     problems = "; ".join(

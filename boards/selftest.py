@@ -1,3 +1,6 @@
+# amaranth: UnusedElaboratable=no
+# (The self-test builds its engine in its constructor, so that the fit check can read the
+# engine's figures without elaborating it.)
 """The built-in self-test: the engine, a test frame and its expected output in ROM.
 
 Until the host link lands, a board runs this: it proves on the board itself that the engine
@@ -12,6 +15,8 @@ from amaranth.lib.wiring import Out
 from .. import golden
 from ..beats import pixel_beats, weight_beats
 from ..hdl.accelerator import ConvAccelerator
+from ..hdl.stage import MemoryShape
+from ..spec import bits_for
 
 __all__ = ["SelfTest", "rom_word_bits", "selftest_data"]
 
@@ -34,15 +39,10 @@ def selftest_data(spec, seed=0):
 
 def rom_word_bits(values, signed=True):
     """Bits of the narrowest word that holds every one of `values` (two's complement if
-    `signed`): the ROMs store that and sign-extend on read."""
+    `signed`, by the spec's width rule :func:`~convaccel.spec.bits_for`): the ROMs store that
+    and sign-extend on read."""
     values = [int(v) for v in np.asarray(values, dtype=object).ravel()] or [0]
-    lo, hi = min(values), max(values)
-    if not signed:
-        return max(1, hi.bit_length())
-    bits = 1
-    while not (-(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1))):
-        bits += 1
-    return bits
+    return bits_for(min(values), max(values), signed)
 
 
 class SelfTest(wiring.Component):
@@ -99,11 +99,12 @@ class SelfTest(wiring.Component):
         self._pixels = [p for p, _ in pixel_beats(x, spec)]
         self._expected = [[int(v) for v in pixel]
                           for pixel in expected.reshape(spec.out_channels, -1).T]
+        self._engine = ConvAccelerator(spec)
         super().__init__()
 
     @property
     def rom_shapes(self):
-        """``{name: (word bits, depth)}`` of the three ROMs (the fit check counts them)."""
+        """``{name: (word bits, depth)}`` of the three ROMs."""
         spec = self._spec
         return {
             "weights": (rom_word_bits(self._weights), len(self._weights)),
@@ -114,6 +115,13 @@ class SelfTest(wiring.Component):
         }
 
     @property
+    def memories(self):
+        """The engine's memories and the three ROMs (what the fit check counts)."""
+        roms = tuple(MemoryShape(f"self-test {name} ROM", width, depth, rom=True)
+                     for name, (width, depth) in self.rom_shapes.items())
+        return self._engine.memories + roms
+
+    @property
     def timeout(self):
         """Cycles without a result after which the engine is declared stuck."""
         return 4 * (self._spec.cycles + len(self._weights)) + 1024
@@ -121,7 +129,7 @@ class SelfTest(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
-        m.submodules.engine = engine = ConvAccelerator(spec)
+        m.submodules.engine = engine = self._engine
         m.d.comb += [
             self.busy.eq(engine.busy),
             self.done.eq(engine.done),

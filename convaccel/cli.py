@@ -156,7 +156,7 @@ class ProgressBar:
 
 
 def cmd_simulate(args):
-    from .sim.runner import SimulatorMissing
+    from .sim.runner import SimulatorMissing, default_simulator
     from .simulate import simulate
 
     spec = _load_spec(args.config)
@@ -165,8 +165,8 @@ def cmd_simulate(args):
                          f"not {args.stall}")
     seed = args.seed if args.seed is not None else int(time.time()) % 100000
     x, w, b = _layer_arrays(args, spec, seed)
-    simulator = args.simulator
-    print(f"simulating {design_name(spec, args.config)} on {simulator or 'verilator'}: "
+    simulator = args.simulator or default_simulator()
+    print(f"simulating {design_name(spec, args.config)} on {simulator}: "
           f"{' x '.join(map(str, spec.input_shape))} in, "
           f"{' x '.join(map(str, spec.output_shape))} out, seed {seed}"
           f"{f', stall {args.stall}' if args.stall else ''}")
@@ -204,7 +204,7 @@ def cmd_simulate(args):
 
 
 def _board(name):
-    from .boards.board import get_board
+    from .boards import get_board
     try:
         return get_board(name)
     except ValueError as e:
@@ -212,7 +212,7 @@ def _board(name):
 
 
 def cmd_run(args):
-    from .device import Device, DeviceError
+    from .link.device import Device, DeviceError
 
     spec = _load_spec(args.config)
     board = _board(args.board)
@@ -231,7 +231,7 @@ def cmd_run(args):
           f"{' x '.join(map(str, spec.output_shape))} out")
     start = time.perf_counter()
     if args.simulate:
-        from .board_sim import run_simulated
+        from .link.sim import run_simulated
         from .sim.runner import SimulatorMissing
         try:
             run = run_simulated(spec, [x], w, b, simulator=args.simulator)
@@ -293,26 +293,130 @@ def cmd_demo(args):
     print()
 
     print("== generate: Verilog of the engine ==")
-    status = cmd_generate(argparse.Namespace(config=None, output=args.output, lint=True))
+    status = _command("generate", "-o", args.output, "--lint")
     if status:
         return status
     print()
 
     print("== simulate: the Verilog under cocotb, every beat checked ==")
-    status = cmd_simulate(argparse.Namespace(
-        config=None, input=None, weights=None, bias=None, output=None, simulator=None,
-        seed=args.seed, stall=None, waves=None))
+    status = _command("simulate", "--seed", str(args.seed))
     if status:
         return status
     print()
 
     from .boards import DEFAULT_BOARD
-    from .boards.cli import cmd_build
     print(f"== build: a bitstream for the {DEFAULT_BOARD} (the engine's built-in self-test) ==")
-    return cmd_build(argparse.Namespace(
-        config=None, board=DEFAULT_BOARD, output=str(Path(args.output) / DEFAULT_BOARD),
-        freq=None, seed=None, allow_timing_fail=False, program=False, dry_run=False,
-        link=False, baud=115200))
+    return _command("build", "--board", DEFAULT_BOARD, "-o",
+                    str(Path(args.output) / DEFAULT_BOARD))
+
+
+def _command(*argv):
+    """Run one command of this command line (as the demo's steps), with its own defaults."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+def format_boards():
+    """The registered boards as a table."""
+    from .boards import DEFAULT_BOARD, boards
+
+    header = (f"{'board':<15} {'device':<21} {'family':<6} {'LUT':>6} {'FF':>6} {'DSP':>4} "
+              f"{'BRAM':>5} {'clock':>9}  programmer")
+    lines = [header]
+    for board in boards():
+        r = board.resources
+        programmer = " ".join(("openFPGALoader", *board.programmer)) if board.programmer \
+            else "toolchain_program"
+        lines.append(
+            f"{board.name:<15} {board.device:<21} {board.family:<6} "
+            f"{r.get('lut', r.get('logic', 0)):>6} {r.get('ff', 0):>6} {r.get('dsp', 0):>4} "
+            f"{r.get('bram', 0):>5} {board.default_mhz:>5g} MHz  {programmer}")
+    lines.append(f"(clock: the engine's default, made by a PLL from the board's oscillator; "
+                 f"BRAM: blocks of 4 Kbit on iCE40, 18 Kbit on ECP5 and Gowin; "
+                 f"default board: {DEFAULT_BOARD})")
+    return "\n".join(lines)
+
+
+def cmd_boards(args):
+    print(format_boards())
+    return 0
+
+
+def cmd_build(args):
+    from .boards.fit import FitError
+    from .boards.flow import BuildError, ProgramError, build, program, program_command
+    from .boards.report import format_summary
+
+    if args.dry_run and not args.program:
+        raise UsageError("--dry-run only applies to --program; add --program")
+    board = _board(args.board)
+    spec = _load_spec(args.config)
+    name = design_name(spec, args.config)
+    output = Path(args.output or Path("build") / board.name)
+    try:
+        summary = build(spec, board, output=output, name=name, freq_mhz=args.freq,
+                        seed=args.seed, app="link" if args.link else "selftest",
+                        baud=args.baud)
+    except (FitError, BuildError, TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    print(format_summary(summary))
+    print(f"summary: {output / (name + '.summary.json')}")
+    status = 0
+    if not summary["timing_met"]:
+        print(f"convaccel: timing missed: {summary['fmax_mhz']:.2f} MHz achieved, "
+              f"{summary['target_mhz']:.2f} MHz required; lower --freq"
+              + ("" if args.allow_timing_fail else " or pass --allow-timing-fail"),
+              file=sys.stderr)
+        status = 0 if args.allow_timing_fail else 1
+    if args.program:
+        try:
+            if args.dry_run:
+                print(" ".join(program_command(board, summary["bitstream"])))
+            else:
+                program(board, summary["bitstream"])
+                print(f"programmed the {board.title}")
+        except ProgramError as e:
+            raise UsageError(str(e)) from None
+    return status
+
+
+def _add_build_commands(subparsers):
+    """Add ``build`` and ``boards`` to `subparsers` (from ``add_subparsers``)."""
+    from .boards import DEFAULT_BOARD
+    p = subparsers.add_parser(
+        "build", help="build a bitstream for a board (and program it)",
+        description="Check that the layer fits the board, then build the board top (the engine "
+                    "behind its serial host link, or running its built-in self-test) with the "
+                    "open tools, and print and write "
+                    "DIR/<name>.summary.json: achieved vs required clock and resources used. "
+                    "Exits 1 if the clock is missed (unless --allow-timing-fail).")
+    p.add_argument("config", metavar="CONFIG.toml", nargs="?", help="layer configuration")
+    p.add_argument("--board", default=DEFAULT_BOARD, metavar="NAME",
+                   help=f"target board (default: {DEFAULT_BOARD}; `convaccel boards` lists "
+                        f"them)")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="build folder (default: build/<board>)")
+    p.add_argument("--freq", type=float, metavar="MHZ",
+                   help="engine clock in MHz (default: the board's)")
+    p.add_argument("--seed", type=int, metavar="N", help="nextpnr placement seed")
+    p.add_argument("--baud", type=int, default=115200,
+                   help="the host link's baud rate (default: 115200)")
+    p.add_argument("--link", action="store_true",
+                   help="put the engine behind the serial host link (`convaccel run` talks to "
+                        "it) instead of the built-in self-test")
+    p.add_argument("--allow-timing-fail", action="store_true",
+                   help="exit 0 even if the clock is missed")
+    p.add_argument("--program", action="store_true",
+                   help="program the board with openFPGALoader after building")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --program: print the programming command instead of running it")
+    p.set_defaults(func=cmd_build)
+
+    p = subparsers.add_parser(
+        "boards", help="list the supported boards",
+        description="List the boards `convaccel build` supports: device, resources, default "
+                    "clock and programmer.")
+    p.set_defaults(func=cmd_boards)
 
 
 def build_parser():
@@ -379,8 +483,7 @@ def build_parser():
                    help="with --simulate; default: verilator (or $SIM)")
     p.set_defaults(func=cmd_run)
 
-    from .boards.cli import register
-    register(sub)
+    _add_build_commands(sub)
 
     p = sub.add_parser("generate", help="write the engine's Verilog",
                        description="Write DIR/<name>.v (the engine, its ports documented at the "

@@ -94,7 +94,7 @@ def _header(spec, top, name):
         "Streams are valid/ready: a beat transfers in a cycle where both are high; `valid` "
         "never waits for `ready`.",
         "Mark the last pixel of a frame and the last weight-load beat with `last`. Load "
-        f"{spec.cycles_per_pixel * spec.pe_count} weights in the order (fold address k, array "
+        f"{spec.load_beats - spec.out_channels} weights in the order (fold address k, array "
         "row r, column c)",
         f"then {spec.out_channels} biases; convaccel.beats.weight_beats() computes it from a "
         "(C_out, C_in, K_h, K_w) array.",

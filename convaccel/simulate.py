@@ -146,6 +146,9 @@ def simulate(spec, x, w, b=None, *, simulator=None, stall=0.0, seed=None, waves=
     back-pressure on each cycle. ``simulator`` is ``"verilator"`` (the default, or ``$SIM``)
     or ``"icarus"``. ``waves`` is a path to write an FST waveform to.
     """
+    from .sim.runner import default_simulator
+
+    simulator = simulator or default_simulator()
     x = np.asarray(x)
     frames = list(x) if x.ndim == 4 else [x]
     expected = [golden.conv2d(f, w, b, spec) for f in frames]   # also validates the arrays
@@ -167,7 +170,7 @@ def simulate(spec, x, w, b=None, *, simulator=None, stall=0.0, seed=None, waves=
         matches=matches,
         counters=counters,
         seed=seed,
-        simulator=simulator or os.environ.get("SIM", "verilator"),
+        simulator=simulator,
         message="" if matches else _failure_message(run.results_xml),
         waves=wave_path,
         log=job_dir / "sim.log",

@@ -1,13 +1,20 @@
+# amaranth: UnusedElaboratable=no
+# (The engine builds its stages in its constructor, so that their figures are known before
+# elaboration; `engine_figures` builds an engine only to read them.)
+import functools
+from dataclasses import dataclass
+
 from amaranth import *
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .array import Feeder, SystolicArray
+from .array import Feeder, SystolicArray, fold_tag_layout
 from .output import OutputStage, pixel_out_layout
 from .padder import Padder, pixel_in_layout
+from .stream import Queue
 from .window import WindowGen, window_layout
 
-__all__ = ["ConvAccelerator", "load_layout", "COUNTER_BITS"]
+__all__ = ["ConvAccelerator", "EngineFigures", "engine_figures", "load_layout", "COUNTER_BITS"]
 
 COUNTER_BITS = 32
 
@@ -17,13 +24,48 @@ def load_layout(spec):
     return data.StructLayout({"data": signed(max(spec.weight_bits, spec.bias_bits)), "last": 1})
 
 
+@dataclass(frozen=True)
+class EngineFigures:
+    """What the engine's stages add up to (:func:`engine_figures`).
+
+    Members
+    -------
+    front_latency : int
+        Cycles from a frame's start to the cycle in which the window generator could emit a
+        window completed by the first padded pixel: the padder's start and latency, the pixel
+        queue's, the window generator's.
+    back_latency : int
+        Cycles from a vector entering the array to its output beat's transfer: the array's
+        latency and the output stage's.
+    cycles : int
+        Cycles per frame with no stalls (:attr:`convaccel.ConvSpec.cycles`).
+    output_queue_depth : int
+        Output pixels the output stage queues.
+    memories : tuple of MemoryShape
+        Every memory of every stage.
+    """
+
+    front_latency: int
+    back_latency: int
+    cycles: int
+    output_queue_depth: int
+    memories: tuple
+
+
+@functools.cache
+def engine_figures(spec):
+    """The figures of the engine for `spec` (:class:`EngineFigures`), read from its stages."""
+    return ConvAccelerator(spec).figures
+
+
 class ConvAccelerator(wiring.Component):
     """The convolution engine for one :class:`~convaccel.ConvSpec`.
 
     ``pixels`` (raster order, one pixel with every input channel per beat, ``last`` on the
-    frame's final pixel) → :class:`Padder` → :class:`WindowGen` → :class:`Feeder` →
-    :class:`SystolicArray` → :class:`OutputStage` → ``results`` (one output pixel with every
-    output channel per beat, the exact accumulator, ``last`` on the frame's final pixel).
+    frame's final pixel) → :class:`Padder` → :class:`Queue` → :class:`WindowGen` →
+    :class:`Feeder` → :class:`SystolicArray` → :class:`OutputStage` → ``results`` (one output
+    pixel with every output channel per beat, the exact accumulator, ``last`` on the frame's
+    final pixel). Every stage is connected to the next by a stream.
 
     Weights and biases arrive on ``weights`` while no frame runs: ``cycles_per_pixel * rows *
     cols`` weight beats in the order (fold address, row, column), then ``out_channels`` bias
@@ -32,8 +74,8 @@ class ConvAccelerator(wiring.Component):
     valid; frames do not overlap: the next begins after the previous one's last result has
     left.
 
-    Throughput and latency follow :attr:`ConvSpec.cycles` exactly when input is always valid
-    and results always ready.
+    Throughput and latency follow :attr:`figures` exactly when input is always valid and
+    results always ready.
 
     Parameters
     ----------
@@ -62,12 +104,35 @@ class ConvAccelerator(wiring.Component):
 
     def __init__(self, spec, *, faulty_pe=None):
         self._spec = spec
-        self._faulty_pe = faulty_pe
         elem = signed(spec.input_bits) if spec.input_signed else unsigned(spec.input_bits)
         self._elem_shape = elem
-        self._pixel_shape = data.ArrayLayout(elem, spec.in_channels)
+        self._pixel_shape = pixel = data.ArrayLayout(elem, spec.in_channels)
+        tag = fold_tag_layout()
+        # The stages, from the spec's parameters (each derives its own figures from them).
+        self._padder = Padder(
+            height=spec.height, width=spec.width, pads=spec.pads, pad_value=spec.pad_value,
+            pixel_shape=pixel)
+        # Two pixels of slack between padder and window generator: the padder's handshake then
+        # starts from this queue's registers, not from the window and the feeder.
+        self._pixel_queue = Queue(pixel, 2)
+        self._window = WindowGen(
+            padded=spec.padded_shape, kernel=spec.kernel, dilation=spec.dilation,
+            stride=spec.stride, pixel_shape=pixel)
+        self._feeder = Feeder(
+            reduction=spec.reduction, rows=spec.rows, row_folds=spec.row_folds,
+            col_folds=spec.col_folds, elem_shape=elem,
+            window_shape=window_layout(pixel, spec.kernel))
+        self._array = SystolicArray(
+            rows=spec.rows, cols=spec.cols, depth=self._feeder.interval, elem_shape=elem,
+            weight_shape=signed(spec.weight_bits), psum_shape=signed(spec.psum_bits),
+            tag_shape=tag, faulty_pe=faulty_pe)
+        self._output = OutputStage(
+            cols=spec.cols, channels=spec.out_channels, row_folds=spec.row_folds,
+            col_folds=spec.col_folds, in_flight=self._feeder.latency + self._array.latency,
+            psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
+            bias_shape=signed(spec.bias_bits), tag_shape=tag)
         super().__init__({
-            "pixels": In(stream.Signature(pixel_in_layout(self._pixel_shape))),
+            "pixels": In(stream.Signature(pixel_in_layout(pixel))),
             "results": Out(stream.Signature(
                 pixel_out_layout(signed(spec.acc_bits), spec.out_channels))),
             "weights": In(stream.Signature(load_layout(spec))),
@@ -86,66 +151,72 @@ class ConvAccelerator(wiring.Component):
         return self._spec
 
     @property
+    def stages(self):
+        """The stages in stream order: padder, pixel queue, window generator, feeder, array,
+        output stage."""
+        return (self._padder, self._pixel_queue, self._window, self._feeder, self._array,
+                self._output)
+
+    @property
     def memories(self):
         """Every memory of the engine (:class:`~convaccel.hdl.stage.MemoryShape`)."""
-        return engine_figures(self._spec).memories
+        return tuple(mem for stage in self.stages for mem in stage.memories)
+
+    @property
+    def figures(self):
+        """The cycle model and the engine's other figures, summed from its stages.
+
+        The padder emits one padded pixel per cycle; the window generator hands a window to the
+        feeder when the pixel that completes it has passed, and the feeder spends ``P``
+        (its ``interval``) cycles issuing it and takes the next window in its last one. So the
+        first window is taken ``front_latency + first_window`` cycles after the frame's start,
+        then one every ``max(column_step, P)`` cycles along an output row and ``max(row_step,
+        P)`` from the last of a row to the first of the next: the padder's pixels (padding,
+        the rows and columns that stride skips) flow while the array works, and only the
+        longer of the two counts. An integer output size means the last window ends at the
+        last padded pixel, so no input follows it. The last window's last vector enters the
+        array ``feeder.latency + P - 1`` cycles after it is taken, and its result transfers
+        ``back_latency`` cycles after that; the count includes both the first and the last
+        cycle.
+        """
+        padder, queue, window, feeder, array, output = self.stages
+        p = feeder.interval
+        front = padder.start_cycles + padder.latency + queue.latency + window.latency
+        back = array.latency + output.latency
+        out_h, out_w = window.windows
+        last = (front + window.first_window
+                + out_h * (out_w - 1) * max(window.column_step, p)
+                + (out_h - 1) * max(window.row_step, p))
+        cycles = last + feeder.latency + p - 1 + back + 1
+        return EngineFigures(front_latency=front, back_latency=back, cycles=cycles,
+                             output_queue_depth=output.queue_depth, memories=self.memories)
 
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
         rows, cols = spec.rows, spec.cols
-        row_folds, col_folds = spec.row_folds, spec.col_folds
+        col_folds = spec.col_folds
         depth = spec.cycles_per_pixel
 
-        m.submodules.padder = padder = Padder(
-            height=spec.height, width=spec.width, pads=spec.pads, pad_value=spec.pad_value,
-            pixel_shape=self._pixel_shape)
-        m.submodules.window = window = WindowGen(
-            padded=spec.padded_shape, kernel=spec.kernel, dilation=spec.dilation,
-            stride=spec.stride, pixel_shape=self._pixel_shape)
-        m.submodules.feeder = feeder = Feeder(
-            reduction=spec.reduction, rows=rows, row_folds=row_folds, col_folds=col_folds,
-            elem_shape=self._elem_shape,
-            window_shape=window_layout(self._pixel_shape, spec.kernel))
-        m.submodules.array = array = SystolicArray(
-            rows=rows, cols=cols, depth=depth, elem_shape=self._elem_shape,
-            weight_shape=signed(spec.weight_bits), psum_shape=signed(spec.psum_bits),
-            faulty_pe=self._faulty_pe)
-        m.submodules.output = output = OutputStage(
-            cols=cols, channels=spec.out_channels, row_folds=row_folds, col_folds=col_folds,
-            queue_depth=spec.output_queue_depth, psum_shape=signed(spec.psum_bits),
-            acc_shape=signed(spec.acc_bits), bias_shape=signed(spec.bias_bits))
+        padder, pixel_queue, window, feeder, array, output = self.stages
+        m.submodules.padder = padder
+        m.submodules.pixel_queue = pixel_queue
+        m.submodules.window = window
+        m.submodules.feeder = feeder
+        m.submodules.array = array
+        m.submodules.output = output
 
         wiring.connect(m, wiring.flipped(self.pixels), padder.i)
-        # Two pixels of slack between padder and window generator: the padder's handshake then
-        # starts from this queue's registered `w_rdy`, not from the window and the feeder.
-        m.submodules.pixel_queue = pixel_queue = fifo.SyncFIFO(
-            width=Shape.cast(self._pixel_shape).width, depth=2)
-        m.d.comb += [
-            pixel_queue.w_data.eq(padder.o.payload),
-            pixel_queue.w_en.eq(padder.o.valid),
-            padder.o.ready.eq(pixel_queue.w_rdy),
-            window.i.payload.eq(pixel_queue.r_data),
-            window.i.valid.eq(pixel_queue.r_rdy),
-            pixel_queue.r_en.eq(window.i.ready),
-        ]
+        wiring.connect(m, padder.o, pixel_queue.i)
+        wiring.connect(m, pixel_queue.o, window.i)
         wiring.connect(m, window.o, feeder.i)
+        wiring.connect(m, feeder.o, array.i)
+        wiring.connect(m, array.o, output.i)
         wiring.connect(m, output.o, wiring.flipped(self.results))
         m.d.comb += [
-            array.x.eq(feeder.x),
-            array.k.eq(feeder.issue.k),
-            output.psums.eq(array.psums),
             feeder.credit.eq(output.credit),
             output.reserve.eq(feeder.i.valid & feeder.i.ready),
         ]
-        # The issue travels beside the array and reaches the output stage a cycle before the
-        # partial sums, in time to read the bias.
-        issue = feeder.issue
-        for n in range(array.latency - 1):
-            delayed = Signal.like(feeder.issue, name=f"issue_d{n + 1}")
-            m.d.sync += delayed.eq(issue)
-            issue = delayed
-        m.d.comb += output.issue.eq(issue)
 
         # -- weight and bias loading -----------------------------------------------------------
         load_k = Signal(range(depth))
@@ -227,12 +298,13 @@ class ConvAccelerator(wiring.Component):
         with m.If(error_event):
             m.d.sync += self.error.eq(1)
 
-        last_rows = spec.reduction - (row_folds - 1) * rows
+        last_rows = spec.reduction - (spec.row_folds - 1) * rows
         last_cols = spec.out_channels - (col_folds - 1) * cols
         # (four constants: a multiplier here would take a DSP block from the PEs)
-        vector_macs = Mux(feeder.issue.last_fold,
-                          Mux(feeder.issue.last_group, last_rows * last_cols, last_rows * cols),
-                          Mux(feeder.issue.last_group, rows * last_cols, rows * cols))
+        tag = feeder.o.payload.tag
+        vector_macs = Mux(tag.last_fold,
+                          Mux(tag.last_group, last_rows * last_cols, last_rows * cols),
+                          Mux(tag.last_group, rows * last_cols, rows * cols))
         with m.If(padder.start):
             m.d.sync += [
                 self.cycles.eq(1),
@@ -246,6 +318,6 @@ class ConvAccelerator(wiring.Component):
                 m.d.sync += self.input_stalls.eq(self.input_stalls + 1)
             with m.If(self.results.valid & ~self.results.ready):
                 m.d.sync += self.output_stalls.eq(self.output_stalls + 1)
-            with m.If(feeder.issue.valid):
+            with m.If(feeder.o.valid):
                 m.d.sync += self.macs.eq(self.macs + vector_macs)
         return m

@@ -2,19 +2,38 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["issue_layout", "Feeder", "ProcessingElement", "SystolicArray"]
+from .stage import MemoryShape
+
+__all__ = ["fold_tag_layout", "vector_layout", "psums_layout", "Feeder", "ProcessingElement",
+           "SystolicArray"]
 
 
-def issue_layout(*, row_folds, col_folds):
-    """What travels beside a vector through the array: its fold and the pixel it belongs to."""
+def fold_tag_layout():
+    """What travels beside a vector through the array, to the output stage: where the vector
+    stands in its output pixel's schedule."""
     return data.StructLayout({
-        "valid": 1,
-        "k": range(row_folds * col_folds),    # weight address: group * row_folds + fold
         "first": 1,                           # first fold of a reduction: start from the bias
         "last_fold": 1,                       # last fold: the group's sums are complete
-        "group": range(col_folds),            # which `cols` output channels
         "last_group": 1,                      # last group: the output pixel is complete
         "last_pixel": 1,                      # the frame's final output pixel
+    })
+
+
+def vector_layout(elem_shape, rows, depth, tag_shape):
+    """An array input beat: ``rows`` elements, the weight address ``k`` and a tag the array
+    carries through unchanged."""
+    return data.StructLayout({
+        "x": data.ArrayLayout(elem_shape, rows),
+        "k": range(depth),
+        "tag": tag_shape,
+    })
+
+
+def psums_layout(psum_shape, cols, tag_shape):
+    """An array output beat: a partial sum per column and the tag of its vector."""
+    return data.StructLayout({
+        "psums": data.ArrayLayout(psum_shape, cols),
+        "tag": tag_shape,
     })
 
 
@@ -23,12 +42,13 @@ class Feeder(wiring.Component):
 
     A window of ``reduction`` elements is held in a rotating register of ``row_folds * rows``
     lanes (zeros past the reduction) and issued ``rows`` lanes at a time, ``row_folds`` vectors
-    per group of output channels, ``col_folds`` groups: ``P = row_folds * col_folds`` vectors,
-    one per cycle, with no back-pressure from the array. The next window is taken in the cycle
-    that issues the last vector, so windows follow each other with no gap; ``credit`` (room
-    downstream for one more output pixel) gates taking a window.
+    per group of output channels, ``col_folds`` groups: ``interval = row_folds * col_folds``
+    vectors, one per cycle. The array cannot stall (``o`` is always ready). The next window is
+    taken in the cycle that issues the last vector, so windows follow each other with no gap;
+    ``credit`` (room downstream for one more output pixel) gates taking a window.
 
-    Latency: a window taken in cycle ``h`` issues its vectors in cycles ``h + 1 .. h + P``.
+    Latency: a window taken in cycle ``h`` issues its vectors in cycles ``h + latency .. h +
+    latency + interval - 1``.
 
     Parameters
     ----------
@@ -41,12 +61,13 @@ class Feeder(wiring.Component):
     Members
     -------
     i : In(stream.Signature(window_shape))
-    x : Out(data.ArrayLayout(elem_shape, rows))
-        The vector issued this cycle.
-    issue : Out(issue_layout(...))
-        What the vector is; ``issue.valid`` marks a vector.
+    o : Out(stream.Signature(vector_layout(...), always_ready=True))
+        The vectors, with their weight address ``k`` and :func:`fold_tag_layout` tag.
     credit : In(1)
     """
+
+    latency = 1
+    memories = ()
 
     def __init__(self, *, reduction, rows, row_folds, col_folds, elem_shape, window_shape):
         self._reduction = reduction
@@ -56,10 +77,16 @@ class Feeder(wiring.Component):
         self._elem_shape = elem_shape
         super().__init__({
             "i": In(stream.Signature(window_shape)),
-            "x": Out(data.ArrayLayout(elem_shape, rows)),
-            "issue": Out(issue_layout(row_folds=row_folds, col_folds=col_folds)),
+            "o": Out(stream.Signature(
+                vector_layout(elem_shape, rows, row_folds * col_folds, fold_tag_layout()),
+                always_ready=True)),
             "credit": In(1),
         })
+
+    @property
+    def interval(self):
+        """Cycles per window: the vectors it is cut into."""
+        return self._row_folds * self._col_folds
 
     def elaborate(self, platform):
         m = Module()
@@ -117,14 +144,13 @@ class Feeder(wiring.Component):
                 ]
 
         m.d.comb += [
-            self.x.eq(buffer.as_value()[:rows * elem_width]),
-            self.issue.valid.eq(busy),
-            self.issue.k.eq(k),
-            self.issue.first.eq(first),
-            self.issue.last_fold.eq(last_fold),
-            self.issue.group.eq(group),
-            self.issue.last_group.eq(last_group),
-            self.issue.last_pixel.eq(last_pixel),
+            self.o.valid.eq(busy),
+            self.o.payload.x.eq(buffer.as_value()[:rows * elem_width]),
+            self.o.payload.k.eq(k),
+            self.o.payload.tag.first.eq(first),
+            self.o.payload.tag.last_fold.eq(last_fold),
+            self.o.payload.tag.last_group.eq(last_group),
+            self.o.payload.tag.last_pixel.eq(last_pixel),
         ]
         return m
 
@@ -207,27 +233,29 @@ class SystolicArray(wiring.Component):
     Takes one vector of ``rows`` elements and its weight address per cycle, unskewed; row ``r``
     sees it ``r`` cycles later, column ``c`` ``c`` cycles later still. Column ``c`` of the
     result is the dot product of the vector with column ``c``'s weights at that address; the
-    columns are de-skewed so that all of them leave together, ``latency`` cycles after the
-    vector came in. Always ready: the array never stalls (the feeder is credit-gated instead).
+    columns are de-skewed so that all of them leave together, with the vector's tag,
+    ``latency`` cycles after the vector came in. Both streams are always ready: the array never
+    stalls (its feeder is credit-gated instead).
 
     Parameters
     ----------
     rows, cols, depth : int
     elem_shape, weight_shape, psum_shape : shape-castable
+    tag_shape : shape-castable
+        What travels beside each vector, unchanged.
     faulty_pe : (row, col) or None
         For tests of the verification only: this PE computes wrong products.
 
     Members
     -------
-    x : In(data.ArrayLayout(elem_shape, rows))
-    k : In(range(depth))
-    psums : Out(data.ArrayLayout(psum_shape, cols))
+    i : In(stream.Signature(vector_layout(...), always_ready=True))
+    o : Out(stream.Signature(psums_layout(...), always_ready=True))
     w_addr, w_data : In
     w_en : In(rows * cols)
-        One enable per PE, row-major.
+        Weight memory write port: one enable per PE, row-major.
     """
 
-    def __init__(self, *, rows, cols, depth, elem_shape, weight_shape, psum_shape,
+    def __init__(self, *, rows, cols, depth, elem_shape, weight_shape, psum_shape, tag_shape,
                  faulty_pe=None):
         self._faulty_pe = faulty_pe
         self._rows = rows
@@ -236,9 +264,10 @@ class SystolicArray(wiring.Component):
         self._shapes = dict(elem_shape=elem_shape, weight_shape=weight_shape,
                             psum_shape=psum_shape)
         super().__init__({
-            "x": In(data.ArrayLayout(elem_shape, rows)),
-            "k": In(range(depth)),
-            "psums": Out(data.ArrayLayout(psum_shape, cols)),
+            "i": In(stream.Signature(vector_layout(elem_shape, rows, depth, tag_shape),
+                                     always_ready=True)),
+            "o": Out(stream.Signature(psums_layout(psum_shape, cols, tag_shape),
+                                      always_ready=True)),
             "w_addr": In(range(depth)),
             "w_data": In(weight_shape),
             "w_en": In(rows * cols),
@@ -246,7 +275,14 @@ class SystolicArray(wiring.Component):
 
     @property
     def latency(self):
+        """Cycles from a vector in to its partial sums out: the input skew of the last row, the
+        PE pipeline, the chain down the rows and across the columns, the de-skew."""
         return self._rows + self._cols + ProcessingElement.latency - 2
+
+    @property
+    def memories(self):
+        width = Shape.cast(self._shapes["weight_shape"]).width
+        return (MemoryShape("PE weights", width, self._depth, self._rows * self._cols),)
 
     def elaborate(self, platform):
         m = Module()
@@ -273,8 +309,8 @@ class SystolicArray(wiring.Component):
                 ]
                 if c == 0:
                     m.d.comb += [
-                        pe.x_in.eq(delayed(self.x[r], r, f"x{r}")),
-                        pe.k_in.eq(delayed(self.k, r, f"k{r}")),
+                        pe.x_in.eq(delayed(self.i.payload.x[r], r, f"x{r}")),
+                        pe.k_in.eq(delayed(self.i.payload.k, r, f"k{r}")),
                     ]
                 else:
                     m.d.comb += [pe.x_in.eq(pes[r][c - 1].x_out),
@@ -282,6 +318,11 @@ class SystolicArray(wiring.Component):
                 if r > 0:
                     m.d.comb += pe.psum_in.eq(pes[r - 1][c].psum_out)
         for c in range(cols):
-            m.d.comb += self.psums[c].eq(
+            m.d.comb += self.o.payload.psums[c].eq(
                 delayed(pes[rows - 1][c].psum_out, cols - 1 - c, f"psum{c}"))
+        # The tag and `valid` travel beside the vector, aligned with its sums.
+        m.d.comb += [
+            self.o.payload.tag.eq(delayed(self.i.payload.tag, self.latency, "tag")),
+            self.o.valid.eq(delayed(self.i.valid, self.latency, "valid")),
+        ]
         return m

@@ -2,7 +2,8 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .array import issue_layout
+from .array import psums_layout
+from .stage import MemoryShape
 
 __all__ = ["pixel_out_layout", "OutputStage"]
 
@@ -22,20 +23,22 @@ class OutputStage(wiring.Component):
     have room for every pixel in flight: ``credit`` says whether one more may be started
     (``reserve``), and a reservation ends when its pixel leaves on ``o``.
 
-    Latency: partial sums arriving in cycle ``t`` (with ``issue`` presented a cycle earlier,
-    in ``t - 1``, to read the bias) leave, if they complete a pixel and the queue was empty, in
-    cycle ``t + latency``.
+    Latency: partial sums arriving in cycle ``t`` that complete a pixel leave, if the queue was
+    empty and ``o`` is ready, in cycle ``t + latency``.
 
     Parameters
     ----------
-    cols, channels, row_folds, col_folds, queue_depth : int
-    psum_shape, acc_shape, bias_shape : shape-castable
+    cols, channels, row_folds, col_folds : int
+    psum_shape, acc_shape, bias_shape, tag_shape : shape-castable
+    in_flight : int
+        Cycles from a reservation (a window taken by the feeder) to its first partial sums
+        arriving here; with ``row_folds * col_folds`` cycles per pixel this sets
+        :attr:`queue_depth`.
 
     Members
     -------
-    psums : In(data.ArrayLayout(psum_shape, cols))
-    issue : In(issue_layout(...))
-        One cycle ahead of ``psums``.
+    i : In(stream.Signature(psums_layout(...), always_ready=True))
+        The array's partial sums with their :func:`~convaccel.hdl.array.fold_tag_layout` tag.
     b_addr : In(range(col_folds))
     b_data : In(bias_shape)
     b_en : In(cols)
@@ -45,20 +48,20 @@ class OutputStage(wiring.Component):
     credit : Out(1)
     """
 
-    latency = 4
+    latency = 3
 
-    def __init__(self, *, cols, channels, row_folds, col_folds, queue_depth, psum_shape,
-                 acc_shape, bias_shape):
+    def __init__(self, *, cols, channels, row_folds, col_folds, in_flight, psum_shape,
+                 acc_shape, bias_shape, tag_shape):
         self._cols = cols
         self._channels = channels
         self._row_folds = row_folds
         self._col_folds = col_folds
-        self._queue_depth = queue_depth
+        self._in_flight = in_flight
         self._acc_shape = acc_shape
         self._bias_shape = bias_shape
         super().__init__({
-            "psums": In(data.ArrayLayout(psum_shape, cols)),
-            "issue": In(issue_layout(row_folds=row_folds, col_folds=col_folds)),
+            "i": In(stream.Signature(psums_layout(psum_shape, cols, tag_shape),
+                                     always_ready=True)),
             "b_addr": In(range(col_folds)),
             "b_data": In(bias_shape),
             "b_en": In(cols),
@@ -67,9 +70,29 @@ class OutputStage(wiring.Component):
             "credit": Out(1),
         })
 
+    @property
+    def queue_depth(self):
+        """Output pixels the queue holds: every pixel that can be in flight when results are
+        always taken, so that it never throttles a frame."""
+        p = self._row_folds * self._col_folds
+        # A pixel's reservation lasts from its window's take to its result's transfer: in_flight
+        # + p - 1 + latency cycles and one more, while a window is taken every p cycles.
+        return -(-(self._in_flight + self.latency + p) // p) + 1
+
+    @property
+    def memories(self):
+        acc = Shape.cast(self._acc_shape).width
+        bias = Shape.cast(self._bias_shape).width
+        return (
+            MemoryShape("biases", self._cols * bias, self._col_folds),
+            # a word per column group, `col_folds` per queued pixel
+            MemoryShape("output queue", self._cols * acc + 1, self.queue_depth * self._col_folds),
+        )
+
     def elaborate(self, platform):
         m = Module()
         cols, channels, col_folds = self._cols, self._channels, self._col_folds
+        beat = self.i.payload
 
         m.submodules.bias = bias = memory.Memory(
             shape=data.ArrayLayout(self._bias_shape, cols), depth=col_folds, init=[])
@@ -78,29 +101,35 @@ class OutputStage(wiring.Component):
         m.d.comb += [
             bias_wr.addr.eq(self.b_addr),
             bias_wr.en.eq(self.b_en),
-            bias_rd.addr.eq(self.issue.group),
         ]
         for c in range(cols):
             m.d.comb += bias_wr.data[c].eq(self.b_data)
 
-        # Stage 1: the partial sums meet their issue and the bias.
-        issue = Signal.like(self.issue)
-        m.d.sync += issue.eq(self.issue)
+        # The bias of the group whose partial sums arrive is on the read port when they do: the
+        # groups come in order, so the next one's is read as the current one ends. (`succ` is
+        # the group after `group`, kept in a register.)
+        group = Signal(range(col_folds))
+        succ = Signal(range(col_folds), init=1 % col_folds)
+        group_end = self.i.valid & beat.tag.last_fold
+        m.d.comb += bias_rd.addr.eq(Mux(group_end, succ, group))
+        with m.If(group_end):
+            m.d.sync += [group.eq(succ), succ.eq(Mux(succ == col_folds - 1, 0, succ + 1))]
 
-        # Stage 2: accumulators.
+        # Stage 1: accumulators.
         acc = Signal(data.ArrayLayout(self._acc_shape, cols))
-        acc_issue = Signal.like(self.issue)
-        m.d.sync += acc_issue.eq(issue)
-        with m.If(issue.valid):
+        acc_valid = Signal()
+        acc_tag = Signal.like(beat.tag)
+        m.d.sync += [acc_valid.eq(self.i.valid), acc_tag.eq(beat.tag)]
+        with m.If(self.i.valid):
             for c in range(cols):
-                m.d.sync += acc[c].eq(Mux(issue.first, bias_rd.data[c], acc[c]) +
-                                      self.psums[c])
+                m.d.sync += acc[c].eq(Mux(beat.tag.first, bias_rd.data[c], acc[c]) +
+                                      beat.psums[c])
 
-        # Stage 3: complete groups enter the queue memory, a pixel's groups in consecutive
+        # Stage 2: complete groups enter the queue memory, a pixel's groups in consecutive
         # words, room for `queue_depth` pixels. Its groups are read back in order: all but the
         # last into registers, the last stays on the read port's output until the pixel leaves.
         # (A block RAM, not flip-flops: the queue is the engine's widest storage.)
-        words = self._queue_depth * col_folds
+        words = self.queue_depth * col_folds
         group_layout = data.StructLayout({
             "data": data.ArrayLayout(self._acc_shape, cols), "last": 1})
         m.submodules.queue = queue = memory.Memory(shape=group_layout, depth=words, init=[])
@@ -110,12 +139,12 @@ class OutputStage(wiring.Component):
         r_addr = Signal(range(words))
         r_group = Signal(range(col_folds))
         stored = Signal(range(words + 1))             # words written and not yet read
-        write = acc_issue.valid & acc_issue.last_fold
+        write = acc_valid & acc_tag.last_fold
         read = (stored != 0) & ~(self.o.valid & ~self.o.ready)
         m.d.comb += [
             wr.addr.eq(w_addr),
             wr.data.data.eq(acc),
-            wr.data.last.eq(acc_issue.last_pixel),
+            wr.data.last.eq(acc_tag.last_pixel),
             wr.en.eq(write),
             rd.addr.eq(r_addr),
             rd.en.eq(read),
@@ -149,9 +178,9 @@ class OutputStage(wiring.Component):
 
         # Credits: pixels reserved and not yet out.
         # (`credit` is registered, computed from the count's next value.)
-        in_flight = Signal(range(self._queue_depth + 1))
+        in_flight = Signal(range(self.queue_depth + 1))
         next_in_flight = in_flight + self.reserve - (self.o.valid & self.o.ready)
         credit = Signal(init=1)
-        m.d.sync += [in_flight.eq(next_in_flight), credit.eq(next_in_flight < self._queue_depth)]
+        m.d.sync += [in_flight.eq(next_in_flight), credit.eq(next_in_flight < self.queue_depth)]
         m.d.comb += self.credit.eq(credit)
         return m

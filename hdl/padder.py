@@ -25,8 +25,8 @@ class Padder(wiring.Component):
     ``error`` pulses and input beats are dropped up to and including the next one with ``last``,
     so the following frame starts aligned.
 
-    Latency is 1 cycle (a registered output), and a frame's first pixel leaves 2 cycles after
-    its start; throughput is one pixel per cycle.
+    Latency is 1 cycle (a registered output); a frame's start takes ``start_cycles`` more, so
+    its first pixel leaves 2 cycles after its start. Throughput is one pixel per cycle.
 
     Parameters
     ----------
@@ -51,6 +51,9 @@ class Padder(wiring.Component):
     """
 
     latency = 1
+    #: The cycle in which a frame starts, before its first pixel moves.
+    start_cycles = 1
+    memories = ()
 
     def __init__(self, *, height, width, pads, pad_value, pixel_shape):
         self._height = height

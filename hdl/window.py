@@ -2,6 +2,8 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .stage import MemoryShape
+
 __all__ = ["window_layout", "WindowGen"]
 
 
@@ -26,7 +28,7 @@ class WindowGen(wiring.Component):
     is kept in the window.
 
     Latency: the window whose bottom-right pixel is accepted in cycle ``t`` is valid from cycle
-    ``t + 2`` (line-buffer read, then shift). Throughput: one pixel per cycle, less the cycles
+    ``t + latency`` (line-buffer read, then shift). Throughput: one pixel per cycle, less the cycles
     in which a valid window waits for ``o.ready``.
 
     Parameters
@@ -54,9 +56,44 @@ class WindowGen(wiring.Component):
             "o": Out(stream.Signature(window_layout(pixel_shape, kernel))),
         })
 
+    latency = 2
+
     @property
-    def line_buffer_depth(self):
-        return self._padded[1]
+    def _kernel_eff(self):
+        return tuple((k - 1) * d + 1 for k, d in zip(self._kernel, self._dilation))
+
+    @property
+    def memories(self):
+        k_eff_h = self._kernel_eff[0]
+        if k_eff_h == 1:
+            return ()
+        width = (k_eff_h - 1) * Shape.cast(self._pixel_shape).width
+        return (MemoryShape("line buffer", width, self._padded[1]),)
+
+    # -- where the windows are, in pixels of the padded stream (the cycle model's terms) -------
+
+    @property
+    def windows(self):
+        """``(rows, columns)`` of windows: the output size."""
+        return tuple((p - k) // s + 1
+                     for p, k, s in zip(self._padded, self._kernel_eff, self._stride))
+
+    @property
+    def first_window(self):
+        """Pixels before the one that completes the first window."""
+        k_eff_h, k_eff_w = self._kernel_eff
+        return (k_eff_h - 1) * self._padded[1] + k_eff_w - 1
+
+    @property
+    def column_step(self):
+        """Pixels from one window to the next along a row."""
+        return self._stride[1]
+
+    @property
+    def row_step(self):
+        """Pixels from the last window of a row to the first of the next: the rows the stride
+        skips, then the next row's first ``k_eff_w``."""
+        return (self._stride[0] - 1) * self._padded[1] + self._kernel_eff[1]
 
     def elaborate(self, platform):
         m = Module()

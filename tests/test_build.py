@@ -10,7 +10,7 @@ import json
 import re
 
 import pytest
-from convaccel.boards import cli as boards_cli
+from convaccel import cli
 from convaccel.boards import get_board
 from convaccel.boards.dfu_suffix import parse_suffix
 from convaccel.boards.fit import estimate
@@ -35,7 +35,7 @@ def _build(board, tmp_path_factory, *extra):
         import io
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
-            status = boards_cli.main(["build", "--board", board, "-o", str(out), "--program",
+            status = cli.main(["build", "--board", board, "-o", str(out), "--program",
                                       "--dry-run", *extra])
         _builds[key] = (out, stdout.getvalue(), status)
     return _builds[key]

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from amaranth import signed
+from amaranth import signed, unsigned
 from amaranth.lib import data
 
 from convaccel.hdl.array import Feeder, ProcessingElement, SystolicArray
@@ -11,10 +11,12 @@ from simutil import run_simulation, stream_put
 
 @pytest.mark.parametrize("rows, cols, depth", [(1, 1, 1), (3, 2, 4), (4, 4, 3), (2, 5, 1)])
 def test_array_dot_products(rows, cols, depth):
-    """One vector per cycle, each with a random weight address; every column's result leaves
-    `latency` cycles later as the exact dot product, all columns aligned."""
+    """One vector per cycle, each with a random weight address and a tag; every column's result
+    leaves `latency` cycles later as the exact dot product, all columns aligned, with the
+    vector's tag and `valid`."""
     dut = SystolicArray(rows=rows, cols=cols, depth=depth, elem_shape=signed(8),
-                        weight_shape=signed(8), psum_shape=signed(8 + 8 + rows))
+                        weight_shape=signed(8), psum_shape=signed(8 + 8 + rows),
+                        tag_shape=unsigned(8))
     rng = np.random.default_rng(rows * 100 + cols * 10 + depth)
     weights = rng.integers(-128, 128, (depth, rows, cols))
     vectors = rng.integers(-128, 128, (30, rows))
@@ -31,16 +33,22 @@ def test_array_dot_products(rows, cols, depth):
                     await ctx.tick()
         ctx.set(dut.w_en, 0)
         for t in range(len(vectors) + dut.latency):
+            valid = t < len(vectors) and t % 3 != 1          # gaps: `valid` travels too
+            ctx.set(dut.i.valid, valid)
             if t < len(vectors):
-                ctx.set(dut.x, [int(v) for v in vectors[t]])
-                ctx.set(dut.k, int(addresses[t]))
-            got[t] = [int(v) for v in ctx.get(dut.psums)]
+                ctx.set(dut.i.payload, {"x": [int(v) for v in vectors[t]],
+                                        "k": int(addresses[t]), "tag": t})
+            beat = ctx.get(dut.o.payload)
+            got[t] = (ctx.get(dut.o.valid), [int(v) for v in beat.psums], beat.tag)
             await ctx.tick()
 
     run_simulation(dut, bench)
     for t in range(len(vectors)):
-        expected = vectors[t] @ weights[addresses[t]]
-        assert got[t + dut.latency] == expected.tolist(), f"vector {t}"
+        valid, psums, tag = got[t + dut.latency]
+        assert valid == (t % 3 != 1), f"vector {t}"
+        if valid:
+            assert (psums, tag) == ((vectors[t] @ weights[addresses[t]]).tolist(), t), \
+                f"vector {t}"
 
 
 def test_pe_latency():
@@ -91,11 +99,10 @@ def test_feeder_issues_folds_and_honours_credit():
             await ctx.tick()
         ctx.set(dut.credit, 1)
         for _ in range(16):
-            issue = ctx.get(dut.issue)
-            if issue.valid:
-                issued.append(([int(v) for v in ctx.get(dut.x)], issue.k, issue.first,
-                               issue.last_fold, issue.group, issue.last_group,
-                               issue.last_pixel))
+            if ctx.get(dut.o.valid):
+                beat = ctx.get(dut.o.payload)
+                issued.append(([int(v) for v in beat.x], beat.k, beat.tag.first,
+                               beat.tag.last_fold, beat.tag.last_group, beat.tag.last_pixel))
             await ctx.tick()
 
     run_simulation(dut, feed, watch)
@@ -105,5 +112,5 @@ def test_feeder_issues_folds_and_honours_credit():
         for g in range(col_folds):
             for f in range(row_folds):
                 expected.append((lanes[f * 2:f * 2 + 2], g * row_folds + f, f == 0,
-                                 f == row_folds - 1, g, g == col_folds - 1, n == 1))
+                                 f == row_folds - 1, g == col_folds - 1, n == 1))
     assert issued == expected                               # back to back: no gap

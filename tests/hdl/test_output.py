@@ -1,6 +1,9 @@
+import itertools
+
 import numpy as np
 from amaranth import signed
 
+from convaccel.hdl.array import fold_tag_layout
 from convaccel.hdl.output import OutputStage
 
 from simutil import gaps, run_simulation, stream_get
@@ -8,13 +11,13 @@ from simutil import gaps, run_simulation, stream_get
 
 def test_accumulates_folds_adds_bias_and_queues_pixels():
     # 3 output channels on 2 columns (2 groups, the second half empty), 2 folds per group.
-    cols, channels, row_folds, col_folds, depth = 2, 3, 2, 2, 2
+    cols, channels, row_folds, col_folds = 2, 3, 2, 2
     dut = OutputStage(cols=cols, channels=channels, row_folds=row_folds, col_folds=col_folds,
-                      queue_depth=depth, psum_shape=signed(12), acc_shape=signed(16),
-                      bias_shape=signed(8))
+                      in_flight=0, psum_shape=signed(12), acc_shape=signed(16),
+                      bias_shape=signed(8), tag_shape=fold_tag_layout())
     rng = np.random.default_rng(3)
     bias = [-100, 50, 7]
-    pixels = 5
+    pixels = 6
     psums = rng.integers(-2000, 2000, (pixels, col_folds, row_folds, cols))
     got, credits = [], []
 
@@ -35,18 +38,19 @@ def test_accumulates_folds_adds_bias_and_queues_pixels():
             ctx.set(dut.reserve, 0)
             for g in range(col_folds):
                 for f in range(row_folds):
-                    # the issue goes a cycle ahead of its partial sums
-                    ctx.set(dut.issue, {"valid": 1, "k": g * row_folds + f, "first": f == 0,
-                                        "last_fold": f == row_folds - 1, "group": g,
-                                        "last_group": g == col_folds - 1,
-                                        "last_pixel": p == pixels - 1})
+                    ctx.set(dut.i.valid, 1)
+                    ctx.set(dut.i.payload, {
+                        "psums": [int(v) for v in psums[p, g, f]],
+                        "tag": {"first": f == 0, "last_fold": f == row_folds - 1,
+                                "last_group": g == col_folds - 1,
+                                "last_pixel": p == pixels - 1}})
                     await ctx.tick()
-                    ctx.set(dut.issue.valid, 0)
-                    ctx.set(dut.psums, [int(v) for v in psums[p, g, f]])
+                    ctx.set(dut.i.valid, 0)
             await ctx.tick()
 
     async def collect(ctx):
-        stalls = gaps(4, 0.7)                 # a slow consumer: the queue fills, credit stops
+        # a consumer that starts late, then is slow: the queue fills, credit stops
+        stalls = itertools.chain([True] * 40, gaps(4, 0.5))
         for p in range(pixels):
             beat = await stream_get(ctx, dut.o, stalls)
             got.append(([int(v) for v in beat.data], int(beat.last)))

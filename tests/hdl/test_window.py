@@ -77,7 +77,13 @@ def memories(top):
 def test_memories_match_the_spec(kw):
     spec = ConvSpec(height=9, width=9, in_channels=3, out_channels=5, input_bits=6, rows=3,
                     cols=2, **kw)
-    mems = memories(ConvAccelerator(spec))
+    engine = ConvAccelerator(spec)
+    mems = memories(engine)
+    # The stages' own figures (which the fit check counts) are what they elaborate to.
+    elaborated = sorted((width, depth) for depth, width in mems.values())
+    declared = sorted((m.width, m.depth) for m in engine.memories for _ in range(m.count))
+    assert elaborated == declared
+    assert engine.memories == spec.memories
     line_buffer = mems.pop("window/line_buffer", (0, 0))
     # exactly (k_eff_h - 1) padded rows of every channel, in one block RAM, no frame buffer
     assert line_buffer[0] * line_buffer[1] == spec.line_buffer_bits
