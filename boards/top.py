@@ -6,7 +6,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from ..hdl.link import SerialAccelerator
+from ..link.gateware import SerialAccelerator
 from .pll import pll_instance, pll_params
 from .selftest import SelfTest
 
@@ -42,7 +42,7 @@ class BoardCore(wiring.Component):
     ``convaccel run --simulate`` simulates this very component, so the rehearsal covers
     everything on the board but the PLL, the power-on reset and the I/O buffers.
 
-    With the serial link (`app` a :class:`~convaccel.hdl.link.SerialAccelerator`), the LEDs
+    With the serial link (`app` a :class:`~convaccel.link.gateware.SerialAccelerator`), the LEDs
     show the weights loaded ("pass"), the error flag ("fail", "error"), busy, done and a
     heartbeat; with the self-test (a :class:`SelfTest`), pass, fail, busy, done, error and a
     slow blink while frames keep completing. Without the link, ``tx`` stays idle (mark).
@@ -102,7 +102,7 @@ class BoardTop(Elaboratable):
     The board oscillator drives a PLL that makes the engine clock (`f_mhz`); the ``sync``
     domain is held in reset until the PLL has locked and :data:`POR_CYCLES` more cycles have
     passed. The rest is a :class:`BoardCore` holding the host link
-    (:class:`~convaccel.hdl.link.SerialAccelerator` on ``uart`` 0, at `baud`) or the self-test
+    (:class:`~convaccel.link.gateware.SerialAccelerator` on ``uart`` 0, at `baud`) or the self-test
     (:class:`SelfTest`), its serial pins and LEDs through I/O buffers (the LEDs the board lists;
     :class:`BoardCore` says what each shows).
 

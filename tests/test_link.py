@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from convaccel import DEFAULT_SPEC, ConvSpec, golden
-from convaccel.device import Device, DeviceError
-from convaccel.hdl.uart import UARTRx, UARTTx
-from convaccel.protocol import (Command, LinkFormat, Status, crc16, encode_request,
-                                encode_response)
+from convaccel.link.device import Device, DeviceError
+from convaccel.link.uart import UARTRx, UARTTx
+from convaccel.link.protocol import (Command, LinkFormat, Status, crc16, encode_request,
+                                     encode_response)
 from convaccel.sim.runner import SimulatorMissing, check_simulator
 
 import sys
@@ -135,7 +135,7 @@ FAULTS = {
 def test_faults_then_a_correct_frame():
     # Each bad packet gets its documented answer, then a load and two frames are exact.
     need_verilator()
-    from convaccel.board_sim import run_simulated
+    from convaccel.link.sim import run_simulated
     spec = ConvSpec(height=5, width=6, in_channels=2, out_channels=3, kernel=3, padding=1,
                     rows=2, cols=2)
     x, w, b = layer(spec, 1)
@@ -159,7 +159,7 @@ def test_faults_then_a_correct_frame():
 ], ids=["default", "k3x5_s2", "dilated_unsigned"])
 def test_exchange_bit_exact(spec):
     need_verilator()
-    from convaccel.board_sim import run_simulated
+    from convaccel.link.sim import run_simulated
     x, w, b = layer(spec, 3)
     run = run_simulated(spec, [x], w, b)
     assert run.passed, run.message

@@ -1,7 +1,7 @@
 """The host link's framed protocol: constants, framing, CRC, and the payload formats.
 
-One definition for the gateware (``convaccel.hdl.link``), the host driver
-(:class:`convaccel.device.Device`) and the documentation (``docs/protocol.md``).
+One definition for the gateware (:mod:`convaccel.link.gateware`), the host driver
+(:class:`convaccel.link.device.Device`) and the documentation (``docs/protocol.md``).
 
 A request is ``A5 | command | length (2 bytes) | payload | CRC-16 (2 bytes)``; a response is
 ``5A | command | status | length (2 bytes) | payload | CRC-16 (2 bytes)``. Every multi-byte

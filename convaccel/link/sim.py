@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, golden
-from .tools import setup_environment
+from .. import __version__, golden
+from ..tools import setup_environment
 
 __all__ = ["LinkRun", "run_simulated", "SIM_DIVISOR"]
 
@@ -40,8 +40,8 @@ def serial_verilog(spec, divisor=SIM_DIVISOR, name="serial_top"):
     """The board top of the link, less its PLL, power-on reset and pin buffers (its
     :class:`~convaccel.boards.top.BoardCore`): serial pins ``rx``/``tx``, LEDs ``led_*``."""
     from amaranth.back import verilog
-    from .boards.top import BoardCore
-    from .hdl.link import SerialAccelerator
+    from ..boards.top import BoardCore
+    from .gateware import SerialAccelerator
 
     setup_environment()
     core = BoardCore(SerialAccelerator(spec, divisor=divisor))
@@ -52,8 +52,8 @@ def run_simulated(spec, frames, w, b, *, scenario="run", simulator=None, seed=No
     """Load ``w``, ``b`` and run ``frames`` through the serial engine, the real host driver
     talking to its simulated UART pins. ``scenario="faults"`` first sends every kind of bad
     packet and records the device's answers."""
-    from .simulate import _failure_message
-    from .sim.runner import build_key, cache_dir, run_cocotb
+    from ..simulate import _failure_message
+    from ..sim.runner import build_key, cache_dir, run_cocotb
 
     for x in frames:
         golden.conv2d(x, w, b, spec)                 # validates the arrays
@@ -71,7 +71,7 @@ def run_simulated(spec, frames, w, b, *, scenario="run", simulator=None, seed=No
     if b is not None:
         arrays["b"] = np.asarray(b)
     np.savez(job_dir / "data.npz", **arrays)
-    run = run_cocotb(verilog_path, "serial_top", "convaccel.sim.tb_board", build_dir=build_dir,
+    run = run_cocotb(verilog_path, "serial_top", "convaccel.link.tb_board", build_dir=build_dir,
                      simulator=simulator, seed=seed, test_dir=job_dir,
                      extra_env={"CONVACCEL_TB_JOB": str(job_dir)})
     report = {}

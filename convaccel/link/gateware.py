@@ -3,9 +3,9 @@ from amaranth.hdl import ResetInserter
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..protocol import (CRC, REQUEST_START, RESPONSE_START, STATUS_LAYOUT, Command, LinkFormat,
+from .protocol import (CRC, REQUEST_START, RESPONSE_START, STATUS_LAYOUT, Command, LinkFormat,
                         Status)
-from .accelerator import ConvAccelerator
+from ..hdl.accelerator import ConvAccelerator
 from .uart import UARTRx, UARTTx
 
 __all__ = ["HostLink", "SerialAccelerator", "MAX_PAYLOAD", "RESULT_QUEUE"]
@@ -19,7 +19,7 @@ RESULT_QUEUE = 512
 
 
 class HostLink(wiring.Component):
-    """The engine behind the framed request/response protocol of :mod:`convaccel.protocol`.
+    """The engine behind the framed request/response protocol of :mod:`convaccel.link.protocol`.
 
     Requests arrive on the byte stream ``i``; responses leave on ``o``. A request's payload is
     kept in one of two packet buffers and acted on only once its CRC has matched, so a damaged,

@@ -2,7 +2,7 @@
 
 The job folder (``CONVACCEL_TB_JOB``) holds ``job.json`` (the spec's parameters, the UART
 divisor, the scenario) and ``data.npz`` (frames ``x``, weights ``w``, bias ``b``). The very
-:class:`convaccel.device.Device` that drives a real board runs in a thread (cocotb's
+:class:`convaccel.link.device.Device` that drives a real board runs in a thread (cocotb's
 ``bridge``), its bytes crossing the ``rx``/``tx`` pins bit by bit, and the board's LEDs are
 checked between its steps. The bench writes
 ``out.npz`` (what the device answered) and ``report.json`` (statuses, counters, link figures).
@@ -24,8 +24,8 @@ from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge
 from convaccel import ConvSpec, golden
 from convaccel.beats import pixel_beats
 from convaccel.boards.top import LED_ROLES
-from convaccel.device import Device
-from convaccel.protocol import Command, encode_request
+from convaccel.link.device import Device
+from convaccel.link.protocol import Command, encode_request
 
 
 class SerialPins:

@@ -7,7 +7,7 @@ transport that moves bytes in and out of the simulated UART pins).
 import time
 
 
-from .beats import pixel_beats, result_array, weight_beats
+from ..beats import pixel_beats, result_array, weight_beats
 from .protocol import (RESPONSE_START, Command, LinkFormat, Status, crc16, encode_request)
 
 __all__ = ["Device", "DeviceError", "DeviceTimeout"]
