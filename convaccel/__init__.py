@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .spec import DEFAULT_SPEC, ConfigError, ConvSpec
+from .spec import DEFAULT_SPEC, ConfigError, ConvLayer, ConvSpec, Folding
 from . import golden
 
 try:
@@ -10,4 +10,5 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["ConvSpec", "DEFAULT_SPEC", "ConfigError", "golden", "__version__"]
+__all__ = ["ConvLayer", "Folding", "ConvSpec", "DEFAULT_SPEC", "ConfigError", "golden",
+           "__version__"]

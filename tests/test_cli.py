@@ -1,8 +1,6 @@
 """The command line, run as a user runs it."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,9 +9,7 @@ import convaccel
 from convaccel import DEFAULT_SPEC
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "convaccel.cli", *args], capture_output=True,
-                          text=True)
+from helpers import run_cli as run
 
 
 def test_version():
@@ -110,8 +106,7 @@ def test_simulate_missing_simulator_wrong(tmp_path):
     env = dict(os.environ, SIM="icarus", PATH=str(tmp_path))
     if shutil.which("iverilog", path=env["PATH"]):
         pytest.skip("iverilog is on the reduced PATH")
-    result = subprocess.run([sys.executable, "-m", "convaccel.cli", "simulate"], env=env,
-                            capture_output=True, text=True)
+    result = run("simulate", env=env)
     assert result.returncode == 2
     assert "Icarus Verilog is not installed (Debian: apt-get install iverilog)" in result.stderr
 

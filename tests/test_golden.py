@@ -6,7 +6,7 @@ import scipy.signal
 
 from convaccel import ConvSpec, golden
 
-from conftest import random_data, random_spec
+from helpers import random_data, random_spec
 
 
 def reference_conv2d(x, w, b, spec):

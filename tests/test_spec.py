@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """ConvSpec: normalization, derived figures, the output-size rule and every error message."""
 
 import json
@@ -296,3 +297,55 @@ def test_from_toml_syntax_wrong(tmp_path):
 def test_from_toml_missing_file_wrong(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.toml: cannot read the file: No such file"):
         ConvSpec.from_toml(tmp_path / "nope.toml")
+
+
+# -- the layer and its folding -------------------------------------------------------------------
+
+def test_layer_and_folding_apart():
+    import numpy as np
+
+    from convaccel import ConvLayer, Folding, golden
+    layer = DEFAULT_SPEC.layer
+    assert type(layer) is ConvLayer and not hasattr(layer, "rows")
+    assert DEFAULT_SPEC.folding == Folding(rows=4, cols=2)
+    assert ConvSpec.of(layer, Folding(4, 2)) == DEFAULT_SPEC
+    # The golden model keys on the layer alone: every folding of it computes the same.
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, layer.input_shape)
+    w = rng.integers(-128, 128, layer.weight_shape)
+    expected = golden.conv2d(x, w, None, layer)
+    for folding in (Folding(1, 1), Folding(5, 3), Folding(36, 8)):
+        assert np.array_equal(golden.conv2d(x, w, None, ConvSpec.of(layer, folding)), expected)
+    # ...while the engine's figures follow the folding.
+    assert ConvSpec.of(layer, Folding(1, 1)).cycles > ConvSpec.of(layer, Folding(4, 2)).cycles
+
+
+def test_folding_wrong():
+    from convaccel import Folding
+    with pytest.raises(ValueError, match=r"^rows must be a positive integer, not 0$"):
+        Folding(rows=0, cols=2)
+    with pytest.raises(TypeError, match=r"^cols must be an integer, not 2\.0$"):
+        Folding(rows=1, cols=2.0)
+
+
+def test_engine_figures_are_the_stages_sums():
+    # The spec restates no latency: they are the stages' own, added up.
+    from convaccel.hdl.accelerator import ConvAccelerator
+    sp = spec(kernel=(3, 5), stride=(2, 1), padding=(1, 1, 2, 2), rows=3, cols=2, height=9)
+    padder, queue, window, feeder, array, output = ConvAccelerator(sp).stages
+    assert sp.front_latency == (padder.start_cycles + padder.latency + queue.latency
+                                + window.latency)
+    assert sp.back_latency == array.latency + output.latency
+    assert array.latency == sp.rows + sp.cols + 2
+    assert feeder.interval == sp.cycles_per_pixel
+    assert window.windows == sp.output_size
+    assert sp.output_queue_depth == output.queue_depth
+    assert sp.load_beats == sp.cycles_per_pixel * sp.pe_count + sp.out_channels
+
+
+def test_from_toml_without_array(tmp_path):
+    # A layer file with no [array] table gets the default folding.
+    from convaccel import Folding
+    path = write(tmp_path, '[layer]\nheight = 5\nwidth = 5\nin_channels = 1\n'
+                           'out_channels = 2\nkernel = 3\n')
+    assert ConvSpec.from_toml(path).folding == Folding()

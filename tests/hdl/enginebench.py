@@ -6,6 +6,7 @@ from convaccel import golden
 from convaccel.beats import pixel_beats, result_array, weight_beats
 from convaccel.hdl.accelerator import ConvAccelerator
 
+from helpers import random_data
 from simutil import gaps, run_simulation, stream_get, stream_put
 
 
@@ -61,18 +62,10 @@ def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=
     return results, counters, loaded[0] if loaded else None
 
 
-def random_layer(rng, spec):
-    lo, hi = spec.input_range
-    x = rng.integers(lo, hi, endpoint=True, size=spec.input_shape)
-    w = rng.integers(*spec.weight_range, endpoint=True, size=spec.weight_shape)
-    b = rng.integers(*spec.bias_range, endpoint=True, size=spec.bias_shape)
-    return x, w, b
-
-
 def check_engine(spec, *, seed=0, stall=0.0, frames=1):
     rng = np.random.default_rng(seed)
-    x, w, b = random_layer(rng, spec)
-    xs = [x] + [random_layer(rng, spec)[0] for _ in range(frames - 1)]
+    x, w, b = random_data(rng, spec)
+    xs = [x] + [random_data(rng, spec)[0] for _ in range(frames - 1)]
     results, counters, _ = run_engine(spec, xs, w, b, stall=stall, seed=seed)
     for x, y, c in zip(xs, results, counters):
         np.testing.assert_array_equal(y, golden.conv2d(x, w, b, spec))

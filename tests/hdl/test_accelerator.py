@@ -5,7 +5,8 @@ import pytest
 from convaccel import DEFAULT_SPEC, ConvSpec, golden
 from convaccel.beats import pixel_beats, weight_beats
 
-from enginebench import check_engine, random_layer, run_engine
+from enginebench import check_engine, run_engine
+from helpers import random_data, random_spec
 
 GEOMETRIES = {
     "k1": dict(height=5, width=7, in_channels=3, out_channels=5, kernel=1, rows=2, cols=2),
@@ -32,6 +33,8 @@ GEOMETRIES = {
                           pad_value=1023, padding=(1, 0, 1, 1), rows=3, cols=2),
     "tiny_frame": dict(height=3, width=3, in_channels=1, out_channels=1, kernel=3,
                        rows=1, cols=1),
+    "k7_barely": dict(height=7, width=8, in_channels=1, out_channels=2, kernel=7,
+                      padding=(0, 0, 0, 1), rows=7, cols=2),
 }
 
 
@@ -58,7 +61,6 @@ def test_default_layer():
 
 
 def test_random_geometries():
-    from conftest import random_spec
     rng = np.random.default_rng(2024)
     for n in range(12):
         spec = random_spec(rng, max_size=7, max_channels=4, max_kernel=4, max_array=4)
@@ -84,8 +86,8 @@ SMALL = ConvSpec(height=4, width=5, in_channels=2, out_channels=3, kernel=3, pad
 
 def test_short_frame_flags_error_and_next_frame_is_correct():
     rng = np.random.default_rng(5)
-    x1, w, b = random_layer(rng, SMALL)
-    x2 = random_layer(rng, SMALL)[0]
+    x1, w, b = random_data(rng, SMALL)
+    x2 = random_data(rng, SMALL)[0]
     short = pixel_beats(x1, SMALL)[:7]
     short[-1] = (short[-1][0], True)
     results, counters, _ = run_engine(SMALL, [x1, x2], w, b,
@@ -100,8 +102,8 @@ def test_short_frame_flags_error_and_next_frame_is_correct():
 
 def test_long_frame_flags_error_and_next_frame_is_correct():
     rng = np.random.default_rng(6)
-    x1, w, b = random_layer(rng, SMALL)
-    x2 = random_layer(rng, SMALL)[0]
+    x1, w, b = random_data(rng, SMALL)
+    x2 = random_data(rng, SMALL)[0]
     long = [(c, False) for c, _ in pixel_beats(x1, SMALL)] + [([5, 5], False), ([6, 6], True)]
     results, counters, _ = run_engine(SMALL, [x1, x2], w, b,
                                       pixel_frames=[long, pixel_beats(x2, SMALL)])
@@ -136,7 +138,7 @@ def test_bad_load_flags_error_and_next_load_is_used(fault):
     spec = ConvSpec(height=4, width=4, in_channels=2, out_channels=3, kernel=3, padding=1,
                     rows=2, cols=2, **widths)
     rng = np.random.default_rng(9)
-    x, w, b = random_layer(rng, spec)
+    x, w, b = random_data(rng, spec)
     good = weight_beats(w, b, spec)
     bad = [(v, last) for v, last in weight_beats(np.zeros_like(w), None, spec)]
     if fault == "short":

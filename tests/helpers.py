@@ -1,0 +1,85 @@
+"""Helpers shared by the tests: random layers and data, skipping without a simulator, running
+the command line as a user does."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from convaccel import ConvSpec
+
+__all__ = ["random_spec", "random_data", "extreme_data", "need_simulator", "run_cli"]
+
+
+def random_spec(rng, *, max_size=12, max_channels=5, max_kernel=5, max_array=6, **fixed):
+    """A random valid layer: odd sizes, rectangular kernels, stride and dilation 1-3,
+    asymmetric padding, non-zero pad values, unsigned inputs and odd widths now and then."""
+    while True:
+        kw = dict(
+            height=int(rng.integers(1, max_size + 1)),
+            width=int(rng.integers(1, max_size + 1)),
+            in_channels=int(rng.integers(1, max_channels + 1)),
+            out_channels=int(rng.integers(1, max_channels + 1)),
+            kernel=(int(rng.integers(1, max_kernel + 1)), int(rng.integers(1, max_kernel + 1))),
+            stride=(int(rng.integers(1, 4)), int(rng.integers(1, 4))),
+            dilation=(int(rng.integers(1, 4)), int(rng.integers(1, 4))),
+            input_bits=int(rng.choice([2, 3, 4, 8, 8, 8, 12, 16])),
+            weight_bits=int(rng.choice([2, 5, 8, 8, 8, 16])),
+            bias_bits=int(rng.choice([8, 16, 32])),
+            input_signed=bool(rng.random() < 0.8),
+            rows=int(rng.integers(1, max_array + 1)),
+            cols=int(rng.integers(1, max_array + 1)),
+        )
+        choice = rng.random()
+        if choice < 0.15:
+            kw["padding"] = "same"
+        elif choice < 0.25:
+            kw["padding"] = "valid"
+        else:
+            kw["padding"] = tuple(int(p) for p in rng.integers(0, 4, size=4))
+        kw.update(fixed)
+        try:
+            spec = ConvSpec(**kw)
+        except ValueError:
+            continue
+        lo, hi = spec.input_range
+        if rng.random() < 0.5:
+            spec = ConvSpec(**{**kw, "pad_value": int(rng.integers(lo, hi + 1))})
+        return spec
+
+
+def random_data(rng, spec, extreme=False):
+    """Input, weights and bias for ``spec``; ``extreme`` picks each value from the ends."""
+    def draw(value_range, shape):
+        lo, hi = value_range
+        if extreme:
+            return rng.choice(np.array([lo, hi], dtype=np.int64), size=shape)
+        return rng.integers(lo, hi, endpoint=True, size=shape, dtype=np.int64)
+    return (draw(spec.input_range, spec.input_shape),
+            draw(spec.weight_range, spec.weight_shape),
+            draw(spec.bias_range, spec.bias_shape))
+
+
+def extreme_data(spec):
+    """The corner that fills the accumulator: every input and weight at its most negative value
+    (their products at the largest), the bias at its largest."""
+    return (np.full(spec.input_shape, spec.input_range[0], dtype=np.int64),
+            np.full(spec.weight_shape, spec.weight_range[0], dtype=np.int64),
+            np.full(spec.bias_shape, spec.bias_range[1], dtype=np.int64))
+
+
+def need_simulator(simulator="verilator"):
+    """Skip the calling test, with the reason, unless `simulator` can run here."""
+    from convaccel.sim.runner import SimulatorMissing, check_simulator
+    try:
+        check_simulator(simulator)
+    except SimulatorMissing as e:
+        pytest.skip(str(e))
+
+
+def run_cli(*args, env=None):
+    """``convaccel ARGS...`` in a fresh process, as a user runs it: the CompletedProcess with
+    its text output."""
+    return subprocess.run([sys.executable, "-m", "convaccel.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env)
