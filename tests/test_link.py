@@ -7,7 +7,8 @@ import pytest
 from convaccel import DEFAULT_SPEC, ConvSpec, golden
 from convaccel.link.device import Device, DeviceError
 from convaccel.link.uart import UARTRx, UARTTx
-from convaccel.link.protocol import (Command, LinkFormat, Status, crc16, encode_request,
+from convaccel.link.protocol import (MAX_PAYLOAD, STATUS, STATUS_BYTES, Command, LinkFormat,
+                                     Status, crc16, decode_status, encode_request,
                                      encode_response)
 from convaccel.sim.runner import SimulatorMissing, check_simulator
 
@@ -72,12 +73,16 @@ class ScriptedPort:
 
 def test_driver_resends_damaged_requests():
     spec = DEFAULT_SPEC
-    status_payload = bytes(29)
+    status_payload = status_wire({"results_ready": 3, "beats_loaded": 0, "pixels_sent": 7,
+                                  "cycles": 1234, "input_stalls": 5, "output_stalls": 6,
+                                  "macs": 1 << 40}, ("busy", "pending"))
     port = ScriptedPort([encode_response(Command.STATUS, Status.BAD_CRC),
                          b"\x00\x13garbage" + encode_response(Command.STATUS, Status.TIMEOUT),
                          encode_response(Command.STATUS, Status.OK, status_payload)])
     device = Device(port, spec)
-    assert device.status()["cycles"] == 0
+    status = device.status()
+    assert (status["cycles"], status["macs"], status["pixels_sent"]) == (1234, 1 << 40, 7)
+    assert status["busy"] and status["pending"] and not status["done"]
     assert device.resent == 2 and len(port.written) == 3
     assert len(set(port.written)) == 1
 
@@ -101,10 +106,49 @@ def test_driver_rejects_a_damaged_response():
         device.status()
 
 
+#: The STATUS payload as docs/protocol.md tables it: (field, bytes), on the wire in this order.
+STATUS_WIRE = (("flags", 1), ("results_ready", 2), ("beats_loaded", 2), ("pixels_sent", 4),
+               ("cycles", 4), ("input_stalls", 4), ("output_stalls", 4), ("macs", 8))
+FLAG_BITS = {"busy": 0, "done": 1, "error": 2, "loaded": 3, "pending": 4}
+
+
+def status_wire(fields, flags):
+    """The documented STATUS bytes, packed by hand: the flags byte, then each field
+    big-endian."""
+    values = {**fields, "flags": sum(1 << FLAG_BITS[name] for name in flags)}
+    return b"".join(values[name].to_bytes(size, "big") for name, size in STATUS_WIRE)
+
+
+def test_status_layout_is_the_documented_wire_format():
+    assert STATUS_BYTES == sum(size for _, size in STATUS_WIRE) == 29
+    rng = np.random.default_rng(4)
+    for flags in [(), ("busy",), ("done", "loaded"), ("error", "pending"), tuple(FLAG_BITS)]:
+        fields = {name: int(rng.integers(0, 1 << min(8 * size, 62)))
+                  for name, size in STATUS_WIRE if name != "flags"}
+        fields["macs"] |= 0xAB << 56                                  # the top byte too
+        wire = status_wire(fields, flags)
+        value = STATUS.const({**fields, "flags": {name: 1 for name in flags}})
+        assert value.as_bits().to_bytes(STATUS_BYTES, "big") == wire
+        decoded = decode_status(wire)
+        assert decoded == {**fields, **{name: name in flags for name in FLAG_BITS}}
+        assert list(decoded) == [name for name, _ in STATUS_WIRE[1:]] + list(FLAG_BITS)
+
+
+def test_status_payload_wrong():
+    with pytest.raises(ValueError, match=r"^A STATUS payload has 29 bytes, not 28$"):
+        decode_status(bytes(28))
+    device = Device(ScriptedPort([encode_response(Command.STATUS, Status.OK, bytes(28))]),
+                    DEFAULT_SPEC)
+    with pytest.raises(DeviceError, match=r"^A STATUS payload has 29 bytes, not 28$"):
+        device.status()
+
+
 def test_link_format():
     fmt = LinkFormat(DEFAULT_SPEC)
     assert (fmt.weight_bytes, fmt.input_bytes, fmt.result_bytes) == (4, 1, 5)
     assert fmt.pixel_bytes == 4 and fmt.result_pixel_bytes == 40
+    assert fmt.max_payload == Device(ScriptedPort([]), DEFAULT_SPEC).format.max_payload == \
+        MAX_PAYLOAD == 1024
     assert fmt.max_read() == 25
     assert fmt.results(bytes([0xFF] * 5 + [0, 0, 0, 0, 7] * 7)) == [[-1] + [7] * 7]
 

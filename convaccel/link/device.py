@@ -6,9 +6,9 @@ transport that moves bytes in and out of the simulated UART pins).
 
 import time
 
-
 from ..beats import pixel_beats, result_array, weight_beats
-from .protocol import (RESPONSE_START, Command, LinkFormat, Status, crc16, encode_request)
+from .protocol import (MAX_PAYLOAD, RESPONSE_START, Command, LinkFormat, Status, crc16,
+                       decode_status, encode_request)
 
 __all__ = ["Device", "DeviceError", "DeviceTimeout"]
 
@@ -40,7 +40,7 @@ class Device:
     """
 
     def __init__(self, port, spec, *, baudrate=115200, timeout=2.0, retries=3,
-                 max_payload=1024):
+                 max_payload=MAX_PAYLOAD):
         if isinstance(port, str):
             import serial
             try:
@@ -109,11 +109,10 @@ class Device:
     def status(self):
         """Flags, counts and the performance counters of the current or last frame."""
         _, data = self.request(Command.STATUS)
-        fields = LinkFormat.status(data)
-        flags = fields.pop("flags")
-        fields.update(busy=bool(flags & 1), done=bool(flags & 2), error=bool(flags & 4),
-                      loaded=bool(flags & 8), pending=bool(flags & 16))
-        return fields
+        try:
+            return decode_status(data)
+        except ValueError as e:
+            raise DeviceError(str(e)) from None
 
     def load(self, w, b=None):
         """Load weights ``(C_out, C_in, K_h, K_w)`` and bias ``(C_out,)``."""
@@ -138,8 +137,7 @@ class Device:
 
     def run(self, x):
         """Send the frame ``x`` ``(C_in, H, W)`` and return the result ``(C_out, H_out, W_out)``."""
-        out_h, out_w = self.spec.output_size
-        wanted = out_h * out_w
+        wanted = self.spec.output_pixels
         results = []
         for payload in self.format.frame_payloads(pixel_beats(x, self.spec)):
             self._send_chunk(Command.FRAME, payload, results, wanted)

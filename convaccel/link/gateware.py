@@ -1,20 +1,23 @@
+# amaranth: UnusedElaboratable=no
+# (The link builds the engine in its constructor, so that its figures are known before
+# elaboration; the fit check builds a link only to read them.)
 from amaranth import *
 from amaranth.hdl import ResetInserter
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .protocol import (CRC, REQUEST_START, RESPONSE_START, STATUS_LAYOUT, Command, LinkFormat,
-                        Status)
 from ..hdl.accelerator import ConvAccelerator
+from ..hdl.stage import MemoryShape
+from .protocol import (CRC, MAX_PAYLOAD, REQUEST_START, RESPONSE_START, STATUS, STATUS_BYTES,
+                       Command, LinkFormat, Status)
 from .uart import UARTRx, UARTTx
 
-__all__ = ["HostLink", "SerialAccelerator", "MAX_PAYLOAD", "RESULT_QUEUE"]
+__all__ = ["HostLink", "SerialAccelerator", "RESULT_QUEUE"]
 
 #: The status outputs (for LEDs) of both components below.
 STATUS_PORTS = ("busy", "done", "error", "loaded")
 
-#: The default packet buffer size (each of two) and result queue, in bytes.
-MAX_PAYLOAD = 1024
+#: The default result queue, in bytes.
 RESULT_QUEUE = 512
 
 
@@ -56,21 +59,30 @@ class HostLink(wiring.Component):
         self._max_payload = max_payload
         self._result_queue = max(result_queue, self._format.result_pixel_bytes)
         self._timeout = timeout
+        self._engine = ConvAccelerator(spec)
         super().__init__({
             "i": In(stream.Signature(8, always_ready=True)),
             "o": Out(stream.Signature(8)),
             **{name: Out(1) for name in STATUS_PORTS},
         })
 
+    @property
+    def memories(self):
+        """The link's memories (:class:`~convaccel.hdl.stage.MemoryShape`), then the engine's."""
+        return (MemoryShape("link packet buffers", 8, self._max_payload, count=2),
+                # (a SyncFIFOBuffered's memory is a word shorter: its output register holds one)
+                MemoryShape("link result queue", 8, self._result_queue - 1),
+                *self._engine.memories)
+
     def elaborate(self, platform):
         m = Module()
         spec, fmt = self._spec, self._format
         max_payload = self._max_payload
-        load_total = spec.cycles_per_pixel * spec.pe_count + spec.out_channels
-        frame_total = spec.height * spec.width
+        load_total = spec.load_beats
+        frame_total = spec.input_pixels
 
         soft_reset = Signal()             # registered: it reaches every flip-flop of the engine
-        engine = ConvAccelerator(spec)
+        engine = self._engine
         m.submodules.engine = ResetInserter(soft_reset)(engine)
         m.d.comb += [self.busy.eq(engine.busy), self.done.eq(engine.done)]
 
@@ -285,21 +297,24 @@ class HostLink(wiring.Component):
             m.d.sync += [idle_cycles.eq(idle_cycles + 1),
                          timed_out.eq(idle_cycles == self._timeout - 1)]
 
-        counters = {
-            "flags": Cat(engine.busy, engine.done, self.error, loaded, pending),
-            "results_ready": results_ready,
-            "beats_loaded": beats_loaded,
-            "pixels_sent": pixels_sent,
-            "cycles": engine.cycles,
-            "input_stalls": engine.input_stalls,
-            "output_stalls": engine.output_stalls,
-            "macs": engine.macs,
-        }
-        status_bytes = []                             # the first field first, big-endian
-        for name, size in STATUS_LAYOUT:
-            field = Signal(8 * size, name=f"status_{name}")
-            m.d.comb += field.eq(counters[name])
-            status_bytes += [field[8 * n:8 * n + 8] for n in reversed(range(size))]
+        counters = Signal(STATUS)
+        m.d.comb += [
+            counters.flags.busy.eq(engine.busy),
+            counters.flags.done.eq(engine.done),
+            counters.flags.error.eq(self.error),
+            counters.flags.loaded.eq(loaded),
+            counters.flags.pending.eq(pending),
+            counters.results_ready.eq(results_ready),
+            counters.beats_loaded.eq(beats_loaded),
+            counters.pixels_sent.eq(pixels_sent),
+            counters.cycles.eq(engine.cycles),
+            counters.input_stalls.eq(engine.input_stalls),
+            counters.output_stalls.eq(engine.output_stalls),
+            counters.macs.eq(engine.macs),
+        ]
+        # The payload is the whole value, big-endian (the flags byte first).
+        bits = counters.as_value()
+        status_bytes = [bits[8 * n:8 * n + 8] for n in reversed(range(STATUS_BYTES))]
         # The STATUS payload byte at `index`, registered: it is offered only once it is fresh,
         # the cycle after `index` settles (a bubble the serial line never notices).
         status_byte = Signal(8)
@@ -430,7 +445,7 @@ class HostLink(wiring.Component):
                     with m.If(~empty):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
-                        respond(Status.OK, len(status_bytes))
+                        respond(Status.OK, STATUS_BYTES)
                 with m.Elif(is_command[Command.RESET]):
                     with m.If(~empty):
                         respond(Status.BAD_LENGTH)
@@ -534,24 +549,27 @@ class SerialAccelerator(wiring.Component):
     """
 
     def __init__(self, spec, *, divisor, max_payload=MAX_PAYLOAD, result_queue=RESULT_QUEUE):
-        self._spec = spec
         self._divisor = divisor
-        self._max_payload = max_payload
-        self._result_queue = result_queue
+        # A request that pauses for 50 byte times is taken as truncated.
+        self._link = HostLink(spec, max_payload=max_payload, result_queue=result_queue,
+                              timeout=500 * divisor)
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
             **{name: Out(1) for name in STATUS_PORTS},
         })
 
+    @property
+    def memories(self):
+        """The link's and the engine's memories (:attr:`HostLink.memories`); the transmit
+        queue is a register."""
+        return self._link.memories
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.uart_rx = uart_rx = UARTRx(self._divisor)
         m.submodules.uart_tx = uart_tx = UARTTx(self._divisor)
-        # A request that pauses for 50 byte times is taken as truncated.
-        m.submodules.link = link = HostLink(self._spec, max_payload=self._max_payload,
-                                            result_queue=self._result_queue,
-                                            timeout=500 * self._divisor)
+        m.submodules.link = link = self._link
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
         wiring.connect(m, uart_rx.o, link.i)
         # Responses pass a small queue: its registered outputs, not the link's response logic,

@@ -12,13 +12,19 @@ CCITT-FALSE: polynomial 0x1021, initial value 0xFFFF) over everything after the 
 import enum
 import math
 
+from amaranth.lib import data
 from amaranth.lib.crc import catalog
 
-__all__ = ["REQUEST_START", "RESPONSE_START", "Command", "Status", "CRC", "crc16",
-           "LinkFormat", "encode_request", "STATUS_LAYOUT"]
+__all__ = ["REQUEST_START", "RESPONSE_START", "MAX_PAYLOAD", "Command", "Status", "CRC", "crc16",
+           "FLAGS", "STATUS", "STATUS_BYTES", "decode_status", "encode_request", "encode_response",
+           "LinkFormat"]
 
 REQUEST_START = 0xA5
 RESPONSE_START = 0x5A
+
+#: The largest payload of a request or a response, in bytes: a link's default (the size of
+#: each of its packet buffers), and what the host driver assumes unless told otherwise.
+MAX_PAYLOAD = 1024
 
 #: The CRC, in software (the same parameters build the gateware's CRC processor).
 CRC = catalog.CRC16_IBM_3740(data_width=8)
@@ -46,19 +52,44 @@ class Status(enum.IntEnum):
     TIMEOUT = 0x06          # the packet stopped arriving (truncated): it was dropped
 
 
-#: The STATUS response payload: (field, bytes), in order.
-STATUS_LAYOUT = (
-    ("flags", 1),           # bit 0 busy, 1 done, 2 error, 3 weights loaded, 4 chunk pending
-    ("results_ready", 2),   # result pixels waiting to be read
-    ("beats_loaded", 2),    # weight-load beats received of the load in progress
-    ("pixels_sent", 4),     # pixels received of the frame in progress
-    ("cycles", 4),          # the engine's counters for the current or last frame
-    ("input_stalls", 4),
-    ("output_stalls", 4),
-    ("macs", 8),
-)
+#: The STATUS payload's flags byte. (A :class:`~amaranth.lib.data.StructLayout`'s first field
+#: is its least significant bit: ``busy`` is bit 0.)
+FLAGS = data.StructLayout({
+    "busy": 1,              # a frame in progress
+    "done": 1,              # the last frame is done
+    "error": 1,             # sticky: the engine's error flag or a value out of its range
+    "loaded": 1,            # the weights are loaded
+    "pending": 1,           # a chunk is still entering the engine
+    "reserved": 3,          # zero
+})
 
-FLAG_BUSY, FLAG_DONE, FLAG_ERROR, FLAG_LOADED, FLAG_PENDING = (1 << n for n in range(5))
+#: The STATUS response payload, one definition for the gateware and the host. On the wire its
+#: fields go flags first, each big-endian; a layout's first field is its least significant
+#: bits, so they are declared here in reverse: the payload is the whole value as one
+#: big-endian number (``STATUS.from_bits(int.from_bytes(payload, "big"))``).
+STATUS = data.StructLayout({
+    "macs": 64,             # multiply-accumulates of the frame
+    "output_stalls": 32,    # cycles in which a result waited to be taken
+    "input_stalls": 32,     # cycles in which the engine waited for input
+    "cycles": 32,           # cycles of the current or last frame
+    "pixels_sent": 32,      # pixels received of the frame in progress
+    "beats_loaded": 16,     # weight-load beats received of the load in progress
+    "results_ready": 16,    # result pixels waiting to be read
+    "flags": FLAGS,
+})
+
+#: Bytes of the STATUS payload.
+STATUS_BYTES = STATUS.size // 8
+
+
+def decode_status(payload):
+    """A STATUS payload as a dict: its counts, then its flags as booleans (wire order)."""
+    if len(payload) != STATUS_BYTES:
+        raise ValueError(f"A STATUS payload has {STATUS_BYTES} bytes, not {len(payload)}")
+    view = STATUS.from_bits(int.from_bytes(payload, "big"))
+    fields = {name: view[name] for name, _ in reversed(list(STATUS)) if name != "flags"}
+    fields.update((name, bool(view.flags[name])) for name, _ in FLAGS if name != "reserved")
+    return fields
 
 
 def encode_request(command, payload=b""):
@@ -76,7 +107,7 @@ class LinkFormat:
     bytes (``weight_bytes`` per weight-load beat, ``input_bytes`` per input channel,
     ``result_bytes`` per output channel), pixels with channel 0 first."""
 
-    def __init__(self, spec, max_payload=1024):
+    def __init__(self, spec, max_payload=MAX_PAYLOAD):
         self.spec = spec
         self.max_payload = max_payload
         self.weight_bytes = math.ceil(max(spec.weight_bits, spec.bias_bits) / 8)
@@ -116,11 +147,3 @@ class LinkFormat:
                   for n in range(0, len(payload), size)]
         channels = self.spec.out_channels
         return [values[n:n + channels] for n in range(0, len(values), channels)]
-
-    @staticmethod
-    def status(payload):
-        fields, offset = {}, 0
-        for name, size in STATUS_LAYOUT:
-            fields[name] = int.from_bytes(payload[offset:offset + size], "big")
-            offset += size
-        return fields
