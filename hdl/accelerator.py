@@ -131,11 +131,15 @@ class ConvAccelerator(wiring.Component):
             col_folds=spec.col_folds, in_flight=self._feeder.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag)
+        self._layouts = {
+            "pixels": pixel_in_layout(pixel),
+            "results": pixel_out_layout(signed(spec.acc_bits), spec.out_channels),
+            "weights": load_layout(spec),
+        }
         super().__init__({
-            "pixels": In(stream.Signature(pixel_in_layout(pixel))),
-            "results": Out(stream.Signature(
-                pixel_out_layout(signed(spec.acc_bits), spec.out_channels))),
-            "weights": In(stream.Signature(load_layout(spec))),
+            "pixels": In(stream.Signature(self._layouts["pixels"])),
+            "results": Out(stream.Signature(self._layouts["results"])),
+            "weights": In(stream.Signature(self._layouts["weights"])),
             "busy": Out(1),
             "done": Out(1),
             "error": Out(1),
@@ -149,6 +153,13 @@ class ConvAccelerator(wiring.Component):
     @property
     def spec(self):
         return self._spec
+
+    @property
+    def layouts(self):
+        """``{"pixels" | "results" | "weights": layout}``: the payloads of the three streams
+        (a stream signature does not report its payload's layout), for testbenches and hosts
+        that pack and unpack beats."""
+        return dict(self._layouts)
 
     @property
     def stages(self):

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """cocotb testbench for the generated engine: every result beat checked as it appears.
 
 The job comes in through ``CONVACCEL_TB_JOB``, a folder holding ``job.json`` (the spec's
@@ -18,12 +19,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from convaccel import ConvSpec, golden
 from convaccel.beats import pixel_beats, weight_beats
-from convaccel.hdl.accelerator import load_layout
-from convaccel.hdl.output import pixel_out_layout
-from convaccel.hdl.padder import pixel_in_layout
-
-from amaranth import signed, unsigned
-from amaranth.lib import data
+from convaccel.hdl.accelerator import ConvAccelerator
 
 
 def pauses(rng, probability):
@@ -95,10 +91,10 @@ class EngineBench:
         self.b = arrays["b"] if "b" in arrays else None
         self.expected = [golden.conv2d(x, self.w, self.b, self.spec) for x in self.frames]
         spec = self.spec
-        elem = signed(spec.input_bits) if spec.input_signed else unsigned(spec.input_bits)
-        self.pixel_layout = pixel_in_layout(data.ArrayLayout(elem, spec.in_channels))
-        self.load_layout = load_layout(spec)
-        self.result_layout = pixel_out_layout(signed(spec.acc_bits), spec.out_channels)
+        layouts = ConvAccelerator(spec).layouts        # (the generated engine's own)
+        self.pixel_layout = layouts["pixels"]
+        self.load_layout = layouts["weights"]
+        self.result_layout = layouts["results"]
         self.out_h, self.out_w = spec.output_size
         self.received = [[] for _ in self.frames]
         self.frame = 0
