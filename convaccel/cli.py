@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, golden
+from .sim.runner import SIMULATORS
 from .spec import DEFAULT_SPEC, ConfigError, ConvSpec
 
 __all__ = ["main"]
@@ -452,8 +453,8 @@ def build_parser():
     p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
     p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
     p.add_argument("--output", metavar="y.npy", help="write the hardware's output here")
-    p.add_argument("--simulator", choices=("verilator", "icarus"),
-                   help="default: verilator (or $SIM)")
+    p.add_argument("--simulator", choices=SIMULATORS,
+                   help=f"default: {SIMULATORS[0]} (or $SIM)")
     p.add_argument("--seed", type=int, help="seed of the random data and stall pattern")
     p.add_argument("--stall", type=float, metavar="P",
                    help="probability of an input gap and of output back-pressure per cycle")
@@ -479,8 +480,8 @@ def build_parser():
     p.add_argument("--output", metavar="y.npy", help="write the device's output here")
     p.add_argument("--baud", type=int, default=115200, help="baud rate (default: 115200)")
     p.add_argument("--seed", type=int, help="seed of the random data (default: 1)")
-    p.add_argument("--simulator", choices=("verilator", "icarus"),
-                   help="with --simulate; default: verilator (or $SIM)")
+    p.add_argument("--simulator", choices=SIMULATORS,
+                   help=f"with --simulate; default: {SIMULATORS[0]} (or $SIM)")
     p.set_defaults(func=cmd_run)
 
     _add_build_commands(sub)

@@ -29,7 +29,8 @@ def check_array(name, array, shape, value_range, what):
 
 
 def conv2d(x, w, b, spec):
-    """The convolution that ``spec``'s accelerator computes, exactly.
+    """The convolution of the layer ``spec`` (a :class:`~convaccel.ConvLayer`, or a
+    :class:`~convaccel.ConvSpec`, whose folding does not matter here), exactly.
 
     ``x`` is ``(in_channels, height, width)``, ``w`` is ``(out_channels, in_channels, kernel_h,
     kernel_w)``, ``b`` is ``(out_channels,)`` or ``None``; the result is ``(out_channels,
