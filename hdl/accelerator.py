@@ -194,7 +194,7 @@ class ConvAccelerator(wiring.Component):
         p = feeder.interval
         front = padder.start_cycles + padder.latency + queue.latency + window.latency
         back = array.latency + output.latency
-        out_h, out_w = window.windows
+        out_h, out_w = self._spec.output_size
         last = (front + window.first_window
                 + out_h * (out_w - 1) * max(window.column_step, p)
                 + (out_h - 1) * max(window.row_step, p))

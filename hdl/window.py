@@ -73,12 +73,6 @@ class WindowGen(wiring.Component):
     # -- where the windows are, in pixels of the padded stream (the cycle model's terms) -------
 
     @property
-    def windows(self):
-        """``(rows, columns)`` of windows: the output size."""
-        return tuple((p - k) // s + 1
-                     for p, k, s in zip(self._padded, self._kernel_eff, self._stride))
-
-    @property
     def first_window(self):
         """Pixels before the one that completes the first window."""
         k_eff_h, k_eff_w = self._kernel_eff
@@ -101,7 +95,7 @@ class WindowGen(wiring.Component):
         k_h, k_w = self._kernel
         d_h, d_w = self._dilation
         s_h, s_w = self._stride
-        keff_h, keff_w = (k_h - 1) * d_h + 1, (k_w - 1) * d_w + 1
+        keff_h, keff_w = self._kernel_eff
 
         # Position of the pixel at `i`, and where it stands in the stride pattern.
         x = Signal(range(padded_w))

@@ -338,7 +338,6 @@ def test_engine_figures_are_the_stages_sums():
     assert sp.back_latency == array.latency + output.latency
     assert array.latency == sp.rows + sp.cols + 2
     assert feeder.interval == sp.cycles_per_pixel
-    assert window.windows == sp.output_size
     assert sp.output_queue_depth == output.queue_depth
     assert sp.load_beats == sp.cycles_per_pixel * sp.pe_count + sp.out_channels
 
