@@ -7,8 +7,16 @@ transport that moves bytes in and out of the simulated UART pins).
 import time
 
 from ..beats import pixel_beats, result_array, weight_beats
-from .protocol import (MAX_PAYLOAD, RESPONSE_START, Command, LinkFormat, Status, crc16,
-                       decode_status, encode_request)
+from .protocol import (
+    MAX_PAYLOAD,
+    RESPONSE_START,
+    Command,
+    LinkFormat,
+    Status,
+    crc16,
+    decode_status,
+    encode_request,
+)
 
 __all__ = ["Device", "DeviceError", "DeviceTimeout"]
 

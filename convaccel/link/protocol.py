@@ -15,9 +15,22 @@ import math
 from amaranth.lib import data
 from amaranth.lib.crc import catalog
 
-__all__ = ["REQUEST_START", "RESPONSE_START", "MAX_PAYLOAD", "Command", "Status", "CRC", "crc16",
-           "FLAGS", "STATUS", "STATUS_BYTES", "decode_status", "encode_request", "encode_response",
-           "LinkFormat"]
+__all__ = [
+    "CRC",
+    "FLAGS",
+    "MAX_PAYLOAD",
+    "REQUEST_START",
+    "RESPONSE_START",
+    "STATUS",
+    "STATUS_BYTES",
+    "Command",
+    "LinkFormat",
+    "Status",
+    "crc16",
+    "decode_status",
+    "encode_request",
+    "encode_response",
+]
 
 REQUEST_START = 0xA5
 RESPONSE_START = 0x5A

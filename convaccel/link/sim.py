@@ -12,7 +12,7 @@ import numpy as np
 from .. import __version__, golden
 from ..tools import setup_environment
 
-__all__ = ["LinkRun", "run_simulated", "SIM_DIVISOR"]
+__all__ = ["SIM_DIVISOR", "LinkRun", "run_simulated"]
 
 #: Clock cycles per UART bit in simulation. The protocol and the gateware are the same at any
 #: divisor; a small one keeps the simulation short (a byte is 10 bit times either way).
@@ -40,6 +40,7 @@ def serial_verilog(spec, divisor=SIM_DIVISOR, name="serial_top"):
     """The board top of the link, less its PLL, power-on reset and pin buffers (its
     :class:`~convaccel.boards.top.BoardCore`): serial pins ``rx``/``tx``, LEDs ``led_*``."""
     from amaranth.back import verilog
+
     from ..boards.top import BoardCore
     from .gateware import SerialAccelerator
 
@@ -52,8 +53,8 @@ def run_simulated(spec, frames, w, b, *, scenario="run", simulator=None, seed=No
     """Load ``w``, ``b`` and run ``frames`` through the serial engine, the real host driver
     talking to its simulated UART pins. ``scenario="faults"`` first sends every kind of bad
     packet and records the device's answers."""
-    from ..simulate import _failure_message
     from ..sim.runner import build_key, cache_dir, run_cocotb
+    from ..simulate import _failure_message
 
     for x in frames:
         golden.conv2d(x, w, b, spec)                 # validates the arrays

@@ -130,7 +130,7 @@ async def host_session(dut):
     spec = ConvSpec(**job["spec"])
     divisor = int(job["divisor"])
     frames = list(arrays["x"])
-    w, b = arrays["w"], arrays["b"] if "b" in arrays else None
+    w, b = arrays["w"], arrays.get("b")
 
     dut.rx.value = 1
     dut.rst.value = 1

@@ -1,57 +1,31 @@
-# amaranth: UnusedElaboratable=no
-"""The host link: UART, protocol, driver, and the whole exchange on the simulated board."""
+"""The host link: protocol, driver, and the whole exchange on the simulated board (the real
+driver against the board top's serial engine under cocotb)."""
 
 import numpy as np
 import pytest
+from helpers import need_simulator
+from linkutil import FLAG_BITS, STATUS_WIRE, status_wire
 
 from convaccel import DEFAULT_SPEC, ConvSpec, golden
 from convaccel.link.device import Device, DeviceError
-from convaccel.link.uart import UARTRx, UARTTx
-from convaccel.link.protocol import (MAX_PAYLOAD, STATUS, STATUS_BYTES, Command, LinkFormat,
-                                     Status, crc16, decode_status, encode_request,
-                                     encode_response)
-from convaccel.sim.runner import SimulatorMissing, check_simulator
-
-import sys
-from pathlib import Path
-sys.path.insert(0, str(Path(__file__).parent / "hdl"))
-from simutil import gaps, run_simulation, stream_put   # noqa: E402
+from convaccel.link.protocol import (
+    MAX_PAYLOAD,
+    STATUS,
+    STATUS_BYTES,
+    Command,
+    LinkFormat,
+    Status,
+    crc16,
+    decode_status,
+    encode_request,
+    encode_response,
+)
 
 
 def test_crc_is_ccitt_false():
     assert crc16(b"123456789") == 0x29B1
     packet = encode_request(Command.STATUS)
     assert packet == bytes([0xA5, 0x04, 0x00, 0x00]) + crc16(b"\x04\x00\x00").to_bytes(2, "big")
-
-
-def test_uart_loopback():
-    from amaranth import Module
-    tx, rx = UARTTx(5), UARTRx(5)
-    m = Module()
-    m.submodules.tx, m.submodules.rx = tx, rx
-    m.d.comb += rx.rx.eq(tx.tx)
-    data = [int(v) for v in np.random.default_rng(1).integers(0, 256, 40)] + [0x00, 0xFF, 0xA5]
-    got = []
-
-    async def send(ctx):
-        idle = gaps(2, 0.3)
-        for byte in data:
-            await stream_put(ctx, tx.i, byte, idle)
-
-    async def receive(ctx):
-        while len(got) < len(data):
-            _, _, valid, payload = await ctx.tick().sample(rx.o.valid, rx.o.payload)
-            if valid:
-                got.append(payload)
-
-    run_simulation(m, send, receive)
-    assert got == data
-
-
-def test_uart_divisor_wrong():
-    with pytest.raises(ValueError, match=r"^UART divisor must be at least 4 clock cycles per "
-                                         r"bit, not 3$"):
-        UARTRx(3)
 
 
 class ScriptedPort:
@@ -106,19 +80,6 @@ def test_driver_rejects_a_damaged_response():
         device.status()
 
 
-#: The STATUS payload as docs/protocol.md tables it: (field, bytes), on the wire in this order.
-STATUS_WIRE = (("flags", 1), ("results_ready", 2), ("beats_loaded", 2), ("pixels_sent", 4),
-               ("cycles", 4), ("input_stalls", 4), ("output_stalls", 4), ("macs", 8))
-FLAG_BITS = {"busy": 0, "done": 1, "error": 2, "loaded": 3, "pending": 4}
-
-
-def status_wire(fields, flags):
-    """The documented STATUS bytes, packed by hand: the flags byte, then each field
-    big-endian."""
-    values = {**fields, "flags": sum(1 << FLAG_BITS[name] for name in flags)}
-    return b"".join(values[name].to_bytes(size, "big") for name, size in STATUS_WIRE)
-
-
 def test_status_layout_is_the_documented_wire_format():
     assert STATUS_BYTES == sum(size for _, size in STATUS_WIRE) == 29
     rng = np.random.default_rng(4)
@@ -153,13 +114,6 @@ def test_link_format():
     assert fmt.results(bytes([0xFF] * 5 + [0, 0, 0, 0, 7] * 7)) == [[-1] + [7] * 7]
 
 
-def need_verilator():
-    try:
-        check_simulator("verilator")
-    except SimulatorMissing as e:
-        pytest.skip(str(e))
-
-
 def layer(spec, seed):
     rng = np.random.default_rng(seed)
     x = rng.integers(*spec.input_range, endpoint=True, size=spec.input_shape)
@@ -178,7 +132,7 @@ FAULTS = {
 
 def test_faults_then_a_correct_frame():
     # Each bad packet gets its documented answer, then a load and two frames are exact.
-    need_verilator()
+    need_simulator()
     from convaccel.link.sim import run_simulated
     spec = ConvSpec(height=5, width=6, in_channels=2, out_channels=3, kernel=3, padding=1,
                     rows=2, cols=2)
@@ -202,7 +156,7 @@ def test_faults_then_a_correct_frame():
              padding="valid", input_signed=False, input_bits=4, weight_bits=6, rows=3, cols=3),
 ], ids=["default", "k3x5_s2", "dilated_unsigned"])
 def test_exchange_bit_exact(spec):
-    need_verilator()
+    need_simulator()
     from convaccel.link.sim import run_simulated
     x, w, b = layer(spec, 3)
     run = run_simulated(spec, [x], w, b)

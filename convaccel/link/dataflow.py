@@ -1,0 +1,256 @@
+"""The link's data path to and from the engine: request payloads into weight-load and pixel
+beats, result beats into bytes."""
+
+from amaranth import *
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..hdl.stage import MemoryShape
+from .decoder import chunk_signature
+from .framing import buffer_write_signature
+
+__all__ = ["ChunkStreamer", "ResultSerialiser"]
+
+
+class ChunkStreamer(wiring.Component):
+    """Two packet buffers: the receiver writes one while the other streams into the engine.
+
+    A chunk started on ``chunk`` (the buffer just received, ``chunk.length`` bytes) is read
+    byte by byte into a word; each whole word leaves as a beat on ``weights`` (one value of
+    `weight_bytes`, big-endian) or ``pixels`` (channel 0 first, each of `input_bytes`,
+    big-endian), and the receiving buffer swaps. The streamer counts the beats of a load and
+    the pixels of a frame to mark the last one. A value that does not fit its width on the
+    engine's side sets ``error`` (sticky until ``clear``).
+
+    Throughput: a beat per ``bytes + 1`` cycles.
+
+    Parameters
+    ----------
+    max_payload : int
+        Bytes of each buffer.
+    weight_bytes, input_bytes : int
+        Bytes of a weight-load value and of an input channel on the wire.
+    weight_shape : signed shape
+        A weight-load beat's value on the engine's side.
+    pixel_shape : ArrayLayout
+        An input pixel on the engine's side: its channels.
+    load_beats, frame_pixels : int
+        Beats of a weight load and pixels of a frame.
+
+    Members
+    -------
+    write : In(buffer_write_signature(max_payload))
+    chunk : In(chunk_signature(max_payload))
+    weights : Out(stream.Signature(StructLayout({"data": weight_shape, "last": 1})))
+    pixels : Out(stream.Signature(StructLayout({"data": pixel_shape, "last": 1})))
+    error : Out(1)
+    clear : In(1)
+        The link's reset: no chunk pending, the load and frame counts at 0, no error.
+    """
+
+    def __init__(self, *, max_payload, weight_bytes, input_bytes, weight_shape, pixel_shape,
+                 load_beats, frame_pixels):
+        self._max_payload = max_payload
+        self._weight_bytes = weight_bytes
+        self._input_bytes = input_bytes
+        self._weight_shape = Shape.cast(weight_shape)
+        self._pixel_shape = pixel_shape
+        self._load_beats = load_beats
+        self._frame_pixels = frame_pixels
+        super().__init__({
+            "write": In(buffer_write_signature(max_payload)),
+            "chunk": In(chunk_signature(max_payload)),
+            "weights": Out(stream.Signature(
+                data.StructLayout({"data": weight_shape, "last": 1}))),
+            "pixels": Out(stream.Signature(data.StructLayout({"data": pixel_shape, "last": 1}))),
+            "error": Out(1),
+            "clear": In(1),
+        })
+
+    @property
+    def memories(self):
+        return (MemoryShape("link packet buffers", 8, self._max_payload, count=2),)
+
+    def elaborate(self, platform):
+        m = Module()
+        max_payload = self._max_payload
+        load_total, frame_total = self._load_beats, self._frame_pixels
+        channels = self._pixel_shape.length
+        elem = Shape.cast(self._pixel_shape.elem_shape)
+        wb = self._weight_bytes
+        pb = self._input_bytes * channels
+
+        buffers = []
+        for n in range(2):
+            mem = memory.Memory(shape=8, depth=max_payload, init=[])
+            m.submodules[f"buffer{n}"] = mem
+            buffers.append((mem.write_port(), mem.read_port()))
+        rx_sel = Signal()                 # the buffer receiving; the other may be streaming
+        for n, (wr, _) in enumerate(buffers):
+            m.d.comb += [wr.addr.eq(self.write.addr), wr.data.eq(self.write.data),
+                         wr.en.eq(self.write.en & (rx_sel == n))]
+
+        pending = Signal()                # a chunk is (still) entering the engine
+        chunk_sel = Signal()
+        chunk_pixels = Signal()           # target: pixels (else weights)
+        chunk_bytes = Signal(range(max_payload + 1))
+        read_addr = Signal(range(max_payload + 1))
+        fetched = Signal()                # the read port holds the byte at read_addr - 1
+        unit = Signal(range(max(wb, pb) + 1))
+        word = Signal(8 * max(wb, pb))
+        beat_valid = Signal()
+        load_index = Signal(range(load_total))
+        pixel_index = Signal(range(frame_total))
+        value_error = Signal()
+        m.d.comb += [self.chunk.pending.eq(pending), self.chunk.pending_pixels.eq(chunk_pixels),
+                     self.error.eq(value_error)]
+
+        byte = Signal(8)
+        request = Signal()
+        for n, (_, rd) in enumerate(buffers):
+            m.d.comb += [rd.addr.eq(read_addr), rd.en.eq(request & (chunk_sel == n))]
+            with m.If(chunk_sel == n):
+                m.d.comb += byte.eq(rd.data)
+
+        # A byte is fetched (the read port then holds it) and consumed into `word`; a whole
+        # beat waits in `word` until the engine takes it.
+        unit_size = Mux(chunk_pixels, pb, wb)
+        consume = pending & fetched & ~beat_valid
+        m.d.comb += request.eq(pending & (read_addr < chunk_bytes) & (~fetched | consume))
+        with m.If(consume):
+            m.d.sync += [word.eq(Cat(byte, word)), unit.eq(unit + 1)]
+            with m.If(unit + 1 == unit_size):
+                m.d.sync += [beat_valid.eq(1), unit.eq(0)]
+        with m.If(request):
+            m.d.sync += [read_addr.eq(read_addr + 1), fetched.eq(1)]
+        with m.Elif(consume):
+            m.d.sync += fetched.eq(0)
+
+        # weights: one value of weight_bytes, big-endian, must fit the load width
+        w_width = self._weight_shape.width
+        w_value = word[:8 * wb].as_signed()
+        m.d.comb += [
+            self.weights.payload.data.eq(w_value),
+            self.weights.payload.last.eq(load_index == load_total - 1),
+            self.weights.valid.eq(pending & beat_valid & ~chunk_pixels),
+        ]
+        # pixels: channel 0 first, each input_bytes big-endian, must fit the input range
+        ib = 8 * self._input_bytes
+        values = []
+        for c in range(channels):
+            lsb = (channels - 1 - c) * ib
+            raw = word[lsb:lsb + ib]
+            values.append(raw.as_signed() if elem.signed else raw)
+            m.d.comb += self.pixels.payload.data[c].eq(raw)
+        m.d.comb += [
+            self.pixels.payload.last.eq(pixel_index == frame_total - 1),
+            self.pixels.valid.eq(pending & beat_valid & chunk_pixels),
+        ]
+        w_lo, w_hi = -(1 << (w_width - 1)), (1 << (w_width - 1)) - 1
+        if elem.signed:
+            x_lo, x_hi = -(1 << (elem.width - 1)), (1 << (elem.width - 1)) - 1
+        else:
+            x_lo, x_hi = 0, (1 << elem.width) - 1
+        with m.If(self.weights.valid & self.weights.ready):
+            m.d.sync += [beat_valid.eq(0), load_index.eq(load_index + 1)]
+            with m.If(load_index == load_total - 1):
+                m.d.sync += load_index.eq(0)
+            with m.If((w_value < w_lo) | (w_value > w_hi)):
+                m.d.sync += value_error.eq(1)
+        with m.If(self.pixels.valid & self.pixels.ready):
+            m.d.sync += [beat_valid.eq(0), pixel_index.eq(pixel_index + 1)]
+            with m.If(pixel_index == frame_total - 1):
+                m.d.sync += pixel_index.eq(0)
+            for value in values:
+                with m.If((value < x_lo) | (value > x_hi)):
+                    m.d.sync += value_error.eq(1)
+        with m.If(pending & ~beat_valid & ~fetched & (read_addr == chunk_bytes)):
+            m.d.sync += pending.eq(0)
+
+        with m.If(self.chunk.start):
+            m.d.sync += [pending.eq(1), chunk_sel.eq(rx_sel), rx_sel.eq(~rx_sel),
+                         chunk_pixels.eq(self.chunk.pixels), chunk_bytes.eq(self.chunk.length),
+                         read_addr.eq(0), fetched.eq(0), unit.eq(0)]
+        with m.If(self.clear):
+            m.d.sync += [pending.eq(0), beat_valid.eq(0), load_index.eq(0), pixel_index.eq(0),
+                         value_error.eq(0)]
+        return m
+
+
+class ResultSerialiser(wiring.Component):
+    """Result pixels into bytes: each channel of `result_bytes`, big-endian, channel 0 first.
+
+    The channel is picked from the beat on ``i``, which the engine holds until taken, into a
+    shift register whose top byte leaves on ``o``: the output is then a register, and the only
+    wide multiplexer (one of `channels` lanes) ends at flip-flops. A lane is loaded only into
+    an empty shift register (a bubble per channel that the serial line never notices), so
+    ``i.ready`` comes from registers alone. The serialiser also counts the pixels whose last
+    byte has left and that no READ has claimed yet (``ready``; ``claim`` takes some).
+
+    Throughput: a pixel per ``channels * (result_bytes + 1)`` cycles.
+
+    Parameters
+    ----------
+    channels : int
+    acc_shape : signed shape
+        A channel's value in the engine's result beats.
+    result_bytes : int
+        Bytes of a channel on the wire (the value sign-extended).
+    queue_pixels : int
+        The most pixels that ``ready`` counts (the result queue's size).
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"data": ArrayLayout(acc_shape, channels),
+        "last": 1})))
+    o : Out(stream.Signature(8))
+    ready : Out(range(queue_pixels + 1))
+    claim : In(range(queue_pixels + 1))
+    clear : In(1)
+        The link's reset: between pixels, none ready.
+    """
+
+    def __init__(self, *, channels, acc_shape, result_bytes, queue_pixels):
+        self._channels = channels
+        self._result_bytes = result_bytes
+        self._acc_shape = acc_shape
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "data": data.ArrayLayout(acc_shape, channels), "last": 1}))),
+            "o": Out(stream.Signature(8)),
+            "ready": Out(range(queue_pixels + 1)),
+            "claim": In(range(queue_pixels + 1)),
+            "clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rb = self._result_bytes
+        channels = self._channels
+        lanes = []
+        for c in range(channels):
+            lane = Signal(signed(8 * rb), name=f"result{c}")
+            m.d.comb += lane.eq(self.i.payload.data[c])              # sign-extended
+            lanes.append(lane)
+        channel = Signal(range(channels))
+        shifter = Signal(8 * rb)
+        left = Signal(range(rb + 1))      # bytes of the channel in `shifter` not yet sent
+        last_lane = Signal()              # `shifter` holds the pixel's last channel
+        last_channel = channel == channels - 1
+        queued = self.o.valid & self.o.ready
+        m.d.comb += [self.o.payload.eq(shifter[-8:]), self.o.valid.eq(left != 0)]
+        with m.If(queued):
+            m.d.sync += [shifter.eq(shifter << 8), left.eq(left - 1)]
+        with m.If(self.i.valid & (left == 0)):
+            m.d.comb += self.i.ready.eq(last_channel)
+            m.d.sync += [shifter.eq(Array(lanes)[channel]), left.eq(rb),
+                         last_lane.eq(last_channel),
+                         channel.eq(Mux(last_channel, 0, channel + 1))]
+        # (counts are as wide as what they count; STATUS zero-extends them)
+        ready = Signal.like(self.ready)
+        ready_inc = Signal()
+        m.d.comb += [ready_inc.eq(queued & (left == 1) & last_lane), self.ready.eq(ready)]
+        m.d.sync += ready.eq(ready + ready_inc - self.claim)
+        with m.If(self.clear):
+            m.d.sync += [channel.eq(0), left.eq(0), ready.eq(0)]
+        return m
