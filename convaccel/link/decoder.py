@@ -11,9 +11,10 @@ __all__ = ["RequestDecoder", "chunk_signature"]
 
 
 def chunk_signature(max_payload):
-    """The decoder's end of the chunk streamer: ``start`` (one cycle) sends the packet buffer
-    just received, ``length`` bytes, into the engine's pixels (``pixels``) or weights; the
-    streamer tells whether a chunk is still ``pending`` and whether it is ``pending_pixels``."""
+    """The decoder's end of the chunk streamer: ``start`` (one cycle, registered) sends the
+    packet buffer just received, ``length`` bytes, into the engine's pixels (``pixels``) or
+    weights (both are read only with ``start``); the streamer tells whether a chunk is still
+    ``pending`` and whether it is ``pending_pixels``."""
     return wiring.Signature({
         "start": Out(1),
         "pixels": Out(1),
@@ -31,8 +32,8 @@ class RequestDecoder(wiring.Component):
     settles at the payload's last byte (or, for the result count, only grows until a READ
     takes some), and the CRC's two bytes take many cycles to arrive; at ``request.check``
     the decoder decides from flip-flops alone. In that cycle it asks for the response on
-    ``respond`` and, for an accepted LOAD or FRAME chunk, starts it on ``chunk``; for READ it
-    claims the result pixels it returns. It counts the beats of the load and the pixels of the
+    ``respond`` (and for READ claims the result pixels it returns); an accepted LOAD or FRAME
+    chunk starts on ``chunk`` the next cycle. It counts the beats of the load and the pixels of the
     frame in progress. A timeout or a too long request is answered as soon as it is reported.
 
     Parameters
@@ -135,23 +136,34 @@ class RequestDecoder(wiring.Component):
                      *(flag.eq(request.command == c) for c, flag in is_command.items())]
 
         def respond(code, payload_length=0, *, results=False, reset=False):
-            m.d.comb += [self.respond.valid.eq(1), self.respond.payload.status.eq(code),
+            m.d.comb += [self.respond.payload.status.eq(code),
                          self.respond.payload.length.eq(payload_length),
                          self.respond.payload.results.eq(results),
                          self.respond.payload.reset.eq(reset)]
 
-        def start_chunk(pixels):
+        # A chunk starts the cycle after the decision: `start` is a register, so that the
+        # streamer's registers that it resets take it from a flip-flop, not from the decision
+        # logic (which Yosys would otherwise make their reset and enable). Its target and
+        # length are offered from registers that hold until the next request.
+        start = Signal()
+        m.d.sync += start.eq(0)
+        m.d.comb += [self.chunk.start.eq(start), self.chunk.pixels.eq(is_command[Command.FRAME]),
+                     self.chunk.length.eq(length)]
+
+        def start_chunk():
             """The received buffer starts into the engine; the other one takes the next
             request."""
-            m.d.comb += [self.chunk.start.eq(1), self.chunk.pixels.eq(pixels),
-                         self.chunk.length.eq(length)]
+            m.d.sync += start.eq(1)
 
+        # The three strobes come from different states of the receiver, never at once: each
+        # is decided apart (an `Elif` would put the others in front of every decision).
         pending = self.chunk.pending
+        m.d.comb += self.respond.valid.eq(request.timeout | request.too_long | request.check)
         with m.If(request.timeout):
             respond(Status.TIMEOUT)
-        with m.Elif(request.too_long):
+        with m.If(request.too_long):
             respond(Status.BAD_LENGTH)
-        with m.Elif(request.check):
+        with m.If(request.check):
             with m.If(~request.crc_ok):
                 respond(Status.BAD_CRC)
             with m.Elif(is_command[Command.LOAD]):
@@ -162,7 +174,7 @@ class RequestDecoder(wiring.Component):
                 with m.Elif(empty | ~request.whole | load_over):
                     respond(Status.BAD_LENGTH)
                 with m.Else():
-                    start_chunk(pixels=False)
+                    start_chunk()
                     m.d.sync += [beats_loaded.eq(load_after), loaded.eq(0)]
                     with m.If(load_done):
                         m.d.sync += [beats_loaded.eq(0), loaded.eq(1)]
@@ -175,7 +187,7 @@ class RequestDecoder(wiring.Component):
                 with m.Elif(empty | ~request.whole | frame_over):
                     respond(Status.BAD_LENGTH)
                 with m.Else():
-                    start_chunk(pixels=True)
+                    start_chunk()
                     m.d.sync += pixels_sent.eq(frame_after)
                     with m.If(frame_done):
                         m.d.sync += pixels_sent.eq(0)

@@ -112,15 +112,17 @@ def test_decisions_follow_the_protocol():
             assert (ctx.get(dut.respond.payload.results), ctx.get(dut.respond.payload.reset)) \
                 == (results, reset)
             assert ctx.get(dut.claim) == claim
-            assert ctx.get(dut.chunk.start) == (chunk is not None)
-            if chunk is not None:
-                assert (ctx.get(dut.chunk.pixels), ctx.get(dut.chunk.length)) == chunk
+            assert not ctx.get(dut.chunk.start)
             key = (Command(r["command"]).name if r["command"] in set(Command) else "?",
                    Status(status).name, r["whole"])
             seen[key] = seen.get(key, 0) + 1
             await ctx.tick()
             ctx.set(getattr(dut.request, r["event"]), 0)
             assert not ctx.get(dut.respond.valid)
+            # an accepted chunk starts the next cycle
+            assert ctx.get(dut.chunk.start) == (chunk is not None)
+            if chunk is not None:
+                assert (ctx.get(dut.chunk.pixels), ctx.get(dut.chunk.length)) == chunk
             if clear:
                 ctx.set(dut.clear, 1)
                 await ctx.tick()
