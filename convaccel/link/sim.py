@@ -3,7 +3,6 @@ cocotb."""
 
 import dataclasses
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -53,13 +52,13 @@ def run_simulated(spec, frames, w, b, *, scenario="run", simulator=None, seed=No
     """Load ``w``, ``b`` and run ``frames`` through the serial engine, the real host driver
     talking to its simulated UART pins. ``scenario="faults"`` first sends every kind of bad
     packet and records the device's answers."""
-    from ..sim.runner import build_key, cache_dir, run_cocotb
+    from ..sim.runner import build_key, cache_dir, default_simulator, run_cocotb
     from ..simulate import _failure_message
 
     for x in frames:
         golden.conv2d(x, w, b, spec)                 # validates the arrays
     text = serial_verilog(spec)
-    simulator = simulator or os.environ.get("SIM", "verilator")
+    simulator = simulator or default_simulator()
     build_dir = cache_dir() / "board" / f"serial-{simulator}-{build_key(text, __version__)}"
     build_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = build_dir / "serial_top.v"
