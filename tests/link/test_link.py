@@ -3,7 +3,7 @@ driver against the board top's serial engine under cocotb)."""
 
 import numpy as np
 import pytest
-from helpers import need_simulator
+from helpers import need_simulator, random_data
 from linkutil import FLAG_BITS, STATUS_WIRE, status_wire
 
 from convaccel import DEFAULT_SPEC, ConvSpec, golden
@@ -115,11 +115,7 @@ def test_link_format():
 
 
 def layer(spec, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(*spec.input_range, endpoint=True, size=spec.input_shape)
-    w = rng.integers(*spec.weight_range, endpoint=True, size=spec.weight_shape)
-    b = rng.integers(*spec.bias_range, endpoint=True, size=spec.bias_shape)
-    return x, w, b
+    return random_data(np.random.default_rng(seed), spec)
 
 
 FAULTS = {
