@@ -5,6 +5,9 @@
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
+# The tests run on every core (pytest-xdist): the builds and simulations are single-threaded.
+# `make test TEST_JOBS=0` runs them in one process.
+TEST_JOBS ?= auto
 
 .PHONY: demo test install clean
 
@@ -20,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/convaccel demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_JOBS) --dist worksteal $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

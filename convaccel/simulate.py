@@ -75,7 +75,7 @@ def run_engine_bench(spec, verilog_text, frames, w, b, *, simulator=None, stall=
     :func:`convaccel.sim.runner.cache_dir`, so a second run of the same design is fast.
     ``progress(done, total)`` is called now and then with the result beats checked so far.
     """
-    from .sim.runner import build_key, cache_dir, default_simulator, run_cocotb
+    from .sim.runner import build_key, cache_dir, default_simulator, run_cocotb, write_source
 
     simulator = simulator or default_simulator()
     if not 0.0 <= stall < 1.0:
@@ -88,9 +88,7 @@ def run_engine_bench(spec, verilog_text, frames, w, b, *, simulator=None, stall=
     key = build_key(verilog_text, simulator, str(wave_format), __version__)
     build_dir = cache_dir() / "sim" / f"{name}-{simulator}-{key}"
     build_dir.mkdir(parents=True, exist_ok=True)
-    verilog_path = build_dir / f"{name}.v"
-    if not verilog_path.exists() or verilog_path.read_text() != verilog_text:
-        verilog_path.write_text(verilog_text)
+    verilog_path = write_source(build_dir, f"{name}.v", verilog_text)
 
     job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=build_dir))
     (job_dir / "job.json").write_text(json.dumps({

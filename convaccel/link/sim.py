@@ -52,7 +52,7 @@ def run_simulated(spec, frames, w, b, *, scenario="run", simulator=None, seed=No
     """Load ``w``, ``b`` and run ``frames`` through the serial engine, the real host driver
     talking to its simulated UART pins. ``scenario="faults"`` first sends every kind of bad
     packet and records the device's answers."""
-    from ..sim.runner import build_key, cache_dir, default_simulator, run_cocotb
+    from ..sim.runner import build_key, cache_dir, default_simulator, run_cocotb, write_source
     from ..simulate import _failure_message
 
     for x in frames:
@@ -61,9 +61,7 @@ def run_simulated(spec, frames, w, b, *, scenario="run", simulator=None, seed=No
     simulator = simulator or default_simulator()
     build_dir = cache_dir() / "board" / f"serial-{simulator}-{build_key(text, __version__)}"
     build_dir.mkdir(parents=True, exist_ok=True)
-    verilog_path = build_dir / "serial_top.v"
-    if not verilog_path.exists() or verilog_path.read_text() != text:
-        verilog_path.write_text(text)
+    verilog_path = write_source(build_dir, "serial_top.v", text)
     job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=build_dir))
     (job_dir / "job.json").write_text(json.dumps({
         "spec": spec.parameters(), "divisor": SIM_DIVISOR, "scenario": scenario}))
