@@ -19,7 +19,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.queue import Queue
 from cocotb.task import bridge, resume
-from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge
+from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge, Timer
+from cocotb.utils import get_sim_time
 
 from convaccel import ConvSpec, golden
 from convaccel.beats import pixel_beats
@@ -28,8 +29,17 @@ from convaccel.link.device import Device
 from convaccel.link.protocol import Command, encode_request
 
 
+#: The simulated clock period.
+PERIOD_NS = 10
+
+
 class SerialPins:
-    """The host's end of the serial line: bytes in and out of ``rx``/``tx``, 8N1."""
+    """The host's end of the serial line: bytes in and out of ``rx``/``tx``, 8N1.
+
+    Bit times are waited for with timers, one per bit, from a falling clock edge (mid-cycle,
+    away from the rising edges on which the design samples and drives its pins): waiting
+    cycle by cycle would run Python on every clock edge.
+    """
 
     def __init__(self, dut, divisor, read_timeout):
         self.dut = dut
@@ -40,26 +50,31 @@ class SerialPins:
         self.arrived = Event()
         self.bits = 0
 
+    def _bits(self, n):
+        return Timer(n * self.divisor * PERIOD_NS, "ns")
+
     async def send_loop(self):
         dut = self.dut
         while True:
             byte = await self.outgoing.get()
+            await FallingEdge(dut.clk)
             for bit in [0] + [(byte >> n) & 1 for n in range(8)] + [1]:
                 dut.rx.value = bit
-                await ClockCycles(dut.clk, self.divisor)
+                await self._bits(1)
 
     async def receive_loop(self):
         dut = self.dut
         while True:
             await FallingEdge(dut.tx)
-            await ClockCycles(dut.clk, self.divisor // 2)
+            await FallingEdge(dut.clk)
+            await Timer(self.divisor // 2 * PERIOD_NS, "ns")    # the start bit's middle
             if dut.tx.value != 0:
                 continue                                    # a glitch
             byte = 0
             for n in range(8):
-                await ClockCycles(dut.clk, self.divisor)
+                await self._bits(1)
                 byte |= int(dut.tx.value) << n
-            await ClockCycles(dut.clk, self.divisor)
+            await self._bits(1)
             if dut.tx.value == 1:                            # the stop bit
                 self.incoming.append(byte)
                 self.arrived.set()
@@ -71,7 +86,7 @@ class SerialPins:
     async def read(self, n):
         while len(self.incoming) < n:
             self.arrived.clear()
-            timer = ClockCycles(self.dut.clk, self.read_timeout)
+            timer = Timer(self.read_timeout * PERIOD_NS, "ns")
             if await First(self.arrived.wait(), timer) is timer:
                 break
         count = min(n, len(self.incoming))
@@ -134,7 +149,7 @@ async def host_session(dut):
 
     dut.rx.value = 1
     dut.rst.value = 1
-    Clock(dut.clk, 10, unit="ns").start()
+    Clock(dut.clk, PERIOD_NS, unit="ns").start()
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
@@ -142,13 +157,9 @@ async def host_session(dut):
     pins = SerialPins(dut, divisor, read_timeout=2000 * 10 * divisor)
     cocotb.start_soon(pins.send_loop())
     cocotb.start_soon(pins.receive_loop())
-    cycles = [0]
 
-    async def count():
-        while True:
-            await RisingEdge(dut.clk)
-            cycles[0] += 1
-    cocotb.start_soon(count())
+    def cycle():
+        return get_sim_time("ns") // PERIOD_NS
 
     @resume
     async def read_leds():
@@ -161,7 +172,7 @@ async def host_session(dut):
         if job["scenario"] == "faults":
             report["faults"] = fault_checks(device, spec, frames[0])
         device.reset()
-        start_bytes, start_cycle = device.bytes_sent + device.bytes_received, cycles[0]
+        start_bytes, start_cycle = device.bytes_sent + device.bytes_received, cycle()
         device.load(w, b)
         leds = {"pass after the load": read_leds()["pass"]}
         outputs = [device.run(x) for x in frames]
@@ -170,7 +181,7 @@ async def host_session(dut):
                      if role in ("pass", "fail", "done", "busy")})
         report["leds"] = leds
         moved = device.bytes_sent + device.bytes_received - start_bytes
-        report["link"] = {"bytes": moved, "bit_times": (cycles[0] - start_cycle) / divisor,
+        report["link"] = {"bytes": moved, "bit_times": (cycle() - start_cycle) / divisor,
                           "resent": device.resent}
         return report, outputs
 
