@@ -20,6 +20,41 @@ class UsageError(Exception):
     """A problem with what the user asked for: one line on stderr, exit status 2."""
 
 
+def _output_dir(path, what):
+    """The folder `path`, created if need be; a UsageError if it cannot be."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot write {what} to {path}: {e.strerror}") from None
+    return path
+
+
+def _output_file(path, what):
+    """Check, before the work that makes it, that the file `path` can be written (by opening
+    it to append, and removing it again if it was not there)."""
+    if path is None:
+        return None
+    path = Path(path)
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write {what} to {path}: {e.strerror}") from None
+    if not existed:
+        path.unlink()
+    return path
+
+
+def _save_array(path, array):
+    try:
+        np.save(path, array)
+    except OSError as e:
+        raise UsageError(f"cannot write the output to {path}: {e.strerror}") from None
+    print(f"  output          {path}")
+
+
 def _load_spec(config):
     if config is None:
         return DEFAULT_SPEC
@@ -90,7 +125,11 @@ def cmd_generate(args):
     spec = _load_spec(args.config)
     name = design_name(spec, args.config)
     start = time.perf_counter()
-    verilog_path, json_path = write_design(spec, args.output, name=name)
+    try:
+        verilog_path, json_path = write_design(spec, _output_dir(args.output, "the design"),
+                                               name=name)
+    except OSError as e:
+        raise UsageError(f"cannot write the design to {args.output}: {e.strerror}") from None
     elapsed = time.perf_counter() - start
     lines = verilog_path.read_text().count("\n")
     print(f"wrote {verilog_path} ({lines} lines, top module `{name}`) and {json_path} "
@@ -165,6 +204,8 @@ def cmd_simulate(args):
         raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
                          f"not {args.stall}")
     seed = args.seed if args.seed is not None else int(time.time()) % 100000
+    _output_file(args.output, "the output")
+    _output_file(args.waves, "the waveform")
     x, w, b = _layer_arrays(args, spec, seed)
     simulator = args.simulator or default_simulator()
     print(f"simulating {design_name(spec, args.config)} on {simulator}: "
@@ -193,8 +234,7 @@ def cmd_simulate(args):
     if result.waves:
         print(f"  waves           {result.waves}")
     if args.output and result.matches:
-        np.save(args.output, result.output)
-        print(f"  output          {args.output}")
+        _save_array(args.output, result.output)
     if result.matches:
         print(f"PASS: every one of {np.prod(spec.output_shape[1:])} output pixels matches the "
               f"golden model bit for bit ({elapsed:.1f} s)")
@@ -220,6 +260,7 @@ def cmd_run(args):
     if not board.uart:
         raise UsageError(f"the {board.title} has no USB-serial port for the host link; "
                          f"use a board with one (`convaccel boards`)")
+    _output_file(args.output, "the output")
     x, w, b = _layer_arrays(args, spec, args.seed if args.seed is not None else 1)
     try:
         expected = golden.conv2d(x, w, b, spec)
@@ -266,8 +307,7 @@ def cmd_run(args):
           f"{moved / seconds / 1024:.1f} KiB/s"
           f"{' (simulated line time)' if args.simulate else ''}")
     if args.output:
-        np.save(args.output, y)
-        print(f"  output          {args.output}")
+        _save_array(args.output, y)
     if matches:
         print(f"PASS: the device's {' x '.join(map(str, y.shape))} result equals the golden "
               f"model bit for bit")
@@ -353,7 +393,7 @@ def cmd_build(args):
     board = _board(args.board)
     spec = _load_spec(args.config)
     name = design_name(spec, args.config)
-    output = Path(args.output or Path("build") / board.name)
+    output = _output_dir(args.output or Path("build") / board.name, "the build")
     try:
         summary = build(spec, board, output=output, name=name, freq_mhz=args.freq,
                         seed=args.seed, app="link" if args.link else "selftest",

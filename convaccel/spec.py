@@ -509,9 +509,15 @@ class ConvSpec(ConvLayer):
         path = Path(path)
         try:
             with open(path, "rb") as f:
-                doc = tomllib.load(f)
+                text = f.read().decode("utf-8")
+            doc = tomllib.loads(text)
         except OSError as e:
             raise ConfigError(f"{path}: cannot read the file: {e.strerror}") from None
+        except UnicodeDecodeError:
+            what = ("a .tflite model; this convaccel reads layer configurations in TOML "
+                    "(examples/ has some)" if path.suffix.lower() == ".tflite" else
+                    "binary data, not a TOML layer configuration (examples/ has some)")
+            raise ConfigError(f"{path}: the file holds {what}") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
         return cls.from_dict(doc, source=str(path))

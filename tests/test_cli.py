@@ -159,3 +159,34 @@ def test_run_needs_port_or_simulate():
     result = run("run", "--board", "icebreaker")
     assert result.returncode == 2 and "one of the arguments --port --simulate is required" in \
         result.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "-o", "{blocker}/out"], r"cannot write the design to .*/blocker/out: "),
+    (["build", "-o", "{blocker}/out"], r"cannot write the build to .*/blocker/out: "),
+    (["spec", "{binary}"], r".*/binary\.toml: the file holds binary data, not a TOML layer "
+                           r"configuration"),
+    (["generate", "{model}"], r".*/model\.tflite: the file holds a \.tflite model; this convaccel "
+                              r"reads layer configurations in TOML"),
+    (["simulate", "--output", "{blocker}/y.npy"], r"cannot write the output to .*/y\.npy: "),
+    (["simulate", "--output", "{tmp}"], r"cannot write the output to .*: Is a directory"),
+    (["simulate", "--waves", "{blocker}/w.vcd"], r"cannot write the waveform to "),
+    (["run", "--board", "icebreaker", "--simulate", "--output", "{blocker}/y.npy"],
+     r"cannot write the output to "),
+])
+def test_bad_input_at_the_door_wrong(tmp_path, argv, message):
+    # What a new user may hand the command line: one clear line on stderr, exit status 2, no
+    # traceback, and (for an output that cannot be written) before any simulation runs.
+    import re
+    blocker = tmp_path / "blocker"                 # a file where a folder is needed
+    blocker.write_text("")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(bytes(range(128, 256)))
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"\x1c\x00\x00\x00TFL3\x00\x00\xff\xfe")
+    argv = [a.format(blocker=blocker, binary=binary, model=model, tmp=tmp_path) for a in argv]
+    result = run(*argv)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert re.match(r"^convaccel: error: " + message, result.stderr), result.stderr
+    assert "PASS" not in result.stdout and "cycles" not in result.stdout

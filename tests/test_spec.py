@@ -348,3 +348,16 @@ def test_from_toml_without_array(tmp_path):
     path = write(tmp_path, '[layer]\nheight = 5\nwidth = 5\nin_channels = 1\n'
                            'out_channels = 2\nkernel = 3\n')
     assert ConvSpec.from_toml(path).folding == Folding()
+
+
+def test_from_toml_binary_wrong(tmp_path):
+    path = tmp_path / "net.tflite"
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3\xff\xfe")
+    with pytest.raises(ConfigError, match=r"net\.tflite: the file holds a \.tflite model; this "
+                                          r"convaccel reads layer configurations in TOML"):
+        ConvSpec.from_toml(path)
+    path = tmp_path / "noise.toml"
+    path.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(ConfigError, match=r"noise\.toml: the file holds binary data, not a "
+                                          r"TOML layer configuration"):
+        ConvSpec.from_toml(path)

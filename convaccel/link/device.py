@@ -67,7 +67,10 @@ class Device:
     # -- packets ---------------------------------------------------------------------------------
 
     def _read_exact(self, n):
-        data = self.port.read(n)
+        try:
+            data = self.port.read(n)
+        except OSError as e:                 # (pyserial's SerialException is one)
+            raise DeviceError(f"the serial port failed while reading: {e}") from None
         self.bytes_received += len(data)
         if len(data) < n:
             raise DeviceTimeout(f"the device did not answer within {self.timeout} s")
@@ -86,7 +89,10 @@ class Device:
         return header[0], Status(header[1]), payload
 
     def send_raw(self, data):
-        self.port.write(bytes(data))
+        try:
+            self.port.write(bytes(data))
+        except OSError as e:
+            raise DeviceError(f"the serial port failed while writing: {e}") from None
         self.bytes_sent += len(data)
 
     def request(self, command, payload=b"", *, accept=(Status.OK,)):

@@ -72,6 +72,28 @@ def test_driver_gives_up_and_reports():
         device.status()
 
 
+def test_driver_reports_a_vanished_port():
+    # A serial port that goes away mid-run (pyserial raises SerialException, an OSError).
+    import serial
+
+    class Vanishing(ScriptedPort):
+        def read(self, n):
+            raise serial.SerialException("device reports readiness to read but returned no "
+                                         "data (device disconnected?)")
+
+    device = Device(Vanishing([]), DEFAULT_SPEC)
+    with pytest.raises(DeviceError, match=r"^the serial port failed while reading: device "
+                                          r"reports readiness"):
+        device.status()
+
+    class Unplugged(ScriptedPort):
+        def write(self, data):
+            raise OSError(5, "Input/output error")
+
+    with pytest.raises(DeviceError, match=r"^the serial port failed while writing: "):
+        Device(Unplugged([]), DEFAULT_SPEC).status()
+
+
 def test_driver_rejects_a_damaged_response():
     response = bytearray(encode_response(Command.STATUS, Status.OK, bytes(29)))
     response[7] ^= 1
