@@ -19,9 +19,10 @@ __all__ = ["ConvAccelerator", "EngineFigures", "engine_figures", "load_layout", 
 COUNTER_BITS = 32
 
 
-def load_layout(spec):
-    """A weight-load beat: one weight or bias, sign-extended, ``last`` on the final beat."""
-    return data.StructLayout({"data": signed(max(spec.weight_bits, spec.bias_bits)), "last": 1})
+def load_layout(value_shape):
+    """A weight-load beat: one weight or bias, sign-extended to `value_shape`, ``last`` on the
+    final beat."""
+    return data.StructLayout({"data": value_shape, "last": 1})
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class ConvAccelerator(wiring.Component):
     -------
     pixels : In(stream.Signature(pixel_in_layout(...)))
     results : Out(stream.Signature(pixel_out_layout(...)))
-    weights : In(stream.Signature(load_layout(spec)))
+    weights : In(stream.Signature(load_layout(...)))
     busy : Out(1)
         A frame is in progress.
     done : Out(1)
@@ -105,8 +106,7 @@ class ConvAccelerator(wiring.Component):
     def __init__(self, spec, *, faulty_pe=None):
         self._spec = spec
         elem = signed(spec.input_bits) if spec.input_signed else unsigned(spec.input_bits)
-        self._elem_shape = elem
-        self._pixel_shape = pixel = data.ArrayLayout(elem, spec.in_channels)
+        pixel = data.ArrayLayout(elem, spec.in_channels)
         tag = fold_tag_layout()
         # The stages, from the spec's parameters (each derives its own figures from them).
         self._padder = Padder(
@@ -134,7 +134,7 @@ class ConvAccelerator(wiring.Component):
         self._layouts = {
             "pixels": pixel_in_layout(pixel),
             "results": pixel_out_layout(signed(spec.acc_bits), spec.out_channels),
-            "weights": load_layout(spec),
+            "weights": load_layout(signed(max(spec.weight_bits, spec.bias_bits))),
         }
         super().__init__({
             "pixels": In(stream.Signature(self._layouts["pixels"])),

@@ -2,9 +2,12 @@
 beats, result beats into bytes."""
 
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..hdl.accelerator import load_layout
+from ..hdl.output import pixel_out_layout
+from ..hdl.padder import pixel_in_layout
 from ..hdl.stage import MemoryShape
 from .decoder import chunk_signature
 from .framing import buffer_write_signature
@@ -41,8 +44,10 @@ class ChunkStreamer(wiring.Component):
     -------
     write : In(buffer_write_signature(max_payload))
     chunk : In(chunk_signature(max_payload))
-    weights : Out(stream.Signature(StructLayout({"data": weight_shape, "last": 1})))
-    pixels : Out(stream.Signature(StructLayout({"data": pixel_shape, "last": 1})))
+    weights : Out(stream.Signature(load_layout(weight_shape)))
+        The engine's weight-load beats (:func:`~convaccel.hdl.accelerator.load_layout`).
+    pixels : Out(stream.Signature(pixel_in_layout(pixel_shape)))
+        The engine's input beats (:func:`~convaccel.hdl.padder.pixel_in_layout`).
     error : Out(1)
     clear : In(1)
         The link's reset: no chunk pending, the load and frame counts at 0, no error.
@@ -60,9 +65,8 @@ class ChunkStreamer(wiring.Component):
         super().__init__({
             "write": In(buffer_write_signature(max_payload)),
             "chunk": In(chunk_signature(max_payload)),
-            "weights": Out(stream.Signature(
-                data.StructLayout({"data": weight_shape, "last": 1}))),
-            "pixels": Out(stream.Signature(data.StructLayout({"data": pixel_shape, "last": 1}))),
+            "weights": Out(stream.Signature(load_layout(weight_shape))),
+            "pixels": Out(stream.Signature(pixel_in_layout(pixel_shape))),
             "error": Out(1),
             "clear": In(1),
         })
@@ -201,8 +205,8 @@ class ResultSerialiser(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(StructLayout({"data": ArrayLayout(acc_shape, channels),
-        "last": 1})))
+    i : In(stream.Signature(pixel_out_layout(acc_shape, channels)))
+        The engine's result beats (:func:`~convaccel.hdl.output.pixel_out_layout`).
     o : Out(stream.Signature(8))
     ready : Out(range(queue_pixels + 1))
     claim : In(range(queue_pixels + 1))
@@ -215,8 +219,7 @@ class ResultSerialiser(wiring.Component):
         self._result_bytes = result_bytes
         self._acc_shape = acc_shape
         super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "data": data.ArrayLayout(acc_shape, channels), "last": 1}))),
+            "i": In(stream.Signature(pixel_out_layout(acc_shape, channels))),
             "o": Out(stream.Signature(8)),
             "ready": Out(range(queue_pixels + 1)),
             "claim": In(range(queue_pixels + 1)),
