@@ -3,7 +3,7 @@
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["conv2d", "check_array"]
+__all__ = ["conv2d", "check_array", "check_requant"]
 
 
 def check_array(name, array, shape, value_range, what):
@@ -28,7 +28,7 @@ def check_array(name, array, shape, value_range, what):
     return array
 
 
-def conv2d(x, w, b, spec):
+def conv2d(x, w, b, spec, requant=None):
     """The convolution of the layer ``spec`` (a :class:`~convaccel.ConvLayer`, or a
     :class:`~convaccel.ConvSpec`, whose folding does not matter here), exactly.
 
@@ -37,7 +37,13 @@ def conv2d(x, w, b, spec):
     out_height, out_width)``: cross-correlation (no kernel flip, as in PyTorch and TensorFlow)
     of the frame padded with ``spec.pad_value``, plus the bias. The dtype is int64, or Python
     integers (``object``) when ``spec.acc_bits`` exceeds 64.
+
+    A requantized layer (``spec.requantize``) needs ``requant`` (a
+    :class:`~convaccel.quant.Requant`, one multiplier and shift per output channel): the exact
+    accumulator is then requantized to int8 as the engine does (:func:`convaccel.quant.
+    requantize_hw`), and ``b`` is the engine's bias (:func:`convaccel.quant.engine_bias`).
     """
+    check_requant(requant, spec)
     x = check_array("x", x, spec.input_shape, spec.input_range,
                     "in_channels, height, width")
     w = check_array("w", w, spec.weight_shape, spec.weight_range,
@@ -68,4 +74,24 @@ def conv2d(x, w, b, spec):
     if b is not None:
         out = out + b.astype(dtype)[:, None, None]
     assert out.shape == spec.output_shape
+    if spec.requantize:
+        from .quant import requantize_hw
+        out = requantize_hw(out, requant)
     return out
+
+
+def check_requant(requant, spec):
+    """Raise ``ValueError`` unless `requant` suits `spec`: a :class:`~convaccel.quant.Requant`
+    with one multiplier per output channel for a requantized layer, ``None`` for a raw one."""
+    from .quant import Requant
+    if not spec.requantize:
+        if requant is not None:
+            raise ValueError("requantization parameters were given for a raw layer "
+                             "(set requantize = true in the layer to use them)")
+        return
+    if not isinstance(requant, Requant):
+        raise ValueError("a requantized layer (requantize = true) needs its requantization "
+                         "parameters (a convaccel.quant.Requant)")
+    if requant.channels != spec.out_channels:
+        raise ValueError(f"requantization parameters for {requant.channels} channels were "
+                         f"given for a layer with out_channels = {spec.out_channels}")

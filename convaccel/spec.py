@@ -86,6 +86,14 @@ class ConvLayer:
         The value of every padding pixel (zero, or e.g. the input zero point).
     input_bits, weight_bits, bias_bits : int
         Two's complement widths, 2 to 32 (inputs are unsigned if ``input_signed`` is false).
+    requantize : bool
+        ``False`` (raw): every output is the exact accumulator (``acc_bits`` wide). ``True``:
+        outputs are int8, requantized as TensorFlow Lite's reference int8 convolution does
+        (:mod:`convaccel.quant`) with a per-channel multiplier and shift, an output zero point and
+        clamp bounds loaded with the weights (a :class:`convaccel.quant.Requant`). The input
+        zero point is ``pad_value`` (padding then contributes nothing, TFLite's convention) and
+        the host folds ``-zero_point * sum(weights)`` into each bias
+        (:func:`convaccel.quant.engine_bias`).
     name : str or None
         The design's name (a Verilog identifier); ``None`` lets the caller choose.
     """
@@ -103,6 +111,7 @@ class ConvLayer:
     weight_bits: int = 8
     bias_bits: int = 32
     input_signed: bool = True
+    requantize: bool = False
     name: str | None = None
 
     def __post_init__(self):
@@ -118,6 +127,8 @@ class ConvLayer:
                 raise ValueError(f"{field} must be between 2 and 32, not {bits!r}")
         if not isinstance(self.input_signed, bool):
             raise TypeError(f"input_signed must be a bool, not {self.input_signed!r}")
+        if not isinstance(self.requantize, bool):
+            raise TypeError(f"requantize must be a bool, not {self.requantize!r}")
         if isinstance(self.pad_value, bool) or not isinstance(self.pad_value, int):
             raise TypeError(f"pad_value must be an integer, not {self.pad_value!r}")
         lo, hi = self.input_range
@@ -292,6 +303,19 @@ class ConvLayer:
         return bits_for(*self.acc_range)
 
     @property
+    def output_range(self):
+        """The values an output takes: the accumulator's (raw) or int8 (requantized)."""
+        if self.requantize:
+            from .quant import OUTPUT_RANGE
+            return OUTPUT_RANGE
+        return self.acc_range
+
+    @property
+    def output_bits(self):
+        """The width of an output value: ``acc_bits`` (raw) or 8 (requantized)."""
+        return bits_for(*self.output_range)
+
+    @property
     def input_pixels(self):
         """Pixels of an input frame: ``height * width``."""
         return self.height * self.width
@@ -330,6 +354,7 @@ class ConvLayer:
             "reduction": self.reduction,
             "macs": self.macs,
             "acc_bits": self.acc_bits,
+            "output_bits": self.output_bits,
         }
 
 

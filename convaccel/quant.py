@@ -1,0 +1,250 @@
+"""Integer requantization as TensorFlow Lite's reference int8 kernels do it, exactly.
+
+TFLite scales a convolution's int32 accumulator to int8 with a per-channel fixed-point
+multiplier: ``QuantizeMultiplier`` turns the real scale ``input_scale * filter_scale /
+output_scale`` into a 31-bit significand ``multiplier`` (in [2**30, 2**31), or 0) and a power
+of two ``shift``; ``MultiplyByQuantizedMultiplier`` applies them with gemmlowp's double rounding
+(a saturating rounding doubling high multiply, then a rounding division by a power of two);
+the output zero point is added and the result clamped to the fused activation's range.
+
+The engine computes the same function in a form that needs no left shifter
+(:func:`hardware_parameters`): the left shift is folded into the multiplier, capped where the
+clamp makes larger shifts indistinguishable. :func:`requantize_hw` is that form;
+:func:`requantize` is TFLite's. The tests check that both agree, and that :func:`requantize`
+agrees with the LiteRT interpreter's reference kernels.
+
+All functions are exact: NumPy int64 (accumulators up to 2**53 in magnitude are exact through
+the products below, which go through Python integers where int64 could overflow).
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "quantize_multiplier", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
+    "multiply_by_quantized_multiplier", "requantize", "activation_range",
+    "Requant", "hardware_parameters", "requantize_hw",
+    "OUTPUT_RANGE", "MULTIPLIER_BITS", "MAX_LEFT_SHIFT", "SHIFT_BITS", "HW_MULTIPLIER_BITS",
+]
+
+#: int8 outputs.
+OUTPUT_RANGE = (-128, 127)
+#: TFLite's quantized multiplier is a non-negative int32: at most 31 significant bits.
+MULTIPLIER_BITS = 31
+#: A left shift beyond this makes every non-zero accumulator clamp (see :func:`hardware_parameters`).
+MAX_LEFT_SHIFT = 9
+#: The engine's right shift, 0..31.
+SHIFT_BITS = 5
+#: The engine's multiplier: the significand shifted left by up to MAX_LEFT_SHIFT.
+HW_MULTIPLIER_BITS = MULTIPLIER_BITS + MAX_LEFT_SHIFT
+
+
+def _round_half_away(v):
+    # TfLiteRound / std::round
+    return math.floor(abs(v) + 0.5) * (1 if v >= 0 else -1)
+
+
+def quantize_multiplier(real):
+    """``(multiplier, shift)`` for the real scale `real` (a float >= 0), as TFLite's
+    ``QuantizeMultiplier``: ``real ~= multiplier * 2**(shift - 31)``."""
+    real = float(real)
+    if real < 0 or not math.isfinite(real):
+        raise ValueError(f"a requantization scale must be finite and not negative, not {real}")
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = _round_half_away(q * (1 << 31))
+    assert q_fixed <= 1 << 31
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    if shift > 30:
+        shift, q_fixed = 30, (1 << 31) - 1
+    return int(q_fixed), int(shift)
+
+
+def _as_int64(x):
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"requantization needs integer arrays, not {x.dtype}")
+    return x.astype(np.int64)
+
+
+def _product_high(x, m, shift_right):
+    """``(x * m + 2**(shift_right - 1)) >> shift_right`` elementwise, exact (Python integers
+    where the product could leave int64)."""
+    x, m = np.broadcast_arrays(_as_int64(x), _as_int64(m))
+    bound = int(np.abs(x).max(initial=0)) * int(np.abs(m).max(initial=0))
+    if bound < 1 << 62:
+        return (x * m + (1 << (shift_right - 1))) >> shift_right
+    out = np.frompyfunc(lambda a, b: (int(a) * int(b) + (1 << (shift_right - 1))) >> shift_right,
+                        2, 1)(x, m)
+    return out.astype(np.int64)
+
+
+def saturating_rounding_doubling_high_mul(a, b):
+    """gemmlowp's ``SaturatingRoundingDoublingHighMul`` on int32 values: the high 32 bits of
+    ``2 * a * b``, rounded half up; ``INT32_MIN * INT32_MIN`` saturates to ``INT32_MAX``.
+
+    gemmlowp adds ``2**30`` (or ``1 - 2**30`` for a negative product) and divides by ``2**31``
+    rounding toward zero; that is ``floor((a * b + 2**30) / 2**31)`` in every case.
+    """
+    a, b = np.broadcast_arrays(_as_int64(a), _as_int64(b))
+    out = _product_high(a, b, 31)
+    return np.where((a == -(1 << 31)) & (b == -(1 << 31)), (1 << 31) - 1, out)
+
+
+def rounding_divide_by_pot(x, exponent):
+    """gemmlowp's ``RoundingDivideByPOT``: ``x / 2**exponent`` rounded to nearest, ties away
+    from zero (``exponent`` 0..31, elementwise)."""
+    x, exponent = np.broadcast_arrays(_as_int64(x), _as_int64(exponent))
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift):
+    """TFLite's ``MultiplyByQuantizedMultiplier(x, multiplier, shift)`` (double rounding),
+    elementwise: ``x`` scaled by ``multiplier * 2**(shift - 31)``.
+
+    TFLite computes ``x * 2**left_shift`` in int32; here it is exact (TFLite's result is
+    undefined where that overflows).
+    """
+    x = _as_int64(x)
+    shift = _as_int64(shift)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    return rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(x << left, multiplier), right)
+
+
+def activation_range(activation, scale, zero_point, qmin=OUTPUT_RANGE[0], qmax=OUTPUT_RANGE[1]):
+    """The clamp bounds of a fused activation on an int8 output, as TFLite's
+    ``CalculateActivationRangeQuantized`` computes them: ``"NONE"``, ``"RELU"``, ``"RELU6"``
+    or ``"RELU_N1_TO_1"``; ``scale`` is the output's (a float32 in the model)."""
+    def quantize(f):
+        return zero_point + int(_round_half_away(float(np.float32(f) / np.float32(scale))))
+    if activation == "NONE":
+        return qmin, qmax
+    if activation == "RELU":
+        return max(qmin, quantize(0.0)), qmax
+    if activation == "RELU6":
+        return max(qmin, quantize(0.0)), min(qmax, quantize(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
+    raise ValueError(f"fused activation {activation!r} is not supported; "
+                     f"use NONE, RELU, RELU6 or RELU_N1_TO_1")
+
+
+def requantize(acc, multiplier, shift, output_zero_point, act_min, act_max):
+    """TFLite's int8 output: ``clamp(MultiplyByQuantizedMultiplier(acc) + zero point)``.
+
+    ``acc`` is ``(channels, ...)``; ``multiplier`` and ``shift`` have one value per channel.
+    """
+    acc = _as_int64(acc)
+    tail = (1,) * (acc.ndim - 1)
+    m = _as_int64(multiplier).reshape(-1, *tail)
+    s = _as_int64(shift).reshape(-1, *tail)
+    out = multiply_by_quantized_multiplier(acc, m, s) + output_zero_point
+    return np.clip(out, act_min, act_max).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Requant:
+    """What the engine's requantizer is loaded with: per output channel a multiplier
+    (``HW_MULTIPLIER_BITS`` unsigned) and a right shift (0..31); the output zero point; the
+    clamp bounds. :func:`hardware_parameters` makes one from TFLite's parameters."""
+
+    multiplier: tuple
+    shift: tuple
+    output_zero_point: int
+    act_min: int = OUTPUT_RANGE[0]
+    act_max: int = OUTPUT_RANGE[1]
+
+    def __post_init__(self):
+        object.__setattr__(self, "multiplier", tuple(int(v) for v in self.multiplier))
+        object.__setattr__(self, "shift", tuple(int(v) for v in self.shift))
+        lo, hi = OUTPUT_RANGE
+        if len(self.multiplier) != len(self.shift):
+            raise ValueError(f"requantization needs one shift per multiplier: "
+                             f"{len(self.multiplier)} multipliers, {len(self.shift)} shifts")
+        for i, m in enumerate(self.multiplier):
+            if not 0 <= m < 1 << HW_MULTIPLIER_BITS:
+                raise ValueError(f"multiplier[{i}] = {m} is outside 0..2**{HW_MULTIPLIER_BITS}-1")
+        for i, s in enumerate(self.shift):
+            if not 0 <= s < 1 << SHIFT_BITS:
+                raise ValueError(f"shift[{i}] = {s} is outside 0..{(1 << SHIFT_BITS) - 1}")
+        for name in ("output_zero_point", "act_min", "act_max"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {v!r}")
+            object.__setattr__(self, name, int(v))
+        if self.act_min > self.act_max:
+            raise ValueError(f"act_min {self.act_min} is above act_max {self.act_max}")
+
+    @property
+    def channels(self):
+        return len(self.multiplier)
+
+    def values(self):
+        """The load order after the biases: multipliers, shifts, zero point, min, max."""
+        return [*self.multiplier, *self.shift, self.output_zero_point, self.act_min,
+                self.act_max]
+
+
+def hardware_parameters(multiplier, shift, output_zero_point, act_min=OUTPUT_RANGE[0],
+                        act_max=OUTPUT_RANGE[1]):
+    """The :class:`Requant` that computes TFLite's :func:`requantize` with these parameters.
+
+    A positive TFLite ``shift`` (a scale of 1 or more) is a left shift before the multiply; the
+    engine folds it into the multiplier, ``multiplier << min(shift, MAX_LEFT_SHIFT)``. The cap is
+    exact for int8 outputs: with ``multiplier >= 2**30`` and a left shift of 9 or more, any
+    non-zero accumulator scales to at least 256 in magnitude, beyond the clamp whatever the zero
+    point (-128..127), and zero stays zero. A negative ``shift`` is the right shift.
+    """
+    multiplier = [int(m) for m in np.asarray(multiplier).ravel()]
+    shift = [int(s) for s in np.asarray(shift).ravel()]
+    for i, m in enumerate(multiplier):
+        if not 0 <= m < 1 << MULTIPLIER_BITS:
+            raise ValueError(f"multiplier[{i}] = {m} is not a quantized multiplier "
+                             f"(0..2**31-1)")
+        if m and m < 1 << (MULTIPLIER_BITS - 1):
+            raise ValueError(f"multiplier[{i}] = {m} is not normalized (2**30..2**31-1, "
+                             f"as QuantizeMultiplier makes it)")
+    for i, s in enumerate(shift):
+        if not -31 <= s <= 30:
+            raise ValueError(f"shift[{i}] = {s} is outside -31..30")
+    return Requant(
+        multiplier=[m << min(max(s, 0), MAX_LEFT_SHIFT) for m, s in zip(multiplier, shift)],
+        shift=[max(-s, 0) for s in shift],
+        output_zero_point=output_zero_point, act_min=act_min, act_max=act_max)
+
+
+def requantize_hw(acc, requant):
+    """The engine's requantizer (a :class:`Requant`), bit for bit: ``H = (acc * multiplier +
+    2**30) >> 31``, then ``RoundingDivideByPOT(H, shift)``, plus the zero point, clamped."""
+    acc = _as_int64(acc)
+    tail = (1,) * (acc.ndim - 1)
+    m = np.array(requant.multiplier, dtype=np.int64).reshape(-1, *tail)
+    s = np.array(requant.shift, dtype=np.int64).reshape(-1, *tail)
+    high = _product_high(acc, m, 31)
+    out = rounding_divide_by_pot(high, s) + requant.output_zero_point
+    return np.clip(out, requant.act_min, requant.act_max).astype(np.int64)
+
+
+def engine_bias(bias, weights, input_zero_point):
+    """The bias the engine is loaded with for a requantized layer: TFLite's int32 ``bias`` plus
+    ``-input_zero_point * sum(weights[c])`` per output channel.
+
+    TFLite sums ``w * (x - input_zero_point)`` over the taps inside the frame. The engine pads
+    with the zero point and sums ``w * x`` over every tap, padded ones included; the padded taps
+    then contribute ``w * zero_point``, exactly what the correction removes from every tap, so
+    the sums agree and the zero point costs no hardware.
+    """
+    weights = _as_int64(weights)
+    return _as_int64(bias) - int(input_zero_point) * weights.reshape(len(weights), -1).sum(axis=1)
