@@ -5,7 +5,7 @@ One definition, used by the simulation tests, the cocotb testbench and the host 
 
 import numpy as np
 
-from .golden import check_array
+from .golden import check_array, check_requant
 
 __all__ = ["pixel_beats", "weight_beats", "result_array"]
 
@@ -17,7 +17,7 @@ def pixel_beats(x, spec):
     return [([int(v) for v in pixel], n == len(pixels) - 1) for n, pixel in enumerate(pixels)]
 
 
-def weight_beats(w, b, spec):
+def weight_beats(w, b, spec, requant=None):
     """Weights and biases in the engine's load order, as ``(value, last)`` beats.
 
     First ``cycles_per_pixel * rows * cols`` weights: for each fold address ``k = group *
@@ -25,8 +25,10 @@ def weight_beats(w, b, spec):
     ``group * cols + c`` at reduction index ``fold * rows + r`` (zero past the layer's filters
     or reduction). The reduction index ``n`` of tap ``(kh, kw)`` and input channel ``i`` is
     ``(kh * kernel_w + kw) * in_channels + i``. Then the ``out_channels`` biases (zeros when
-    ``b`` is None). ``last`` marks the final beat.
+    ``b`` is None). For a requantized layer, then `requant`'s values
+    (:meth:`convaccel.quant.Requant.values`). ``last`` marks the final beat.
     """
+    check_requant(requant, spec)
     w = check_array("w", w, spec.weight_shape, spec.weight_range,
                     "out_channels, in_channels, kernel_h, kernel_w")
     if b is None:
@@ -39,6 +41,9 @@ def weight_beats(w, b, spec):
     # [group, c, fold, r] -> order (group, fold, r, c)
     ordered = padded.reshape(spec.col_folds, spec.cols, spec.row_folds, spec.rows)
     values = [int(v) for v in ordered.transpose(0, 2, 3, 1).ravel()] + [int(v) for v in b]
+    if requant is not None:
+        values += requant.values()
+    assert len(values) == spec.load_beats
     return [(v, n == len(values) - 1) for n, v in enumerate(values)]
 
 
@@ -47,5 +52,5 @@ def result_array(beats, spec):
     out_h, out_w = spec.output_size
     if len(beats) != out_h * out_w:
         raise ValueError(f"a frame has {out_h * out_w} result beats, not {len(beats)}")
-    return np.array(beats, dtype=np.int64 if spec.acc_bits <= 64 else object).T.reshape(
+    return np.array(beats, dtype=np.int64 if spec.output_bits <= 64 else object).T.reshape(
         spec.output_shape)

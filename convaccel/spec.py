@@ -316,6 +316,23 @@ class ConvLayer:
         return bits_for(*self.output_range)
 
     @property
+    def requant_beats(self):
+        """Load beats after the biases: a multiplier and a shift per output channel, then the
+        output zero point and the clamp bounds (:meth:`convaccel.quant.Requant.values`); none
+        for a raw layer."""
+        return 2 * self.out_channels + 3 if self.requantize else 0
+
+    @property
+    def load_bits(self):
+        """The width of a weight-load beat's value: a weight, a bias or, when requantizing, a
+        multiplier (a non-negative signed value)."""
+        bits = max(self.weight_bits, self.bias_bits)
+        if self.requantize:
+            from .quant import HW_MULTIPLIER_BITS
+            bits = max(bits, HW_MULTIPLIER_BITS + 1)
+        return bits
+
+    @property
     def input_pixels(self):
         """Pixels of an input frame: ``height * width``."""
         return self.height * self.width
@@ -437,8 +454,9 @@ class ConvSpec(ConvLayer):
     @property
     def load_beats(self):
         """Beats of a weight load: a weight per PE per fold address (idle lanes included),
-        then a bias per output channel (:func:`convaccel.beats.weight_beats`)."""
-        return self.cycles_per_pixel * self.pe_count + self.out_channels
+        then a bias per output channel, then the requantization parameters if any
+        (:func:`convaccel.beats.weight_beats`)."""
+        return self.cycles_per_pixel * self.pe_count + self.out_channels + self.requant_beats
 
     # -- the engine's figures, from its stages -------------------------------------------------
 

@@ -65,12 +65,13 @@ class ConvAccelerator(wiring.Component):
     ``pixels`` (raster order, one pixel with every input channel per beat, ``last`` on the
     frame's final pixel) → :class:`Padder` → :class:`Queue` → :class:`WindowGen` →
     :class:`Feeder` → :class:`SystolicArray` → :class:`OutputStage` → ``results`` (one output
-    pixel with every output channel per beat, the exact accumulator, ``last`` on the frame's
-    final pixel). Every stage is connected to the next by a stream.
+    pixel with every output channel per beat, the exact accumulator or, for a requantized
+    layer, int8, ``last`` on the frame's final pixel). Every stage is connected to the next by a stream.
 
     Weights and biases arrive on ``weights`` while no frame runs: ``cycles_per_pixel * rows *
     cols`` weight beats in the order (fold address, row, column), then ``out_channels`` bias
-    beats, ``last`` on the final one (:func:`convaccel.beats.weight_beats` makes them). A frame
+    beats, then for a requantized layer ``out_channels`` multipliers, ``out_channels`` shifts,
+    the output zero point, ``act_min`` and ``act_max``; ``last`` on the final beat (:func:`convaccel.beats.weight_beats` makes them). A frame
     starts when the engine is idle, no load is under way or offered, and the first pixel is
     valid; frames do not overlap: the next begins after the previous one's last result has
     left.
@@ -130,11 +131,11 @@ class ConvAccelerator(wiring.Component):
             cols=spec.cols, channels=spec.out_channels, row_folds=spec.row_folds,
             col_folds=spec.col_folds, in_flight=self._feeder.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
-            bias_shape=signed(spec.bias_bits), tag_shape=tag)
+            bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize)
         self._layouts = {
             "pixels": pixel_in_layout(pixel),
-            "results": pixel_out_layout(signed(spec.acc_bits), spec.out_channels),
-            "weights": load_layout(signed(max(spec.weight_bits, spec.bias_bits))),
+            "results": pixel_out_layout(signed(spec.output_bits), spec.out_channels),
+            "weights": load_layout(signed(spec.load_bits)),
         }
         super().__init__({
             "pixels": In(stream.Signature(self._layouts["pixels"])),
@@ -233,7 +234,11 @@ class ConvAccelerator(wiring.Component):
         load_k = Signal(range(depth))
         load_r = Signal(range(rows))
         load_c = Signal(range(cols))
-        load_bias = Signal()                          # past the weights, into the biases
+        load_bias = Signal()                          # past the weights
+        # past the weights: 0 biases, then (requantized layers) 1 multipliers, 2 shifts,
+        # 3 zero point and clamp bounds
+        load_phase = Signal(range(4))
+        load_scalar = Signal(range(3))
         load_group = Signal(range(col_folds))
         load_lane = Signal(range(cols))
         load_discard = Signal()                       # dropping the rest of an overlong load
@@ -241,7 +246,11 @@ class ConvAccelerator(wiring.Component):
         # One-hot: the PE that takes the next weight (row-major, as the beats come).
         load_pe = Signal(rows * cols, init=1)
         load_channel = Signal(range(spec.out_channels))      # = load_group * cols + load_lane
-        load_final = load_bias & (load_channel == spec.out_channels - 1)
+        table_end = load_channel == spec.out_channels - 1
+        if spec.requantize:
+            load_final = load_bias & (load_phase == 3) & (load_scalar == 2)
+        else:
+            load_final = load_bias & table_end
 
         beat = self.weights.payload
         take = self.weights.valid & self.weights.ready
@@ -253,16 +262,19 @@ class ConvAccelerator(wiring.Component):
             output.b_addr.eq(load_group),
             output.b_data.eq(beat.data),
         ]
-        def fits(bits):
-            # the beat's value is a sign extension of its low `bits` bits
-            top = beat.data[bits - 1:]
-            return (top == 0) | (top == (1 << len(top)) - 1)
+        if spec.requantize:
+            m.d.comb += output.q_data.eq(beat.data)
+
+        def fits(bits, signed=True):
+            # the beat's value is a sign extension of its low `bits` bits (or a zero
+            # extension, if not `signed`)
+            top = beat.data[bits - 1 if signed else bits:]
+            return (top == 0) | ((top == (1 << len(top)) - 1) if signed else 0)
 
         load_error = Signal()
         with m.If(take):
             # the load is at its start again after its final beat, or after an early `last`
-            m.d.sync += load_idle.eq(Mux(load_discard, beat.last,
-                                         beat.last | (load_bias & load_final)))
+            m.d.sync += load_idle.eq(Mux(load_discard, beat.last, beat.last | load_final))
         with m.If(take & load_discard):
             with m.If(beat.last):
                 m.d.sync += load_discard.eq(0)
@@ -281,14 +293,34 @@ class ConvAccelerator(wiring.Component):
                 m.d.sync += [load_k.eq(0), load_r.eq(0), load_c.eq(0), load_bias.eq(0),
                              load_pe.eq(1)]
         with m.Elif(take):
-            m.d.comb += output.b_en.eq(1 << load_lane)
-            m.d.comb += load_error.eq(~fits(spec.bias_bits) | (beat.last != load_final))
-            m.d.sync += [load_lane.eq(load_lane + 1), load_channel.eq(load_channel + 1)]
-            with m.If(load_lane == cols - 1):
-                m.d.sync += [load_lane.eq(0), load_group.eq(load_group + 1)]
+            value_ok = Signal()
+            with m.Switch(load_phase):
+                with m.Case(0):
+                    m.d.comb += [output.b_en.eq(1 << load_lane),
+                                 value_ok.eq(fits(spec.bias_bits))]
+                if spec.requantize:
+                    from ..quant import HW_MULTIPLIER_BITS, SHIFT_BITS
+                    with m.Case(1):
+                        m.d.comb += [output.m_en.eq(1 << load_lane),
+                                     value_ok.eq(fits(HW_MULTIPLIER_BITS, signed=False))]
+                    with m.Case(2):
+                        m.d.comb += [output.s_en.eq(1 << load_lane),
+                                     value_ok.eq(fits(SHIFT_BITS, signed=False))]
+                    with m.Case(3):
+                        m.d.comb += [output.c_en.eq(1 << load_scalar), value_ok.eq(fits(8))]
+            m.d.comb += load_error.eq(~value_ok | (beat.last != load_final))
+            with m.If(load_phase == 3):
+                m.d.sync += load_scalar.eq(load_scalar + 1)
+            with m.Else():
+                m.d.sync += [load_lane.eq(load_lane + 1), load_channel.eq(load_channel + 1)]
+                with m.If(load_lane == cols - 1):
+                    m.d.sync += [load_lane.eq(0), load_group.eq(load_group + 1)]
+                with m.If(table_end):
+                    m.d.sync += [load_lane.eq(0), load_group.eq(0), load_channel.eq(0),
+                                 load_phase.eq(load_phase + 1)]
             with m.If(load_final | beat.last):
                 m.d.sync += [load_lane.eq(0), load_group.eq(0), load_channel.eq(0),
-                             load_bias.eq(0)]
+                             load_bias.eq(0), load_phase.eq(0), load_scalar.eq(0)]
                 with m.If(~beat.last):                # too long: drop up to `last`
                     m.d.sync += load_discard.eq(1)
 

@@ -1,8 +1,11 @@
+# amaranth: UnusedElaboratable=no
+# (The requantizer is built in the constructor, so that its figures are known before elaboration.)
 from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array import psums_layout
+from .requant import REQUANT_DATA_BITS, Requantizer, group_layout
 from .stage import MemoryShape
 
 __all__ = ["pixel_out_layout", "OutputStage"]
@@ -22,6 +25,9 @@ class OutputStage(wiring.Component):
     ``channels`` exact results enter an output queue. The array cannot stall, so the queue must
     have room for every pixel in flight: ``credit`` says whether one more may be started
     (``reserve``), and a reservation ends when its pixel leaves on ``o``.
+
+    With ``requantize``, each complete group passes a :class:`~convaccel.hdl.requant.
+    Requantizer` before the queue, and the pixels leave as int8.
 
     Latency: partial sums arriving in cycle ``t`` that complete a pixel leave, if the queue was
     empty and ``o`` is ready, in cycle ``t + latency``.
@@ -43,15 +49,16 @@ class OutputStage(wiring.Component):
     b_data : In(bias_shape)
     b_en : In(cols)
         Bias memory write port: group ``b_addr``, one enable per column.
-    o : Out(stream.Signature(pixel_out_layout(acc_shape, channels)))
+    q_data : In(signed(REQUANT_DATA_BITS)); m_en, s_en : In(cols); c_en : In(3)
+        With ``requantize`` only: the requantizer's load ports (group ``b_addr``).
+    o : Out(stream.Signature(pixel_out_layout(out_shape, channels)))
+        ``out_shape`` is ``acc_shape``, or ``signed(8)`` with ``requantize``.
     reserve : In(1)
     credit : Out(1)
     """
 
-    latency = 3
-
     def __init__(self, *, cols, channels, row_folds, col_folds, in_flight, psum_shape,
-                 acc_shape, bias_shape, tag_shape):
+                 acc_shape, bias_shape, tag_shape, requantize=False):
         self._cols = cols
         self._channels = channels
         self._row_folds = row_folds
@@ -59,16 +66,41 @@ class OutputStage(wiring.Component):
         self._in_flight = in_flight
         self._acc_shape = acc_shape
         self._bias_shape = bias_shape
+        self._tag_shape = tag_shape
+        self._requant = None
+        self._out_shape = acc_shape
+        requant_ports = {}
+        if requantize:
+            self._requant = Requantizer(cols=cols, col_folds=col_folds, row_folds=row_folds,
+                                        acc_shape=acc_shape, tag_shape=tag_shape)
+            self._out_shape = signed(8)
+            requant_ports = {
+                "q_data": In(signed(REQUANT_DATA_BITS)),
+                "m_en": In(cols),
+                "s_en": In(cols),
+                "c_en": In(3),
+            }
         super().__init__({
             "i": In(stream.Signature(psums_layout(psum_shape, cols, tag_shape),
                                      always_ready=True)),
             "b_addr": In(range(col_folds)),
             "b_data": In(bias_shape),
             "b_en": In(cols),
-            "o": Out(stream.Signature(pixel_out_layout(acc_shape, channels))),
+            **requant_ports,
+            "o": Out(stream.Signature(pixel_out_layout(self._out_shape, channels))),
             "reserve": In(1),
             "credit": Out(1),
         })
+
+    @property
+    def requantizer(self):
+        """The :class:`~convaccel.hdl.requant.Requantizer`, or ``None`` (raw outputs)."""
+        return self._requant
+
+    @property
+    def latency(self):
+        """Accumulation, the queue's write and its read, and the requantizer's if any."""
+        return 3 + (self._requant.latency if self._requant else 0)
 
     @property
     def queue_depth(self):
@@ -81,12 +113,13 @@ class OutputStage(wiring.Component):
 
     @property
     def memories(self):
-        acc = Shape.cast(self._acc_shape).width
+        out = Shape.cast(self._out_shape).width
         bias = Shape.cast(self._bias_shape).width
         return (
             MemoryShape("biases", self._cols * bias, self._col_folds),
+            *(self._requant.memories if self._requant else ()),
             # a word per column group, `col_folds` per queued pixel
-            MemoryShape("output queue", self._cols * acc + 1, self.queue_depth * self._col_folds),
+            MemoryShape("output queue", self._cols * out + 1, self.queue_depth * self._col_folds),
         )
 
     def elaborate(self, platform):
@@ -125,26 +158,50 @@ class OutputStage(wiring.Component):
                 m.d.sync += acc[c].eq(Mux(beat.tag.first, bias_rd.data[c], acc[c]) +
                                       beat.psums[c])
 
+        # With requantization, complete groups pass the requantizer (a fixed latency).
+        complete = Signal(group_layout(self._out_shape, cols, self._tag_shape))
+        complete_valid = Signal()
+        if self._requant:
+            m.submodules.requant = rq = self._requant
+            m.d.comb += [
+                rq.i.valid.eq(acc_valid & acc_tag.last_fold),
+                rq.i.payload.data.eq(acc),
+                rq.i.payload.tag.eq(acc_tag),
+                rq.w_addr.eq(self.b_addr),
+                rq.w_data.eq(self.q_data),
+                rq.m_en.eq(self.m_en),
+                rq.s_en.eq(self.s_en),
+                rq.c_en.eq(self.c_en),
+                complete_valid.eq(rq.o.valid),
+                complete.eq(rq.o.payload),
+            ]
+        else:
+            m.d.comb += [
+                complete_valid.eq(acc_valid & acc_tag.last_fold),
+                complete.data.eq(acc),
+                complete.tag.eq(acc_tag),
+            ]
+
         # Stage 2: complete groups enter the queue memory, a pixel's groups in consecutive
         # words, room for `queue_depth` pixels. Its groups are read back in order: all but the
         # last into registers, the last stays on the read port's output until the pixel leaves.
         # (A block RAM, not flip-flops: the queue is the engine's widest storage.)
         words = self.queue_depth * col_folds
-        group_layout = data.StructLayout({
-            "data": data.ArrayLayout(self._acc_shape, cols), "last": 1})
-        m.submodules.queue = queue = memory.Memory(shape=group_layout, depth=words, init=[])
+        word_layout = data.StructLayout({
+            "data": data.ArrayLayout(self._out_shape, cols), "last": 1})
+        m.submodules.queue = queue = memory.Memory(shape=word_layout, depth=words, init=[])
         wr = queue.write_port()
         rd = queue.read_port()
         w_addr = Signal(range(words))
         r_addr = Signal(range(words))
         r_group = Signal(range(col_folds))
         stored = Signal(range(words + 1))             # words written and not yet read
-        write = acc_valid & acc_tag.last_fold
+        write = complete_valid
         read = (stored != 0) & ~(self.o.valid & ~self.o.ready)
         m.d.comb += [
             wr.addr.eq(w_addr),
-            wr.data.data.eq(acc),
-            wr.data.last.eq(acc_tag.last_pixel),
+            wr.data.data.eq(complete.data),
+            wr.data.last.eq(complete.tag.last_pixel),
             wr.en.eq(write),
             rd.addr.eq(r_addr),
             rd.en.eq(read),
@@ -156,7 +213,7 @@ class OutputStage(wiring.Component):
             m.d.sync += [r_addr.eq(Mux(r_addr == words - 1, 0, r_addr + 1)),
                          r_group.eq(Mux(r_group == col_folds - 1, 0, r_group + 1))]
 
-        collected = [Signal(data.ArrayLayout(self._acc_shape, cols), name=f"group{g}")
+        collected = [Signal(data.ArrayLayout(self._out_shape, cols), name=f"group{g}")
                      for g in range(col_folds - 1)]
         fetched = Signal()                            # rd.data holds the word read last cycle
         fetched_group = Signal.like(r_group)

@@ -123,9 +123,9 @@ class LinkFormat:
     def __init__(self, spec, max_payload=MAX_PAYLOAD):
         self.spec = spec
         self.max_payload = max_payload
-        self.weight_bytes = math.ceil(max(spec.weight_bits, spec.bias_bits) / 8)
+        self.weight_bytes = math.ceil(spec.load_bits / 8)
         self.input_bytes = math.ceil(spec.input_bits / 8)
-        self.result_bytes = math.ceil(spec.acc_bits / 8)
+        self.result_bytes = math.ceil(spec.output_bits / 8)
         self.pixel_bytes = self.input_bytes * spec.in_channels
         self.result_pixel_bytes = self.result_bytes * spec.out_channels
         if self.result_pixel_bytes > max_payload or self.pixel_bytes > max_payload:

@@ -6,12 +6,12 @@ from convaccel import golden
 from convaccel.beats import pixel_beats, result_array, weight_beats
 from convaccel.hdl.accelerator import ConvAccelerator
 
-from helpers import random_data
+from helpers import random_data, random_requant
 from simutil import gaps, run_simulation, stream_get, stream_put
 
 
 def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=None,
-               loads=None, max_cycles=None):
+               loads=None, max_cycles=None, requant=None):
     """Load `w`, `b`, then run `frames` (input arrays) back to back. Returns the result
     arrays, the counters read after each frame, and the dut.
 
@@ -27,7 +27,7 @@ def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=
 
     async def load(ctx):
         idle = gaps(seed + 1, stall)
-        for beats in loads or [weight_beats(w, b, spec)]:
+        for beats in loads or [weight_beats(w, b, spec, requant)]:
             for value, last in beats:
                 await stream_put(ctx, dut.weights, {"data": value, "last": last}, idle)
         await ctx.tick()                  # error events reach the flag a cycle later
@@ -65,10 +65,13 @@ def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=
 def check_engine(spec, *, seed=0, stall=0.0, frames=1):
     rng = np.random.default_rng(seed)
     x, w, b = random_data(rng, spec)
+    requant, requant_bias = random_requant(rng, spec)
+    if requant is not None:
+        b = requant_bias
     xs = [x] + [random_data(rng, spec)[0] for _ in range(frames - 1)]
-    results, counters, _ = run_engine(spec, xs, w, b, stall=stall, seed=seed)
+    results, counters, _ = run_engine(spec, xs, w, b, stall=stall, seed=seed, requant=requant)
     for x, y, c in zip(xs, results, counters):
-        np.testing.assert_array_equal(y, golden.conv2d(x, w, b, spec))
+        np.testing.assert_array_equal(y, golden.conv2d(x, w, b, spec, requant))
         assert c["macs"] == spec.macs
         assert c["error"] == 0 and c["done"] == 1 and c["busy"] == 0
     return counters

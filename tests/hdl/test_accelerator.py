@@ -35,6 +35,13 @@ GEOMETRIES = {
                        rows=1, cols=1),
     "k7_barely": dict(height=7, width=8, in_channels=1, out_channels=2, kernel=7,
                       padding=(0, 0, 0, 1), rows=7, cols=2),
+    # requantized to int8 (TFLite's arithmetic), the input zero point as the pad value
+    "q_k3_same": dict(height=6, width=6, in_channels=2, out_channels=3, kernel=3,
+                      padding="same", pad_value=-5, rows=4, cols=2, requantize=True),
+    "q_k1_every_cycle": dict(height=5, width=5, in_channels=1, out_channels=4, kernel=1,
+                             rows=1, cols=4, requantize=True),
+    "q_s2_dil2": dict(height=9, width=9, in_channels=2, out_channels=5, kernel=3, stride=2,
+                      dilation=2, padding=2, pad_value=17, rows=3, cols=2, requantize=True),
 }
 
 

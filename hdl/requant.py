@@ -1,0 +1,214 @@
+from amaranth import *
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..quant import HW_MULTIPLIER_BITS, OUTPUT_RANGE, SHIFT_BITS
+from .stage import MemoryShape
+
+__all__ = ["Requantizer", "group_layout", "REQUANT_DATA_BITS"]
+
+#: The width of the requantizer's load data: a multiplier as a non-negative signed value.
+REQUANT_DATA_BITS = HW_MULTIPLIER_BITS + 1
+
+
+def group_layout(value_shape, cols, tag_shape):
+    """A group of ``cols`` output channels of one pixel, with the array's fold tag."""
+    return data.StructLayout({"data": data.ArrayLayout(value_shape, cols), "tag": tag_shape})
+
+
+class Requantizer(wiring.Component):
+    """Scales complete accumulators to int8 as TFLite's reference kernels do, bit for bit
+    (:func:`convaccel.quant.requantize_hw`).
+
+    Per output channel ``c`` with multiplier ``m`` and right shift ``e``::
+
+        high = (acc * m + 2**30) >> 31                      # rounding doubling high multiply
+        r    = (high + 2**(e-1) - (high < 0)) >> e          # RoundingDivideByPOT (e > 0)
+        out  = clamp(r + zero_point, act_min, act_max)
+
+    Groups of ``cols`` accumulators arrive at most once every ``row_folds`` cycles (a
+    reduction's folds). ``units`` pipelined multipliers, the fewest that finish a group in that
+    time, take the group's channels in ``passes`` consecutive cycles, so a group never waits:
+    each leaves exactly :attr:`latency` cycles after it arrived.
+
+    The multipliers and shifts live in two memories with a word of ``cols`` values per column
+    group (``col_folds`` words); the group of an arriving beat is counted here (the groups of a
+    pixel arrive in order, the last tagged ``last_group``). The zero point and the clamp bounds
+    are registers.
+
+    Parameters
+    ----------
+    cols, col_folds, row_folds : int
+    acc_shape, tag_shape : shape-castable
+
+    Members
+    -------
+    i : In(stream.Signature(group_layout(acc_shape, cols, tag_shape), always_ready=True))
+    o : Out(stream.Signature(group_layout(signed(8), cols, tag_shape), always_ready=True))
+    w_addr : In(range(col_folds))
+    w_data : In(signed(REQUANT_DATA_BITS))
+    m_en, s_en : In(cols)
+        Write the multiplier (``m_en``) or the shift (``s_en``) of column ``c`` of group
+        ``w_addr`` from ``w_data``.
+    c_en : In(3)
+        Write the output zero point (bit 0), ``act_min`` (bit 1) or ``act_max`` (bit 2).
+    """
+
+    def __init__(self, *, cols, col_folds, row_folds, acc_shape, tag_shape):
+        self._cols = cols
+        self._col_folds = col_folds
+        self._acc_shape = Shape.cast(acc_shape)
+        self._tag_shape = tag_shape
+        # the fewest units that take a group's channels within `row_folds` cycles
+        self.units = -(-cols // row_folds)
+        self.passes = -(-cols // self.units)
+        super().__init__({
+            "i": In(stream.Signature(group_layout(acc_shape, cols, tag_shape),
+                                     always_ready=True)),
+            "o": Out(stream.Signature(group_layout(signed(8), cols, tag_shape),
+                                      always_ready=True)),
+            "w_addr": In(range(col_folds)),
+            "w_data": In(signed(REQUANT_DATA_BITS)),
+            "m_en": In(cols),
+            "s_en": In(cols),
+            "c_en": In(3),
+        })
+
+    #: Cycles from the selection of a channel to its result: operand registers, product,
+    #: rounding shift, zero point and clamp.
+    PIPELINE = 4
+
+    @property
+    def latency(self):
+        """Cycles from a group's arrival on ``i`` to its departure on ``o``."""
+        return self.passes - 1 + self.PIPELINE
+
+    @property
+    def memories(self):
+        return (
+            MemoryShape("requant multipliers", self._cols * HW_MULTIPLIER_BITS,
+                        self._col_folds),
+            MemoryShape("requant shifts", self._cols * SHIFT_BITS, self._col_folds),
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        cols, col_folds, units, passes = self._cols, self._col_folds, self.units, self.passes
+        beat = self.i.payload
+
+        mults = memory.Memory(shape=data.ArrayLayout(HW_MULTIPLIER_BITS, cols),
+                              depth=col_folds, init=[])
+        shifts = memory.Memory(shape=data.ArrayLayout(SHIFT_BITS, cols), depth=col_folds,
+                               init=[])
+        m.submodules.mults = mults
+        m.submodules.shifts = shifts
+        reads = []
+        for mem, en, field in ((mults, self.m_en, "mult"), (shifts, self.s_en, "shift")):
+            wr = mem.write_port(granularity=1)
+            m.d.comb += [wr.addr.eq(self.w_addr), wr.en.eq(en)]
+            for c in range(cols):
+                m.d.comb += wr.data[c].eq(self.w_data)
+            reads.append(mem.read_port())
+        mult_rd, shift_rd = reads
+
+        lo, hi = OUTPUT_RANGE
+        zero_point = Signal(signed(8))
+        act_min = Signal(signed(8), init=lo)
+        act_max = Signal(signed(8), init=hi)
+        for bit, reg in enumerate((zero_point, act_min, act_max)):
+            with m.If(self.c_en[bit]):
+                m.d.sync += reg.eq(self.w_data)
+
+        # The parameters of the arriving group are on the read ports when it arrives (the
+        # address moves to the next group in the cycle a group arrives).
+        group = Signal(range(col_folds))
+        succ = Signal(range(col_folds))
+        m.d.comb += succ.eq(Mux(group == col_folds - 1, 0, group + 1))
+        next_group = Mux(beat.tag.last_group, 0, succ)
+        addr = Mux(self.i.valid, next_group, group)
+        m.d.comb += [mult_rd.addr.eq(addr), shift_rd.addr.eq(addr)]
+        with m.If(self.i.valid):
+            m.d.sync += group.eq(next_group)
+
+        # The group is held while its channels pass through the units.
+        held = Signal(data.ArrayLayout(self._acc_shape, cols))
+        held_mult = Signal(data.ArrayLayout(HW_MULTIPLIER_BITS, cols))
+        held_shift = Signal(data.ArrayLayout(SHIFT_BITS, cols))
+        held_tag = Signal(self._tag_shape)
+        # `step`: the pass to issue next from the held group; `passes` when all are issued.
+        step = Signal(range(passes + 1), init=passes)
+        first = self.i.valid                          # pass 0, straight from the beat
+        with m.If(first):
+            m.d.sync += [held.eq(beat.data), held_tag.eq(beat.tag),
+                         held_mult.eq(mult_rd.data), held_shift.eq(shift_rd.data),
+                         step.eq(1)]
+        with m.Elif(step != passes):
+            m.d.sync += step.eq(step + 1)
+        values = data.ArrayLayout(self._acc_shape, cols)(Mux(first, beat.data, held))
+        params_mult = data.ArrayLayout(HW_MULTIPLIER_BITS, cols)(
+            Mux(first, mult_rd.data, held_mult))
+        params_shift = data.ArrayLayout(SHIFT_BITS, cols)(Mux(first, shift_rd.data, held_shift))
+
+        issue = Signal()                               # a pass is selected this cycle
+        pass_index = Signal(range(max(passes, 2)))
+        m.d.comb += [
+            issue.eq(first | (step != passes)),
+            pass_index.eq(Mux(first, 0, step)),
+        ]
+
+        # Per unit, four pipeline registers: operands, product, rounded shift, clamped result.
+        acc_width = self._acc_shape.width
+        high_width = acc_width + HW_MULTIPLIER_BITS - 31
+        results = Signal(data.ArrayLayout(signed(8), cols))
+        delay = [Signal(range(max(passes, 2)), name=f"pass_d{k}") for k in range(self.PIPELINE - 1)]
+        valid = [Signal(name=f"valid_d{k}") for k in range(self.PIPELINE - 1)]
+        m.d.sync += [delay[0].eq(pass_index), valid[0].eq(issue)]
+        for k in range(1, self.PIPELINE - 1):
+            m.d.sync += [delay[k].eq(delay[k - 1]), valid[k].eq(valid[k - 1])]
+
+        for u in range(units):
+            channels = [p * units + u for p in range(passes)]
+            x = Signal(self._acc_shape, name=f"x{u}")
+            mult = Signal(HW_MULTIPLIER_BITS, name=f"m{u}")
+            shift1 = Signal(SHIFT_BITS, name=f"e{u}_1")
+            with m.Switch(pass_index):
+                for p, ch in enumerate(channels):
+                    if ch < cols:
+                        with m.Case(p):
+                            m.d.sync += [x.eq(values[ch]), mult.eq(params_mult[ch]),
+                                         shift1.eq(params_shift[ch])]
+            product = Signal(signed(acc_width + HW_MULTIPLIER_BITS + 1), name=f"p{u}")
+            shift2 = Signal(SHIFT_BITS, name=f"e{u}_2")
+            m.d.sync += [product.eq(x * mult), shift2.eq(shift1)]
+            high = Signal(signed(high_width + 1), name=f"high{u}")
+            m.d.comb += high.eq((product + (1 << 30)) >> 31)
+            # RoundingDivideByPOT: add half (less one for a negative value), shift right.
+            half = (Const(1, 1) << shift2)[1:]        # 2**(e-1), or 0 for e = 0
+            nudge = half - (high[-1] & (shift2 != 0))
+            rounded = Signal(signed(max(high_width + 1, 32) + 1), name=f"r{u}")
+            m.d.sync += rounded.eq((high + nudge) >> shift2)
+            shifted_zp = Signal(signed(len(rounded) + 1), name=f"z{u}")
+            m.d.comb += shifted_zp.eq(rounded + zero_point)
+            clamped = Mux(shifted_zp < act_min, act_min,
+                          Mux(shifted_zp > act_max, act_max, shifted_zp[:8]))
+            with m.Switch(delay[-1]):
+                for p, ch in enumerate(channels):
+                    if ch < cols:
+                        with m.Case(p):
+                            with m.If(valid[-1]):
+                                m.d.sync += results[ch].eq(clamped)
+
+        # The group leaves the cycle after its last pass's results are written.
+        tags = [Signal(self._tag_shape, name=f"tag_d{k}") for k in range(self.PIPELINE)]
+        last_pass = Signal()
+        m.d.comb += last_pass.eq(issue & (pass_index == passes - 1))
+        done = [Signal(name=f"done_d{k}") for k in range(self.PIPELINE)]
+        m.d.sync += [done[0].eq(last_pass), tags[0].eq(Mux(first, beat.tag, held_tag))]
+        for k in range(1, self.PIPELINE):
+            m.d.sync += [done[k].eq(done[k - 1]), tags[k].eq(tags[k - 1])]
+        m.d.comb += [
+            self.o.valid.eq(done[-1]),
+            self.o.payload.data.eq(results),
+            self.o.payload.tag.eq(tags[-1]),
+        ]
+        return m
