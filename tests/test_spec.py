@@ -265,7 +265,7 @@ def test_from_toml_unknown_key_wrong(tmp_path):
                            "out_channels = 2\nkernel = 3\nkernal = 3\n")
     with pytest.raises(ConfigError, match=r"^.*layer\.toml: unknown key 'kernal' in \[layer\]; "
                                           r"valid keys are height, width, in_channels, .*"
-                                          r"input_signed$"):
+                                          r"input_signed, requantize$"):
         ConvSpec.from_toml(path)
 
 
