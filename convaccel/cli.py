@@ -55,10 +55,37 @@ def _save_array(path, array):
     print(f"  output          {path}")
 
 
-def _load_spec(config):
+def _is_model(config):
+    return config is not None and Path(config).suffix.lower() == ".tflite"
+
+
+def _load_layer(config):
+    """``(spec, model)``: the layer of a TOML file, or of a one-convolution int8 ``.tflite``
+    model (then `model` is its :class:`~convaccel.tflite.QuantizedConv`, and the folding the
+    default one); the default layer for ``None``."""
     if config is None:
-        return DEFAULT_SPEC
-    return ConvSpec.from_toml(config)
+        return DEFAULT_SPEC, None
+    if _is_model(config):
+        from .tflite import load_conv
+        model = load_conv(config)
+        return ConvSpec.of(model.layer), model
+    return ConvSpec.from_toml(config), None
+
+
+def _load_spec(config):
+    return _load_layer(config)[0]
+
+
+def _shape_text(shape):
+    return " x ".join(map(str, shape))
+
+
+def _io_text(spec, model):
+    """"<input shape> in, <output shape> out", as the user gives and gets them."""
+    if model is not None:
+        return (f"{_shape_text(model.input_shape)} (NHWC int8) in, "
+                f"{_shape_text(model.output_shape)} (NHWC int8) out")
+    return f"{_shape_text(spec.input_shape)} in, {_shape_text(spec.output_shape)} out"
 
 
 def design_name(spec, config):
@@ -93,7 +120,9 @@ def format_spec(spec):
         f"{spec.padded_shape[1]}",
         f"  weights       {' x '.join(map(str, spec.weight_shape))} (int{spec.weight_bits}), "
         f"bias int{spec.bias_bits}",
-        f"  output        {c_out} x {out_h} x {out_w} (int{spec.acc_bits}, exact)",
+        f"  output        {c_out} x {out_h} x {out_w} " + (
+            f"(int8, requantized from int{spec.acc_bits} as TFLite does)" if spec.requantize
+            else f"(int{spec.acc_bits}, exact)"),
         f"array {spec.rows} x {spec.cols} = {spec.pe_count} MAC/cycle",
         f"  folds         {spec.row_folds} (reduction {spec.reduction} over {spec.rows} rows) x "
         f"{spec.col_folds} ({c_out} filters over {spec.cols} columns) = "
@@ -106,11 +135,14 @@ def format_spec(spec):
         f"  weights       {_format_bits(spec.weight_memory_bits)}",
         f"  bias          {_format_bits(spec.bias_memory_bits)}",
     ]
+    requant_bits = sum(m.bits for m in spec.memories if m.name.startswith("requant"))
+    if requant_bits:
+        lines.append(f"  requantizer   {_format_bits(requant_bits)} (multipliers and shifts)")
     return "\n".join(lines)
 
 
 def cmd_spec(args):
-    spec = _load_spec(args.config)
+    spec, _ = _load_layer(args.config)
     if args.json:
         print(json.dumps({"parameters": spec.parameters(), "figures": spec.figures()},
                          indent=2))
@@ -152,24 +184,58 @@ def _load_array(path, what):
 
 def random_layer(spec, rng):
     """Random input, weights and bias over the spec's full ranges (the bias within +-2^16,
-    so that it does not drown the products in the printed figures)."""
+    so that it does not drown the products in the printed figures), and for a requantized
+    layer random requantization parameters (:func:`convaccel.quant.random_requant`, with a
+    bias of the accumulators' typical size)."""
+    from .quant import random_requant
+
     x = rng.integers(*spec.input_range, endpoint=True, size=spec.input_shape)
     w = rng.integers(*spec.weight_range, endpoint=True, size=spec.weight_shape)
     lo, hi = spec.bias_range
     b = rng.integers(max(lo, -(1 << 16)), min(hi, 1 << 16), endpoint=True,
                      size=spec.bias_shape)
-    return x, w, b
+    requant, requant_bias = random_requant(rng, spec)
+    if requant is not None:
+        b = requant_bias
+    return x, w, b, requant
 
 
-def _layer_arrays(args, spec, seed):
-    """The input, weights and bias the user gave (--input, --weights, --bias), random ones
-    from `seed` for the rest."""
-    arrays = list(random_layer(spec, np.random.default_rng(seed)))
-    for n, (path, what) in enumerate([(args.input, "the input"), (args.weights, "the weights"),
-                                      (args.bias, "the bias")]):
+def _model_input(path, model):
+    """The array in `path`, exactly as the LiteRT interpreter's input tensor: shape and dtype."""
+    x = _load_array(path, "the input")
+    if x.shape != tuple(model.input_shape) or x.dtype != np.int8:
+        raise UsageError(
+            f"--input {path}: the model's input tensor is {_shape_text(model.input_shape)} "
+            f"int8 (NHWC, as the LiteRT interpreter takes it), not {_shape_text(x.shape)} "
+            f"{x.dtype}")
+    return x
+
+
+def _layer_arrays(args, spec, seed, model=None):
+    """``(x, w, b, requant)`` in the engine's layouts: what the user gave (--input, --weights,
+    --bias), random from `seed` for the rest; a model's own weights, bias and requantization,
+    and its input as the interpreter's tensor."""
+    x, w, b, requant = random_layer(spec, np.random.default_rng(seed))
+    if model is not None:
+        for option in ("weights", "bias"):
+            if getattr(args, option):
+                raise UsageError(f"--{option}: a .tflite model holds its own {option}; "
+                                 f"give --{option} with a TOML layer")
+        if args.input:
+            x = model.to_layer_input(_model_input(args.input, model))
+        return x, model.weights, model.engine_bias, model.requant
+    for name, path, what in [("x", args.input, "the input"), ("w", args.weights, "the weights"),
+                             ("b", args.bias, "the bias")]:
         if path:
-            arrays[n] = _load_array(path, what)
-    return arrays
+            value = _load_array(path, what)
+            x, w, b = (value if n == name else v for n, v in zip("xwb", (x, w, b)))
+    return x, w, b, requant
+
+
+def _user_output(y, model):
+    """The engine's output as the user expects it: the interpreter's output tensor for a
+    model, ``(C_out, H_out, W_out)`` for a layer."""
+    return model.from_layer_output(y) if model is not None else y
 
 
 class ProgressBar:
@@ -199,23 +265,23 @@ def cmd_simulate(args):
     from .sim.runner import SimulatorMissing, default_simulator
     from .simulate import simulate
 
-    spec = _load_spec(args.config)
+    spec, model = _load_layer(args.config)
     if args.stall is not None and not 0 <= args.stall < 1:
         raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
                          f"not {args.stall}")
     seed = args.seed if args.seed is not None else int(time.time()) % 100000
     _output_file(args.output, "the output")
     _output_file(args.waves, "the waveform")
-    x, w, b = _layer_arrays(args, spec, seed)
+    x, w, b, requant = _layer_arrays(args, spec, seed, model)
     simulator = args.simulator or default_simulator()
     print(f"simulating {design_name(spec, args.config)} on {simulator}: "
-          f"{' x '.join(map(str, spec.input_shape))} in, "
-          f"{' x '.join(map(str, spec.output_shape))} out, seed {seed}"
+          f"{_io_text(spec, model)}, seed {seed}"
           f"{f', stall {args.stall}' if args.stall else ''}")
     bar = ProgressBar("  checking")
     start = time.perf_counter()
     try:
-        result = simulate(spec, x, w, b, simulator=simulator, stall=args.stall or 0.0,
+        result = simulate(spec, x, w, b, requant=requant, simulator=simulator,
+                          stall=args.stall or 0.0,
                           seed=seed, waves=args.waves, progress=bar)
     except SimulatorMissing as e:
         raise UsageError(str(e)) from None
@@ -234,7 +300,7 @@ def cmd_simulate(args):
     if result.waves:
         print(f"  waves           {result.waves}")
     if args.output and result.matches:
-        _save_array(args.output, result.output)
+        _save_array(args.output, _user_output(result.output, model))
     if result.matches:
         print(f"PASS: every one of {np.prod(spec.output_shape[1:])} output pixels matches the "
               f"golden model bit for bit ({elapsed:.1f} s)")
@@ -255,28 +321,27 @@ def _board(name):
 def cmd_run(args):
     from .link.device import Device, DeviceError
 
-    spec = _load_spec(args.config)
+    spec, model = _load_layer(args.config)
     board = _board(args.board)
     if not board.uart:
         raise UsageError(f"the {board.title} has no USB-serial port for the host link; "
                          f"use a board with one (`convaccel boards`)")
     _output_file(args.output, "the output")
-    x, w, b = _layer_arrays(args, spec, args.seed if args.seed is not None else 1)
+    x, w, b, requant = _layer_arrays(args, spec, args.seed if args.seed is not None else 1,
+                                     model)
     try:
-        expected = golden.conv2d(x, w, b, spec)
+        expected = golden.conv2d(x, w, b, spec, requant)
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
     name = design_name(spec, args.config)
     where = "the simulated board" if args.simulate else args.port
-    print(f"running {name} on {board.name} ({where}): "
-          f"{' x '.join(map(str, spec.input_shape))} in, "
-          f"{' x '.join(map(str, spec.output_shape))} out")
+    print(f"running {name} on {board.name} ({where}): {_io_text(spec, model)}")
     start = time.perf_counter()
     if args.simulate:
         from .link.sim import run_simulated
         from .sim.runner import SimulatorMissing
         try:
-            run = run_simulated(spec, [x], w, b, simulator=args.simulator)
+            run = run_simulated(spec, [x], w, b, requant=requant, simulator=args.simulator)
         except SimulatorMissing as e:
             raise UsageError(str(e)) from None
         if run.outputs is None or "status" not in run.report:
@@ -290,7 +355,7 @@ def cmd_run(args):
         try:
             device = Device(args.port, spec, baudrate=args.baud)
             device.reset()
-            device.load(w, b)
+            device.load(w, b, requant)
             y = device.run(x)
             status = device.status()
         except DeviceError as e:
@@ -307,7 +372,7 @@ def cmd_run(args):
           f"{moved / seconds / 1024:.1f} KiB/s"
           f"{' (simulated line time)' if args.simulate else ''}")
     if args.output:
-        _save_array(args.output, y)
+        _save_array(args.output, _user_output(y, model))
     if matches:
         print(f"PASS: the device's {' x '.join(map(str, y.shape))} result equals the golden "
               f"model bit for bit")
@@ -323,7 +388,7 @@ def cmd_demo(args):
     print("== convaccel demo: the default layer ==")
     print(format_spec(spec))
     print()
-    x, w, b = random_layer(spec, np.random.default_rng(args.seed))
+    x, w, b, _ = random_layer(spec, np.random.default_rng(args.seed))
     start = time.perf_counter()
     y = golden.conv2d(x, w, b, spec)
     elapsed = time.perf_counter() - start
@@ -421,6 +486,14 @@ def cmd_build(args):
     return status
 
 
+CONFIG_HELP = ("layer configuration (TOML), or an int8 .tflite model of one CONV_2D "
+               "(default: the built-in layer)")
+OUTPUT_HELP = ("write the {} output here (for a .tflite model: the interpreter's output "
+               "tensor, NHWC int8)")
+INPUT_HELP = ("input frame (C_in, H, W); for a .tflite model, the interpreter's input tensor "
+              "(1, H, W, C_in) int8")
+
+
 def _add_build_commands(subparsers):
     """Add ``build`` and ``boards`` to `subparsers` (from ``add_subparsers``)."""
     from .boards import DEFAULT_BOARD
@@ -431,7 +504,7 @@ def _add_build_commands(subparsers):
                     "open tools, and print and write "
                     "DIR/<name>.summary.json: achieved vs required clock and resources used. "
                     "Exits 1 if the clock is missed (unless --allow-timing-fail).")
-    p.add_argument("config", metavar="CONFIG.toml", nargs="?", help="layer configuration")
+    p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
     p.add_argument("--board", default=DEFAULT_BOARD, metavar="NAME",
                    help=f"target board (default: {DEFAULT_BOARD}; `convaccel boards` lists "
                         f"them)")
@@ -471,7 +544,7 @@ def build_parser():
     p = sub.add_parser("spec", help="print a layer's derived figures",
                        description="Print the shapes, widths, memory and predicted cycles of a "
                                    "layer (the default layer when no CONFIG is given).")
-    p.add_argument("config", metavar="CONFIG.toml", nargs="?", help="layer configuration")
+    p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_spec)
 
@@ -488,11 +561,11 @@ def build_parser():
                                    "the golden model as it appears. Random data where no "
                                    "array is given. Exit status 0 only when the hardware "
                                    "matched.")
-    p.add_argument("config", metavar="CONFIG.toml", nargs="?", help="layer configuration")
-    p.add_argument("--input", metavar="x.npy", help="input frame (C_in, H, W)")
+    p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
+    p.add_argument("--input", metavar="x.npy", help=INPUT_HELP)
     p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
     p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
-    p.add_argument("--output", metavar="y.npy", help="write the hardware's output here")
+    p.add_argument("--output", metavar="y.npy", help=OUTPUT_HELP.format("hardware's"))
     p.add_argument("--simulator", choices=SIMULATORS,
                    help=f"default: {SIMULATORS[0]} (or $SIM)")
     p.add_argument("--seed", type=int, help="seed of the random data and stall pattern")
@@ -508,16 +581,16 @@ def build_parser():
                                    "host driver, against the board's engine and link under "
                                    "cocotb. Exit status 0 only when the device's answer equals "
                                    "the golden model.")
-    p.add_argument("config", metavar="CONFIG.toml", nargs="?", help="layer configuration")
+    p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
     p.add_argument("--board", required=True, metavar="NAME", help="`convaccel boards` lists them")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", metavar="DEVICE", help="the board's serial port, e.g. "
                                                          "/dev/ttyUSB1")
     where.add_argument("--simulate", action="store_true", help="rehearse without a board")
-    p.add_argument("--input", metavar="x.npy", help="input frame (C_in, H, W)")
+    p.add_argument("--input", metavar="x.npy", help=INPUT_HELP)
     p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
     p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
-    p.add_argument("--output", metavar="y.npy", help="write the device's output here")
+    p.add_argument("--output", metavar="y.npy", help=OUTPUT_HELP.format("device's"))
     p.add_argument("--baud", type=int, default=115200, help="baud rate (default: 115200)")
     p.add_argument("--seed", type=int, help="seed of the random data (default: 1)")
     p.add_argument("--simulator", choices=SIMULATORS,
@@ -531,7 +604,7 @@ def build_parser():
                                    "head) and DIR/<name>.json (the spec and every derived "
                                    "figure). <name> is the config's `name`, else its file "
                                    "name; with no CONFIG, the default layer.")
-    p.add_argument("config", metavar="CONFIG.toml", nargs="?", help="layer configuration")
+    p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
     p.add_argument("-o", "--output", default="build", metavar="DIR",
                    help="output folder (default: build)")
     p.add_argument("--lint", action="store_true",

@@ -25,7 +25,8 @@ import numpy as np
 __all__ = [
     "quantize_multiplier", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
     "multiply_by_quantized_multiplier", "requantize", "activation_range",
-    "Requant", "hardware_parameters", "requantize_hw",
+    "Requant", "hardware_parameters", "requantize_hw", "requant_from_values", "engine_bias",
+    "random_requant",
     "OUTPUT_RANGE", "MULTIPLIER_BITS", "MAX_LEFT_SHIFT", "SHIFT_BITS", "HW_MULTIPLIER_BITS",
 ]
 
@@ -33,7 +34,7 @@ __all__ = [
 OUTPUT_RANGE = (-128, 127)
 #: TFLite's quantized multiplier is a non-negative int32: at most 31 significant bits.
 MULTIPLIER_BITS = 31
-#: A left shift beyond this makes every non-zero accumulator clamp (see :func:`hardware_parameters`).
+#: A left shift beyond this makes every non-zero accumulator clamp (:func:`hardware_parameters`).
 MAX_LEFT_SHIFT = 9
 #: The engine's right shift, 0..31.
 SHIFT_BITS = 5
@@ -248,3 +249,40 @@ def engine_bias(bias, weights, input_zero_point):
     """
     weights = _as_int64(weights)
     return _as_int64(bias) - int(input_zero_point) * weights.reshape(len(weights), -1).sum(axis=1)
+
+
+def requant_from_values(values):
+    """The :class:`Requant` whose :meth:`Requant.values` are `values` (for files and
+    testbenches), or ``None`` for an empty sequence."""
+    values = [int(v) for v in np.asarray(values).ravel()]
+    if not values:
+        return None
+    channels, odd = divmod(len(values) - 3, 2)
+    if odd or channels < 1:
+        raise ValueError(f"{len(values)} requantization values are not 2 per channel and 3")
+    return Requant(multiplier=values[:channels], shift=values[channels:2 * channels],
+                   output_zero_point=values[-3], act_min=values[-2], act_max=values[-1])
+
+
+def random_requant(rng, spec):
+    """``(requant, bias)`` for `spec` (``(None, None)`` for a raw layer): a requantization
+    that spreads typical accumulators
+    over the int8 range: per-channel scales from a tenth to twice the one that maps three
+    standard deviations of a random accumulator to 100, a random zero point, one of the
+    activations' clamps; and a bias of the same typical size (a random int32 bias would
+    clamp every output)."""
+    if not spec.requantize:
+        return None, None
+    lo, hi = spec.input_range
+    w_lo, w_hi = spec.weight_range
+    typical = (hi - lo) / 3.5 * (w_hi - w_lo) / 3.5 * spec.reduction ** 0.5
+    scales = 100 / (3 * typical) * 10 ** rng.uniform(-1, 0.3, size=spec.out_channels)
+    multiplier, shift = zip(*(quantize_multiplier(s) for s in scales))
+    zero_point = int(rng.integers(-128, 128))
+    act_min, act_max = [(-128, 127), (zero_point, 127),
+                        (zero_point, min(127, zero_point + 60))][int(rng.integers(0, 3))]
+    b_lo, b_hi = spec.bias_range
+    bound = int(min(b_hi, typical))
+    b = rng.integers(max(b_lo, -bound), bound, endpoint=True, size=spec.bias_shape)
+    return hardware_parameters(multiplier, shift, zero_point, max(act_min, -128),
+                               act_max), b

@@ -67,8 +67,8 @@ def _failure_message(results_xml):
     return ""
 
 
-def run_engine_bench(spec, verilog_text, frames, w, b, *, simulator=None, stall=0.0, seed=None,
-                     waves=None, progress=None):
+def run_engine_bench(spec, verilog_text, frames, w, b, *, requant=None, simulator=None,
+                     stall=0.0, seed=None, waves=None, progress=None):
     """Run the cocotb engine testbench (:mod:`convaccel.sim.tb_engine`) on ``verilog_text``.
 
     The simulator build is cached per Verilog text, simulator and waves setting under
@@ -97,6 +97,8 @@ def run_engine_bench(spec, verilog_text, frames, w, b, *, simulator=None, stall=
               "w": np.asarray(w, dtype=np.int64)}
     if b is not None:
         arrays["b"] = np.asarray(b, dtype=np.int64)
+    if requant is not None:
+        arrays["r"] = np.array(requant.values(), dtype=np.int64)
     np.savez(job_dir / "data.npz", **arrays)
 
     stop = threading.Event()
@@ -135,24 +137,26 @@ def run_engine_bench(spec, verilog_text, frames, w, b, *, simulator=None, stall=
     return run, report, outputs, seed, wave_path, job_dir
 
 
-def simulate(spec, x, w, b=None, *, simulator=None, stall=0.0, seed=None, waves=None,
-             progress=None):
+def simulate(spec, x, w, b=None, *, requant=None, simulator=None, stall=0.0, seed=None,
+             waves=None, progress=None):
     """Run ``x`` through the generated Verilog of ``spec``'s engine on a Verilog simulator.
 
     ``x`` is one frame ``(in_channels, height, width)`` or several ``(n, in_channels, height,
     width)``, sent back to back. ``stall`` is the probability of an input gap and of output
     back-pressure on each cycle. ``simulator`` is ``"verilator"`` (the default, or ``$SIM``)
-    or ``"icarus"``. ``waves`` is a path to write an FST waveform to.
+    or ``"icarus"``. ``waves`` is a path to write an FST waveform to. A requantized layer
+    needs ``requant`` (a :class:`~convaccel.quant.Requant`).
     """
     from .sim.runner import default_simulator
 
     simulator = simulator or default_simulator()
     x = np.asarray(x)
     frames = list(x) if x.ndim == 4 else [x]
-    expected = [golden.conv2d(f, w, b, spec) for f in frames]   # also validates the arrays
+    # (also validates the arrays)
+    expected = [golden.conv2d(f, w, b, spec, requant) for f in frames]
     run, report, outputs, seed, wave_path, job_dir = run_engine_bench(
-        spec, generate(spec), frames, w, b, simulator=simulator, stall=stall, seed=seed,
-        waves=waves, progress=progress)
+        spec, generate(spec), frames, w, b, requant=requant, simulator=simulator, stall=stall,
+        seed=seed, waves=waves, progress=progress)
     counters = report["frames"]
     complete = outputs is not None and len(outputs) == len(frames)
     matches = (run.passed and complete and

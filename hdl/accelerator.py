@@ -66,15 +66,16 @@ class ConvAccelerator(wiring.Component):
     frame's final pixel) → :class:`Padder` → :class:`Queue` → :class:`WindowGen` →
     :class:`Feeder` → :class:`SystolicArray` → :class:`OutputStage` → ``results`` (one output
     pixel with every output channel per beat, the exact accumulator or, for a requantized
-    layer, int8, ``last`` on the frame's final pixel). Every stage is connected to the next by a stream.
+    layer, int8, ``last`` on the frame's final pixel). Every stage is connected to the next by
+    a stream.
 
     Weights and biases arrive on ``weights`` while no frame runs: ``cycles_per_pixel * rows *
     cols`` weight beats in the order (fold address, row, column), then ``out_channels`` bias
     beats, then for a requantized layer ``out_channels`` multipliers, ``out_channels`` shifts,
-    the output zero point, ``act_min`` and ``act_max``; ``last`` on the final beat (:func:`convaccel.beats.weight_beats` makes them). A frame
-    starts when the engine is idle, no load is under way or offered, and the first pixel is
-    valid; frames do not overlap: the next begins after the previous one's last result has
-    left.
+    the output zero point, ``act_min`` and ``act_max``; ``last`` on the final beat
+    (:func:`convaccel.beats.weight_beats` makes them). A frame starts when the engine is
+    idle, no load is under way or offered, and the first pixel is valid; frames do not
+    overlap: the next begins after the previous one's last result has left.
 
     Throughput and latency follow :attr:`figures` exactly when input is always valid and
     results always ready.

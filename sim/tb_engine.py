@@ -3,8 +3,8 @@
 
 The job comes in through ``CONVACCEL_TB_JOB``, a folder holding ``job.json`` (the spec's
 parameters, stall probability, seed) and ``data.npz`` (input frames ``x``, weights ``w``, bias
-``b``). The bench writes ``out.npz`` (the hardware's output frames) and ``report.json``
-(counters, measured cycles) there, and ``progress`` as it goes.
+``b``, requantization ``r`` if any). The bench writes ``out.npz`` (the hardware's output
+frames) and ``report.json`` (counters, measured cycles) there, and ``progress`` as it goes.
 """
 
 import json
@@ -19,6 +19,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from convaccel import ConvSpec, golden
 from convaccel.beats import pixel_beats, weight_beats
+from convaccel.quant import requant_from_values
 from convaccel.hdl.accelerator import ConvAccelerator
 
 
@@ -89,7 +90,9 @@ class EngineBench:
         self.frames = list(arrays["x"])
         self.w = arrays["w"]
         self.b = arrays["b"] if "b" in arrays else None
-        self.expected = [golden.conv2d(x, self.w, self.b, self.spec) for x in self.frames]
+        self.requant = requant_from_values(arrays["r"]) if "r" in arrays else None
+        self.expected = [golden.conv2d(x, self.w, self.b, self.spec, self.requant)
+                         for x in self.frames]
         spec = self.spec
         layouts = ConvAccelerator(spec).layouts        # (the generated engine's own)
         self.pixel_layout = layouts["pixels"]
@@ -153,7 +156,7 @@ class EngineBench:
         weights = StreamDriver(dut, "weights", dut.clk,
                                pauses(random.Random(rng.random()), self.stall))
         await weights.send(self.load_layout.const({"data": v, "last": last}).as_bits()
-                           for v, last in weight_beats(self.w, self.b, spec))
+                           for v, last in weight_beats(self.w, self.b, spec, self.requant))
         pixels = StreamDriver(dut, "pixels", dut.clk,
                               pauses(random.Random(rng.random()), self.stall))
         words = [self.pixel_layout.const({"data": c, "last": last}).as_bits()

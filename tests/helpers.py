@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from convaccel import ConvSpec
+from convaccel.quant import random_requant
 
 __all__ = ["random_spec", "random_data", "random_requant", "extreme_data", "need_simulator",
            "run_cli"]
@@ -60,30 +61,6 @@ def random_data(rng, spec, extreme=False):
     return (draw(spec.input_range, spec.input_shape),
             draw(spec.weight_range, spec.weight_shape),
             draw(spec.bias_range, spec.bias_shape))
-
-
-def random_requant(rng, spec):
-    """Requantization for `spec` (``None`` for a raw layer) that spreads typical accumulators
-    over the int8 range: per-channel scales from a tenth to twice the one that maps three
-    standard deviations of a random accumulator to 100, a random zero point, one of the
-    activations' clamps. Also returns a bias of the same typical size (a random int32 bias
-    would clamp every output)."""
-    from convaccel.quant import hardware_parameters, quantize_multiplier
-    if not spec.requantize:
-        return None, None
-    lo, hi = spec.input_range
-    w_lo, w_hi = spec.weight_range
-    typical = (hi - lo) / 3.5 * (w_hi - w_lo) / 3.5 * spec.reduction ** 0.5
-    scales = 100 / (3 * typical) * 10 ** rng.uniform(-1, 0.3, size=spec.out_channels)
-    multiplier, shift = zip(*(quantize_multiplier(s) for s in scales))
-    zero_point = int(rng.integers(-128, 128))
-    act_min, act_max = [(-128, 127), (zero_point, 127),
-                        (zero_point, min(127, zero_point + 60))][int(rng.integers(0, 3))]
-    b_lo, b_hi = spec.bias_range
-    bound = int(min(b_hi, typical))
-    b = rng.integers(max(b_lo, -bound), bound, endpoint=True, size=spec.bias_shape)
-    return hardware_parameters(multiplier, shift, zero_point, max(act_min, -128),
-                               act_max), b
 
 
 def extreme_data(spec):

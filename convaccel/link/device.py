@@ -128,9 +128,10 @@ class Device:
         except ValueError as e:
             raise DeviceError(str(e)) from None
 
-    def load(self, w, b=None):
-        """Load weights ``(C_out, C_in, K_h, K_w)`` and bias ``(C_out,)``."""
-        for payload in self.format.weight_payloads(weight_beats(w, b, self.spec)):
+    def load(self, w, b=None, requant=None):
+        """Load weights ``(C_out, C_in, K_h, K_w)``, bias ``(C_out,)`` and, for a requantized
+        layer, its :class:`~convaccel.quant.Requant`."""
+        for payload in self.format.weight_payloads(weight_beats(w, b, self.spec, requant)):
             self._send_chunk(Command.LOAD, payload)
 
     def _send_chunk(self, command, payload, results=None, wanted=0):

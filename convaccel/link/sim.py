@@ -48,15 +48,17 @@ def serial_verilog(spec, divisor=SIM_DIVISOR, name="serial_top"):
     return verilog.convert(core, name=name, emit_src=False)
 
 
-def run_simulated(spec, frames, w, b, *, scenario="run", simulator=None, seed=None):
+def run_simulated(spec, frames, w, b, *, requant=None, scenario="run", simulator=None,
+                  seed=None):
     """Load ``w``, ``b`` and run ``frames`` through the serial engine, the real host driver
     talking to its simulated UART pins. ``scenario="faults"`` first sends every kind of bad
-    packet and records the device's answers."""
+    packet and records the device's answers. A requantized layer needs `requant` (a
+    :class:`~convaccel.quant.Requant`)."""
     from ..sim.runner import build_key, cache_dir, default_simulator, run_cocotb, write_source
     from ..simulate import _failure_message
 
     for x in frames:
-        golden.conv2d(x, w, b, spec)                 # validates the arrays
+        golden.conv2d(x, w, b, spec, requant)        # validates the arrays
     text = serial_verilog(spec)
     simulator = simulator or default_simulator()
     build_dir = cache_dir() / "board" / f"serial-{simulator}-{build_key(text, __version__)}"
@@ -68,6 +70,8 @@ def run_simulated(spec, frames, w, b, *, scenario="run", simulator=None, seed=No
     arrays = {"x": np.stack(frames), "w": np.asarray(w)}
     if b is not None:
         arrays["b"] = np.asarray(b)
+    if requant is not None:
+        arrays["r"] = np.array(requant.values(), dtype=np.int64)
     np.savez(job_dir / "data.npz", **arrays)
     run = run_cocotb(verilog_path, "serial_top", "convaccel.link.tb_board", build_dir=build_dir,
                      simulator=simulator, seed=seed, test_dir=job_dir,

@@ -27,6 +27,7 @@ from convaccel.beats import pixel_beats
 from convaccel.boards.top import LED_ROLES
 from convaccel.link.device import Device
 from convaccel.link.protocol import Command, encode_request
+from convaccel.quant import requant_from_values
 
 
 #: The simulated clock period.
@@ -146,6 +147,7 @@ async def host_session(dut):
     divisor = int(job["divisor"])
     frames = list(arrays["x"])
     w, b = arrays["w"], arrays.get("b")
+    requant = requant_from_values(arrays["r"]) if "r" in arrays else None
 
     dut.rx.value = 1
     dut.rst.value = 1
@@ -173,7 +175,7 @@ async def host_session(dut):
             report["faults"] = fault_checks(device, spec, frames[0])
         device.reset()
         start_bytes, start_cycle = device.bytes_sent + device.bytes_received, cycle()
-        device.load(w, b)
+        device.load(w, b, requant)
         leds = {"pass after the load": read_leds()["pass"]}
         outputs = [device.run(x) for x in frames]
         report["status"] = device.status()
@@ -193,6 +195,6 @@ async def host_session(dut):
                               "fail after the frames": 0, "done after the frames": 1,
                               "busy after the frames": 0}, report["leds"]
     for n, (x, y) in enumerate(zip(frames, outputs)):
-        expected = golden.conv2d(x, w, b, spec)
+        expected = golden.conv2d(x, w, b, spec, requant)
         assert np.array_equal(y, expected), f"frame {n}: the device's answer differs from the " \
             f"golden model at {np.argwhere(y != expected)[0].tolist()}"
