@@ -607,7 +607,8 @@ def conv_model(weights, bias, input_shape, *, stride=1, dilation=1, padding="SAM
     weights : array
         ``(out_channels, kernel_h, kernel_w, in_channels)`` int8 (OHWI, TFLite's order).
     bias : array or None
-        ``(out_channels,)`` int32; ``None`` writes a convolution without a bias.
+        ``(out_channels,)`` int32; ``None`` writes zeros (TFLite's int8 kernel needs a bias
+        tensor).
     input_shape : tuple
         NHWC, with a batch of 1.
     stride, dilation : int or (h, w)
@@ -624,7 +625,6 @@ def conv_model(weights, bias, input_shape, *, stride=1, dilation=1, padding="SAM
     Raises ``ValueError`` for parameters that TFLite's int8 convolution does not take.
     """
     schema = _object_api()
-    has_bias = bias is not None
     conv = QuantizedConv.from_parameters(
         weights, bias, input_shape, input_quant=input_quant, filter_scales=filter_scales,
         output_quant=output_quant, stride=stride, dilation=dilation, padding=padding,
@@ -662,12 +662,12 @@ def conv_model(weights, bias, input_shape, *, stride=1, dilation=1, padding="SAM
     ]
     # Buffer 0 is the empty sentinel that every tensor without data refers to.
     buffers = [buffer(), buffer(ohwi.astype("<i1"))]
-    if has_bias:
-        bias_scales = [float(np.float32(conv.input_scale) * np.float32(f))
-                       for f in conv.filter_scales]
-        tensors.append(tensor(f"{name}/bias", (c_out,), int32, 2,
-                              quantization(bias_scales, [0] * c_out)))
-        buffers.append(buffer(conv.bias.astype("<i4")))
+    # The bias's scales are input_scale * filter_scale (TFLite's int8 kernel reads none).
+    bias_scales = [float(np.float32(conv.input_scale) * np.float32(f))
+                   for f in conv.filter_scales]
+    tensors.append(tensor(f"{name}/bias", (c_out,), int32, 2,
+                          quantization(bias_scales, [0] * c_out)))
+    buffers.append(buffer(conv.bias.astype("<i4")))
 
     options = schema.Conv2DOptionsT()
     options.padding = getattr(schema.Padding, conv.padding)
@@ -682,7 +682,7 @@ def conv_model(weights, bias, input_shape, *, stride=1, dilation=1, padding="SAM
 
     op = schema.OperatorT()
     op.opcodeIndex = 0
-    op.inputs = [0, 1, 3] if has_bias else [0, 1]  # (LiteRT refuses a bias of -1)
+    op.inputs = [0, 1, 3]
     op.outputs = [2]
     op.builtinOptionsType = schema.BuiltinOptions.Conv2DOptions
     op.builtinOptions = options
