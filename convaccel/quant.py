@@ -267,8 +267,8 @@ def requant_from_values(values):
 def random_requant(rng, spec):
     """``(requant, bias)`` for `spec` (``(None, None)`` for a raw layer): a requantization
     that spreads typical accumulators
-    over the int8 range: per-channel scales from a tenth to twice the one that maps three
-    standard deviations of a random accumulator to 100, a random zero point, one of the
+    over the int8 range: per-channel scales from a fifth to 1.6 times the one that maps three
+    standard deviations of a random accumulator to 100, a random zero point (-128..63), one of the
     activations' clamps; and a bias of the same typical size (a random int32 bias would
     clamp every output)."""
     if not spec.requantize:
@@ -276,9 +276,9 @@ def random_requant(rng, spec):
     lo, hi = spec.input_range
     w_lo, w_hi = spec.weight_range
     typical = (hi - lo) / 3.5 * (w_hi - w_lo) / 3.5 * spec.reduction ** 0.5
-    scales = 100 / (3 * typical) * 10 ** rng.uniform(-1, 0.3, size=spec.out_channels)
+    scales = 100 / (3 * typical) * 10 ** rng.uniform(-0.7, 0.2, size=spec.out_channels)
     multiplier, shift = zip(*(quantize_multiplier(s) for s in scales))
-    zero_point = int(rng.integers(-128, 128))
+    zero_point = int(rng.integers(-128, 64))    # (room above it for a ReLU's outputs)
     act_min, act_max = [(-128, 127), (zero_point, 127),
                         (zero_point, min(127, zero_point + 60))][int(rng.integers(0, 3))]
     b_lo, b_hi = spec.bias_range

@@ -7,6 +7,8 @@ from convaccel import DEFAULT_SPEC, ConvSpec, golden
 from convaccel.generate import generate
 from convaccel.simulate import run_engine_bench, simulate
 
+from convaccel.quant import random_requant
+
 from helpers import extreme_data, need_simulator, random_data
 
 SIMULATORS = ["verilator", "icarus"]
@@ -40,6 +42,44 @@ def test_matrix(name, simulator, stall=0.25):
     for frame, out in zip(frames, result.output):
         np.testing.assert_array_equal(out, golden.conv2d(frame, w, b, spec))
     assert len(result.counters) == 2
+    assert all(c["cycles"] >= spec.cycles for c in result.counters)
+    assert sum(c["input_stalls"] + c["output_stalls"] for c in result.counters) > 0
+
+
+#: Requantized layers (int8 out, TFLite's arithmetic) under cocotb: the requantizer's unit and
+#: pass counts (one unit taking two channels a group, a unit per column when a group arrives
+#: every cycle, five units), stride, dilation, rectangular kernels, zero points as pad values.
+REQUANTIZED = {
+    "q_default": dict(height=16, width=16, in_channels=4, out_channels=8, kernel=3,
+                      padding="same", pad_value=-4, rows=4, cols=2),
+    "q_every_cycle": dict(height=6, width=5, in_channels=2, out_channels=6, kernel=1,
+                          rows=2, cols=3),
+    "q_five_units": dict(height=4, width=4, in_channels=1, out_channels=10, kernel=1,
+                         rows=1, cols=5),
+    "q_stride2": dict(height=9, width=9, in_channels=3, out_channels=4, kernel=3, stride=2,
+                      padding="same", pad_value=-7, rows=5, cols=2),
+    "q_dilation2": dict(height=8, width=8, in_channels=2, out_channels=3, kernel=3,
+                        dilation=2, padding=2, pad_value=11, rows=4, cols=3),
+    "q_rect_valid": dict(height=6, width=7, in_channels=4, out_channels=5, kernel=(1, 3),
+                         padding="valid", rows=2, cols=2),
+}
+
+
+@pytest.mark.parametrize("name", REQUANTIZED)
+def test_requantized(name, stall=0.25):
+    need_simulator("verilator")
+    spec = ConvSpec(**REQUANTIZED[name], requantize=True, name=name)
+    rng = np.random.default_rng(len(name) + 100)
+    frames = [random_data(rng, spec)[0] for _ in range(2)]
+    _, w, _ = random_data(rng, spec)
+    requant, b = random_requant(rng, spec)
+    result = simulate(spec, np.stack(frames), w, b, requant=requant, stall=stall, seed=5)
+    assert result.matches, result.message
+    for frame, out in zip(frames, result.output):
+        expected = golden.conv2d(frame, w, b, spec, requant)
+        np.testing.assert_array_equal(out, expected)
+        # outputs spread over the int8 range, not all clamped
+        assert len(np.unique(expected)) > min(16, expected.size // 4)
     assert all(c["cycles"] >= spec.cycles for c in result.counters)
     assert sum(c["input_stalls"] + c["output_stalls"] for c in result.counters) > 0
 
