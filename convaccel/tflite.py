@@ -528,7 +528,10 @@ class _Reader:
 
     def read(self):
         operators, convs = [], []
-        for index in range(self.graph.OperatorsLength()):
+        count = self.graph.OperatorsLength()
+        if count * 4 > len(self.buf):  # (an offset per operator, at the least)
+            raise IndexError(f"{count} operators in {len(self.buf)} bytes")
+        for index in range(count):
             op = self.graph.Operators(index)
             operators.append((index, self.operator_name(op)))
         inputs = tuple(self.tensor(int(i)) for i in _vector(self.graph, "Inputs"))
@@ -567,9 +570,12 @@ def read_model(path):
         return _Reader(path, buf, schema).read()
     except TfliteError:
         raise
-    except (IndexError, struct.error, UnicodeDecodeError, AttributeError) as e:
-        # The generated accessors follow offsets without checking them.
-        raise TfliteError(f"{path}: a damaged .tflite file ({type(e).__name__}: {e})") from None
+    except (IndexError, ValueError, TypeError, AttributeError, OverflowError, MemoryError,
+            struct.error) as e:
+        # The generated accessors follow offsets without checking them (flatbuffers' Python
+        # runtime has no verifier): damage shows as any of these.
+        raise TfliteError(f"{path}: a damaged .tflite file (cut short or corrupted: {e})") \
+            from None
 
 
 def load_conv(path):

@@ -4,6 +4,7 @@ mapping and refusals."""
 import dataclasses
 import math
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -471,6 +472,56 @@ def test_file_wrong(tmp_path):
     path = _write(tmp_path, data[:8], "header.tflite")
     with pytest.raises(TfliteError, match=r"^.*/header\.tflite: a damaged \.tflite file \("):
         read_model(path)
+
+
+def test_damaged_file_wrong(tmp_path):
+    # flatbuffers' Python runtime follows offsets unchecked: a damaged file is read or refused,
+    # never a traceback or a hang.
+    rng = np.random.default_rng(11)
+    _, data = _small_model()
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(300):
+        damaged = bytearray(data)
+        for where in rng.integers(0, len(data), size=rng.integers(1, 8)):
+            damaged[where] = int(rng.integers(0, 256))
+        path = _write(tmp_path, bytes(damaged), "damaged.tflite")
+        try:
+            read_model(path)
+            outcomes["read"] += 1
+        except TfliteError as e:
+            assert str(e).startswith(f"{path}: ")
+            outcomes["refused"] += 1
+    assert min(outcomes.values()) > 20, outcomes
+
+
+def test_schema_missing_wrong(tmp_path, monkeypatch):
+    kw, data = _small_model()
+    path = _write(tmp_path, data)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    with pytest.raises(TfliteError, match=r"^writing \.tflite models needs TFLite's flatbuffer "
+                                          r"schema with its object API: pip install "
+                                          r"ai-edge-litert$"):
+        conv_model(**kw)
+    monkeypatch.setitem(sys.modules, "tflite", None)
+    with pytest.raises(TfliteError, match=r"^reading \.tflite models needs TFLite's flatbuffer "
+                                          r"schema: pip install ai-edge-litert \(or the smaller, "
+                                          r"pure-Python tflite\)$"):
+        read_model(path)
+
+
+def test_read_with_tflite_package(tmp_path, monkeypatch):
+    # Reading needs only the generated reader classes: the pure-Python `tflite` package has them.
+    _, data = _small_model()
+    path = _write(tmp_path, data)
+    expected = load_conv(path)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    pytest.importorskip("tflite")
+    conv = load_conv(path)
+    assert conv.layer == expected.layer
+    for field in ("multiplier", "shift", "act_min", "act_max", "filter_scales", "input_shape"):
+        assert getattr(conv, field) == getattr(expected, field)
+    np.testing.assert_array_equal(conv.weights, expected.weights)
+    np.testing.assert_array_equal(conv.bias, expected.bias)
 
 
 def test_layer_data_wrong(tmp_path):
