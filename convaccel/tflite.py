@@ -283,12 +283,12 @@ class QuantizedConv:
             c = int(np.argmax(np.abs(engine_bias)))
             raise ValueError(f"the engine's bias of channel {c} (bias - input zero point * "
                              f"sum of weights = {int(engine_bias[c])}) does not fit 32 bits")
-        common = dict(height=used[0], width=used[1], in_channels=c_in, out_channels=c_out,
-                      kernel=(k_h, k_w), stride=stride, dilation=dilation,
-                      pad_value=input_zero_point, input_bits=8, weight_bits=8,
-                      bias_bits=bias_bits, input_signed=True, requantize=True, name=name)
         # ConvLayer's "same" is TensorFlow's (the odd pad after) on the frame that outputs read.
-        layer = ConvLayer(**common, padding=padding.lower())
+        layer = ConvLayer(height=used[0], width=used[1], in_channels=c_in, out_channels=c_out,
+                          kernel=(k_h, k_w), stride=stride, padding=padding.lower(),
+                          dilation=dilation, pad_value=input_zero_point, input_bits=8,
+                          weight_bits=8, bias_bits=bias_bits, input_signed=True,
+                          requantize=True, name=name)
         assert layer.pads == (top, bottom, left, right)
         assert layer.output_size == (out_h, out_w)
         return cls(
