@@ -145,6 +145,63 @@ def test_run_simulated_board_example_with_arrays(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), golden.conv2d(x, w, b, spec))
 
 
+EXAMPLE_MODEL = Path(__file__).parents[1] / "examples" / "int8_conv.tflite"
+
+
+@pytest.mark.parametrize("verb", ["simulate", "run"])
+def test_tflite_model_equals_litert(tmp_path, verb):
+    # A one-conv int8 model as a user hands it over: the input as the LiteRT interpreter takes
+    # it, the output compared with what LiteRT's reference kernels answer; through the engine's
+    # Verilog under cocotb with stalls, and through the simulated iCEBreaker's host link.
+    import numpy as np
+
+    from tflite_models import run_reference
+    x = np.random.default_rng(5).integers(-128, 128, (1, 16, 16, 4)).astype(np.int8)
+    x[0, 0, 0, :] = [-128, 127, -128, 127]
+    np.save(tmp_path / "x.npy", x)
+    where = ["--stall", "0.25", "--seed", "2"] if verb == "simulate" else [
+        "--board", "icebreaker", "--simulate"]
+    result = run(verb, str(EXAMPLE_MODEL), *where, "--input", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "y.npy"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 x 16 x 16 x 4 (NHWC int8) in, 1 x 16 x 16 x 8 (NHWC int8) out" in result.stdout
+    y = np.load(tmp_path / "y.npy")
+    expected = run_reference(EXAMPLE_MODEL.read_bytes(), x)
+    assert y.dtype == np.int8 and y.shape == expected.shape
+    np.testing.assert_array_equal(y, expected)
+    assert len(np.unique(y)) > 32                   # not a clamped constant
+
+
+def test_tflite_spec():
+    result = run("spec", str(EXAMPLE_MODEL))
+    assert result.returncode == 0, result.stderr
+    assert "output        8 x 16 x 16 (int8, requantized from int21 as TFLite does)" in \
+        result.stdout
+    assert "(value -6)" in result.stdout              # the input zero point pads the frame
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input", "{wrong_shape}"], r"--input .*: the model's input tensor is 1 x 16 x 16 x 4 "
+                                   r"int8 \(NHWC, as the LiteRT interpreter takes it\), not "
+                                   r"4 x 16 x 16 int8$"),
+    (["--input", "{wrong_dtype}"], r"--input .*: the model's input tensor is 1 x 16 x 16 x 4 "
+                                   r"int8 .*, not 1 x 16 x 16 x 4 int64$"),
+    (["--weights", "{wrong_dtype}"], r"--weights: a \.tflite model holds its own weights"),
+])
+def test_tflite_bad_arrays_wrong(tmp_path, args, message):
+    import re
+
+    import numpy as np
+    np.save(tmp_path / "wrong_shape.npy", np.zeros((4, 16, 16), dtype=np.int8))
+    np.save(tmp_path / "wrong_dtype.npy", np.zeros((1, 16, 16, 4), dtype=np.int64))
+    args = [a.format(wrong_shape=tmp_path / "wrong_shape.npy",
+                     wrong_dtype=tmp_path / "wrong_dtype.npy") for a in args]
+    result = run("simulate", str(EXAMPLE_MODEL), *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert re.match(r"^convaccel: error: " + message, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize("args, message", [
     (["--board", "nope", "--simulate"], "Unknown board 'nope'; choose one of icebreaker"),
     (["--board", "orangecrab-85f", "--simulate"], "has no USB-serial port for the host link"),
@@ -166,8 +223,9 @@ def test_run_needs_port_or_simulate():
     (["build", "-o", "{blocker}/out"], r"cannot write the build to .*/blocker/out: "),
     (["spec", "{binary}"], r".*/binary\.toml: the file holds binary data, not a TOML layer "
                            r"configuration"),
-    (["generate", "{model}"], r".*/model\.tflite: the file holds a \.tflite model; this convaccel "
-                              r"reads layer configurations in TOML"),
+    (["generate", "{model}"], r".*/model\.tflite: a damaged \.tflite file \(cut short or "
+                              r"corrupted"),
+    (["spec", "{binary_model}"], r".*/binary\.tflite: not a \.tflite model"),
     (["simulate", "--output", "{blocker}/y.npy"], r"cannot write the output to .*/y\.npy: "),
     (["simulate", "--output", "{tmp}"], r"cannot write the output to .*: Is a directory"),
     (["simulate", "--waves", "{blocker}/w.vcd"], r"cannot write the waveform to "),
@@ -184,7 +242,10 @@ def test_bad_input_at_the_door_wrong(tmp_path, argv, message):
     binary.write_bytes(bytes(range(128, 256)))
     model = tmp_path / "model.tflite"
     model.write_bytes(b"\x1c\x00\x00\x00TFL3\x00\x00\xff\xfe")
-    argv = [a.format(blocker=blocker, binary=binary, model=model, tmp=tmp_path) for a in argv]
+    binary_model = tmp_path / "binary.tflite"
+    binary_model.write_bytes(bytes(range(128, 256)))
+    argv = [a.format(blocker=blocker, binary=binary, model=model, binary_model=binary_model,
+                     tmp=tmp_path) for a in argv]
     result = run(*argv)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -49,9 +49,8 @@ def test_matrix(name, simulator, stall=0.25):
 #: Requantized layers (int8 out, TFLite's arithmetic) under cocotb: the requantizer's unit and
 #: pass counts (one unit taking two channels a group, a unit per column when a group arrives
 #: every cycle, five units), stride, dilation, rectangular kernels, zero points as pad values.
+#: (A sixth, the example .tflite model, runs in tests/test_cli.py, checked against LiteRT.)
 REQUANTIZED = {
-    "q_default": dict(height=16, width=16, in_channels=4, out_channels=8, kernel=3,
-                      padding="same", pad_value=-4, rows=4, cols=2),
     "q_every_cycle": dict(height=6, width=5, in_channels=2, out_channels=6, kernel=1,
                           rows=2, cols=3),
     "q_five_units": dict(height=4, width=4, in_channels=1, out_channels=10, kernel=1,
