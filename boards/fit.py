@@ -49,9 +49,16 @@ _LOGIC_COST_RAM = 1.0
 _LOGIC_COST_ROM = 1.0 / 16
 
 
+def _check_app(spec, app):
+    if app == "selftest" and spec.requantize:
+        raise FitError("a requantized layer runs on a board behind the host link: build it "
+                       "with --link (the self-test's ROMs hold raw layers only)")
+
+
 def _host(spec, app, selftest=None):
     """The component that hosts the engine on the board: the serial link or the self-test
     (`selftest` is ``(x, w, b, expected)``, default :func:`selftest_data`'s)."""
+    _check_app(spec, app)
     if app == "link":
         from ..link.gateware import HostLink
         return HostLink(spec)
@@ -82,10 +89,19 @@ def _brams(family, width, depth, is_rom):
     return blocks if min(costs, key=costs.get) == "bram" else 0
 
 
+def _pe_dsps(family, spec):
+    f = _FAMILIES[family]
+    return spec.pe_count * math.ceil(spec.input_bits / f.dsp_a) * math.ceil(spec.weight_bits /
+                                                                            f.dsp_b)
+
+
 def _dsps(family, spec):
     f = _FAMILIES[family]
-    per_pe = math.ceil(spec.input_bits / f.dsp_a) * math.ceil(spec.weight_bits / f.dsp_b)
-    return spec.pe_count * per_pe
+    # Wider multipliers are cut into blocks; Yosys keeps a signed operand's lone top bit
+    # out of them (checked against its mapping of the requantizer, tests/test_boards.py).
+    others = sum(math.ceil((a - 1) / f.dsp_a) * math.ceil(b / f.dsp_b)
+                 for a, b in spec.engine.multipliers)
+    return _pe_dsps(family, spec) + others
 
 
 def estimate(spec, board, app="selftest", *, selftest=None):
@@ -126,6 +142,7 @@ def largest_array(spec, board, app="selftest"):
     an array with too many PEs); the first PE count at which any array fits holds the answer.
     The self-test's data does not depend on the array, so its expected output is computed once.
     """
+    _check_app(spec, app)
     selftest = None
     if app == "selftest":
         x, w, b = selftest_data(spec)
@@ -140,8 +157,10 @@ def largest_array(spec, board, app="selftest"):
         fitting = []
         for rows, cols in by_pes[pes]:
             candidate = dataclasses.replace(spec, rows=rows, cols=cols)
-            if dsp is not None and _dsps(board.family, candidate) > dsp:
+            if dsp is not None and _pe_dsps(board.family, candidate) > dsp:
                 break                     # (the same PE count: the same DSP blocks)
+            if dsp is not None and _dsps(board.family, candidate) > dsp:
+                continue                  # (the requantizer's multipliers on top)
             if _fit(candidate, board, app, selftest).fits:
                 fitting.append((-candidate.cycles, -abs(rows - spec.rows), (rows, cols)))
         if fitting:

@@ -7,9 +7,10 @@ of two ``shift``; ``MultiplyByQuantizedMultiplier`` applies them with gemmlowp's
 (a saturating rounding doubling high multiply, then a rounding division by a power of two);
 the output zero point is added and the result clamped to the fused activation's range.
 
-The engine computes the same function in a form that needs no left shifter
-(:func:`hardware_parameters`): the left shift is folded into the multiplier, capped where the
-clamp makes larger shifts indistinguishable. :func:`requantize_hw` is that form;
+The engine computes the same function in a form with narrow operands
+(:func:`hardware_parameters`, :func:`requantize_hw`): a left shift (a scale of 1 or more) is
+capped, and the accumulator saturated before it, where the clamp makes the difference
+invisible. :func:`requantize_hw` is that form;
 :func:`requantize` is TFLite's. The tests check that both agree, and that :func:`requantize`
 agrees with the LiteRT interpreter's reference kernels.
 
@@ -27,7 +28,8 @@ __all__ = [
     "multiply_by_quantized_multiplier", "requantize", "activation_range",
     "Requant", "hardware_parameters", "requantize_hw", "requant_from_values", "engine_bias",
     "random_requant",
-    "OUTPUT_RANGE", "MULTIPLIER_BITS", "MAX_LEFT_SHIFT", "SHIFT_BITS", "HW_MULTIPLIER_BITS",
+    "OUTPUT_RANGE", "MULTIPLIER_BITS", "MAX_LEFT_SHIFT", "SHIFT_RANGE", "SHIFT_BITS",
+    "SATURATE_BITS",
 ]
 
 #: int8 outputs.
@@ -36,10 +38,13 @@ OUTPUT_RANGE = (-128, 127)
 MULTIPLIER_BITS = 31
 #: A left shift beyond this makes every non-zero accumulator clamp (:func:`hardware_parameters`).
 MAX_LEFT_SHIFT = 9
-#: The engine's right shift, 0..31.
-SHIFT_BITS = 5
-#: The engine's multiplier: the significand shifted left by up to MAX_LEFT_SHIFT.
-HW_MULTIPLIER_BITS = MULTIPLIER_BITS + MAX_LEFT_SHIFT
+#: The engine's shifts: right shifts down to 31, left shifts up to MAX_LEFT_SHIFT.
+SHIFT_RANGE = (-31, MAX_LEFT_SHIFT)
+#: Two's complement bits of a shift.
+SHIFT_BITS = 6
+#: Before a left shift, the engine saturates the accumulator to this many bits: beyond 256 in
+#: magnitude, a scale of 1 or more clamps the output whatever the zero point.
+SATURATE_BITS = 10
 
 
 def _round_half_away(v):
@@ -157,9 +162,10 @@ def requantize(acc, multiplier, shift, output_zero_point, act_min, act_max):
 
 @dataclass(frozen=True)
 class Requant:
-    """What the engine's requantizer is loaded with: per output channel a multiplier
-    (``HW_MULTIPLIER_BITS`` unsigned) and a right shift (0..31); the output zero point; the
-    clamp bounds. :func:`hardware_parameters` makes one from TFLite's parameters."""
+    """What the engine's requantizer is loaded with: per output channel a multiplier (TFLite's,
+    31 bits unsigned) and a shift (``SHIFT_RANGE``: negative to the right, positive to the
+    left); the output zero point; the clamp bounds. :func:`hardware_parameters` makes one from
+    TFLite's parameters."""
 
     multiplier: tuple
     shift: tuple
@@ -175,11 +181,12 @@ class Requant:
             raise ValueError(f"requantization needs one shift per multiplier: "
                              f"{len(self.multiplier)} multipliers, {len(self.shift)} shifts")
         for i, m in enumerate(self.multiplier):
-            if not 0 <= m < 1 << HW_MULTIPLIER_BITS:
-                raise ValueError(f"multiplier[{i}] = {m} is outside 0..2**{HW_MULTIPLIER_BITS}-1")
+            if not 0 <= m < 1 << MULTIPLIER_BITS:
+                raise ValueError(f"multiplier[{i}] = {m} is outside 0..2**{MULTIPLIER_BITS}-1")
         for i, s in enumerate(self.shift):
-            if not 0 <= s < 1 << SHIFT_BITS:
-                raise ValueError(f"shift[{i}] = {s} is outside 0..{(1 << SHIFT_BITS) - 1}")
+            if not SHIFT_RANGE[0] <= s <= SHIFT_RANGE[1]:
+                raise ValueError(f"shift[{i}] = {s} is outside {SHIFT_RANGE[0]}.."
+                                 f"{SHIFT_RANGE[1]}")
         for name in ("output_zero_point", "act_min", "act_max"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
@@ -202,11 +209,12 @@ def hardware_parameters(multiplier, shift, output_zero_point, act_min=OUTPUT_RAN
                         act_max=OUTPUT_RANGE[1]):
     """The :class:`Requant` that computes TFLite's :func:`requantize` with these parameters.
 
-    A positive TFLite ``shift`` (a scale of 1 or more) is a left shift before the multiply; the
-    engine folds it into the multiplier, ``multiplier << min(shift, MAX_LEFT_SHIFT)``. The cap is
-    exact for int8 outputs: with ``multiplier >= 2**30`` and a left shift of 9 or more, any
-    non-zero accumulator scales to at least 256 in magnitude, beyond the clamp whatever the zero
-    point (-128..127), and zero stays zero. A negative ``shift`` is the right shift.
+    The multiplier is TFLite's. A positive TFLite ``shift`` (a scale of 1 or more) is a left
+    shift of the accumulator before the multiply, capped at ``MAX_LEFT_SHIFT``: with
+    ``multiplier >= 2**30``, a left shift of 9 or more scales any non-zero accumulator to at
+    least 256 in magnitude, beyond the clamp whatever the zero point (-128..127), and zero stays
+    zero. (:func:`requantize_hw` also saturates the shifted accumulator, for the same reason.)
+    A negative ``shift`` is the rounding right shift after it.
     """
     multiplier = [int(m) for m in np.asarray(multiplier).ravel()]
     shift = [int(s) for s in np.asarray(shift).ravel()]
@@ -220,21 +228,27 @@ def hardware_parameters(multiplier, shift, output_zero_point, act_min=OUTPUT_RAN
     for i, s in enumerate(shift):
         if not -31 <= s <= 30:
             raise ValueError(f"shift[{i}] = {s} is outside -31..30")
-    return Requant(
-        multiplier=[m << min(max(s, 0), MAX_LEFT_SHIFT) for m, s in zip(multiplier, shift)],
-        shift=[max(-s, 0) for s in shift],
-        output_zero_point=output_zero_point, act_min=act_min, act_max=act_max)
+    return Requant(multiplier=multiplier, shift=[min(s, MAX_LEFT_SHIFT) for s in shift],
+                   output_zero_point=output_zero_point, act_min=act_min, act_max=act_max)
 
 
 def requantize_hw(acc, requant):
-    """The engine's requantizer (a :class:`Requant`), bit for bit: ``H = (acc * multiplier +
-    2**30) >> 31``, then ``RoundingDivideByPOT(H, shift)``, plus the zero point, clamped."""
+    """The engine's requantizer (a :class:`Requant`), bit for bit. For a left shift
+    (``shift > 0``) the accumulator is saturated to ``SATURATE_BITS`` and shifted; then ``H =
+    (value * multiplier + 2**30) >> 31``; then, for a right shift, ``RoundingDivideByPOT(H,
+    -shift)``; plus the zero point, clamped.
+
+    Saturating cannot change an output: beyond 256 in magnitude, a scale of 1 or more takes
+    the value past the clamp whatever the zero point, and saturation keeps it there."""
     acc = _as_int64(acc)
     tail = (1,) * (acc.ndim - 1)
     m = np.array(requant.multiplier, dtype=np.int64).reshape(-1, *tail)
     s = np.array(requant.shift, dtype=np.int64).reshape(-1, *tail)
-    high = _product_high(acc, m, 31)
-    out = rounding_divide_by_pot(high, s) + requant.output_zero_point
+    limit = 1 << (SATURATE_BITS - 1)
+    left = np.maximum(s, 0)
+    value = np.where(left > 0, np.clip(acc, -limit, limit - 1) << left, acc)
+    high = _product_high(value, m, 31)
+    out = rounding_divide_by_pot(high, np.maximum(-s, 0)) + requant.output_zero_point
     return np.clip(out, requant.act_min, requant.act_max).astype(np.int64)
 
 

@@ -328,8 +328,8 @@ class ConvLayer:
         multiplier (a non-negative signed value)."""
         bits = max(self.weight_bits, self.bias_bits)
         if self.requantize:
-            from .quant import HW_MULTIPLIER_BITS
-            bits = max(bits, HW_MULTIPLIER_BITS + 1)
+            from .quant import MULTIPLIER_BITS
+            bits = max(bits, MULTIPLIER_BITS + 1)
         return bits
 
     @property

@@ -44,6 +44,9 @@ class EngineFigures:
         Output pixels the output stage queues.
     memories : tuple of MemoryShape
         Every memory of every stage.
+    multipliers : tuple of (int, int)
+        The operand widths (signed, unsigned) of every multiplier beside the PEs' (the
+        requantizer's).
     """
 
     front_latency: int
@@ -51,6 +54,7 @@ class EngineFigures:
     cycles: int
     output_queue_depth: int
     memories: tuple
+    multipliers: tuple = ()
 
 
 @functools.cache
@@ -202,7 +206,8 @@ class ConvAccelerator(wiring.Component):
                 + (out_h - 1) * max(window.row_step, p))
         cycles = last + feeder.latency + p - 1 + back + 1
         return EngineFigures(front_latency=front, back_latency=back, cycles=cycles,
-                             output_queue_depth=output.queue_depth, memories=self.memories)
+                             output_queue_depth=output.queue_depth, memories=self.memories,
+                             multipliers=output.multipliers)
 
     def elaborate(self, platform):
         m = Module()
@@ -300,13 +305,15 @@ class ConvAccelerator(wiring.Component):
                     m.d.comb += [output.b_en.eq(1 << load_lane),
                                  value_ok.eq(fits(spec.bias_bits))]
                 if spec.requantize:
-                    from ..quant import HW_MULTIPLIER_BITS, SHIFT_BITS
+                    from ..quant import MULTIPLIER_BITS, SHIFT_RANGE
                     with m.Case(1):
                         m.d.comb += [output.m_en.eq(1 << load_lane),
-                                     value_ok.eq(fits(HW_MULTIPLIER_BITS, signed=False))]
+                                     value_ok.eq(fits(MULTIPLIER_BITS, signed=False))]
                     with m.Case(2):
+                        value = beat.data.as_signed()
                         m.d.comb += [output.s_en.eq(1 << load_lane),
-                                     value_ok.eq(fits(SHIFT_BITS, signed=False))]
+                                     value_ok.eq((value >= SHIFT_RANGE[0]) &
+                                                 (value <= SHIFT_RANGE[1]))]
                     with m.Case(3):
                         m.d.comb += [output.c_en.eq(1 << load_scalar), value_ok.eq(fits(8))]
             m.d.comb += load_error.eq(~value_ok | (beat.last != load_final))

@@ -98,6 +98,11 @@ class OutputStage(wiring.Component):
         return self._requant
 
     @property
+    def multipliers(self):
+        """The requantizer's multipliers (:attr:`Requantizer.multipliers`), if any."""
+        return self._requant.multipliers if self._requant else ()
+
+    @property
     def latency(self):
         """Accumulation, the queue's write and its read, and the requantizer's if any."""
         return 3 + (self._requant.latency if self._requant else 0)

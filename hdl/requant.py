@@ -2,13 +2,13 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..quant import HW_MULTIPLIER_BITS, OUTPUT_RANGE, SHIFT_BITS
+from ..quant import MAX_LEFT_SHIFT, MULTIPLIER_BITS, OUTPUT_RANGE, SATURATE_BITS, SHIFT_BITS
 from .stage import MemoryShape
 
 __all__ = ["Requantizer", "group_layout", "REQUANT_DATA_BITS"]
 
 #: The width of the requantizer's load data: a multiplier as a non-negative signed value.
-REQUANT_DATA_BITS = HW_MULTIPLIER_BITS + 1
+REQUANT_DATA_BITS = MULTIPLIER_BITS + 1
 
 
 def group_layout(value_shape, cols, tag_shape):
@@ -20,11 +20,13 @@ class Requantizer(wiring.Component):
     """Scales complete accumulators to int8 as TFLite's reference kernels do, bit for bit
     (:func:`convaccel.quant.requantize_hw`).
 
-    Per output channel ``c`` with multiplier ``m`` and right shift ``e``::
+    Per output channel with multiplier ``m`` and shift ``s`` (left if positive, then
+    ``e = max(-s, 0)`` to the right)::
 
-        high = (acc * m + 2**30) >> 31                      # rounding doubling high multiply
-        r    = (high + 2**(e-1) - (high < 0)) >> e          # RoundingDivideByPOT (e > 0)
-        out  = clamp(r + zero_point, act_min, act_max)
+        value = saturate(acc, SATURATE_BITS) << s if s > 0 else acc
+        high  = (value * m + 2**30) >> 31                   # rounding doubling high multiply
+        r     = (high + 2**(e-1) - (high < 0)) >> e         # RoundingDivideByPOT (e > 0)
+        out   = clamp(r + zero_point, act_min, act_max)
 
     Groups of ``cols`` accumulators arrive at most once every ``row_folds`` cycles (a
     reduction's folds). ``units`` pipelined multipliers, the fewest that finish a group in that
@@ -84,9 +86,20 @@ class Requantizer(wiring.Component):
         return self.passes - 1 + self.PIPELINE
 
     @property
+    def multipliers(self):
+        """The operand widths ``(signed, unsigned)`` of each unit's multiplier: the
+        accumulator times the multiplier (the fit check counts the DSP blocks they take)."""
+        return ((self._value_width, MULTIPLIER_BITS),) * self.units
+
+    @property
+    def _value_width(self):
+        # the multiplier's signed operand: the accumulator, or a saturated one shifted left
+        return max(self._acc_shape.width, SATURATE_BITS + MAX_LEFT_SHIFT)
+
+    @property
     def memories(self):
         return (
-            MemoryShape("requant multipliers", self._cols * HW_MULTIPLIER_BITS,
+            MemoryShape("requant multipliers", self._cols * MULTIPLIER_BITS,
                         self._col_folds),
             MemoryShape("requant shifts", self._cols * SHIFT_BITS, self._col_folds),
         )
@@ -96,9 +109,9 @@ class Requantizer(wiring.Component):
         cols, col_folds, units, passes = self._cols, self._col_folds, self.units, self.passes
         beat = self.i.payload
 
-        mults = memory.Memory(shape=data.ArrayLayout(HW_MULTIPLIER_BITS, cols),
+        mults = memory.Memory(shape=data.ArrayLayout(MULTIPLIER_BITS, cols),
                               depth=col_folds, init=[])
-        shifts = memory.Memory(shape=data.ArrayLayout(SHIFT_BITS, cols), depth=col_folds,
+        shifts = memory.Memory(shape=data.ArrayLayout(signed(SHIFT_BITS), cols), depth=col_folds,
                                init=[])
         m.submodules.mults = mults
         m.submodules.shifts = shifts
@@ -132,8 +145,8 @@ class Requantizer(wiring.Component):
 
         # The group is held while its channels pass through the units.
         held = Signal(data.ArrayLayout(self._acc_shape, cols))
-        held_mult = Signal(data.ArrayLayout(HW_MULTIPLIER_BITS, cols))
-        held_shift = Signal(data.ArrayLayout(SHIFT_BITS, cols))
+        held_mult = Signal(data.ArrayLayout(MULTIPLIER_BITS, cols))
+        held_shift = Signal(data.ArrayLayout(signed(SHIFT_BITS), cols))
         held_tag = Signal(self._tag_shape)
         # `step`: the pass to issue next from the held group; `passes` when all are issued.
         step = Signal(range(passes + 1), init=passes)
@@ -145,9 +158,10 @@ class Requantizer(wiring.Component):
         with m.Elif(step != passes):
             m.d.sync += step.eq(step + 1)
         values = data.ArrayLayout(self._acc_shape, cols)(Mux(first, beat.data, held))
-        params_mult = data.ArrayLayout(HW_MULTIPLIER_BITS, cols)(
+        params_mult = data.ArrayLayout(MULTIPLIER_BITS, cols)(
             Mux(first, mult_rd.data, held_mult))
-        params_shift = data.ArrayLayout(SHIFT_BITS, cols)(Mux(first, shift_rd.data, held_shift))
+        params_shift = data.ArrayLayout(signed(SHIFT_BITS), cols)(
+            Mux(first, shift_rd.data, held_shift))
 
         issue = Signal()                               # a pass is selected this cycle
         pass_index = Signal(range(max(passes, 2)))
@@ -157,10 +171,11 @@ class Requantizer(wiring.Component):
         ]
 
         # Per unit, four pipeline registers: operands, product, rounded shift, clamped result.
-        acc_width = self._acc_shape.width
-        high_width = acc_width + HW_MULTIPLIER_BITS - 31
+        width = self._value_width
+        limit = 1 << (SATURATE_BITS - 1)
         results = Signal(data.ArrayLayout(signed(8), cols))
-        delay = [Signal(range(max(passes, 2)), name=f"pass_d{k}") for k in range(self.PIPELINE - 1)]
+        delay = [Signal(range(max(passes, 2)), name=f"pass_d{k}")
+                 for k in range(self.PIPELINE - 1)]
         valid = [Signal(name=f"valid_d{k}") for k in range(self.PIPELINE - 1)]
         m.d.sync += [delay[0].eq(pass_index), valid[0].eq(issue)]
         for k in range(1, self.PIPELINE - 1):
@@ -168,24 +183,36 @@ class Requantizer(wiring.Component):
 
         for u in range(units):
             channels = [p * units + u for p in range(passes)]
-            x = Signal(self._acc_shape, name=f"x{u}")
-            mult = Signal(HW_MULTIPLIER_BITS, name=f"m{u}")
-            shift1 = Signal(SHIFT_BITS, name=f"e{u}_1")
+            # operands: this pass's channel, saturated and shifted left for a positive shift
+            sel_x = Signal(self._acc_shape, name=f"sel_x{u}")
+            sel_m = Signal(MULTIPLIER_BITS, name=f"sel_m{u}")
+            sel_s = Signal(signed(SHIFT_BITS), name=f"sel_s{u}")
             with m.Switch(pass_index):
                 for p, ch in enumerate(channels):
                     if ch < cols:
                         with m.Case(p):
-                            m.d.sync += [x.eq(values[ch]), mult.eq(params_mult[ch]),
-                                         shift1.eq(params_shift[ch])]
-            product = Signal(signed(acc_width + HW_MULTIPLIER_BITS + 1), name=f"p{u}")
-            shift2 = Signal(SHIFT_BITS, name=f"e{u}_2")
+                            m.d.comb += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
+                                         sel_s.eq(params_shift[ch])]
+            saturated = Mux(sel_x >= limit, limit - 1, Mux(sel_x < -limit, -limit, sel_x))
+            left = sel_s[:(MAX_LEFT_SHIFT).bit_length()]
+            x = Signal(signed(width), name=f"x{u}")
+            mult = Signal(MULTIPLIER_BITS, name=f"m{u}")
+            shift1 = Signal(SHIFT_BITS - 1, name=f"e{u}_1")      # the right shift
+            m.d.sync += [
+                x.eq(Mux(sel_s > 0, saturated.as_signed()[:SATURATE_BITS].as_signed() << left,
+                         sel_x)),
+                mult.eq(sel_m),
+                shift1.eq(Mux(sel_s < 0, -sel_s, 0)),
+            ]
+            product = Signal(signed(width + MULTIPLIER_BITS + 1), name=f"p{u}")
+            shift2 = Signal(SHIFT_BITS - 1, name=f"e{u}_2")
             m.d.sync += [product.eq(x * mult), shift2.eq(shift1)]
-            high = Signal(signed(high_width + 1), name=f"high{u}")
+            high = Signal(signed(width + 1), name=f"high{u}")
             m.d.comb += high.eq((product + (1 << 30)) >> 31)
             # RoundingDivideByPOT: add half (less one for a negative value), shift right.
             half = (Const(1, 1) << shift2)[1:]        # 2**(e-1), or 0 for e = 0
             nudge = half - (high[-1] & (shift2 != 0))
-            rounded = Signal(signed(max(high_width + 1, 32) + 1), name=f"r{u}")
+            rounded = Signal(signed(max(width + 1, 32) + 1), name=f"r{u}")
             m.d.sync += rounded.eq((high + nudge) >> shift2)
             shifted_zp = Signal(signed(len(rounded) + 1), name=f"z{u}")
             m.d.comb += shifted_zp.eq(rounded + zero_point)
