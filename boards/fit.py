@@ -98,7 +98,8 @@ def _pe_dsps(family, spec):
 def _dsps(family, spec):
     f = _FAMILIES[family]
     # Wider multipliers are cut into blocks; Yosys keeps a signed operand's lone top bit
-    # out of them (checked against its mapping of the requantizer, tests/test_boards.py).
+    # out of them (checked against its mapping of the requantizer on iCE40 and ECP5,
+    # tests/test_boards.py; Gowin's mixes 9x9, 18x18 and 36x36 blocks: approximate there).
     others = sum(math.ceil((a - 1) / f.dsp_a) * math.ceil(b / f.dsp_b)
                  for a, b in spec.engine.multipliers)
     return _pe_dsps(family, spec) + others

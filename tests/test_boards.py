@@ -7,9 +7,11 @@ import json
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from amaranth import signed
 from amaranth.sim import Simulator
 from convaccel.boards import (
     DEFAULT_BOARD,
@@ -119,6 +121,9 @@ def test_pll_wrong():
         pll_params("xc7", 12, 60)
 
 
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
 # -- fit ---------------------------------------------------------------------------------------
 
 def test_fit_estimate_of_the_default_layer():
@@ -141,6 +146,39 @@ def test_fit_too_large_wrong():
                                        r"\(8 PEs\)$"):
         check_fit(spec, get_board("icebreaker"))
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+def test_fit_counts_the_requantizers_dsps_as_yosys_maps_them(board):
+    # The requantizer's multipliers (an accumulator of 19 to 33 bits times TFLite's 31-bit
+    # multiplier) are cut into DSP blocks; the estimate must be what Yosys makes of them.
+    # (Gowin's mapping mixes 9x9, 18x18 and 36x36 blocks: its estimate is approximate.)
+    from convaccel.boards.cost import synth_cells
+    from convaccel.boards.fit import _dsps, _pe_dsps
+    from convaccel.hdl.array import fold_tag_layout
+    from convaccel.hdl.requant import Requantizer
+    board = get_board(board)
+    for kw in [dict(bias_bits=8), dict(bias_bits=18), dict()]:   # acc 14 (19), 23, 33 bits
+        spec = ConvSpec(height=6, width=6, in_channels=2, out_channels=4, kernel=3, padding=1,
+                        rows=2, cols=2, requantize=True, **kw)
+        requantizer = Requantizer(cols=spec.cols, col_folds=spec.col_folds,
+                                  row_folds=spec.row_folds, acc_shape=signed(spec.acc_bits),
+                                  tag_shape=fold_tag_layout())
+        counts, _ = synth_cells(requantizer, board)
+        assert counts["dsp"] == _dsps(board.family, spec) - _pe_dsps(board.family, spec) > 0
+
+
+def test_fit_requantized_layer_wrong():
+    # The example model on its default 4 x 4 array: the PEs and the requantizer's multipliers
+    # want more of the UP5K's DSP blocks than it has; the self-test cannot host it.
+    from convaccel.tflite import load_conv
+    layer = load_conv(EXAMPLES / "int8_conv.tflite").layer
+    with pytest.raises(FitError, match=r"^The 4 x 4 array does not fit the icebreaker board: "
+                                       r"needs 20 DSP blocks, .* the largest array that fits is "
+                                       r"rows = 4, cols = 1 \(4 PEs\)$"):
+        check_fit(ConvSpec.of(layer), get_board("icebreaker"), app="link")
+    with pytest.raises(FitError, match=r"build it with --link"):
+        check_fit(ConvSpec.of(layer), get_board("icebreaker"))
 
 
 def test_largest_array():
