@@ -11,7 +11,7 @@ import numpy as np
 
 from . import __version__, golden
 from .sim.runner import SIMULATORS
-from .spec import DEFAULT_SPEC, ConfigError, ConvSpec
+from .spec import DEFAULT_SPEC, ConfigError, ConvSpec, Folding
 
 __all__ = ["main"]
 
@@ -72,8 +72,27 @@ def _load_layer(config):
     return ConvSpec.from_toml(config), None
 
 
-def _load_spec(config):
-    return _load_layer(config)[0]
+def _array(text):
+    """``--array ROWSxCOLS`` as a :class:`~convaccel.Folding`."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS, e.g. 4x2, not {text!r}")
+    try:
+        return Folding(int(match[1]), int(match[2]))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _load_args(args):
+    """``(spec, model)`` of ``args.config``, on ``--array`` if given."""
+    spec, model = _load_layer(args.config)
+    if getattr(args, "array", None) is not None:
+        spec = ConvSpec.of(spec.layer, args.array)
+    return spec, model
+
+
+def _load_spec(args):
+    return _load_args(args)[0]
 
 
 def _shape_text(shape):
@@ -142,7 +161,7 @@ def format_spec(spec):
 
 
 def cmd_spec(args):
-    spec, _ = _load_layer(args.config)
+    spec, _ = _load_args(args)
     if args.json:
         print(json.dumps({"parameters": spec.parameters(), "figures": spec.figures()},
                          indent=2))
@@ -154,7 +173,7 @@ def cmd_spec(args):
 def cmd_generate(args):
     from .generate import lint, write_design
 
-    spec = _load_spec(args.config)
+    spec = _load_spec(args)
     name = design_name(spec, args.config)
     start = time.perf_counter()
     try:
@@ -265,7 +284,7 @@ def cmd_simulate(args):
     from .sim.runner import SimulatorMissing, default_simulator
     from .simulate import simulate
 
-    spec, model = _load_layer(args.config)
+    spec, model = _load_args(args)
     if args.stall is not None and not 0 <= args.stall < 1:
         raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
                          f"not {args.stall}")
@@ -321,7 +340,7 @@ def _board(name):
 def cmd_run(args):
     from .link.device import Device, DeviceError
 
-    spec, model = _load_layer(args.config)
+    spec, model = _load_args(args)
     board = _board(args.board)
     if not board.uart:
         raise UsageError(f"the {board.title} has no USB-serial port for the host link; "
@@ -456,7 +475,7 @@ def cmd_build(args):
     if args.dry_run and not args.program:
         raise UsageError("--dry-run only applies to --program; add --program")
     board = _board(args.board)
-    spec = _load_spec(args.config)
+    spec = _load_spec(args)
     name = design_name(spec, args.config)
     output = _output_dir(args.output or Path("build") / board.name, "the build")
     try:
@@ -488,6 +507,9 @@ def cmd_build(args):
 
 CONFIG_HELP = ("layer configuration (TOML), or an int8 .tflite model of one CONV_2D "
                "(default: the built-in layer)")
+ARRAY_HELP = ("the folding, e.g. 4x2: the systolic array's rows (reduction lanes) and columns "
+              "(output channels at once); overrides the layer file's [array] (default: it, or "
+              "4x4)")
 OUTPUT_HELP = ("write the {} output here (for a .tflite model: the interpreter's output "
                "tensor, NHWC int8)")
 INPUT_HELP = ("input frame (C_in, H, W); for a .tflite model, the interpreter's input tensor "
@@ -505,6 +527,7 @@ def _add_build_commands(subparsers):
                     "DIR/<name>.summary.json: achieved vs required clock and resources used. "
                     "Exits 1 if the clock is missed (unless --allow-timing-fail).")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
+    p.add_argument("--array", type=_array, metavar="ROWSxCOLS", help=ARRAY_HELP)
     p.add_argument("--board", default=DEFAULT_BOARD, metavar="NAME",
                    help=f"target board (default: {DEFAULT_BOARD}; `convaccel boards` lists "
                         f"them)")
@@ -545,6 +568,7 @@ def build_parser():
                        description="Print the shapes, widths, memory and predicted cycles of a "
                                    "layer (the default layer when no CONFIG is given).")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
+    p.add_argument("--array", type=_array, metavar="ROWSxCOLS", help=ARRAY_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_spec)
 
@@ -562,6 +586,7 @@ def build_parser():
                                    "array is given. Exit status 0 only when the hardware "
                                    "matched.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
+    p.add_argument("--array", type=_array, metavar="ROWSxCOLS", help=ARRAY_HELP)
     p.add_argument("--input", metavar="x.npy", help=INPUT_HELP)
     p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
     p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
@@ -582,6 +607,7 @@ def build_parser():
                                    "cocotb. Exit status 0 only when the device's answer equals "
                                    "the golden model.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
+    p.add_argument("--array", type=_array, metavar="ROWSxCOLS", help=ARRAY_HELP)
     p.add_argument("--board", required=True, metavar="NAME", help="`convaccel boards` lists them")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", metavar="DEVICE", help="the board's serial port, e.g. "
@@ -605,6 +631,7 @@ def build_parser():
                                    "figure). <name> is the config's `name`, else its file "
                                    "name; with no CONFIG, the default layer.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
+    p.add_argument("--array", type=_array, metavar="ROWSxCOLS", help=ARRAY_HELP)
     p.add_argument("-o", "--output", default="build", metavar="DIR",
                    help="output folder (default: build)")
     p.add_argument("--lint", action="store_true",
