@@ -76,9 +76,9 @@ class Requantizer(wiring.Component):
             "c_en": In(3),
         })
 
-    #: Cycles from the selection of a channel to its result: operand registers, product,
-    #: rounding shift, zero point and clamp.
-    PIPELINE = 4
+    #: Cycles from the selection of a channel to its result: operands, partial products, two
+    #: sums, the high half, the rounding division's sum and shift, zero point and clamp.
+    PIPELINE = 8
 
     @property
     def latency(self):
@@ -89,7 +89,10 @@ class Requantizer(wiring.Component):
     def multipliers(self):
         """The operand widths ``(signed, unsigned)`` of each unit's multiplier: the
         accumulator times the multiplier (the fit check counts the DSP blocks they take)."""
-        return ((self._value_width, MULTIPLIER_BITS),) * self.units
+        w = self._value_width
+        # four partial products: (16 unsigned or the signed rest) x (16 or 15 unsigned)
+        return ((16, 16), (16, MULTIPLIER_BITS - 16), (w - 16, 16),
+                (w - 16, MULTIPLIER_BITS - 16)) * self.units
 
     @property
     def _value_width(self):
@@ -204,17 +207,40 @@ class Requantizer(wiring.Component):
                 mult.eq(sel_m),
                 shift1.eq(Mux(sel_s < 0, -sel_s, 0)),
             ]
+            # The product from four partial products of at most 16 x 16 bits (one DSP block
+            # each on iCE40), summed over two registered stages: no stage chains more than one
+            # carry.
+            x_lo, x_hi = x[:16], x[16:].as_signed()
+            m_lo, m_hi = mult[:16], mult[16:]
+            pp = {}
+            for name, a, b in (("ll", x_lo, m_lo), ("lh", x_lo, m_hi), ("hl", x_hi, m_lo),
+                               ("hh", x_hi, m_hi)):
+                pp[name] = Signal.like(a * b, name=f"pp_{name}{u}")
+                m.d.sync += pp[name].eq(a * b)
+            t_lo = Signal.like(pp["ll"] + (pp["lh"] << 16), name=f"t_lo{u}")
+            t_hi = Signal.like(pp["hl"] + (pp["hh"] << 16), name=f"t_hi{u}")
+            m.d.sync += [t_lo.eq(pp["ll"] + (pp["lh"] << 16)),
+                         t_hi.eq(pp["hl"] + (pp["hh"] << 16))]
             product = Signal(signed(width + MULTIPLIER_BITS + 1), name=f"p{u}")
-            shift2 = Signal(SHIFT_BITS - 1, name=f"e{u}_2")
-            m.d.sync += [product.eq(x * mult), shift2.eq(shift1)]
+            m.d.sync += product.eq(t_lo + (t_hi << 16))
+            # rounding doubling high multiply
             high = Signal(signed(width + 1), name=f"high{u}")
-            m.d.comb += high.eq((product + (1 << 30)) >> 31)
-            # RoundingDivideByPOT: add half (less one for a negative value), shift right.
-            half = (Const(1, 1) << shift2)[1:]        # 2**(e-1), or 0 for e = 0
-            nudge = half - (high[-1] & (shift2 != 0))
-            rounded = Signal(signed(max(width + 1, 32) + 1), name=f"r{u}")
-            m.d.sync += rounded.eq((high + nudge) >> shift2)
-            shifted_zp = Signal(signed(len(rounded) + 1), name=f"z{u}")
+            m.d.sync += high.eq((product + (1 << 30)) >> 31)
+            # RoundingDivideByPOT: add half (less one for a negative value), then shift right;
+            # the result saturated to SATURATE_BITS (past them the clamp decides).
+            e = [shift1]
+            for k in range(5):
+                e.append(Signal.like(shift1, name=f"e{u}_{k + 2}"))
+                m.d.sync += e[-1].eq(e[-2])
+            e_sum, e_shift = e[4], e[5]               # (aligned with `high` and `total`)
+            half = (Const(1, 1) << e_sum)[1:]         # 2**(e-1), or 0 for e = 0
+            total = Signal(signed(max(width + 1, 32) + 1), name=f"sum{u}")
+            m.d.sync += total.eq(high + half - (high[-1] & (e_sum != 0)))
+            shifted = total >> e_shift
+            rounded = Signal(signed(SATURATE_BITS), name=f"r{u}")
+            m.d.sync += rounded.eq(Mux(shifted >= limit, limit - 1,
+                                       Mux(shifted < -limit, -limit, shifted)))
+            shifted_zp = Signal(signed(SATURATE_BITS + 1), name=f"z{u}")
             m.d.comb += shifted_zp.eq(rounded + zero_point)
             clamped = Mux(shifted_zp < act_min, act_min,
                           Mux(shifted_zp > act_max, act_max, shifted_zp[:8]))
