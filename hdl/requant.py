@@ -77,8 +77,9 @@ class Requantizer(wiring.Component):
         })
 
     #: Cycles from the selection of a channel to its result: operands, partial products, two
-    #: sums, the high half, the rounding division's sum and shift, zero point and clamp.
-    PIPELINE = 8
+    #: sums, the high half, the rounding division's sum and its shift in two steps, zero point
+    #: and clamp.
+    PIPELINE = 9
 
     @property
     def latency(self):
@@ -229,17 +230,24 @@ class Requantizer(wiring.Component):
             # RoundingDivideByPOT: add half (less one for a negative value), then shift right;
             # the result saturated to SATURATE_BITS (past them the clamp decides).
             e = [shift1]
-            for k in range(5):
+            for k in range(6):
                 e.append(Signal.like(shift1, name=f"e{u}_{k + 2}"))
                 m.d.sync += e[-1].eq(e[-2])
-            e_sum, e_shift = e[4], e[5]               # (aligned with `high` and `total`)
+            e_sum, e_coarse, e_fine = e[4], e[5], e[6]   # (aligned with their stages)
             half = (Const(1, 1) << e_sum)[1:]         # 2**(e-1), or 0 for e = 0
             total = Signal(signed(max(width + 1, 32) + 1), name=f"sum{u}")
             m.d.sync += total.eq(high + half - (high[-1] & (e_sum != 0)))
-            shifted = total >> e_shift
+            # the shift in two steps: by the multiple of 8, then by the rest
+            coarse = Signal.like(total, name=f"coarse{u}")
+            m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
+            shifted = Signal.like(total, name=f"shifted{u}")
+            m.d.comb += shifted.eq(coarse >> e_fine[:3])
+            # saturated where its top bits are not all copies of the sign (LUTs, no carry)
+            top = shifted[SATURATE_BITS - 1:]
+            fits = (top == 0) | (top == (1 << len(top)) - 1)
             rounded = Signal(signed(SATURATE_BITS), name=f"r{u}")
-            m.d.sync += rounded.eq(Mux(shifted >= limit, limit - 1,
-                                       Mux(shifted < -limit, -limit, shifted)))
+            m.d.sync += rounded.eq(Mux(fits, shifted[:SATURATE_BITS],
+                                       Mux(shifted[-1], -limit, limit - 1)))
             shifted_zp = Signal(signed(SATURATE_BITS + 1), name=f"z{u}")
             m.d.comb += shifted_zp.eq(rounded + zero_point)
             clamped = Mux(shifted_zp < act_min, act_min,
