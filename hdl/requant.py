@@ -83,8 +83,10 @@ class Requantizer(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from a group's arrival on ``i`` to its departure on ``o``."""
-        return self.passes - 1 + self.PIPELINE
+        """Cycles from a group's arrival on ``i`` to its departure on ``o``: it is registered,
+        its passes issued one a cycle, the last one's results leave ``PIPELINE`` cycles
+        later."""
+        return 1 + self.passes - 1 + self.PIPELINE
 
     @property
     def multipliers(self):
@@ -147,34 +149,29 @@ class Requantizer(wiring.Component):
         with m.If(self.i.valid):
             m.d.sync += group.eq(next_group)
 
-        # The group is held while its channels pass through the units.
-        held = Signal(data.ArrayLayout(self._acc_shape, cols))
-        held_mult = Signal(data.ArrayLayout(MULTIPLIER_BITS, cols))
-        held_shift = Signal(data.ArrayLayout(signed(SHIFT_BITS), cols))
+        # The group is registered as it arrives, then its channels pass through the units
+        # from there, a pass a cycle.
+        values = Signal(data.ArrayLayout(self._acc_shape, cols))
+        params_mult = Signal(data.ArrayLayout(MULTIPLIER_BITS, cols))
+        params_shift = Signal(data.ArrayLayout(signed(SHIFT_BITS), cols))
         held_tag = Signal(self._tag_shape)
-        # `step`: the pass to issue next from the held group; `passes` when all are issued.
+        # `step`: the pass to issue this cycle; `passes` when all are issued.
         step = Signal(range(passes + 1), init=passes)
-        first = self.i.valid                          # pass 0, straight from the beat
-        with m.If(first):
-            m.d.sync += [held.eq(beat.data), held_tag.eq(beat.tag),
-                         held_mult.eq(mult_rd.data), held_shift.eq(shift_rd.data),
-                         step.eq(1)]
+        with m.If(self.i.valid):
+            m.d.sync += [values.eq(beat.data), held_tag.eq(beat.tag),
+                         params_mult.eq(mult_rd.data), params_shift.eq(shift_rd.data),
+                         step.eq(0)]
         with m.Elif(step != passes):
             m.d.sync += step.eq(step + 1)
-        values = data.ArrayLayout(self._acc_shape, cols)(Mux(first, beat.data, held))
-        params_mult = data.ArrayLayout(MULTIPLIER_BITS, cols)(
-            Mux(first, mult_rd.data, held_mult))
-        params_shift = data.ArrayLayout(signed(SHIFT_BITS), cols)(
-            Mux(first, shift_rd.data, held_shift))
 
         issue = Signal()                               # a pass is selected this cycle
         pass_index = Signal(range(max(passes, 2)))
         m.d.comb += [
-            issue.eq(first | (step != passes)),
-            pass_index.eq(Mux(first, 0, step)),
+            issue.eq(step != passes),
+            pass_index.eq(step),
         ]
 
-        # Per unit, four pipeline registers: operands, product, rounded shift, clamped result.
+        # Per unit, PIPELINE registers (see there).
         width = self._value_width
         limit = 1 << (SATURATE_BITS - 1)
         results = Signal(data.ArrayLayout(signed(8), cols))
@@ -197,14 +194,16 @@ class Requantizer(wiring.Component):
                         with m.Case(p):
                             m.d.comb += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
                                          sel_s.eq(params_shift[ch])]
-            saturated = Mux(sel_x >= limit, limit - 1, Mux(sel_x < -limit, -limit, sel_x))
+            # (saturated where its top bits are not all copies of the sign: LUTs, no carry)
+            top = sel_x[SATURATE_BITS - 1:]
+            saturated = Mux((top == 0) | (top == (1 << len(top)) - 1), sel_x[:SATURATE_BITS],
+                            Mux(sel_x[-1], -limit, limit - 1))
             left = sel_s[:(MAX_LEFT_SHIFT).bit_length()]
             x = Signal(signed(width), name=f"x{u}")
             mult = Signal(MULTIPLIER_BITS, name=f"m{u}")
             shift1 = Signal(SHIFT_BITS - 1, name=f"e{u}_1")      # the right shift
             m.d.sync += [
-                x.eq(Mux(sel_s > 0, saturated.as_signed()[:SATURATE_BITS].as_signed() << left,
-                         sel_x)),
+                x.eq(Mux(sel_s > 0, saturated[:SATURATE_BITS].as_signed() << left, sel_x)),
                 mult.eq(sel_m),
                 shift1.eq(Mux(sel_s < 0, -sel_s, 0)),
             ]
@@ -264,7 +263,7 @@ class Requantizer(wiring.Component):
         last_pass = Signal()
         m.d.comb += last_pass.eq(issue & (pass_index == passes - 1))
         done = [Signal(name=f"done_d{k}") for k in range(self.PIPELINE)]
-        m.d.sync += [done[0].eq(last_pass), tags[0].eq(Mux(first, beat.tag, held_tag))]
+        m.d.sync += [done[0].eq(last_pass), tags[0].eq(held_tag)]
         for k in range(1, self.PIPELINE):
             m.d.sync += [done[k].eq(done[k - 1]), tags[k].eq(tags[k - 1])]
         m.d.comb += [
