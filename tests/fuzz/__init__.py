@@ -1,0 +1,2 @@
+"""Fuzzing the generator: hypothesis strategies (strategies.py) and the runner of `make fuzz`
+(run.py)."""
