@@ -76,10 +76,10 @@ class Requantizer(wiring.Component):
             "c_en": In(3),
         })
 
-    #: Cycles from the selection of a channel to its result: operands, partial products, two
-    #: sums, the high half, the rounding division's sum and its shift in two steps, zero point
-    #: and clamp.
-    PIPELINE = 9
+    #: Cycles from the selection of a channel to its result: operands (selected, saturated,
+    #: shifted), partial products, two sums, the high half, the rounding division's sum and
+    #: its shift in two steps, zero point and clamp.
+    PIPELINE = 11
 
     @property
     def latency(self):
@@ -184,7 +184,9 @@ class Requantizer(wiring.Component):
 
         for u in range(units):
             channels = [p * units + u for p in range(passes)]
-            # operands: this pass's channel, saturated and shifted left for a positive shift
+            # Operands, over three stages: this pass's channel; saturated (where its top bits
+            # are not all copies of the sign: LUTs, no carry); shifted left for a positive
+            # shift, the right shift apart.
             sel_x = Signal(self._acc_shape, name=f"sel_x{u}")
             sel_m = Signal(MULTIPLIER_BITS, name=f"sel_m{u}")
             sel_s = Signal(signed(SHIFT_BITS), name=f"sel_s{u}")
@@ -192,20 +194,25 @@ class Requantizer(wiring.Component):
                 for p, ch in enumerate(channels):
                     if ch < cols:
                         with m.Case(p):
-                            m.d.comb += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
+                            m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
                                          sel_s.eq(params_shift[ch])]
-            # (saturated where its top bits are not all copies of the sign: LUTs, no carry)
             top = sel_x[SATURATE_BITS - 1:]
-            saturated = Mux((top == 0) | (top == (1 << len(top)) - 1), sel_x[:SATURATE_BITS],
-                            Mux(sel_x[-1], -limit, limit - 1))
-            left = sel_s[:(MAX_LEFT_SHIFT).bit_length()]
+            sat_x = Signal(signed(SATURATE_BITS), name=f"sat_x{u}")
+            raw_x = Signal.like(sel_x, name=f"raw_x{u}")
+            sat_m = Signal.like(sel_m, name=f"sat_m{u}")
+            sat_s = Signal.like(sel_s, name=f"sat_s{u}")
+            m.d.sync += [
+                sat_x.eq(Mux((top == 0) | (top == (1 << len(top)) - 1), sel_x[:SATURATE_BITS],
+                             Mux(sel_x[-1], -limit, limit - 1))),
+                raw_x.eq(sel_x), sat_m.eq(sel_m), sat_s.eq(sel_s),
+            ]
             x = Signal(signed(width), name=f"x{u}")
             mult = Signal(MULTIPLIER_BITS, name=f"m{u}")
             shift1 = Signal(SHIFT_BITS - 1, name=f"e{u}_1")      # the right shift
             m.d.sync += [
-                x.eq(Mux(sel_s > 0, saturated[:SATURATE_BITS].as_signed() << left, sel_x)),
-                mult.eq(sel_m),
-                shift1.eq(Mux(sel_s < 0, -sel_s, 0)),
+                x.eq(Mux(sat_s > 0, sat_x << sat_s[:MAX_LEFT_SHIFT.bit_length()], raw_x)),
+                mult.eq(sat_m),
+                shift1.eq(Mux(sat_s < 0, -sat_s, 0)),
             ]
             # The product from four partial products of at most 16 x 16 bits (one DSP block
             # each on iCE40), summed over two registered stages: no stage chains more than one
