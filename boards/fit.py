@@ -95,14 +95,20 @@ def _pe_dsps(family, spec):
                                                                             f.dsp_b)
 
 
-def _dsps(family, spec):
+def _blocks(family, a, b):
+    """DSP blocks (in the units the board's capacity counts) for an ``a x b`` multiplier beside
+    the PEs: cut into blocks, the lone top bit of a signed operand kept out of them, as Yosys
+    maps the requantizer on iCE40 and ECP5 (tests/test_boards.py). Gowin's Yosys puts any
+    product wider than 9 x 9 in 18 x 18 blocks, four 9 x 9 units each."""
     f = _FAMILIES[family]
-    # Wider multipliers are cut into blocks; Yosys keeps a signed operand's lone top bit
-    # out of them (checked against its mapping of the requantizer on iCE40 and ECP5,
-    # tests/test_boards.py; Gowin's mixes 9x9, 18x18 and 36x36 blocks: approximate there).
-    others = sum(math.ceil((a - 1) / f.dsp_a) * math.ceil(b / f.dsp_b)
-                 for a, b in spec.engine.multipliers)
-    return _pe_dsps(family, spec) + others
+    if family == "gowin" and max(a, b) > f.dsp_a:
+        return math.ceil((a - 1) / 18) * math.ceil(b / 18) * 4
+    return math.ceil((a - 1) / f.dsp_a) * math.ceil(b / f.dsp_b)
+
+
+def _dsps(family, spec):
+    return _pe_dsps(family, spec) + sum(_blocks(family, a, b)
+                                        for a, b in spec.engine.multipliers)
 
 
 def estimate(spec, board, app="selftest", *, selftest=None):

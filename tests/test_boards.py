@@ -148,17 +148,17 @@ def test_fit_too_large_wrong():
     assert time.perf_counter() - start < 5
 
 
-@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f", "tangnano9k"])
 def test_fit_counts_the_requantizers_dsps_as_yosys_maps_them(board):
-    # The requantizer's multipliers (an accumulator of 19 to 33 bits times TFLite's 31-bit
-    # multiplier) are cut into DSP blocks; the estimate must be what Yosys makes of them.
-    # (Gowin's mapping mixes 9x9, 18x18 and 36x36 blocks: its estimate is approximate.)
+    # The requantizer's multiplier (an accumulator of 19 to 33 bits times TFLite's 31-bit
+    # multiplier, as four partial products) takes DSP blocks; the estimate must be what Yosys
+    # makes of them.
     from convaccel.boards.cost import synth_cells
     from convaccel.boards.fit import _dsps, _pe_dsps
     from convaccel.hdl.array import fold_tag_layout
     from convaccel.hdl.requant import Requantizer
     board = get_board(board)
-    for kw in [dict(bias_bits=8), dict(bias_bits=18), dict()]:   # acc 14 (19), 23, 33 bits
+    for kw in [dict(bias_bits=8), dict()]:        # accumulators of 20 and 33 bits
         spec = ConvSpec(height=6, width=6, in_channels=2, out_channels=4, kernel=3, padding=1,
                         rows=2, cols=2, requantize=True, **kw)
         requantizer = Requantizer(cols=spec.cols, col_folds=spec.col_folds,
