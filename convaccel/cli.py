@@ -160,12 +160,31 @@ def format_spec(spec):
     return "\n".join(lines)
 
 
+def format_model(model, config):
+    """What a one-convolution model holds beside the layer: its tensors' quantization and the
+    requantization TFLite derives from it."""
+    shifts = sorted(set(model.shift))
+    return "\n".join([
+        f"model {Path(config).name}: one CONV_2D, int8 (full-integer quantization)",
+        f"  input tensor  {_shape_text(model.input_shape)} int8, scale {model.input_scale:.6g},"
+        f" zero point {model.input_zero_point} (the pad value)",
+        f"  output tensor {_shape_text(model.output_shape)} int8, scale "
+        f"{model.output_scale:.6g}, zero point {model.output_zero_point}, "
+        f"{model.activation} (clamp {model.act_min}..{model.act_max})",
+        f"  requantize    per channel: multipliers {min(model.multiplier)}.."
+        f"{max(model.multiplier)}, shifts {shifts[0]}..{shifts[-1]} (TFLite's "
+        f"QuantizeMultiplier)",
+    ])
+
+
 def cmd_spec(args):
-    spec, _ = _load_args(args)
+    spec, model = _load_args(args)
     if args.json:
         print(json.dumps({"parameters": spec.parameters(), "figures": spec.figures()},
                          indent=2))
     else:
+        if model is not None:
+            print(format_model(model, args.config))
         print(format_spec(spec))
     return 0
 
@@ -393,8 +412,8 @@ def cmd_run(args):
     if args.output:
         _save_array(args.output, _user_output(y, model))
     if matches:
-        print(f"PASS: the device's {' x '.join(map(str, y.shape))} result equals the golden "
-              f"model bit for bit")
+        print(f"PASS: the device's {_shape_text(_user_output(y, model).shape)} result equals "
+              f"the golden model bit for bit")
         return 0
     wrong = np.argwhere(y != expected)
     print(f"FAIL: {len(wrong)} values differ from the golden model, the first at "

@@ -165,6 +165,9 @@ def test_tflite_model_equals_litert(tmp_path, verb):
                  "--output", str(tmp_path / "y.npy"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 x 16 x 16 x 4 (NHWC int8) in, 1 x 16 x 16 x 8 (NHWC int8) out" in result.stdout
+    if verb == "run":
+        assert "PASS: the device's 1 x 16 x 16 x 8 result equals the golden model" in \
+            result.stdout
     y = np.load(tmp_path / "y.npy")
     expected = run_reference(EXAMPLE_MODEL.read_bytes(), x)
     assert y.dtype == np.int8 and y.shape == expected.shape
@@ -178,6 +181,9 @@ def test_tflite_spec():
     assert "output        8 x 16 x 16 (int8, requantized from int21 as TFLite does)" in \
         result.stdout
     assert "(value -6)" in result.stdout              # the input zero point pads the frame
+    assert result.stdout.startswith("model int8_conv.tflite: one CONV_2D, int8 (full-integer "
+                                    "quantization)\n  input tensor  1 x 16 x 16 x 4 int8, "
+                                    "scale 0.02, zero point -6 (the pad value)\n")
 
 
 @pytest.mark.parametrize("args, message", [
