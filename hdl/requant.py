@@ -31,7 +31,10 @@ class Requantizer(wiring.Component):
     Groups of ``cols`` accumulators arrive at most once every ``row_folds`` cycles (a
     reduction's folds). ``units`` pipelined multipliers, the fewest that finish a group in that
     time, take the group's channels in ``passes`` consecutive cycles, so a group never waits:
-    each leaves exactly :attr:`latency` cycles after it arrived.
+    each leaves exactly :attr:`latency` cycles after it arrived. A unit is :attr:`PIPELINE`
+    stages, none chaining more than one carry or a few LUT levels: the product is four
+    registered partial products of at most 16 x 16 bits (a DSP block each on iCE40 and ECP5)
+    and two registered sums, the rounding division's shift two stages.
 
     The multipliers and shifts live in two memories with a word of ``cols`` values per column
     group (``col_folds`` words); the group of an arriving beat is counted here (the groups of a
