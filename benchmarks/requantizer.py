@@ -55,7 +55,7 @@ def main():
                   f"{board.device} | {lut} | {counts['ff']} | {counts['dsp']} ({estimate}) |")
             sys.stdout.flush()
     print(f"\n(Yosys {time.perf_counter() - start:.0f} s; DSP blocks: SB_MAC16 on iCE40, "
-          f"MULT18X18D on ECP5, 9x9 units on Gowin)")
+          f"MULT18X18D on ECP5, 9x9 sites on Gowin, a MULT18X18 taking two)")
 
 
 if __name__ == "__main__":

@@ -32,14 +32,14 @@ _CELLS = {
     "ecp5": {"lut": {r"LUT4": 1, r"CCU2C": 2, r"TRELLIS_DPR16X4": 1},
              "ff": {r"TRELLIS_FF": 1}, "dsp": {r"MULT18X18D": 1}, "bram": {r"DP16KD": 1}},
     "gowin": {"lut": {r"LUT[1-4]": 1, r"ALU": 1}, "ff": {r"DFF\w*": 1},
-              "dsp": {r"MULT9X9": 1, r"MULT18X18": 4, r"MULT36X36": 16},
+              "dsp": {r"MULT9X9": 1, r"MULT18X18": 2, r"MULT36X36": 8},
               "bram": {r"[SD]P\w*": 1}},
 }
 
 
 def resource_counts(family, cells):
     """``{resource: count}`` from Yosys's cell counts; DSP blocks in the units the board's
-    capacity counts (a Gowin MULT18X18 is four 9x9 blocks)."""
+    capacity counts (a Gowin MULT18X18 takes two 9x9 sites, as nextpnr counts them)."""
     counts = {}
     for resource, patterns in _CELLS[family].items():
         counts[resource] = sum(n * weight for cell, n in cells.items()

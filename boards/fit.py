@@ -98,11 +98,11 @@ def _pe_dsps(family, spec):
 def _blocks(family, a, b):
     """DSP blocks (in the units the board's capacity counts) for an ``a x b`` multiplier beside
     the PEs: cut into blocks, the lone top bit of a signed operand kept out of them, as Yosys
-    maps the requantizer on iCE40 and ECP5 (tests/test_boards.py). Gowin's Yosys puts any
-    product wider than 9 x 9 in 18 x 18 blocks, four 9 x 9 units each."""
+    maps the requantizer (tests/test_boards.py). Gowin's Yosys puts any product wider than
+    9 x 9 in 18 x 18 blocks, each on two 9 x 9 sites."""
     f = _FAMILIES[family]
     if family == "gowin" and max(a, b) > f.dsp_a:
-        return math.ceil((a - 1) / 18) * math.ceil(b / 18) * 4
+        return math.ceil((a - 1) / 18) * math.ceil(b / 18) * 2
     return math.ceil((a - 1) / f.dsp_a) * math.ceil(b / f.dsp_b)
 
 

@@ -31,6 +31,12 @@ NEXTPNR_BELS = {
     "gowin": {"lut": ("LUT4",), "ff": ("DFF",), "dsp": ("MULT9X9",), "bram": ("BSRAM",)},
 }
 
+#: BEL types that take the sites of others, counted in those: a Gowin MULT18X18 takes two
+#: MULT9X9 sites, a MULT36X36 eight (their capacities: 40, 20, 5 on the GW1NR-9).
+NEXTPNR_SHARED_BELS = {
+    "gowin": {"dsp": {"MULT18X18": 2, "MULT36X36": 8}},
+}
+
 #: On iCE40 a logic cell is a LUT4 and a flip-flop; Yosys's cell counts split them.
 _YOSYS_CELLS = {
     "ice40": {"lut": r"SB_LUT4", "ff": r"SB_DFF\w*"},
@@ -87,7 +93,9 @@ def resources(family, report, stat):
     for name, bels in NEXTPNR_BELS[family].items():
         present = [util[b] for b in bels if b in util]
         if present:
-            found[name] = {"used": sum(int(u["used"]) for u in present),
+            shared = NEXTPNR_SHARED_BELS.get(family, {}).get(name, {})
+            found[name] = {"used": sum(int(u["used"]) for u in present) +
+                           sum(int(util[b]["used"]) * n for b, n in shared.items() if b in util),
                            "available": sum(int(u["available"]) for u in present)}
     for name, pattern in _YOSYS_CELLS.get(family, {}).items():
         used = sum(n for cell, n in stat.items() if re.fullmatch(pattern, cell))
