@@ -236,6 +236,10 @@ class WindowHarness(Elaboratable):
     asserted to show ``v``. As ``f``, ``(py, px)`` and ``v`` range over every value, each tap of
     each window of those frames is the pixel under it.
 
+    The geometry must give an integer output size, as :class:`~convaccel.spec.ConvSpec`
+    requires: otherwise the last window does not end on the frame's last pixel, and WindowGen
+    marks no window ``last``.
+
     ``make`` builds the stage from the keyword arguments of :class:`~convaccel.hdl.window.
     WindowGen`.
     """
@@ -246,6 +250,12 @@ class WindowHarness(Elaboratable):
         self._kernel = tuple(kernel)
         self._dilation = tuple(dilation)
         self._stride = tuple(stride)
+        for size, k, d, s in zip(padded, kernel, dilation, stride):
+            # WindowGen marks `last` on the window whose bottom-right pixel is the frame's last,
+            # which needs an integer output size (ConvSpec refuses others).
+            if (size - (k - 1) * d - 1) % s:
+                raise ValueError(f"Padded size {size} leaves a remainder for kernel {k}, "
+                                 f"dilation {d}, stride {s}")
         self.pixel_shape = data.ArrayLayout(unsigned(bits), channels)
         self.dut = make(padded=padded, kernel=kernel, dilation=dilation, stride=stride,
                         pixel_shape=self.pixel_shape)
