@@ -125,7 +125,7 @@ class Requantizer(wiring.Component):
         m.submodules.mults = mults
         m.submodules.shifts = shifts
         reads = []
-        for mem, en, field in ((mults, self.m_en, "mult"), (shifts, self.s_en, "shift")):
+        for mem, en in ((mults, self.m_en), (shifts, self.s_en)):
             wr = mem.write_port(granularity=1)
             m.d.comb += [wr.addr.eq(self.w_addr), wr.en.eq(en)]
             for c in range(cols):
