@@ -35,8 +35,9 @@ PROOFS = [
     # dilation 2 down the column (k_eff 3x1), a line buffer two rows deep.
     ("window_3x2_k2x1_d2", lambda: WindowHarness(padded=(3, 2), kernel=(2, 1),
                                                  dilation=(2, 1)), 16),
-    # one output column group of two channels, two groups a pixel.
-    ("output_stage", lambda: OutputStageHarness(), 12),
+    # one column, two channels: two column groups a pixel; any input, even one that breaks
+    # the credit protocol.
+    ("output_stage", lambda: OutputStageHarness(), 20),
 ]
 
 
