@@ -36,6 +36,10 @@ class WindowGen(wiring.Component):
     padded : (height, width)
         The padded frame.
     kernel, dilation, stride : (h, w)
+        The strided positions must end at the frame's last pixel, ``(padded - k_eff) % stride
+        == 0`` on both axes (an integer output size, as :class:`~convaccel.ConvLayer`
+        ensures): the frame's last window carries ``last`` because its bottom-right pixel is
+        the frame's last. Anything else is refused.
     pixel_shape : shape-castable
         One pixel, all channels.
 
@@ -51,6 +55,13 @@ class WindowGen(wiring.Component):
         self._dilation = tuple(dilation)
         self._stride = tuple(stride)
         self._pixel_shape = pixel_shape
+        for axis, name in enumerate(("height", "width")):
+            size, k_eff, s = self._padded[axis], self._kernel_eff[axis], self._stride[axis]
+            if size < k_eff or (size - k_eff) % s:
+                raise ValueError(
+                    f"the strided windows on the {name} axis do not end at the padded frame's "
+                    f"edge: (padded {size} - kernel {k_eff}) is not a multiple of stride {s} "
+                    f"(or negative)")
         super().__init__({
             "i": In(stream.Signature(pixel_shape)),
             "o": Out(stream.Signature(window_layout(pixel_shape, kernel))),

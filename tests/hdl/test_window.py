@@ -92,3 +92,16 @@ def test_memories_match_the_spec(kw):
     assert len(weights) == spec.pe_count
     assert sum(d * w for d, w in weights.values()) == spec.weight_memory_bits
     assert mems["output/bias"][0] * mems["output/bias"][1] == spec.bias_memory_bits
+
+
+def test_window_geometry_wrong():
+    # The frame's last window carries `last` because it ends at the frame's last pixel: a
+    # geometry whose strided windows stop short of the edge is refused (the formal proof of
+    # WindowGen found that it would leave without `last`).
+    import pytest
+
+    from convaccel.hdl.window import WindowGen
+    with pytest.raises(ValueError, match=r"^the strided windows on the width axis do not end at "
+                                         r"the padded frame's edge: \(padded 2 - kernel 1\) is "
+                                         r"not a multiple of stride 2"):
+        WindowGen(padded=(1, 2), kernel=(1, 1), dilation=(1, 1), stride=(1, 2), pixel_shape=8)
