@@ -9,8 +9,8 @@ STAMP  := $(VENV)/.installed
 # `make test TEST_JOBS=0` runs them in one process.
 TEST_JOBS ?= auto
 # `make fuzz` tries FUZZ_EXAMPLES random layers per cheap property (figures, golden model,
-# refusals) and fewer of the costly ones (Verilog and lint, amaranth.sim, cocotb): about 10
-# minutes on 2 cores at 2000. FUZZ_SEED=S repeats a run.
+# refusals) and fewer of the costly ones (Verilog and lint, amaranth.sim, cocotb): about 7
+# minutes on 2 idle cores at 2000. FUZZ_SEED=S repeats a run.
 FUZZ_EXAMPLES ?= 2000
 
 .PHONY: demo test fuzz install clean

@@ -77,6 +77,11 @@ def _axis(draw, kind, p, max_size, max_kernel):
     return size, k, s, d, p, p
 
 
+def _widths(most):
+    """A width from 2 to `most`, the narrowest, int8 and the widest often."""
+    return st.one_of(st.integers(2, most), st.sampled_from([2, 3, 8, most]))
+
+
 @st.composite
 def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_array=6):
     """ConvSpec's keyword arguments for a random valid layer: frames 1 to ``max_size``,
@@ -101,7 +106,7 @@ def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_a
                 for _ in AXES]
         padding = draw(st.sampled_from([form, form.upper(), form.capitalize()]))
     (h, kh, sh, dh, *_), (w, kw, sw, dw, *_) = axes
-    input_bits = draw(st.integers(2, 16))
+    input_bits = draw(_widths(16))
     input_signed = draw(st.booleans())
     lo, hi = ((-(1 << (input_bits - 1)), (1 << (input_bits - 1)) - 1) if input_signed else
               (0, (1 << input_bits) - 1))
@@ -115,8 +120,8 @@ def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_a
         dilation=_pair_form(draw, dh, dw),
         pad_value=draw(st.one_of(st.just(0), st.sampled_from([lo, hi]), st.integers(lo, hi))),
         input_bits=input_bits,
-        weight_bits=draw(st.integers(2, 16)),
-        bias_bits=draw(st.integers(2, 32)),
+        weight_bits=draw(_widths(16)),
+        bias_bits=draw(_widths(32)),
         input_signed=input_signed,
         requantize=draw(st.booleans()),
         name=draw(names),
