@@ -138,8 +138,10 @@ class ConvLayer:
                 f"pad_value {self.pad_value} does not fit {self.input_bits}-bit {kind} inputs "
                 f"({lo}..{hi})")
         if self.name is not None:
-            if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*",
-                                                                  self.name):
+            if not isinstance(self.name, str):
+                raise TypeError(f"name must be a string (a Verilog identifier), not "
+                                f"{self.name!r}")
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
                 raise ValueError(
                     f"name must be a Verilog identifier (letters, digits, '_', not starting "
                     f"with a digit), not {self.name!r}")

@@ -190,7 +190,8 @@ class Requantizer(wiring.Component):
             # Operands, over three stages: this pass's channel; saturated (where its top bits
             # are not all copies of the sign: LUTs, no carry); shifted left for a positive
             # shift, the right shift apart.
-            sel_x = Signal(self._acc_shape, name=f"sel_x{u}")
+            # (at least SATURATE_BITS wide, sign-extended, for the saturation's test)
+            sel_x = Signal(signed(max(self._acc_shape.width, SATURATE_BITS)), name=f"sel_x{u}")
             sel_m = Signal(MULTIPLIER_BITS, name=f"sel_m{u}")
             sel_s = Signal(signed(SHIFT_BITS), name=f"sel_s{u}")
             with m.Switch(pass_index):

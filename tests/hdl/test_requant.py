@@ -97,3 +97,15 @@ def test_requantizer_matches_tflite(cols, col_folds, row_folds, acc_bits):
     np.testing.assert_array_equal(out[defined], tflite[defined])
     assert latencies == [dut.latency] * (8 * col_folds)
     assert dut.passes <= row_folds and dut.units * dut.passes >= cols
+
+
+@pytest.mark.parametrize("acc_bits", [2, 5, 9, 10])
+def test_requantizer_narrow_accumulators(acc_bits):
+    # Accumulators narrower than the saturation (10 bits) on the left-shift path: negative
+    # ones stay negative (found by the fuzzer: -1 came out as 15 from a 4-bit accumulator).
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    acc = np.array([[lo, -1, 0, 1, hi, lo, hi, -1]])
+    rq = hardware_parameters([1 << 30], [1], 0)             # scale 1: out = acc, clamped
+    out, _, _ = run_requantizer(1, 1, 1, acc_bits, acc, rq)
+    np.testing.assert_array_equal(out, requantize_hw(acc, rq))
+    np.testing.assert_array_equal(out, np.clip(acc, -128, 127))
