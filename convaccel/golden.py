@@ -3,7 +3,7 @@
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["conv2d", "check_array", "check_requant"]
+__all__ = ["conv2d", "check_array", "check_layer_data", "check_requant"]
 
 
 def check_array(name, array, shape, value_range, what):
@@ -28,6 +28,19 @@ def check_array(name, array, shape, value_range, what):
     return array
 
 
+def check_layer_data(x, w, b, spec, requant=None):
+    """``(x, w, b)`` checked as :func:`conv2d` takes them (and ``requant`` with them): the
+    errors of :func:`check_array` and :func:`check_requant`, before any work."""
+    check_requant(requant, spec)
+    x = check_array("x", x, spec.input_shape, spec.input_range,
+                    "in_channels, height, width")
+    w = check_array("w", w, spec.weight_shape, spec.weight_range,
+                    "out_channels, in_channels, kernel_h, kernel_w")
+    if b is not None:
+        b = check_array("b", b, spec.bias_shape, spec.bias_range, "out_channels")
+    return x, w, b
+
+
 def conv2d(x, w, b, spec, requant=None):
     """The convolution of the layer ``spec`` (a :class:`~convaccel.ConvLayer`, or a
     :class:`~convaccel.ConvSpec`, whose folding does not matter here), exactly.
@@ -43,13 +56,7 @@ def conv2d(x, w, b, spec, requant=None):
     accumulator is then requantized to int8 as the engine does (:func:`convaccel.quant.
     requantize_hw`), and ``b`` is the engine's bias (:func:`convaccel.quant.engine_bias`).
     """
-    check_requant(requant, spec)
-    x = check_array("x", x, spec.input_shape, spec.input_range,
-                    "in_channels, height, width")
-    w = check_array("w", w, spec.weight_shape, spec.weight_range,
-                    "out_channels, in_channels, kernel_h, kernel_w")
-    if b is not None:
-        b = check_array("b", b, spec.bias_shape, spec.bias_range, "out_channels")
+    x, w, b = check_layer_data(x, w, b, spec, requant)
     dtype = np.int64 if spec.acc_bits <= 64 else object
 
     # (np.pad would store its constant as an np.int64 inside an object array)

@@ -554,7 +554,7 @@ class ConvSpec(ConvLayer):
         path = Path(path)
         try:
             with open(path, "rb") as f:
-                text = f.read().decode("utf-8")
+                text = f.read().decode("utf-8-sig")     # (Windows editors write a BOM)
             doc = tomllib.loads(text)
         except OSError as e:
             raise ConfigError(f"{path}: cannot read the file: {e.strerror}") from None

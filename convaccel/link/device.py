@@ -4,6 +4,7 @@ The same code drives a real board (through pyserial) and the simulated board (th
 transport that moves bytes in and out of the simulated UART pins).
 """
 
+import os
 import time
 
 from ..beats import pixel_beats, result_array, weight_beats
@@ -54,7 +55,13 @@ class Device:
             try:
                 port = serial.Serial(port, baudrate, timeout=timeout)
             except serial.SerialException as e:
-                raise DeviceError(f"cannot open {port}: {e}") from None
+                from serial.tools.list_ports import comports
+                ports = sorted(p.device for p in comports())
+                found = (f"serial ports here: {', '.join(ports)}" if ports else
+                         "no serial port here; is the board plugged in?")
+                reason = os.strerror(e.errno) if e.errno else str(e)
+                raise DeviceError(f"cannot open the serial port {port}: {reason}; {found}") \
+                    from None
         self.port = port
         self.spec = spec
         self.format = LinkFormat(spec, max_payload)
