@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(VENV)/bin/convaccel demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_JOBS) --dist worksteal $(PYTEST_ARGS)
 
 fuzz: $(STAMP)
 	$(VENV)/bin/python tests/fuzz/run.py $(FUZZ_EXAMPLES) -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
