@@ -123,6 +123,10 @@ def test_build_orangecrab(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_build_tangnano9k(tmp_path_factory):
+    # (`full`: the Tang Nano 9K's link build already proves the default layer fits and meets
+    # its clock there, in half the suite's time budget for builds; this one runs with
+    # `make test PYTEST_ARGS='-m "full or not full"'`.)
     _, out = _check_build("tangnano9k", tmp_path_factory)
     assert (out / "conv3x3.fs").read_bytes().startswith(b"1111111111111111")
