@@ -1,4 +1,5 @@
-"""``make fuzz``: tests/test_fuzz.py on many random layers, then what the run did.
+"""``make fuzz``: tests/test_fuzz.py on many random layers, and tests/link/test_link_fuzz.py on
+many random byte streams to the host link, then what the run did.
 
     python tests/fuzz/run.py [EXAMPLES] [pytest options...]
 
@@ -51,6 +52,9 @@ class FuzzCounts:
         write(f"simulated   {c['simulated_amaranth']} amaranth.sim, "
               f"{c['simulated_cocotb']} cocotb (Verilator)")
         write(f"refused     {c['refused']} invalid, each naming the wrong parameter")
+        write(f"link        {c['link_streams']} byte streams to the host link "
+              f"({c['link_garbage_bytes']} bytes, {c['link_garbage_responses']} answers, "
+              f"{c['link_TIMEOUT']} timeouts), each then silence, RESET and an exact frame")
         write(f"failed      {c['failed']} examples" + (
             f" (hypothesis's shrinking included), in {', '.join(self.failed_tests)}"
             if self.failed_tests else ""))
@@ -71,7 +75,8 @@ def main(argv):
     plugin = FuzzCounts()
     start = time.monotonic()
     try:
-        status = pytest.main(["tests/test_fuzz.py", f"--hypothesis-seed={seed}",
+        status = pytest.main(["tests/test_fuzz.py", "tests/link/test_link_fuzz.py",
+                              f"--hypothesis-seed={seed}",
                               "-p", "no:cacheprovider", *pytest_args], plugins=[plugin])
     finally:
         if cache:
