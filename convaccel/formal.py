@@ -185,6 +185,24 @@ def _short_src(src):
     return f"{Path(path).name}:{line}" if path else src
 
 
+def _stop(proc, grace=10):
+    """Stops SBY and returns its output. SBY starts each engine (``yosys-smtbmc`` and its
+    solver) in a process group of its own, out of reach of a signal to SBY's group: SIGTERM
+    lets SBY stop them itself; SIGKILL only if it does not exit within `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:        # (it has just exited)
+            pass
+        try:
+            log, _ = proc.communicate(timeout=grace)
+            return log
+        except subprocess.TimeoutExpired:
+            pass
+    log, _ = proc.communicate()
+    return log
+
+
 def _run(harness, *, mode, depth, name, workdir, timeout, engine, memory_map):
     tools, missing = _find_tools()
     if missing:
@@ -213,7 +231,7 @@ def _run(harness, *, mode, depth, name, workdir, timeout, engine, memory_map):
     bin_dirs = [str(Path(tools[key]).parent) for key in ("solver", "sby")]
     env["PATH"] = os.pathsep.join([*dict.fromkeys(bin_dirs), env.get("PATH", "")])
     begin = time.monotonic()
-    # SBY in a session of its own, so that a timeout stops its solver as well.
+    # SBY in a session of its own, so that stopping it reaches nothing else.
     proc = subprocess.Popen([tools["sby"], "-f", f"{name}.sby"], cwd=folder, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -222,11 +240,9 @@ def _run(harness, *, mode, depth, name, workdir, timeout, engine, memory_map):
         log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
+        log = _stop(proc)
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _stop(proc)
         raise
     seconds = time.monotonic() - begin
 
@@ -316,9 +332,16 @@ def cover(harness, *, depth, name="harness", workdir=None, timeout=600,
 # -- the stream contract -------------------------------------------------------------------------
 
 def Past(m, value, *, name=None):
-    """A register holding `value` of the previous cycle (its ``init`` in the first cycle)."""
+    """A register holding `value` of the previous cycle (its ``init`` in the first cycle).
+
+    It follows `value` in every cycle even when called inside ``m.If``: the register is in a
+    submodule of its own, outside `m`'s control flow. (Written into `m` there, it would load
+    only in the cycles the condition holds: a stale value, and any assumption made with it
+    a wrong one.)"""
     past = Signal.like(value, name=name)
-    m.d.sync += past.eq(value)
+    register = Module()
+    register.d.sync += past.eq(value)
+    m.submodules += register
     return past
 
 
@@ -329,14 +352,14 @@ def _past_valid(m):
     return started
 
 
-def drive_stream_source(m, port):
+def drive_stream_source(m, port, *, name="input"):
     """Drives the stream `port` (a stage's ``In`` stream, seen from the harness) with free
     ``valid`` and ``payload`` values, constrained by :func:`assume_stream_source`."""
     m.d.comb += [
         port.valid.eq(AnySeq(1)),
         port.payload.eq(AnySeq(Value.cast(port.payload).shape().width)),
     ]
-    assume_stream_source(m, port)
+    assume_stream_source(m, port, name=name)
 
 
 def _contract(m, port, check, what):

@@ -2,18 +2,45 @@
 """Stages with a protocol bug put in on purpose, for the tests that show the proofs can fail.
 
 Each is a bug that a stream stage can really have; the harness that the correct stage passes
-must find it.
+must find it. The small ones are written out; the others are the stage's own ``elaborate``
+with one expression changed (:func:`mutant`), so that they follow the stage as it evolves.
 """
+
+import inspect
+import sys
+import textwrap
 
 from amaranth import *
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from convaccel.hdl.array import Feeder, SystolicArray
 from convaccel.hdl.padder import Padder
+from convaccel.hdl.requant import Requantizer
 from convaccel.hdl.stream import Queue
+from convaccel.link.framing import RequestReceiver, ResponseSender
 
-__all__ = ["LeakyQueue", "OverwritingStage", "RegisterStage", "ShortPadder", "SilentPadder",
-           "StutteringQueue"]
+__all__ = ["CreditlessFeeder", "EagerSender", "HalfCrcReceiver", "LateTagArray", "LeakyQueue",
+           "OverwritingStage", "RegisterStage", "RoundingRequantizer", "ShortPadder",
+           "SilentPadder", "StutteringQueue", "mutant"]
+
+
+def mutant(name, cls, old, new, doc):
+    """A subclass `name` of `cls` whose ``elaborate`` is ``cls.elaborate``'s source with the text
+    `old` (which must occur exactly once) replaced by `new`, compiled in the namespace of
+    `cls`'s module and at its lines there (so that the failing assertion's trace points into
+    the stage's own file)."""
+    lines, first = inspect.getsourcelines(cls.elaborate)
+    source = textwrap.dedent("".join(lines))
+    if source.count(old) != 1:
+        raise AssertionError(f"{cls.__name__}.elaborate has {source.count(old)} copies of "
+                             f"{old!r}, not 1: the mutant needs updating")
+    code = compile("\n" * (first - 1) + source.replace(old, new), inspect.getsourcefile(cls),
+                   "exec")
+    namespace = dict(vars(sys.modules[cls.__module__]))
+    exec(code, namespace)
+    return type(name, (cls,), {"elaborate": namespace["elaborate"], "__doc__": doc,
+                               "__module__": __name__})
 
 
 class RegisterStage(wiring.Component):
@@ -93,3 +120,33 @@ def ShortPadder(*, pads, **kwargs):
     pads). Its rows are all right, only a row is missing: a frame count must see it."""
     top, bottom, left, right = pads
     return Padder(pads=(top, bottom - 1, left, right), **kwargs)
+
+
+CreditlessFeeder = mutant(
+    "CreditlessFeeder", Feeder, "self.i.ready.eq((~busy | final) & self.credit)",
+    "self.i.ready.eq(~busy | final)",
+    """Bug: ``credit`` ignored: a window is taken with no room downstream for its pixel.""")
+
+LateTagArray = mutant(
+    "LateTagArray", SystolicArray, "delayed(self.i.payload.tag, self.latency,",
+    "delayed(self.i.payload.tag, self.latency + 1,",
+    """Bug: the tag is delayed one cycle too many: each beat carries its predecessor's tag.""")
+
+RoundingRequantizer = mutant(
+    "RoundingRequantizer", Requantizer, "total.eq(high + half - (high[-1] & (e_sum != 0)))",
+    "total.eq(high + half)",
+    """Bug: the rounding division's nudge is the same for negative values: their ties round
+    up (toward zero), not away from zero as gemmlowp's RoundingDivideByPOT does.""")
+
+HalfCrcReceiver = mutant(
+    "HalfCrcReceiver", RequestReceiver, "crc_ok.eq(crc.match_detected)",
+    "crc_ok.eq(crc.crc[:8] == 0)",
+    """Bug: the CRC's verdict tests only the low byte of the residue: a request whose CRC is
+    wrong in a way that leaves it zero is reported good.""")
+
+EagerSender = mutant(
+    "EagerSender", ResponseSender,
+    "self.o.valid.eq(Mux(from_queue, self.results.valid, fresh))",
+    "self.o.valid.eq(Mux(from_queue, self.results.valid, 1))",
+    """Bug: a STATUS payload byte is offered before its register holds the byte due (the
+    registered byte is a cycle behind the index).""")
