@@ -110,7 +110,9 @@ def _simulator(name):
     try:
         check_simulator(simulator)
     except (SimulatorMissing, ValueError) as e:
-        raise UsageError(str(e)) from None
+        # (a simulator nobody named on the command line came from the environment)
+        origin = "" if name else "$SIM: "
+        raise UsageError(origin + str(e)) from None
     return simulator
 
 
@@ -118,7 +120,7 @@ def _load_args(args):
     """``(spec, model)`` of ``args.config``, on ``--array`` if given."""
     spec, model = _load_layer(args.config)
     if getattr(args, "array", None) is not None:
-        spec = ConvSpec.of(spec.layer, args.array)
+        spec = ConvSpec.of(spec.layer, args.array).check_array()
     return spec, model
 
 
@@ -416,6 +418,9 @@ def cmd_run(args):
                          f"use a board with one (`convaccel boards`)")
     if args.baud <= 0:
         raise UsageError(f"--baud must be a positive integer, like 115200, not {args.baud}")
+    if args.simulator and not args.simulate:
+        raise UsageError(f"--simulator {args.simulator} applies to --simulate; with --port the "
+                         f"board computes (drop --simulator, or rehearse with --simulate)")
     simulator = _simulator(args.simulator) if args.simulate else None
     _npy_output(args.output)
     x, w, b, requant = _layer_arrays(args, spec, args.seed if args.seed is not None else 1,
@@ -476,6 +481,7 @@ def cmd_run(args):
 
 def cmd_demo(args):
     spec = DEFAULT_SPEC
+    _output_dir(args.output, "the demo's files")        # (before any of the demo's output)
     print("== convaccel demo: the default layer ==")
     print(format_spec(spec))
     print()

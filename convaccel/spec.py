@@ -426,6 +426,23 @@ class ConvSpec(ConvLayer):
     def folding(self):
         return Folding(self.rows, self.cols)
 
+    def check_array(self):
+        """Refuse an array a user asked for that is larger than the layer on either axis: rows
+        past the reduction and columns past the output channels would only ever multiply
+        zeros (and an absurd array takes seconds just to describe). Library callers may build
+        such specs (the default 4 x 4 on a small layer); the CLI and layer files may not."""
+        k_h, k_w = self.kernel
+        if self.rows > self.reduction:
+            raise ConfigError(
+                f"rows {self.rows} is more than the reduction {self.reduction} (kernel_h * "
+                f"kernel_w * in_channels = {k_h} * {k_w} * {self.in_channels}): the rows past it "
+                f"would only multiply zeros; use rows <= {self.reduction}")
+        if self.cols > self.out_channels:
+            raise ConfigError(
+                f"cols {self.cols} is more than out_channels {self.out_channels}: the columns "
+                f"past it would only multiply zeros; use cols <= {self.out_channels}")
+        return self
+
     # -- the array and its schedule ------------------------------------------------------------
 
     @property
@@ -591,7 +608,8 @@ class ConvSpec(ConvLayer):
         if missing:
             raise ConfigError(f"{source}: [layer] needs {', '.join(missing)}")
         try:
-            return cls(**layer, **array, name=doc.get("name"))
+            spec = cls(**layer, **array, name=doc.get("name"))
+            return spec.check_array() if array else spec
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{source}: {e}") from None
 

@@ -75,9 +75,14 @@ def cache_dir():
 
 
 def build_key(*parts):
-    """A short digest that names a build directory for one configuration."""
+    """A short digest that names a build directory for one configuration.
+
+    It includes where cocotb is installed: a Verilator build's makefiles name cocotb's C++
+    sources by absolute path, so a build made from another environment (another checkout's
+    .venv, since removed) cannot be reused."""
+    import cocotb
     digest = hashlib.sha256()
-    for part in parts:
+    for part in (str(Path(cocotb.__file__).resolve().parent), *parts):
         digest.update(part.encode() if isinstance(part, str) else part)
         digest.update(b"\0")
     return digest.hexdigest()[:16]

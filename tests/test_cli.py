@@ -108,7 +108,8 @@ def test_simulate_missing_simulator_wrong(tmp_path):
         pytest.skip("iverilog is on the reduced PATH")
     result = run("simulate", env=env)
     assert result.returncode == 2
-    assert "Icarus Verilog is not installed (Debian: apt-get install iverilog)" in result.stderr
+    assert "$SIM: Icarus Verilog is not installed (Debian: apt-get install iverilog)" in \
+        result.stderr
 
 
 def test_run_simulated_board():

@@ -98,6 +98,9 @@ DOORS = [
          ERROR + "pad-value.toml: pad_value 999 does not fit 8-bit signed inputs (-128..127)"),
     Door("CONFIG", "an [array] of zero rows", "spec zero-rows.toml",
          ERROR + "zero-rows.toml: rows must be a positive integer, not 0"),
+    Door("CONFIG", "an [array] larger than the layer", "spec big-array.toml",
+         ERROR + "big-array.toml: cols 2 is more than out_channels 1: the columns past it would "
+         "only multiply zeros; use cols <= 1"),
     Door("CONFIG", "a non-integer output size", "spec bad.toml",
          ERROR + "bad.toml: Output height is not an integer: (height - kernel + padding) / "
          "stride + 1 = (10 - 3 + 0 + 0) / 2 + 1 = 4.5; use height 9 or 11, or 1 more padding "
@@ -207,6 +210,9 @@ DOORS = [
               "argument --array: expected ROWSxCOLS, e.g. 4x2, not '4x2x1'"),
     _argparse("build", "--array", "a fraction", "build --array 2.5x2",
               "argument --array: expected ROWSxCOLS, e.g. 4x2, not '2.5x2'"),
+    Door("--array", "more rows than the layer's reduction", "spec --array 99999x99999",
+         ERROR + "rows 99999 is more than the reduction 36 (kernel_h * kernel_w * in_channels = "
+         "3 * 3 * 4): the rows past it would only multiply zeros; use rows <= 36"),
 
     # -- simulate's options --------------------------------------------------------------------
     Door("simulate --stall", "1 (never a transfer)", "simulate --stall 1", ERROR + STALL + "1.0"),
@@ -230,14 +236,20 @@ DOORS = [
          ERROR + "Icarus Verilog is not installed (Debian: apt-get install iverilog)",
          needs="no-iverilog"),
     Door("simulate --simulator", "Icarus through $SIM, not installed", "simulate",
-         ERROR + "Icarus Verilog is not installed (Debian: apt-get install iverilog)",
+         ERROR + "$SIM: Icarus Verilog is not installed (Debian: apt-get install iverilog)",
          env=(("SIM", "icarus"),), covered="test_cli.py::test_simulate_missing_simulator_wrong"),
     Door("run --simulator", "Icarus, not installed",
          "run --board icebreaker --simulate --simulator icarus",
          ERROR + "Icarus Verilog is not installed (Debian: apt-get install iverilog)",
          needs="no-iverilog"),
+    Door("run --simulator", "given with --port (no simulation)",
+         "run --board icebreaker --port /dev/ttyUSB1 --simulator icarus",
+         ERROR + "--simulator icarus applies to --simulate; with --port the board computes (drop "
+         "--simulator, or rehearse with --simulate)"),
+    Door("demo -o", "a folder that cannot be made", "demo -o /proc/demo",
+         ERROR + "cannot write the demo's files to /proc/demo: No such file or directory"),
     Door("simulate $SIM", "an unknown simulator", "simulate",
-         ERROR + "simulator must be one of verilator, icarus, not 'modelsim'",
+         ERROR + "$SIM: simulator must be one of verilator, icarus, not 'modelsim'",
          env=(("SIM", "modelsim"),)),
     _argparse("simulate", "simulate --simulator", "an unknown simulator",
               "simulate --simulator modelsim",
@@ -369,6 +381,7 @@ def make_files(folder):
         "negative.toml": f"[layer]\n{LAYER.replace('8', '-8', 1)}kernel = 3\n",
         "pad-value.toml": f"[layer]\n{LAYER}kernel = 3\npad_value = 999\n",
         "zero-rows.toml": f"[layer]\n{LAYER}kernel = 3\n[array]\nrows = 0\ncols = 2\n",
+        "big-array.toml": f"[layer]\n{LAYER}kernel = 3\n[array]\nrows = 4\ncols = 2\n",
         "geometry.toml": f"[layer]\n{LAYER}kernel = 3\ndilation = 2\nstride = 4\n",
         "binary.tflite": bytes(range(128, 256)),
         "empty.tflite": b"",

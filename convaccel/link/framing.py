@@ -22,9 +22,16 @@ __all__ = [
     "ResponseSender",
     "buffer_write_signature",
     "countdown_signature",
+    "payload_count",
     "request_signature",
     "response_layout",
 ]
+
+
+def payload_count(max_payload):
+    """The payload byte counts a link of `max_payload` must hold: its requests' payloads, and
+    its responses', which include STATUS's whatever `max_payload` is."""
+    return range(max(max_payload, STATUS_BYTES) + 1)
 
 
 def countdown_signature(max_payload):
@@ -35,10 +42,10 @@ def countdown_signature(max_payload):
     return wiring.Signature({
         "clear": Out(1),
         "load": Out(1),
-        "count": Out(range(max_payload + 1)),
+        "count": Out(payload_count(max_payload)),
         "one": Out(1),
         "step": Out(1),
-        "index": In(range(max_payload + 1)),
+        "index": In(payload_count(max_payload)),
         "last": In(1),
         "settled": In(1),
     })
@@ -81,7 +88,7 @@ def response_layout(max_payload):
     sent."""
     return data.StructLayout({
         "status": 8,
-        "length": range(max_payload + 1),
+        "length": payload_count(max_payload),
         "results": 1,
         "reset": 1,
     })
@@ -113,8 +120,8 @@ class PayloadCounter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        index = Signal(range(self._max_payload + 1))
-        remaining = Signal(range(self._max_payload + 1))
+        index = Signal(payload_count(self._max_payload))
+        remaining = Signal(payload_count(self._max_payload))
         last = Signal()
         settled = Signal()
         clear = self.rx.clear | self.tx.clear
@@ -341,7 +348,7 @@ class ResponseSender(wiring.Component):
         m = Module()
         m.submodules.crc = tx_crc = CRC.create()
         status = Signal(8)
-        resp_len = Signal(range(self._max_payload + 1))
+        resp_len = Signal(payload_count(self._max_payload))
         from_queue = Signal()             # the response's payload comes from the result queue
         send_request = Signal()
         resetting = Signal()

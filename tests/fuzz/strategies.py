@@ -110,10 +110,12 @@ def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_a
     input_signed = draw(st.booleans())
     lo, hi = ((-(1 << (input_bits - 1)), (1 << (input_bits - 1)) - 1) if input_signed else
               (0, (1 << input_bits) - 1))
+    in_channels = draw(st.integers(1, max_channels))
+    out_channels = draw(st.integers(1, max_channels))
     return dict(
         height=h, width=w,
-        in_channels=draw(st.integers(1, max_channels)),
-        out_channels=draw(st.integers(1, max_channels)),
+        in_channels=in_channels,
+        out_channels=out_channels,
         kernel=_pair_form(draw, kh, kw),
         stride=_pair_form(draw, sh, sw),
         padding=padding,
@@ -125,8 +127,9 @@ def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_a
         input_signed=input_signed,
         requantize=draw(st.booleans()),
         name=draw(names),
-        rows=draw(st.integers(1, max_array)),
-        cols=draw(st.integers(1, max_array)),
+        # (an array larger than the layer is refused from a layer file: see _array_too_large)
+        rows=draw(st.integers(1, min(max_array, kh * kw * in_channels))),
+        cols=draw(st.integers(1, min(max_array, out_channels))),
     )
 
 
@@ -344,6 +347,16 @@ def _unknown_key(draw, kw):
 
 
 @st.composite
+def _array_too_large(draw, kw):
+    doc = toml_doc(kw)
+    k_h, k_w = (kw["kernel"], kw["kernel"]) if isinstance(kw["kernel"], int) else kw["kernel"]
+    limits = {"rows": k_h * k_w * kw["in_channels"], "cols": kw["out_channels"]}
+    field = draw(st.sampled_from(sorted(limits)))
+    doc["array"][field] = limits[field] + draw(st.integers(1, 99999))
+    return BadLayer("array larger than the layer", field, kw, doc)
+
+
+@st.composite
 def _toml_structure(draw, kw):
     doc = toml_doc(kw)
     what = draw(st.sampled_from(["missing", "layer", "array"]))
@@ -372,6 +385,7 @@ PARAMETER_FAULTS = {
     "wrong type": _wrong_type,
 }
 TOML_FAULTS = {
+    "array larger than the layer": _array_too_large,
     "unknown TOML key": _unknown_key,
     "TOML structure": _toml_structure,
 }
