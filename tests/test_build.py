@@ -88,7 +88,10 @@ def test_build_icebreaker(tmp_path_factory):
     assert summary["pll"]["output_mhz"] == 36
 
 
+@pytest.mark.full
 def test_build_ulx3s(tmp_path_factory):
+    # (`full`: the ULX3S's link build proves the default layer's fit, DSP mapping and clock on
+    # the ECP5, and the OrangeCrab's build the ECP5 self-test top, within CI's time budget.)
     summary, _ = _check_build("ulx3s-85f", tmp_path_factory)
     assert summary["yosys_cells"]["MULT18X18D"] == DEFAULT_SPEC.pe_count
 
