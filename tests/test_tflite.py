@@ -600,3 +600,104 @@ def test_example_model():
     x = np.random.default_rng(3).integers(-128, 128, size=conv.input_shape).astype(np.int8)
     np.testing.assert_array_equal(conv.golden(x), reference_interpreter(path.read_bytes())(x))
     assert math.prod(conv.output_shape) == 16 * 16 * 8
+
+
+# -- depthwise and grouped ---------------------------------------------------------------------
+
+def _depthwise(**changes):
+    rng = np.random.default_rng(8)
+    kw = dict(weights=rng.integers(-128, 128, size=(1, 3, 3, 6)).astype(np.int8),
+              bias=np.arange(6, dtype=np.int32) * 100 - 250, input_shape=(1, 7, 9, 3),
+              stride=(1, 2), padding="SAME", input_quant=(0.05, -11),
+              filter_scales=[0.01, 0.002, 0.0004, 0.003, 0.02, 0.001],
+              output_quant=(0.1, 9), activation="RELU", name="dw")
+    kw.update(changes)
+    return kw, depthwise_model(**kw)
+
+
+def test_read_depthwise_model(tmp_path):
+    kw, data = _depthwise()
+    model = read_model(_write(tmp_path, data))
+    assert model.operators == ((0, "DEPTHWISE_CONV_2D"),)
+    conv, = model.convs
+    assert conv.operator == "DEPTHWISE_CONV_2D"
+    # (1, H, W, O) -> OIHW with one input channel a filter; multiplier 2: filters 2c and 2c + 1
+    # read input channel c
+    np.testing.assert_array_equal(conv.weights, kw["weights"].transpose(3, 0, 1, 2))
+    layer = conv.layer
+    assert (layer.in_channels, layer.out_channels, layer.groups) == (3, 6, 3)
+    assert layer.weight_shape == (6, 1, 3, 3) and layer.name == "dw"
+    assert conv.filter_scales == tuple(float(np.float32(s)) for s in kw["filter_scales"])
+    # the options' depth_multiplier is written as TFLite's converter does
+    options = model_object(data).subgraphs[0].operators[0].builtinOptions
+    assert options.depthMultiplier == 2
+    np.testing.assert_array_equal(
+        conv.engine_bias, kw["bias"] + 11 * kw["weights"].astype(np.int64).sum(axis=(0, 1, 2)))
+    x = np.random.default_rng(2).integers(-128, 128, size=(1, 7, 9, 3)).astype(np.int8)
+    y = reference_interpreter(data)(x)
+    np.testing.assert_array_equal(conv.golden(x), y)
+    assert len(np.unique(y)) > 8
+
+
+def test_depthwise_multiplier_from_shapes(tmp_path):
+    # TFLite derives the channel multiplier from the shapes (ComputeDepthMultiplier) and does
+    # not read the options' depth_multiplier; so does the reader.
+    _, data = _depthwise()
+    model = model_object(data)
+    model.subgraphs[0].operators[0].builtinOptions.depthMultiplier = 5
+    data = pack_model(model)
+    conv = load_conv(_write(tmp_path, data))
+    assert conv.layer.groups == 3 and conv.layer.out_channels == 6
+    x = np.random.default_rng(3).integers(-128, 128, size=(1, 7, 9, 3)).astype(np.int8)
+    np.testing.assert_array_equal(conv.golden(x), reference_interpreter(data)(x))
+
+
+def test_depthwise_filter_wrong(tmp_path):
+    _, data = _depthwise()
+    model = model_object(data)
+    model.subgraphs[0].tensors[0].shape = [1, 7, 9, 4]          # 6 filters, 4 input channels
+    path = _write(tmp_path, pack_model(model))
+    with pytest.raises(TfliteError, match=r"^.*/model\.tflite: operator 0 \(DEPTHWISE_CONV_2D\): "
+                                          r"the filter 'dw/weights' has 6 output channels, not a "
+                                          r"multiple of the input's 4 \(the channel multiplier "
+                                          r"is out_channels / in_channels\)$"):
+        load_conv(path)
+    model = model_object(data)
+    model.subgraphs[0].tensors[1].shape = [2, 3, 3, 3]
+    path = _write(tmp_path, pack_model(model))
+    with pytest.raises(TfliteError, match=r"^.*: operator 0 \(DEPTHWISE_CONV_2D\): the filter "
+                                          r"'dw/weights' has the shape \(2, 3, 3, 3\); a "
+                                          r"depthwise filter is \(1, kernel_h, kernel_w, "
+                                          r"out_channels\)$"):
+        load_conv(path)
+    model = model_object(data)
+    model.subgraphs[0].tensors[1].quantization.quantizedDimension = 0
+    path = _write(tmp_path, pack_model(model))
+    with pytest.raises(TfliteError, match=r"^.*: operator 0 \(DEPTHWISE_CONV_2D\): the filter "
+                                          r"'dw/weights' is quantized along dimension 0; "
+                                          r"per-channel scales are along the output channels "
+                                          r"\(3\)$"):
+        load_conv(path)
+
+
+def test_depthwise_model_wrong():
+    kw, _ = _depthwise()
+    with pytest.raises(ValueError, match=r"^a depthwise filter is \(1, kernel_h, kernel_w, "
+                                         r"out_channels\), not \(6, 3, 3, 1\)$"):
+        depthwise_model(**{**kw, "weights": kw["weights"].transpose(3, 1, 2, 0)})
+    with pytest.raises(ValueError, match=r"^the filter's 6 output channels are not a multiple "
+                                         r"of the input's 4 channels$"):
+        depthwise_model(**{**kw, "input_shape": (1, 7, 9, 4)})
+
+
+def test_grouped_conv_wrong():
+    kw, _ = _small_model()
+    # 4 input channels, filters of 3: no whole number of groups
+    with pytest.raises(ValueError, match=r"^the input has 4 channels and the filter 3: a "
+                                         r"filter's input channels must divide the input's "
+                                         r"\(groups = input channels / filter input channels\)$"):
+        conv_model(**{**kw, "weights": kw["weights"][..., :3]})
+    # 2 groups of 2 input channels, 3 filters: not a whole number a group
+    with pytest.raises(ValueError, match=r"^the filter's 3 output channels do not divide into "
+                                         r"the 2 groups of the input's 4 channels$"):
+        conv_model(**{**kw, "weights": kw["weights"][..., :2]})

@@ -42,6 +42,17 @@ GEOMETRIES = {
                              rows=1, cols=4, requantize=True),
     "q_s2_dil2": dict(height=9, width=9, in_channels=2, out_channels=5, kernel=3, stride=2,
                       dilation=2, padding=2, pad_value=17, rows=3, cols=2, requantize=True),
+    # grouped: the groups in turn, each group's channels only (no PE multiplies across groups)
+    "dw_k3": dict(height=5, width=6, in_channels=4, out_channels=4, kernel=3, padding=1,
+                  groups=4, rows=4, cols=1),
+    "dw_mult2_s2": dict(height=7, width=7, in_channels=3, out_channels=6, kernel=3, stride=2,
+                        padding="same", pad_value=-4, groups=3, rows=5, cols=2),
+    "g2_partial_block": dict(height=5, width=5, in_channels=4, out_channels=6, kernel=(2, 3),
+                             padding=(1, 0, 1, 1), groups=2, rows=4, cols=2),
+    "g4_dil2": dict(height=7, width=6, in_channels=8, out_channels=8, kernel=3, dilation=2,
+                    padding=2, groups=4, rows=3, cols=2),
+    "q_dw_idle_cols": dict(height=6, width=5, in_channels=3, out_channels=3, kernel=3,
+                           padding=1, pad_value=9, groups=3, rows=9, cols=2, requantize=True),
 }
 
 
@@ -71,6 +82,16 @@ def test_random_geometries():
     rng = np.random.default_rng(2024)
     for n in range(12):
         spec = random_spec(rng, max_size=7, max_channels=4, max_kernel=4, max_array=4)
+        counters = check_engine(spec, seed=n, stall=0.2 if n % 2 else 0.0)
+        if n % 2 == 0:
+            assert counters[0]["cycles"] == spec.cycles, spec
+
+
+def test_random_grouped_geometries():
+    rng = np.random.default_rng(16)
+    for n in range(6):
+        spec = random_spec(rng, max_size=6, max_channels=3, max_kernel=3, max_array=3,
+                           max_groups=3)
         counters = check_engine(spec, seed=n, stall=0.2 if n % 2 else 0.0)
         if n % 2 == 0:
             assert counters[0]["cycles"] == spec.cycles, spec
