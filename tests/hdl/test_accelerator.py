@@ -185,3 +185,34 @@ def test_bad_load_flags_error_and_next_load_is_used(fault):
     # and runs frames (with whatever the bad load left in the memories).
     results, _, error_after_loads = run_engine(spec, [x], w, b, loads=[good, bad])
     assert error_after_loads == 1 and len(results) == 1
+
+
+def test_depthwise_tflite_model_equals_litert(tmp_path):
+    # The whole chain on a DEPTHWISE_CONV_2D (channel multiplier 2, stride 2, SAME, RELU6):
+    # the model read into a layer and its spec, the engine loaded with the model's weights,
+    # engine bias and requantization, its int8 output against LiteRT's reference kernels.
+    pytest.importorskip("ai_edge_litert")
+    from convaccel import Folding
+    from convaccel.tflite import depthwise_model, load_conv
+
+    from tflite_models import reference_interpreter
+    rng = np.random.default_rng(21)
+    weights = rng.integers(-127, 128, (1, 3, 3, 6)).astype(np.int8)
+    bias = rng.integers(-3000, 3000, 6).astype(np.int32)
+    data = depthwise_model(weights, bias, (1, 7, 6, 3), stride=2, padding="SAME",
+                           input_quant=(0.03, 5), filter_scales=rng.uniform(0.002, 0.01, 6),
+                           output_quant=(0.02, -3), activation="RELU6")
+    path = tmp_path / "dw.tflite"
+    path.write_bytes(data)
+    conv = load_conv(path)
+    spec = ConvSpec.of(conv.layer, Folding(4, 2))
+    assert spec.groups == 3 and spec.out_per_group == 2
+    xs = [rng.integers(-128, 128, conv.input_shape).astype(np.int8) for _ in range(2)]
+    results, counters, _ = run_engine(spec, [conv.to_layer_input(x) for x in xs],
+                                      conv.weights, conv.engine_bias, requant=conv.requant)
+    run = reference_interpreter(data)
+    for x, y in zip(xs, results):
+        expected = run(x)
+        np.testing.assert_array_equal(conv.from_layer_output(y), expected)
+        assert len(np.unique(expected)) > 8
+    assert [c["cycles"] for c in counters] == [spec.cycles] * 2
