@@ -701,3 +701,15 @@ def test_grouped_conv_wrong():
     with pytest.raises(ValueError, match=r"^the filter's 3 output channels do not divide into "
                                          r"the 2 groups of the input's 4 channels$"):
         conv_model(**{**kw, "weights": kw["weights"][..., :2]})
+
+
+def test_example_depthwise_model():
+    from pathlib import Path
+    path = Path(__file__).parent.parent / "examples" / "int8_depthwise.tflite"
+    conv = load_conv(path)
+    assert conv.operator == "DEPTHWISE_CONV_2D"
+    assert conv.layer.groups == conv.layer.in_channels == conv.layer.out_channels == 8
+    x = np.random.default_rng(4).integers(-128, 128, size=conv.input_shape).astype(np.int8)
+    y = reference_interpreter(path.read_bytes())(x)
+    np.testing.assert_array_equal(conv.golden(x), y)
+    assert len(np.unique(y)) > 32
