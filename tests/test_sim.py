@@ -84,8 +84,10 @@ def test_requantized(name, stall=0.25):
 
 
 #: Grouped layers under cocotb: the groups in turn through the Verilog, the column blocks of a
-#: group whose filters do not fill the columns, frames back to back under stalls. (Depthwise,
-#: groups = in_channels, runs in test_depthwise_model_equals_litert below.)
+#: group whose filters do not fill the columns, frames back to back under stalls. A Verilator
+#: build each: they run with `-m full`, the engine's amaranth.sim matrix covering such
+#: geometries in the default suite, where a depthwise model (groups = in_channels) runs under
+#: cocotb (test_depthwise_model_equals_litert below).
 GROUPED = {
     "g2_partial": dict(height=5, width=4, in_channels=4, out_channels=6, kernel=(3, 2),
                        padding=(1, 1, 0, 1), pad_value=-3, groups=2, rows=4, cols=2),
@@ -96,12 +98,10 @@ GROUPED = {
                              padding="same", input_signed=False, pad_value=17, groups=3, rows=9,
                              cols=2),
 }
-#: (in the default suite: the first; the others, a Verilator build each, with `-m full`)
-GROUPED_FULL = ("g4_stride_dil", "dw_unsigned_idle")
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.full) if n in GROUPED_FULL
-                                  else n for n in GROUPED])
+@pytest.mark.full
+@pytest.mark.parametrize("name", GROUPED)
 def test_grouped(name, stall=0.25):
     need_simulator("verilator")
     spec = ConvSpec(**GROUPED[name], name=name)
