@@ -444,9 +444,9 @@ class Folding:
     Parameters
     ----------
     rows : int
-        Lanes of the reduction (``kernel_h * kernel_w * in_channels``) per cycle.
+        Lanes of the reduction (``kernel_h * kernel_w * in_channels / groups``) per cycle.
     cols : int
-        Output channels at once.
+        Output channels (of one group) at once.
     """
 
     rows: int = 4
@@ -462,9 +462,9 @@ class ConvSpec(ConvLayer):
     """A layer and its folding: what one engine computes and how (:class:`ConvLayer`'s
     parameters, then :class:`Folding`'s ``rows`` and ``cols``).
 
-    The folding's figures (partial-sum width, folds, cycles per output pixel, weight-load
-    beats) derive here; the engine's (cycles per frame, latencies, memories) are summed from
-    its stages (:func:`convaccel.hdl.accelerator.engine_figures`).
+    The folding's figures (partial-sum width, folds, column blocks, cycles per output pixel,
+    weight-load beats) derive here; the engine's (cycles per frame, latencies, memories) are
+    summed from its stages (:func:`convaccel.hdl.accelerator.engine_figures`).
     """
 
     rows: int = 4

@@ -77,10 +77,9 @@ class ConvAccelerator(wiring.Component):
     cols`` weight beats in the order (fold address, row, column), then ``out_channels`` bias
     beats in channel order, then for a requantized layer ``out_channels`` multipliers,
     ``out_channels`` shifts, the output zero point, ``act_min`` and ``act_max``; ``last`` on
-    the final beat
-    (:func:`convaccel.beats.weight_beats` makes them). A frame starts when the engine is
-    idle, no load is under way or offered, and the first pixel is valid; frames do not
-    overlap: the next begins after the previous one's last result has left.
+    the final beat (:func:`convaccel.beats.weight_beats` makes them). A frame starts when the
+    engine is idle, no load is under way or offered, and the first pixel is valid; frames do
+    not overlap: the next begins after the previous one's last result has left.
 
     Throughput and latency follow :attr:`figures` exactly when input is always valid and
     results always ready.
