@@ -43,7 +43,7 @@ def main():
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
     start = time.perf_counter()
     for label, spec in cases():
-        requantizer = Requantizer(cols=spec.cols, col_folds=spec.col_folds,
+        requantizer = Requantizer(cols=spec.cols, col_folds=spec.blocks,
                                   row_folds=spec.row_folds, acc_shape=signed(spec.acc_bits),
                                   tag_shape=fold_tag_layout())
         for name in BOARDS:

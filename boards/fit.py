@@ -156,8 +156,9 @@ def largest_array(spec, board, app="selftest"):
         from .. import golden
         selftest = (x, w, b, golden.conv2d(x, w, b, spec))
     by_pes = {}
+    # (more rows than a reduction, or columns than a group's filters, only add idle PEs)
     for rows in range(1, spec.reduction + 1):
-        for cols in range(1, spec.out_channels + 1):
+        for cols in range(1, spec.out_per_group + 1):
             by_pes.setdefault(rows * cols, []).append((rows, cols))
     dsp = board.resources.get("dsp")
     for pes in sorted(by_pes, reverse=True):

@@ -20,27 +20,29 @@ def pixel_beats(x, spec):
 def weight_beats(w, b, spec, requant=None):
     """Weights and biases in the engine's load order, as ``(value, last)`` beats.
 
-    First ``cycles_per_pixel * rows * cols`` weights: for each fold address ``k = group *
-    row_folds + fold``, each array row ``r`` and column ``c``, the weight of output channel
-    ``group * cols + c`` at reduction index ``fold * rows + r`` (zero past the layer's filters
-    or reduction). The reduction index ``n`` of tap ``(kh, kw)`` and input channel ``i`` is
-    ``(kh * kernel_w + kw) * in_channels + i``. Then the ``out_channels`` biases (zeros when
-    ``b`` is None). For a requantized layer, then `requant`'s values
-    (:meth:`convaccel.quant.Requant.values`). ``last`` marks the final beat.
+    First ``cycles_per_pixel * rows * cols`` weights: for each fold address ``k = (g *
+    col_folds + j) * row_folds + fold`` (convolution group ``g``, its column fold ``j``), each
+    array row ``r`` and column ``c``, the weight of output channel ``g * out_per_group + j *
+    cols + c`` at its group's reduction index ``fold * rows + r`` (zero past the group's
+    filters or reduction). The reduction index ``n`` of tap ``(kh, kw)`` and input channel
+    ``i`` of the group is ``(kh * kernel_w + kw) * in_per_group + i``. Then the
+    ``out_channels`` biases (zeros when ``b`` is None), in channel order. For a requantized
+    layer, then `requant`'s values (:meth:`convaccel.quant.Requant.values`). ``last`` marks the
+    final beat. (A dense layer is one group: ``k = j * row_folds + fold``.)
     """
     check_requant(requant, spec)
-    w = check_array("w", w, spec.weight_shape, spec.weight_range,
-                    "out_channels, in_channels, kernel_h, kernel_w")
+    w = check_array("w", w, spec.weight_shape, spec.weight_range, spec.weight_axes)
     if b is None:
         b = np.zeros(spec.bias_shape, dtype=np.int64)
     b = check_array("b", b, spec.bias_shape, spec.bias_range, "out_channels")
-    # (out_channels, reduction) with n = (kh * kernel_w + kw) * in_channels + i
-    flat = w.transpose(0, 2, 3, 1).reshape(spec.out_channels, spec.reduction)
-    padded = np.zeros((spec.col_folds * spec.cols, spec.row_folds * spec.rows), dtype=np.int64)
-    padded[:spec.out_channels, :spec.reduction] = flat
-    # [group, c, fold, r] -> order (group, fold, r, c)
-    ordered = padded.reshape(spec.col_folds, spec.cols, spec.row_folds, spec.rows)
-    values = [int(v) for v in ordered.transpose(0, 2, 3, 1).ravel()] + [int(v) for v in b]
+    # (groups, out_per_group, reduction) with n = (kh * kernel_w + kw) * in_per_group + i
+    flat = w.transpose(0, 2, 3, 1).reshape(spec.groups, spec.out_per_group, spec.reduction)
+    padded = np.zeros((spec.groups, spec.col_folds * spec.cols, spec.row_folds * spec.rows),
+                      dtype=np.int64)
+    padded[:, :spec.out_per_group, :spec.reduction] = flat
+    # [g, j, c, fold, r] -> order (g, j, fold, r, c)
+    ordered = padded.reshape(spec.groups, spec.col_folds, spec.cols, spec.row_folds, spec.rows)
+    values = [int(v) for v in ordered.transpose(0, 1, 3, 4, 2).ravel()] + [int(v) for v in b]
     if requant is not None:
         values += requant.values()
     assert len(values) == spec.load_beats

@@ -156,17 +156,36 @@ def _format_bits(bits):
     return f"{bits} bits"
 
 
+def _count(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def format_spec(spec):
     """A human-readable report of a layer and its derived figures."""
     c_in, h, w = spec.input_shape
     c_out, out_h, out_w = spec.output_shape
     top, bottom, left, right = spec.pads
     kind = "int" if spec.input_signed else "uint"
+    if spec.groups == 1:
+        groups, folds_cols = [], f"{spec.col_folds} ({c_out} filters over {spec.cols} columns)"
+    else:
+        groups = [
+            f"  groups        {spec.groups}"
+            + (f", depthwise (channel multiplier {spec.out_per_group})"
+               if spec.in_per_group == 1 else "")
+            + f": each filter reads {spec.in_per_group} of the {c_in} input channels, a group "
+            f"has {_count(spec.out_per_group, 'filter')}"]
+        folds_cols = (f"{spec.col_folds} ({_count(spec.out_per_group, 'filter')} a group over "
+                      f"{_count(spec.cols, 'column')}) x {spec.groups} groups")
+    idle = ([f"  idle          {spec.idle_cols} of {spec.cols} columns (a group has "
+             f"{_count(spec.out_per_group, 'filter')})"]
+            if spec.groups > 1 and spec.idle_cols else [])
     lines = [
         f"layer {spec.name or '(unnamed)'}",
         f"  input         {c_in} x {h} x {w} ({kind}{spec.input_bits})",
         f"  kernel        {spec.kernel[0]} x {spec.kernel[1]}, stride {spec.stride[0]} x "
         f"{spec.stride[1]}, dilation {spec.dilation[0]} x {spec.dilation[1]}",
+        *groups,
         f"  padding       top {top}, bottom {bottom}, left {left}, right {right} "
         f"(value {spec.pad_value}); padded frame {spec.padded_shape[0]} x "
         f"{spec.padded_shape[1]}",
@@ -177,8 +196,8 @@ def format_spec(spec):
             else f"(int{spec.acc_bits}, exact)"),
         f"array {spec.rows} x {spec.cols} = {spec.pe_count} MAC/cycle",
         f"  folds         {spec.row_folds} (reduction {spec.reduction} over {spec.rows} rows) x "
-        f"{spec.col_folds} ({c_out} filters over {spec.cols} columns) = "
-        f"{spec.cycles_per_pixel} cycles per output pixel",
+        f"{folds_cols} = {spec.cycles_per_pixel} cycles per output pixel",
+        *idle,
         f"  MACs          {spec.macs} per frame",
         f"  cycles        {spec.cycles} per frame with no stalls (utilization "
         f"{spec.utilization:.1%})",
@@ -198,7 +217,7 @@ def format_model(model, config):
     requantization TFLite derives from it."""
     shifts = sorted(set(model.shift))
     return "\n".join([
-        f"model {Path(config).name}: one CONV_2D, int8 (full-integer quantization)",
+        f"model {Path(config).name}: one {model.operator}, int8 (full-integer quantization)",
         f"  input tensor  {_shape_text(model.input_shape)} int8, scale {model.input_scale:.6g},"
         f" zero point {model.input_zero_point} (the pad value)",
         f"  output tensor {_shape_text(model.output_shape)} int8, scale "
@@ -599,8 +618,8 @@ def cmd_build(args):
     return status
 
 
-CONFIG_HELP = ("layer configuration (TOML), or an int8 .tflite model of one CONV_2D "
-               "(default: the built-in layer)")
+CONFIG_HELP = ("layer configuration (TOML), or an int8 .tflite model of one CONV_2D or "
+               "DEPTHWISE_CONV_2D (default: the built-in layer)")
 ARRAY_HELP = ("the folding, e.g. 4x2: the systolic array's rows (reduction lanes) and columns "
               "(output channels at once); overrides the layer file's [array] (default: it, or "
               "4x4)")

@@ -86,7 +86,8 @@ def _header(spec, top, name):
         f"{'int' if spec.input_signed else 'uint'}{spec.input_bits}; "
         f"kernel {spec.kernel[0]} x {spec.kernel[1]}, stride {spec.stride[0]} x "
         f"{spec.stride[1]}, dilation {spec.dilation[0]} x {spec.dilation[1]}, "
-        f"padding (top, bottom, left, right) {spec.pads} with value {spec.pad_value}",
+        f"padding (top, bottom, left, right) {spec.pads} with value {spec.pad_value}"
+        + (f", {spec.groups} groups" if spec.groups > 1 else ""),
         f"output {c_out} x {out_h} x {out_w}, int{spec.acc_bits} (exact)",
         f"array  {spec.rows} x {spec.cols}, {spec.cycles_per_pixel} cycles per output pixel, "
         f"{spec.cycles} cycles per frame with no stalls",
@@ -97,7 +98,7 @@ def _header(spec, top, name):
         f"{spec.load_beats - spec.out_channels} weights in the order (fold address k, array "
         "row r, column c)",
         f"then {spec.out_channels} biases; convaccel.beats.weight_beats() computes it from a "
-        "(C_out, C_in, K_h, K_w) array.",
+        f"(C_out, {'C_in' if spec.groups == 1 else 'C_in / groups'}, K_h, K_w) array.",
         "",
         "Ports:",
     ]

@@ -34,8 +34,7 @@ def check_layer_data(x, w, b, spec, requant=None):
     check_requant(requant, spec)
     x = check_array("x", x, spec.input_shape, spec.input_range,
                     "in_channels, height, width")
-    w = check_array("w", w, spec.weight_shape, spec.weight_range,
-                    "out_channels, in_channels, kernel_h, kernel_w")
+    w = check_array("w", w, spec.weight_shape, spec.weight_range, spec.weight_axes)
     if b is not None:
         b = check_array("b", b, spec.bias_shape, spec.bias_range, "out_channels")
     return x, w, b
@@ -45,11 +44,12 @@ def conv2d(x, w, b, spec, requant=None):
     """The convolution of the layer ``spec`` (a :class:`~convaccel.ConvLayer`, or a
     :class:`~convaccel.ConvSpec`, whose folding does not matter here), exactly.
 
-    ``x`` is ``(in_channels, height, width)``, ``w`` is ``(out_channels, in_channels, kernel_h,
-    kernel_w)``, ``b`` is ``(out_channels,)`` or ``None``; the result is ``(out_channels,
-    out_height, out_width)``: cross-correlation (no kernel flip, as in PyTorch and TensorFlow)
-    of the frame padded with ``spec.pad_value``, plus the bias. The dtype is int64, or Python
-    integers (``object``) when ``spec.acc_bits`` exceeds 64.
+    ``x`` is ``(in_channels, height, width)``, ``w`` is ``(out_channels, in_channels / groups,
+    kernel_h, kernel_w)``, ``b`` is ``(out_channels,)`` or ``None``; the result is
+    ``(out_channels, out_height, out_width)``: cross-correlation (no kernel flip, as in PyTorch
+    and TensorFlow) of the frame padded with ``spec.pad_value``, plus the bias; with ``groups``,
+    each output channel reads only its group's input channels (PyTorch's meaning). The dtype is
+    int64, or Python integers (``object``) when ``spec.acc_bits`` exceeds 64.
 
     A requantized layer (``spec.requantize``) needs ``requant`` (a
     :class:`~convaccel.quant.Requant`, one multiplier and shift per output channel): the exact
@@ -69,15 +69,21 @@ def conv2d(x, w, b, spec, requant=None):
     (s_h, s_w), (d_h, d_w) = spec.stride, spec.dilation
     windows = windows[:, ::s_h, ::s_w, ::d_h, ::d_w]
     w = w.astype(dtype)
-    if dtype is object:
-        # NumPy's dot on object arrays goes through C longs; sum tap by tap instead, each tap
-        # still vectorized over every output pixel and filter.
-        out = np.zeros(spec.output_shape, dtype=object)
-        for index in np.ndindex(*w.shape[1:]):
-            i, r, c = index
-            out += w[:, i, r, c][:, None, None] * windows[i, :, :, r, c][None]
-    else:
-        out = np.tensordot(w, windows, axes=([1, 2, 3], [0, 3, 4]))
+    # Group g: output channels g * out_per_group.. read input channels g * in_per_group..
+    # (one group, all channels, for a dense layer).
+    c_in, c_out = spec.in_per_group, spec.out_per_group
+    out = np.zeros(spec.output_shape, dtype=dtype)
+    for g in range(spec.groups):
+        w_g = w[g * c_out:(g + 1) * c_out]
+        win_g = windows[g * c_in:(g + 1) * c_in]
+        if dtype is object:
+            # NumPy's dot on object arrays goes through C longs; sum tap by tap instead, each
+            # tap still vectorized over every output pixel and filter.
+            for i, r, c in np.ndindex(*w.shape[1:]):
+                out[g * c_out:(g + 1) * c_out] += (w_g[:, i, r, c][:, None, None]
+                                                   * win_g[i, :, :, r, c][None])
+        else:
+            out[g * c_out:(g + 1) * c_out] = np.tensordot(w_g, win_g, axes=([1, 2, 3], [0, 3, 4]))
     if b is not None:
         out = out + b.astype(dtype)[:, None, None]
     assert out.shape == spec.output_shape

@@ -19,7 +19,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ConvLayer", "Folding", "ConvSpec", "DEFAULT_SPEC", "ConfigError", "bits_for"]
+__all__ = ["ConvLayer", "Folding", "ConvSpec", "DEFAULT_SPEC", "ConfigError", "bits_for",
+           "channel_slot"]
 
 
 class ConfigError(ValueError):
@@ -64,13 +65,32 @@ def bits_for(lo, hi, signed=True):
     return bits
 
 
+def channel_slot(channel, channels_per_group, cols):
+    """Where output channel `channel` leaves the array: ``(block, column)``.
+
+    The engine computes an output pixel as ``groups * col_folds`` column blocks, one after the
+    other: block ``g * col_folds + j`` holds channels ``g * channels_per_group + j * cols + c``
+    of convolution group ``g`` in its columns ``c`` (``col_folds = ceil(channels_per_group /
+    cols)``; in the last block of a group the columns past its channels are idle). The one
+    definition of that mapping, read by the spec, the output stage and the tests.
+    """
+    col_folds = -(-channels_per_group // cols)
+    group, index = divmod(channel, channels_per_group)
+    fold, column = divmod(index, cols)
+    return group * col_folds + fold, column
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
 @dataclass(frozen=True)
 class ConvLayer:
     """A 2-D convolution layer: its parameters and everything mathematical that follows.
 
     Layouts are PyTorch's without the batch axis: input ``(in_channels, height, width)``,
-    weights ``(out_channels, in_channels, kernel_h, kernel_w)``, bias ``(out_channels,)``,
-    output ``(out_channels, out_height, out_width)``.
+    weights ``(out_channels, in_channels / groups, kernel_h, kernel_w)``, bias
+    ``(out_channels,)``, output ``(out_channels, out_height, out_width)``.
 
     Parameters
     ----------
@@ -78,6 +98,11 @@ class ConvLayer:
         Input frame size and channel counts.
     kernel, stride, dilation : int or (h, w)
         Stored as (h, w) pairs.
+    groups : int
+        PyTorch's: the input and output channels split into ``groups`` equal groups, output
+        channel ``o`` reading only the input channels of its group ``o // (out_channels /
+        groups)``. ``groups = in_channels`` is a depthwise convolution with a channel
+        multiplier of ``out_channels / in_channels``. It must divide both channel counts.
     padding : int, (h, w), (top, bottom, left, right), ``"valid"`` or ``"same"``
         ``"same"`` follows TensorFlow: the output is ``ceil(size / stride)`` per axis, the
         total padding is ``(out - 1) * stride + effective_kernel - size`` and an odd extra row
@@ -106,6 +131,7 @@ class ConvLayer:
     stride: int | tuple[int, int] = 1
     padding: int | tuple | str = 0
     dilation: int | tuple[int, int] = 1
+    groups: int = 1
     pad_value: int = 0
     input_bits: int = 8
     weight_bits: int = 8
@@ -115,8 +141,9 @@ class ConvLayer:
     name: str | None = None
 
     def __post_init__(self):
-        for field in ("height", "width", "in_channels", "out_channels"):
+        for field in ("height", "width", "in_channels", "out_channels", "groups"):
             _positive(field, getattr(self, field))
+        self._check_groups()
         for field in ("kernel", "stride", "dilation"):
             object.__setattr__(self, field, _pair(field, getattr(self, field)))
         for field in ("input_bits", "weight_bits", "bias_bits"):
@@ -150,6 +177,21 @@ class ConvLayer:
             self._check_axis(axis)
 
     # -- validation ----------------------------------------------------------------------------
+
+    def _check_groups(self):
+        bad = [f"{name} {n}" for name, n in (("in_channels", self.in_channels),
+                                             ("out_channels", self.out_channels))
+               if n % self.groups]
+        if not bad:
+            return
+        valid = sorted(set(_divisors(self.in_channels)) & set(_divisors(self.out_channels)))
+        below = [g for g in valid if g < self.groups]
+        above = [g for g in valid if g > self.groups]
+        nearest = ([str(below[-1])] if below else []) + ([str(above[0])] if above else [])
+        raise ValueError(
+            f"groups {self.groups} does not divide {' and '.join(bad)}; use groups "
+            f"{' or '.join(nearest)} (the values that divide both channel counts: "
+            f"{', '.join(map(str, valid))})")
 
     @staticmethod
     def _normalize_padding(padding):
@@ -254,8 +296,25 @@ class ConvLayer:
         return self.in_channels, self.height, self.width
 
     @property
+    def in_per_group(self):
+        """Input channels each output channel reads: ``in_channels / groups``."""
+        return self.in_channels // self.groups
+
+    @property
+    def out_per_group(self):
+        """Output channels of each group: ``out_channels / groups`` (the channel multiplier
+        of a depthwise layer)."""
+        return self.out_channels // self.groups
+
+    @property
     def weight_shape(self):
-        return self.out_channels, self.in_channels, *self.kernel
+        return self.out_channels, self.in_per_group, *self.kernel
+
+    @property
+    def weight_axes(self):
+        """What the axes of :attr:`weight_shape` are, for messages."""
+        return ("out_channels, in_channels, kernel_h, kernel_w" if self.groups == 1 else
+                "out_channels, in_channels / groups, kernel_h, kernel_w")
 
     @property
     def bias_shape(self):
@@ -289,8 +348,9 @@ class ConvLayer:
 
     @property
     def reduction(self):
-        """Products summed for one output value: ``kernel_h * kernel_w * in_channels``."""
-        return self.kernel[0] * self.kernel[1] * self.in_channels
+        """Products summed for one output value: ``kernel_h * kernel_w * in_channels /
+        groups``."""
+        return self.kernel[0] * self.kernel[1] * self.in_per_group
 
     @property
     def acc_range(self):
@@ -384,9 +444,9 @@ class Folding:
     Parameters
     ----------
     rows : int
-        Lanes of the reduction (``kernel_h * kernel_w * in_channels``) per cycle.
+        Lanes of the reduction (``kernel_h * kernel_w * in_channels / groups``) per cycle.
     cols : int
-        Output channels at once.
+        Output channels (of one group) at once.
     """
 
     rows: int = 4
@@ -402,9 +462,9 @@ class ConvSpec(ConvLayer):
     """A layer and its folding: what one engine computes and how (:class:`ConvLayer`'s
     parameters, then :class:`Folding`'s ``rows`` and ``cols``).
 
-    The folding's figures (partial-sum width, folds, cycles per output pixel, weight-load
-    beats) derive here; the engine's (cycles per frame, latencies, memories) are summed from
-    its stages (:func:`convaccel.hdl.accelerator.engine_figures`).
+    The folding's figures (partial-sum width, folds, column blocks, cycles per output pixel,
+    weight-load beats) derive here; the engine's (cycles per frame, latencies, memories) are
+    summed from its stages (:func:`convaccel.hdl.accelerator.engine_figures`).
     """
 
     rows: int = 4
@@ -428,19 +488,24 @@ class ConvSpec(ConvLayer):
 
     def check_array(self):
         """Refuse an array a user asked for that is larger than the layer on either axis: rows
-        past the reduction and columns past the output channels would only ever multiply
+        past the reduction and columns past a group's output channels would only ever multiply
         zeros (and an absurd array takes seconds just to describe). Library callers may build
         such specs (the default 4 x 4 on a small layer); the CLI and layer files may not."""
         k_h, k_w = self.kernel
+        grouped = self.groups > 1
         if self.rows > self.reduction:
+            of = (f"kernel_h * kernel_w * in_channels / groups = {k_h} * {k_w} * "
+                  f"{self.in_channels} / {self.groups}" if grouped else
+                  f"kernel_h * kernel_w * in_channels = {k_h} * {k_w} * {self.in_channels}")
             raise ConfigError(
-                f"rows {self.rows} is more than the reduction {self.reduction} (kernel_h * "
-                f"kernel_w * in_channels = {k_h} * {k_w} * {self.in_channels}): the rows past it "
-                f"would only multiply zeros; use rows <= {self.reduction}")
-        if self.cols > self.out_channels:
+                f"rows {self.rows} is more than the reduction {self.reduction} ({of}): the rows "
+                f"past it would only multiply zeros; use rows <= {self.reduction}")
+        if self.cols > self.out_per_group:
+            of = (f"a group's filters ({self.out_per_group} = out_channels {self.out_channels} / "
+                  f"groups {self.groups})" if grouped else f"out_channels {self.out_channels}")
             raise ConfigError(
-                f"cols {self.cols} is more than out_channels {self.out_channels}: the columns "
-                f"past it would only multiply zeros; use cols <= {self.out_channels}")
+                f"cols {self.cols} is more than {of}: the columns past it would only multiply "
+                f"zeros; use cols <= {self.out_per_group}")
         return self
 
     # -- the array and its schedule ------------------------------------------------------------
@@ -457,18 +522,36 @@ class ConvSpec(ConvLayer):
 
     @property
     def row_folds(self):
-        """Vectors of ``rows`` lanes that one reduction is cut into."""
+        """Vectors of ``rows`` lanes that one reduction (one group's) is cut into."""
         return math.ceil(self.reduction / self.rows)
 
     @property
     def col_folds(self):
-        """Groups of ``cols`` output channels."""
-        return math.ceil(self.out_channels / self.cols)
+        """Blocks of ``cols`` output channels that one group's channels are cut into."""
+        return math.ceil(self.out_per_group / self.cols)
+
+    @property
+    def blocks(self):
+        """Column blocks of an output pixel: ``groups * col_folds``, one after the other, each
+        ``row_folds`` vectors (:func:`channel_slot` says which channels each holds)."""
+        return self.groups * self.col_folds
+
+    @property
+    def idle_cols(self):
+        """Columns that no output channel uses: where ``cols`` exceeds a group's channels."""
+        return max(0, self.cols - self.out_per_group)
 
     @property
     def cycles_per_pixel(self):
-        """Array cycles for one output pixel: ``row_folds * col_folds``."""
-        return self.row_folds * self.col_folds
+        """Array cycles for one output pixel: ``groups * row_folds * col_folds``."""
+        return self.groups * self.row_folds * self.col_folds
+
+    @property
+    def channel_slots(self):
+        """``(block, column)`` of every output channel, in channel order
+        (:func:`channel_slot`)."""
+        return tuple(channel_slot(o, self.out_per_group, self.cols)
+                     for o in range(self.out_channels))
 
     @property
     def load_beats(self):
@@ -546,6 +629,7 @@ class ConvSpec(ConvLayer):
             "pe_count": self.pe_count,
             "row_folds": self.row_folds,
             "col_folds": self.col_folds,
+            "blocks": self.blocks,
             "cycles_per_pixel": self.cycles_per_pixel,
             "load_beats": self.load_beats,
             "cycles": self.cycles,

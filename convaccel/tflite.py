@@ -3,12 +3,17 @@
 A fully integer-quantized model (``TFLiteConverter`` with a representative data set and int8
 inputs and outputs) holds each convolution as a ``CONV_2D`` operator: int8 weights in
 ``(out_channels, kernel_h, kernel_w, in_channels)`` order (OHWI) with a scale per output channel
-and zero points 0, an int32 bias, and the scale and zero point of its input and output.
-:func:`read_model` lists a model's operators and turns every ``CONV_2D`` into a
+and zero points 0, an int32 bias, and the scale and zero point of its input and output. (A
+filter with fewer input channels than the input is a grouped convolution: ``groups = input
+channels / filter input channels``.) A depthwise convolution is a ``DEPTHWISE_CONV_2D``: its
+filter is ``(1, kernel_h, kernel_w, out_channels)``, quantized per channel along its last
+axis, output channel ``o`` reading input channel ``o // multiplier`` with the channel
+multiplier ``out_channels / in_channels``: PyTorch's ``groups = in_channels``.
+:func:`read_model` lists a model's operators and turns every convolution into a
 :class:`QuantizedConv`: a requantized :class:`~convaccel.ConvLayer` with the weights, bias and
 requantization parameters that TFLite's reference kernels compute from the model
 (:mod:`convaccel.quant`). :func:`load_conv` reads a model that is one convolution (the command
-line's ``MODEL.tflite``); :func:`conv_model` writes one.
+line's ``MODEL.tflite``); :func:`conv_model` and :func:`depthwise_model` write one.
 
 The file is read with the generated classes of TFLite's flatbuffer schema, from
 ``ai-edge-litert`` (``ai_edge_litert.schema_py_generated``) or else from the pure-Python
@@ -28,11 +33,14 @@ from . import quant
 from .spec import ConfigError, ConvLayer, bits_for
 
 __all__ = ["TfliteError", "TensorInfo", "Model", "QuantizedConv", "read_model", "load_conv",
-           "conv_model", "pack_model", "INT8_ONLY"]
+           "conv_model", "depthwise_model", "pack_model", "INT8_ONLY", "CONV_OPERATORS"]
 
 #: Why a model that is not fully int8 is refused, and what to do about it.
 INT8_ONLY = ("int8 only: convert with full-integer quantization (TFLiteConverter with "
              "representative_dataset and inference_input_type/inference_output_type = tf.int8)")
+
+#: The operators that map onto the engine.
+CONV_OPERATORS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 _INT8 = (-128, 127)
 _INT32 = (-(1 << 31), (1 << 31) - 1)
@@ -132,7 +140,7 @@ class Model:
     inputs, outputs : tuple of TensorInfo
         The graph's input and output tensors (all int8).
     convs : tuple of QuantizedConv
-        One per ``CONV_2D``, in operator order.
+        One per ``CONV_2D`` or ``DEPTHWISE_CONV_2D``, in operator order.
     """
 
     path: Path
@@ -144,7 +152,8 @@ class Model:
 
 @dataclass(frozen=True, eq=False)
 class QuantizedConv:
-    """One int8 ``CONV_2D`` of a TFLite model, and the requantized layer that computes it.
+    """One int8 ``CONV_2D`` or ``DEPTHWISE_CONV_2D`` of a TFLite model, and the requantized
+    layer that computes it.
 
     The model's tensors are NHWC with a batch of 1; the layer's are PyTorch's
     (:class:`~convaccel.ConvLayer`). :meth:`golden` computes the convolution as the engine does
@@ -163,8 +172,8 @@ class QuantizedConv:
         stride that does not divide evenly, or ``SAME`` with a kernel narrower than the
         stride), the layer's frame stops before them (:meth:`to_layer_input` crops them).
     weights : ndarray
-        ``(out_channels, in_channels, kernel_h, kernel_w)`` int8 (OIHW, from the model's
-        OHWI).
+        ``(out_channels, in_channels / groups, kernel_h, kernel_w)`` int8 (OIHW, from the
+        model's OHWI, or from a depthwise filter's ``(1, kernel_h, kernel_w, out_channels)``).
     bias : ndarray
         ``(out_channels,)`` int32, zeros where the operator has no bias.
     input_zero_point, output_zero_point : int
@@ -186,6 +195,8 @@ class QuantizedConv:
         ``(h, w)``.
     input_shape, output_shape : tuple
         NHWC, as the interpreter's tensors.
+    operator : str
+        ``"CONV_2D"`` or ``"DEPTHWISE_CONV_2D"``.
     """
 
     layer: ConvLayer
@@ -206,16 +217,19 @@ class QuantizedConv:
     dilation: tuple
     input_shape: tuple
     output_shape: tuple
+    operator: str = "CONV_2D"
 
     @classmethod
     def from_parameters(cls, weights, bias, input_shape, *, input_quant, filter_scales,
                         output_quant, stride=1, dilation=1, padding="SAME", activation="NONE",
-                        name=None):
+                        name=None, operator="CONV_2D"):
         """The convolution with these parameters, as a TFLite model would hold them:
-        ``weights`` OHWI int8, ``bias`` int32 or ``None``, ``input_shape`` NHWC,
+        ``weights`` OHWI int8 (``I`` the input channels of a group: a grouped convolution
+        when it divides the input's channels; a depthwise filter's axes moved to ``(out_channels,
+        kernel_h, kernel_w, 1)``), ``bias`` int32 or ``None``, ``input_shape`` NHWC,
         ``input_quant`` and ``output_quant`` ``(scale, zero_point)`` pairs, ``filter_scales``
-        one per output channel or a single one. Raises ``ValueError`` for values TFLite's
-        int8 kernel does not take."""
+        one per output channel or a single one; ``operator`` the TFLite operator it is. Raises
+        ``ValueError`` for values TFLite's int8 kernel does not take."""
         weights = np.asarray(weights)
         if weights.dtype.kind not in "iu" or weights.ndim != 4:
             raise ValueError(f"weights must be a 4-D integer array (OHWI), not {weights.dtype} "
@@ -227,9 +241,14 @@ class QuantizedConv:
         if len(input_shape) != 4 or input_shape[0] != 1:
             raise ValueError(f"the input must be NHWC with a batch of 1, not {input_shape}")
         _, height, width, channels = input_shape
-        if channels != c_in:
-            raise ValueError(f"the input has {channels} channels and the filter {c_in}: "
-                             f"grouped convolutions are not supported")
+        if channels % c_in:
+            raise ValueError(f"the input has {channels} channels and the filter {c_in}: a "
+                             f"filter's input channels must divide the input's (groups = input "
+                             f"channels / filter input channels)")
+        groups = channels // c_in
+        if c_out % groups:
+            raise ValueError(f"the filter's {c_out} output channels do not divide into the "
+                             f"{groups} groups of the input's {channels} channels")
         if bias is None:
             bias = np.zeros(c_out, dtype=np.int32)
         bias = np.asarray(bias)
@@ -284,9 +303,10 @@ class QuantizedConv:
             raise ValueError(f"the engine's bias of channel {c} (bias - input zero point * "
                              f"sum of weights = {int(engine_bias[c])}) does not fit 32 bits")
         # ConvLayer's "same" is TensorFlow's (the odd pad after) on the frame that outputs read.
-        layer = ConvLayer(height=used[0], width=used[1], in_channels=c_in, out_channels=c_out,
-                          kernel=(k_h, k_w), stride=stride, padding=padding.lower(),
-                          dilation=dilation, pad_value=input_zero_point, input_bits=8,
+        layer = ConvLayer(height=used[0], width=used[1], in_channels=channels,
+                          out_channels=c_out, kernel=(k_h, k_w), stride=stride,
+                          padding=padding.lower(), dilation=dilation, groups=groups,
+                          pad_value=input_zero_point, input_bits=8,
                           weight_bits=8, bias_bits=bias_bits, input_signed=True,
                           requantize=True, name=name)
         assert layer.pads == (top, bottom, left, right)
@@ -299,7 +319,7 @@ class QuantizedConv:
             filter_scales=tuple(filter_scales), multiplier=tuple(multiplier), shift=tuple(shift),
             activation=activation, act_min=act_min, act_max=act_max, padding=padding,
             stride=stride, dilation=dilation, input_shape=input_shape,
-            output_shape=(1, out_h, out_w, c_out))
+            output_shape=(1, out_h, out_w, c_out), operator=operator)
 
     # -- the engine's parameters ----------------------------------------------------------------
 
@@ -355,9 +375,10 @@ class QuantizedConv:
 
     def reference(self, x):
         """The output for the input ``x`` (NHWC), as TFLite's reference kernel
-        (``reference_integer_ops::ConvPerChannel``) computes it: for every output pixel and
-        channel, ``w * (x - input_zero_point)`` summed over the taps inside the frame, plus
-        the bias, requantized (:func:`convaccel.quant.requantize`)."""
+        (``reference_integer_ops::ConvPerChannel`` or ``DepthwiseConvPerChannel``) computes
+        it: for every output pixel and channel, ``w * (x - input_zero_point)`` summed over the
+        taps inside the frame and the input channels of its group, plus the bias, requantized
+        (:func:`convaccel.quant.requantize`)."""
         x = self._check_input(x)[0] - self.input_zero_point
         height, width, _ = x.shape
         _, out_h, out_w, c_out = self.output_shape
@@ -365,6 +386,10 @@ class QuantizedConv:
             _tflite_axis(size, k, s, d, self.padding) for size, k, s, d in
             zip((height, width), self.weights.shape[2:], self.stride, self.dilation))
         weights = self.weights.astype(np.int64)
+        # the filters of group g read the input channels of group g
+        per_group = weights.shape[1]
+        groups = x.shape[2] // per_group
+        filters = c_out // groups
         acc = np.zeros((out_h, out_w, c_out), dtype=np.int64)
         for r in range(weights.shape[2]):
             rows = np.arange(out_h) * self.stride[0] - top + r * self.dilation[0]
@@ -373,7 +398,11 @@ class QuantizedConv:
                 inside = (((rows >= 0) & (rows < height))[:, None]
                           & ((cols >= 0) & (cols < width))[None, :])
                 taps = x[rows.clip(0, height - 1)][:, cols.clip(0, width - 1)]
-                acc += (taps * inside[..., None]) @ weights[:, :, r, c].T
+                taps = taps * inside[..., None]
+                for g in range(groups):
+                    acc[..., g * filters:(g + 1) * filters] += (
+                        taps[..., g * per_group:(g + 1) * per_group]
+                        @ weights[g * filters:(g + 1) * filters, :, r, c].T)
         acc += self.bias.astype(np.int64)
         y = quant.requantize(acc.transpose(2, 0, 1), self.multiplier, self.shift,
                              self.output_zero_point, self.act_min, self.act_max)
@@ -454,8 +483,9 @@ class _Reader:
             return None
         return np.frombuffer(bytes(raw), dtype=np.dtype(dtype).newbyteorder("<"))
 
-    def conv(self, index, op):
-        where = f"operator {index} (CONV_2D)"
+    def conv(self, index, op, name):
+        depthwise = name == "DEPTHWISE_CONV_2D"
+        where = f"operator {index} ({name})"
         inputs = [int(i) for i in _vector(op, "Inputs")]
         outputs = [int(i) for i in _vector(op, "Outputs")]
         if len(inputs) not in (2, 3) or len(outputs) != 1:
@@ -478,13 +508,24 @@ class _Reader:
             self.fail(f"{where}: the filter {w.name!r} has non-zero zero points "
                       f"{list(w.zero_point)}; TFLite's int8 convolution needs symmetric "
                       f"weights (zero points 0)")
-        if len(w.scale) > 1 and self.quantized_dimension(w.index) != 0:
+        # the filter's output channels: OHWI, or a depthwise filter's (1, H, W, O)
+        out_axis = 3 if depthwise else 0
+        if len(w.scale) > 1 and self.quantized_dimension(w.index) != out_axis:
             self.fail(f"{where}: the filter {w.name!r} is quantized along dimension "
                       f"{self.quantized_dimension(w.index)}; per-channel scales are along "
-                      f"the output channels (0)")
+                      f"the output channels ({out_axis})")
         if len(x.shape) != 4 or len(w.shape) != 4 or len(y.shape) != 4:
             self.fail(f"{where}: the input, filter and output must be 4-D, not "
                       f"{x.shape}, {w.shape}, {y.shape}")
+        if depthwise and w.shape[0] != 1:
+            self.fail(f"{where}: the filter {w.name!r} has the shape {w.shape}; a depthwise "
+                      f"filter is (1, kernel_h, kernel_w, out_channels)")
+        if depthwise and not (x.shape[3] > 0 and w.shape[3] % x.shape[3] == 0):
+            # (TFLite's ComputeDepthMultiplier; the options' depth_multiplier is not read)
+            self.fail(f"{where}: the filter {w.name!r} has {w.shape[3]} output channels, not a "
+                      f"multiple of the input's {x.shape[3]} (the channel multiplier is "
+                      f"out_channels / in_channels)")
+        c_out = w.shape[out_axis]
         if x.shape[0] != 1:
             self.fail(f"{where}: the input {x.name!r} has a batch of {x.shape[0]}; "
                       f"the batch must be 1")
@@ -497,15 +538,19 @@ class _Reader:
                 self.fail(f"{where}: the bias {b.name!r} is {b.type}; an int8 convolution's "
                           f"bias is int32")
             bias = self.data(b.index, np.int32)
-            if bias is None or bias.shape != (w.shape[0],):
-                self.fail(f"{where}: the bias {b.name!r} holds no constant ({w.shape[0]},) "
-                          f"data")
+            if bias is None or bias.shape != (c_out,):
+                self.fail(f"{where}: the bias {b.name!r} holds no constant ({c_out},) data")
 
-        if op.BuiltinOptionsType() != self.schema.BuiltinOptions.Conv2DOptions:
-            self.fail(f"{where} has no Conv2DOptions")
+        kind = "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions"
+        if op.BuiltinOptionsType() != getattr(self.schema.BuiltinOptions, kind):
+            self.fail(f"{where} has no {kind}")
         table = op.BuiltinOptions()
-        options = self.schema.Conv2DOptions()
+        options = getattr(self.schema, kind)()
         options.Init(table.Bytes, table.Pos)
+        weights = weights.reshape(w.shape)
+        if depthwise:
+            # (1, H, W, O) -> OHWI with one input channel a group: groups = in_channels
+            weights = weights.transpose(3, 1, 2, 0)
         activation = self.activations.get(options.FusedActivationFunction(), "?")
         if activation not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
             self.fail(f"{where}: the fused activation {activation} is not supported; "
@@ -513,12 +558,12 @@ class _Reader:
         padding = self.paddings.get(options.Padding(), "?")
         try:
             conv = QuantizedConv.from_parameters(
-                weights.reshape(w.shape), bias, x.shape,
+                weights, bias, x.shape,
                 input_quant=(x.scale[0], x.zero_point[0]), filter_scales=w.scale,
                 output_quant=(y.scale[0], y.zero_point[0]),
                 stride=(options.StrideH(), options.StrideW()),
                 dilation=(options.DilationHFactor(), options.DilationWFactor()),
-                padding=padding, activation=activation, name=_sanitize(y.name))
+                padding=padding, activation=activation, name=_sanitize(y.name), operator=name)
         except ValueError as e:
             self.fail(f"{where}: {e}")
         if conv.output_shape != y.shape:
@@ -541,8 +586,8 @@ class _Reader:
                 if t.type != "INT8":
                     self.fail(f"the model's {role} {t.name!r} is {t.type.lower()}; {INT8_ONLY}")
         for index, name in operators:
-            if name == "CONV_2D":
-                convs.append(self.conv(index, self.graph.Operators(index)))
+            if name in CONV_OPERATORS:
+                convs.append(self.conv(index, self.graph.Operators(index), name))
         return Model(path=self.path, operators=tuple(operators), inputs=inputs,
                      outputs=outputs, convs=tuple(convs))
 
@@ -571,7 +616,7 @@ def read_model(path):
     except TfliteError:
         raise
     except (IndexError, ValueError, TypeError, AttributeError, OverflowError, MemoryError,
-            struct.error) as e:
+            ZeroDivisionError, struct.error) as e:
         # The generated accessors follow offsets without checking them (flatbuffers' Python
         # runtime has no verifier): damage shows as any of these.
         raise TfliteError(f"{path}: a damaged .tflite file (cut short or corrupted: {e})") \
@@ -579,24 +624,25 @@ def read_model(path):
 
 
 def load_conv(path):
-    """The convolution of a ``.tflite`` model that is exactly one int8 ``CONV_2D``
-    (a :class:`QuantizedConv`).
+    """The convolution of a ``.tflite`` model that is exactly one int8 ``CONV_2D`` or
+    ``DEPTHWISE_CONV_2D`` (a :class:`QuantizedConv`).
 
     Raises :class:`TfliteError` listing every operator this version cannot map, e.g.
     ``model.tflite: operator 1 (MAX_POOL_2D) is not supported by this version: only a single
-    CONV_2D``.
+    CONV_2D or DEPTHWISE_CONV_2D``.
     """
     model = read_model(path)
+    single = " or ".join(CONV_OPERATORS)
     if not model.operators:
         raise TfliteError(f"{model.path}: the model has no operator; this version maps only a "
-                          f"single CONV_2D")
-    first_conv = next((i for i, name in model.operators if name == "CONV_2D"), None)
+                          f"single {single}")
+    first_conv = next((i for i, name in model.operators if name in CONV_OPERATORS), None)
     others = [f"{i} ({name})" for i, name in model.operators if i != first_conv]
     if others:
         which = (f"operator {others[0]} is" if len(others) == 1 else
                  f"operators {', '.join(others)} are")
         raise TfliteError(f"{model.path}: {which} not supported by this version: only a single "
-                          f"CONV_2D")
+                          f"{single}")
     return model.convs[0]
 
 
@@ -611,7 +657,9 @@ def conv_model(weights, bias, input_shape, *, stride=1, dilation=1, padding="SAM
     Parameters
     ----------
     weights : array
-        ``(out_channels, kernel_h, kernel_w, in_channels)`` int8 (OHWI, TFLite's order).
+        ``(out_channels, kernel_h, kernel_w, in_channels)`` int8 (OHWI, TFLite's order); with
+        fewer input channels than the input has, a grouped convolution (``groups = input
+        channels / filter input channels``).
     bias : array or None
         ``(out_channels,)`` int32; ``None`` writes zeros (TFLite's int8 kernel needs a bias
         tensor).
@@ -630,18 +678,54 @@ def conv_model(weights, bias, input_shape, *, stride=1, dilation=1, padding="SAM
 
     Raises ``ValueError`` for parameters that TFLite's int8 convolution does not take.
     """
-    schema = _object_api()
     conv = QuantizedConv.from_parameters(
         weights, bias, input_shape, input_quant=input_quant, filter_scales=filter_scales,
         output_quant=output_quant, stride=stride, dilation=dilation, padding=padding,
         activation=activation)
-    ohwi = np.asarray(conv.weights).transpose(0, 2, 3, 1)
+    return _one_conv_model(conv, name)
 
-    def quantization(scales, zero_points):
+
+def depthwise_model(weights, bias, input_shape, *, stride=1, dilation=1, padding="SAME",
+                    input_quant=(1.0, 0), filter_scales=(1.0,), output_quant=(1.0, 0),
+                    activation="NONE", name="depthwise"):
+    """A ``.tflite`` model (``bytes``) that is one int8 ``DEPTHWISE_CONV_2D``, as TFLite's
+    converter writes a fully integer-quantized depthwise convolution.
+
+    ``weights`` is TFLite's depthwise filter, ``(1, kernel_h, kernel_w, out_channels)`` int8,
+    ``out_channels`` a multiple of the input's channels (the channel multiplier, written as the
+    options' ``depth_multiplier``); output channel ``o`` reads input channel ``o //
+    multiplier``. The scales are per output channel (the filter's last axis). The other
+    parameters are :func:`conv_model`'s.
+    """
+    weights = np.asarray(weights)
+    if weights.ndim != 4 or weights.shape[0] != 1:
+        raise ValueError(f"a depthwise filter is (1, kernel_h, kernel_w, out_channels), not "
+                         f"{weights.shape}")
+    channels = int(input_shape[-1]) if len(input_shape) == 4 else 0
+    if channels < 1 or weights.shape[3] % channels:
+        raise ValueError(f"the filter's {weights.shape[3]} output channels are not a multiple "
+                         f"of the input's {channels} channels")
+    conv = QuantizedConv.from_parameters(
+        weights.transpose(3, 1, 2, 0), bias, input_shape, input_quant=input_quant,
+        filter_scales=filter_scales, output_quant=output_quant, stride=stride,
+        dilation=dilation, padding=padding, activation=activation,
+        operator="DEPTHWISE_CONV_2D")
+    return _one_conv_model(conv, name)
+
+
+def _one_conv_model(conv, name):
+    """The model of the one convolution `conv` (a :class:`QuantizedConv`)."""
+    schema = _object_api()
+    depthwise = conv.operator == "DEPTHWISE_CONV_2D"
+    c_out = conv.weights.shape[0]
+    # OIHW -> OHWI, or a depthwise filter's (1, H, W, O)
+    filt = np.asarray(conv.weights).transpose(*((1, 2, 3, 0) if depthwise else (0, 2, 3, 1)))
+
+    def quantization(scales, zero_points, axis=0):
         q = schema.QuantizationParametersT()
         q.scale = [float(s) for s in scales]
         q.zeroPoint = [int(z) for z in zero_points]
-        q.quantizedDimension = 0
+        q.quantizedDimension = axis
         return q
 
     def tensor(tensor_name, shape, tensor_type, buffer, q):
@@ -657,17 +741,16 @@ def conv_model(weights, bias, input_shape, *, stride=1, dilation=1, padding="SAM
         return b
 
     int8, int32 = schema.TensorType.INT8, schema.TensorType.INT32
-    c_out = ohwi.shape[0]
     tensors = [
         tensor(f"{name}/input", conv.input_shape, int8, 0,
                quantization([conv.input_scale], [conv.input_zero_point])),
-        tensor(f"{name}/weights", ohwi.shape, int8, 1,
-               quantization(conv.filter_scales, [0] * c_out)),
+        tensor(f"{name}/weights", filt.shape, int8, 1,
+               quantization(conv.filter_scales, [0] * c_out, 3 if depthwise else 0)),
         tensor(name, conv.output_shape, int8, 0,
                quantization([conv.output_scale], [conv.output_zero_point])),
     ]
     # Buffer 0 is the empty sentinel that every tensor without data refers to.
-    buffers = [buffer(), buffer(ohwi.astype("<i1"))]
+    buffers = [buffer(), buffer(filt.astype("<i1"))]
     # The bias's scales are input_scale * filter_scale (TFLite's int8 kernel reads none).
     bias_scales = [float(np.float32(conv.input_scale) * np.float32(f))
                    for f in conv.filter_scales]
@@ -675,22 +758,29 @@ def conv_model(weights, bias, input_shape, *, stride=1, dilation=1, padding="SAM
                           quantization(bias_scales, [0] * c_out)))
     buffers.append(buffer(conv.bias.astype("<i4")))
 
-    options = schema.Conv2DOptionsT()
+    if depthwise:
+        options = schema.DepthwiseConv2DOptionsT()
+        options.depthMultiplier = c_out // conv.input_shape[3]
+        options_type = schema.BuiltinOptions.DepthwiseConv2DOptions
+    else:
+        options = schema.Conv2DOptionsT()
+        options_type = schema.BuiltinOptions.Conv2DOptions
     options.padding = getattr(schema.Padding, conv.padding)
     options.strideH, options.strideW = conv.stride
     options.dilationHFactor, options.dilationWFactor = conv.dilation
     options.fusedActivationFunction = getattr(schema.ActivationFunctionType, conv.activation)
 
     code = schema.OperatorCodeT()
-    code.builtinCode = schema.BuiltinOperator.CONV_2D
+    code.builtinCode = getattr(schema.BuiltinOperator, conv.operator)
     code.deprecatedBuiltinCode = min(code.builtinCode, _PLACEHOLDER_FOR_GREATER_OP_CODES)
-    code.version = 3  # CONV_2D's version for per-channel int8
+    # per-channel int8: CONV_2D's version 3; DEPTHWISE_CONV_2D's 3 (dilation needs 2 or more)
+    code.version = 3
 
     op = schema.OperatorT()
     op.opcodeIndex = 0
     op.inputs = [0, 1, 3]
     op.outputs = [2]
-    op.builtinOptionsType = schema.BuiltinOptions.Conv2DOptions
+    op.builtinOptionsType = options_type
     op.builtinOptions = options
 
     graph = schema.SubGraphT()

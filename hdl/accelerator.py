@@ -75,11 +75,11 @@ class ConvAccelerator(wiring.Component):
 
     Weights and biases arrive on ``weights`` while no frame runs: ``cycles_per_pixel * rows *
     cols`` weight beats in the order (fold address, row, column), then ``out_channels`` bias
-    beats, then for a requantized layer ``out_channels`` multipliers, ``out_channels`` shifts,
-    the output zero point, ``act_min`` and ``act_max``; ``last`` on the final beat
-    (:func:`convaccel.beats.weight_beats` makes them). A frame starts when the engine is
-    idle, no load is under way or offered, and the first pixel is valid; frames do not
-    overlap: the next begins after the previous one's last result has left.
+    beats in channel order, then for a requantized layer ``out_channels`` multipliers,
+    ``out_channels`` shifts, the output zero point, ``act_min`` and ``act_max``; ``last`` on
+    the final beat (:func:`convaccel.beats.weight_beats` makes them). A frame starts when the
+    engine is idle, no load is under way or offered, and the first pixel is valid; frames do
+    not overlap: the next begins after the previous one's last result has left.
 
     Throughput and latency follow :attr:`figures` exactly when input is always valid and
     results always ready.
@@ -127,7 +127,8 @@ class ConvAccelerator(wiring.Component):
         self._feeder = Feeder(
             reduction=spec.reduction, rows=spec.rows, row_folds=spec.row_folds,
             col_folds=spec.col_folds, elem_shape=elem,
-            window_shape=window_layout(pixel, spec.kernel))
+            window_shape=window_layout(pixel, spec.kernel), groups=spec.groups,
+            in_channels=spec.in_channels)
         self._array = SystolicArray(
             rows=spec.rows, cols=spec.cols, depth=self._feeder.interval, elem_shape=elem,
             weight_shape=signed(spec.weight_bits), psum_shape=signed(spec.psum_bits),
@@ -136,7 +137,8 @@ class ConvAccelerator(wiring.Component):
             cols=spec.cols, channels=spec.out_channels, row_folds=spec.row_folds,
             col_folds=spec.col_folds, in_flight=self._feeder.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
-            bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize)
+            bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
+            groups=spec.groups)
         self._layouts = {
             "pixels": pixel_in_layout(pixel),
             "results": pixel_out_layout(signed(spec.output_bits), spec.out_channels),
@@ -213,7 +215,7 @@ class ConvAccelerator(wiring.Component):
         m = Module()
         spec = self._spec
         rows, cols = spec.rows, spec.cols
-        col_folds = spec.col_folds
+        blocks = spec.blocks
         depth = spec.cycles_per_pixel
 
         padder, pixel_queue, window, feeder, array, output = self.stages
@@ -245,14 +247,24 @@ class ConvAccelerator(wiring.Component):
         # 3 zero point and clamp bounds
         load_phase = Signal(range(4))
         load_scalar = Signal(range(3))
-        load_group = Signal(range(col_folds))
+        load_group = Signal(range(blocks))           # the column block of a bias (channel_slot)
         load_lane = Signal(range(cols))
         load_discard = Signal()                       # dropping the rest of an overlong load
         load_idle = Signal(init=1)                    # at the start of a load (registered)
         # One-hot: the PE that takes the next weight (row-major, as the beats come).
         load_pe = Signal(rows * cols, init=1)
-        load_channel = Signal(range(spec.out_channels))      # = load_group * cols + load_lane
+        load_channel = Signal(range(spec.out_channels))
         table_end = load_channel == spec.out_channels - 1
+        # A block ends at its last column or at its convolution group's last channel (that is
+        # at a column's end too where `cols` divides a group's channels, and at the table's end
+        # with one group).
+        if spec.groups > 1 and spec.out_per_group % cols:
+            load_in_group = Signal(range(spec.out_per_group))
+            group_end = load_in_group == spec.out_per_group - 1
+            block_end = (load_lane == cols - 1) | group_end
+        else:
+            load_in_group = None
+            block_end = load_lane == cols - 1
         if spec.requantize:
             load_final = load_bias & (load_phase == 3) & (load_scalar == 2)
         else:
@@ -321,14 +333,18 @@ class ConvAccelerator(wiring.Component):
                 m.d.sync += load_scalar.eq(load_scalar + 1)
             with m.Else():
                 m.d.sync += [load_lane.eq(load_lane + 1), load_channel.eq(load_channel + 1)]
-                with m.If(load_lane == cols - 1):
+                with m.If(block_end):
                     m.d.sync += [load_lane.eq(0), load_group.eq(load_group + 1)]
+                if load_in_group is not None:
+                    m.d.sync += load_in_group.eq(Mux(group_end, 0, load_in_group + 1))
                 with m.If(table_end):
                     m.d.sync += [load_lane.eq(0), load_group.eq(0), load_channel.eq(0),
                                  load_phase.eq(load_phase + 1)]
             with m.If(load_final | beat.last):
                 m.d.sync += [load_lane.eq(0), load_group.eq(0), load_channel.eq(0),
                              load_bias.eq(0), load_phase.eq(0), load_scalar.eq(0)]
+                if load_in_group is not None:
+                    m.d.sync += load_in_group.eq(0)
                 with m.If(~beat.last):                # too long: drop up to `last`
                     m.d.sync += load_discard.eq(1)
 
@@ -349,13 +365,14 @@ class ConvAccelerator(wiring.Component):
         with m.If(error_event):
             m.d.sync += self.error.eq(1)
 
+        # (a group's last row fold and its last column block may be partial)
         last_rows = spec.reduction - (spec.row_folds - 1) * rows
-        last_cols = spec.out_channels - (col_folds - 1) * cols
+        last_cols = spec.out_per_group - (spec.col_folds - 1) * cols
         # (four constants: a multiplier here would take a DSP block from the PEs)
         tag = feeder.o.payload.tag
         vector_macs = Mux(tag.last_fold,
-                          Mux(tag.last_group, last_rows * last_cols, last_rows * cols),
-                          Mux(tag.last_group, rows * last_cols, rows * cols))
+                          Mux(tag.last_col_fold, last_rows * last_cols, last_rows * cols),
+                          Mux(tag.last_col_fold, rows * last_cols, rows * cols))
         with m.If(padder.start):
             m.d.sync += [
                 self.cycles.eq(1),

@@ -13,9 +13,10 @@ def fold_tag_layout():
     stands in its output pixel's schedule."""
     return data.StructLayout({
         "first": 1,                           # first fold of a reduction: start from the bias
-        "last_fold": 1,                       # last fold: the group's sums are complete
-        "last_group": 1,                      # last group: the output pixel is complete
+        "last_fold": 1,                       # last fold: the block's sums are complete
+        "last_group": 1,                      # last column block: the output pixel is complete
         "last_pixel": 1,                      # the frame's final output pixel
+        "last_col_fold": 1,                   # last column block of its convolution group
     })
 
 
@@ -40,12 +41,16 @@ def psums_layout(psum_shape, cols, tag_shape):
 class Feeder(wiring.Component):
     """Cuts each window into the vectors the array consumes.
 
-    A window of ``reduction`` elements is held in a rotating register of ``row_folds * rows``
-    lanes (zeros past the reduction) and issued ``rows`` lanes at a time, ``row_folds`` vectors
-    per group of output channels, ``col_folds`` groups: ``interval = row_folds * col_folds``
-    vectors, one per cycle. The array cannot stall (``o`` is always ready). The next window is
-    taken in the cycle that issues the last vector, so windows follow each other with no gap;
-    ``credit`` (room downstream for one more output pixel) gates taking a window.
+    A window's elements are held in a register of ``groups`` segments, one per convolution
+    group, each ``row_folds * rows`` lanes: a group's ``reduction`` elements (its input
+    channels at every tap, tap-major, zeros past them). The vectors are issued ``rows`` lanes at
+    a time from the first segment, which rotates by ``rows`` lanes a vector: ``row_folds``
+    vectors a column block, ``col_folds`` blocks a group; then the segments move down by one,
+    bringing in the next group's. ``interval = groups * row_folds * col_folds`` vectors, one per
+    cycle. (A dense layer is one group: the window as it arrives.) The array cannot stall
+    (``o`` is always ready). The next window is taken in the cycle that issues the last vector,
+    so windows follow each other with no gap; ``credit`` (room downstream for one more output
+    pixel) gates taking a window.
 
     Latency: a window taken in cycle ``h`` issues its vectors in cycles ``h + latency .. h +
     latency + interval - 1``.
@@ -53,10 +58,16 @@ class Feeder(wiring.Component):
     Parameters
     ----------
     reduction, rows, row_folds, col_folds : int
+        Per group: the products of one output value, the array's rows, the vectors one
+        reduction takes, the column blocks of a group's output channels.
     elem_shape : shape-castable
         One input element.
     window_shape : shape-castable
-        The window stream's payload (``data`` and ``last``).
+        The window stream's payload (``data`` and ``last``): taps of ``in_channels`` elements,
+        channel innermost.
+    groups, in_channels : int
+        Convolution groups and the input channels of the window (``in_channels`` is needed
+        only with more than one group).
 
     Members
     -------
@@ -69,16 +80,22 @@ class Feeder(wiring.Component):
     latency = 1
     memories = ()
 
-    def __init__(self, *, reduction, rows, row_folds, col_folds, elem_shape, window_shape):
+    def __init__(self, *, reduction, rows, row_folds, col_folds, elem_shape, window_shape,
+                 groups=1, in_channels=None):
+        if groups > 1:
+            assert in_channels is not None and in_channels % groups == 0
+            assert reduction % (in_channels // groups) == 0
         self._reduction = reduction
         self._rows = rows
         self._row_folds = row_folds
         self._col_folds = col_folds
+        self._groups = groups
+        self._in_channels = in_channels
         self._elem_shape = elem_shape
         super().__init__({
             "i": In(stream.Signature(window_shape)),
             "o": Out(stream.Signature(
-                vector_layout(elem_shape, rows, row_folds * col_folds, fold_tag_layout()),
+                vector_layout(elem_shape, rows, self.interval, fold_tag_layout()),
                 always_ready=True)),
             "credit": In(1),
         })
@@ -86,70 +103,119 @@ class Feeder(wiring.Component):
     @property
     def interval(self):
         """Cycles per window: the vectors it is cut into."""
-        return self._row_folds * self._col_folds
+        return self._groups * self._row_folds * self._col_folds
+
+    def _segments(self, window):
+        """The window's flat elements (tap-major, channel innermost) as the buffer's groups
+        segments: pure wiring."""
+        groups, width = self._groups, Shape.cast(self._elem_shape).width
+        if groups == 1:
+            return window                     # (zero-extended to the buffer by `eq`)
+        per_group = self._in_channels // groups
+        taps = self._reduction // per_group
+        lanes = self._row_folds * self._rows
+
+        def element(n):
+            return window[n * width:(n + 1) * width]
+
+        segments = []
+        for g in range(groups):
+            elems = [element(t * self._in_channels + g * per_group + i)
+                     for t in range(taps) for i in range(per_group)]
+            segments.append(Cat(*elems, C(0, (lanes - len(elems)) * width)))
+        return Cat(*segments)
 
     def elaborate(self, platform):
         m = Module()
-        rows, row_folds, col_folds = self._rows, self._row_folds, self._col_folds
+        rows, row_folds, col_folds, groups = (self._rows, self._row_folds, self._col_folds,
+                                              self._groups)
         elem_width = Shape.cast(self._elem_shape).width
         lanes = row_folds * rows
-        buffer = Signal(data.ArrayLayout(self._elem_shape, lanes))
+        segment_bits = lanes * elem_width
+        buffer = Signal(groups * segment_bits)
         fold = Signal(range(row_folds))
-        group = Signal(range(col_folds))
-        k = Signal(range(row_folds * col_folds))
+        col_fold = Signal(range(col_folds))
+        k = Signal(range(self.interval))
         busy = Signal()
         last_pixel = Signal()
         # The decodes of the counters are kept in registers, set a cycle ahead, so that `ready`
         # (and through it the window's and the padder's handshakes) starts from flip-flops.
         first = Signal()
         last_fold = Signal()
-        last_group = Signal()
+        last_col_fold = Signal()
         final = Signal()              # issuing the window's last vector
+        if groups > 1:
+            group = Signal(range(groups))
+            last_conv_group = Signal()
+        else:
+            last_conv_group = C(1)
 
         m.d.comb += self.i.ready.eq((~busy | final) & self.credit)
+
+        # The first segment turns by a vector's lanes; the segments move down by one as a group
+        # ends (its last vector is issued).
+        rotated = Cat(buffer[:segment_bits].rotate_right(rows * elem_width),
+                      buffer[segment_bits:])
+        next_segment = buffer[segment_bits:] if groups > 1 else rotated
 
         window = self.i.payload.data.as_value()
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [
-                buffer.eq(window),        # zero-extended to `lanes`
-                fold.eq(0), group.eq(0), k.eq(0), busy.eq(1),
+                buffer.eq(self._segments(window)),
+                fold.eq(0), col_fold.eq(0), k.eq(0), busy.eq(1),
                 first.eq(1),
                 last_fold.eq(row_folds == 1),
-                last_group.eq(col_folds == 1),
-                final.eq(row_folds == 1 and col_folds == 1),
+                last_col_fold.eq(col_folds == 1),
+                final.eq(row_folds == 1 and col_folds == 1 and groups == 1),
                 last_pixel.eq(self.i.payload.last),
             ]
+            if groups > 1:
+                m.d.sync += [group.eq(0), last_conv_group.eq(0)]
         with m.Elif(busy):
             with m.If(final):
                 m.d.sync += busy.eq(0)
             m.d.sync += [
-                buffer.eq(buffer.as_value().rotate_right(rows * elem_width)),
                 k.eq(k + 1),
                 first.eq(last_fold),
             ]
+            with m.If(last_fold & last_col_fold):
+                m.d.sync += buffer.eq(next_segment)
+            with m.Else():
+                m.d.sync += buffer.eq(rotated)
             with m.If(last_fold):
-                next_last_group = group + 1 == col_folds - 1
-                m.d.sync += [
-                    fold.eq(0), group.eq(group + 1),
-                    last_fold.eq(row_folds == 1),
-                    last_group.eq(next_last_group),
-                    final.eq(next_last_group & (row_folds == 1)),
-                ]
+                m.d.sync += [fold.eq(0), last_fold.eq(row_folds == 1)]
+                with m.If(last_col_fold):
+                    m.d.sync += [col_fold.eq(0), last_col_fold.eq(col_folds == 1)]
+                    if groups > 1:
+                        next_last_group = group + 1 == groups - 1
+                        m.d.sync += [
+                            group.eq(group + 1),
+                            last_conv_group.eq(next_last_group),
+                            final.eq(next_last_group & (row_folds == 1) & (col_folds == 1)),
+                        ]
+                with m.Else():
+                    next_last_col_fold = col_fold + 1 == col_folds - 1
+                    m.d.sync += [
+                        col_fold.eq(col_fold + 1),
+                        last_col_fold.eq(next_last_col_fold),
+                        final.eq(next_last_col_fold & last_conv_group & (row_folds == 1)),
+                    ]
             with m.Else():
                 next_last_fold = fold + 1 == row_folds - 1
                 m.d.sync += [
                     fold.eq(fold + 1),
                     last_fold.eq(next_last_fold),
-                    final.eq(next_last_fold & last_group),
+                    final.eq(next_last_fold & last_col_fold & last_conv_group),
                 ]
 
         m.d.comb += [
             self.o.valid.eq(busy),
-            self.o.payload.x.eq(buffer.as_value()[:rows * elem_width]),
+            self.o.payload.x.eq(buffer[:rows * elem_width]),
             self.o.payload.k.eq(k),
             self.o.payload.tag.first.eq(first),
             self.o.payload.tag.last_fold.eq(last_fold),
-            self.o.payload.tag.last_group.eq(last_group),
+            self.o.payload.tag.last_group.eq(last_col_fold & last_conv_group),
+            self.o.payload.tag.last_col_fold.eq(last_col_fold),
             self.o.payload.tag.last_pixel.eq(last_pixel),
         ]
         return m

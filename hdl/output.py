@@ -4,6 +4,7 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..spec import channel_slot
 from .array import psums_layout
 from .requant import REQUANT_DATA_BITS, Requantizer, group_layout
 from .stage import MemoryShape
@@ -19,14 +20,17 @@ def pixel_out_layout(acc_shape, channels):
 class OutputStage(wiring.Component):
     """Accumulates the array's partial sums across folds, adds the bias and queues whole pixels.
 
-    Each column's accumulator starts from the bias of its output channel on a reduction's first
-    fold and adds one partial sum per fold; after the last fold the group's ``cols`` results
-    are complete. Groups are collected until the pixel's last group completes, then the pixel's
-    ``channels`` exact results enter an output queue. The array cannot stall, so the queue must
-    have room for every pixel in flight: ``credit`` says whether one more may be started
+    A pixel's partial sums arrive as ``groups * col_folds`` column blocks (``row_folds``
+    vectors each), block ``g * col_folds + j`` holding the channels of convolution group ``g``
+    that :func:`convaccel.spec.channel_slot` places there. Each column's accumulator starts
+    from the bias of its output channel on a reduction's first fold and adds one partial sum per
+    fold; after the last fold the block's ``cols`` results are complete. Blocks are collected
+    until the pixel's last block completes, then the pixel's ``channels`` exact results enter an
+    output queue, in channel order (idle columns dropped). The array cannot stall, so the queue
+    must have room for every pixel in flight: ``credit`` says whether one more may be started
     (``reserve``), and a reservation ends when its pixel leaves on ``o``.
 
-    With ``requantize``, each complete group passes a :class:`~convaccel.hdl.requant.
+    With ``requantize``, each complete block passes a :class:`~convaccel.hdl.requant.
     Requantizer` before the queue, and the pixels leave as int8.
 
     Latency: partial sums arriving in cycle ``t`` that complete a pixel leave, if the queue was
@@ -35,22 +39,25 @@ class OutputStage(wiring.Component):
     Parameters
     ----------
     cols, channels, row_folds, col_folds : int
+        ``col_folds`` column blocks per convolution group.
+    groups : int
+        Convolution groups (they divide ``channels``).
     psum_shape, acc_shape, bias_shape, tag_shape : shape-castable
     in_flight : int
         Cycles from a reservation (a window taken by the feeder) to its first partial sums
-        arriving here; with ``row_folds * col_folds`` cycles per pixel this sets
+        arriving here; with ``groups * row_folds * col_folds`` cycles per pixel this sets
         :attr:`queue_depth`.
 
     Members
     -------
     i : In(stream.Signature(psums_layout(...), always_ready=True))
         The array's partial sums with their :func:`~convaccel.hdl.array.fold_tag_layout` tag.
-    b_addr : In(range(col_folds))
+    b_addr : In(range(groups * col_folds))
     b_data : In(bias_shape)
     b_en : In(cols)
-        Bias memory write port: group ``b_addr``, one enable per column.
+        Bias memory write port: column block ``b_addr``, one enable per column.
     q_data : In(signed(REQUANT_DATA_BITS)); m_en, s_en : In(cols); c_en : In(3)
-        With ``requantize`` only: the requantizer's load ports (group ``b_addr``).
+        With ``requantize`` only: the requantizer's load ports (column block ``b_addr``).
     o : Out(stream.Signature(pixel_out_layout(out_shape, channels)))
         ``out_shape`` is ``acc_shape``, or ``signed(8)`` with ``requantize``.
     reserve : In(1)
@@ -58,11 +65,14 @@ class OutputStage(wiring.Component):
     """
 
     def __init__(self, *, cols, channels, row_folds, col_folds, in_flight, psum_shape,
-                 acc_shape, bias_shape, tag_shape, requantize=False):
+                 acc_shape, bias_shape, tag_shape, requantize=False, groups=1):
+        assert channels % groups == 0
         self._cols = cols
         self._channels = channels
         self._row_folds = row_folds
-        self._col_folds = col_folds
+        self._groups = groups
+        # column blocks a pixel: what the queue, the biases and the requantizer count
+        self._blocks = groups * col_folds
         self._in_flight = in_flight
         self._acc_shape = acc_shape
         self._bias_shape = bias_shape
@@ -71,7 +81,8 @@ class OutputStage(wiring.Component):
         self._out_shape = acc_shape
         requant_ports = {}
         if requantize:
-            self._requant = Requantizer(cols=cols, col_folds=col_folds, row_folds=row_folds,
+            self._requant = Requantizer(cols=cols, col_folds=self._blocks,
+                                        row_folds=row_folds,
                                         acc_shape=acc_shape, tag_shape=tag_shape)
             self._out_shape = signed(8)
             requant_ports = {
@@ -83,7 +94,7 @@ class OutputStage(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(psums_layout(psum_shape, cols, tag_shape),
                                      always_ready=True)),
-            "b_addr": In(range(col_folds)),
+            "b_addr": In(range(self._blocks)),
             "b_data": In(bias_shape),
             "b_en": In(cols),
             **requant_ports,
@@ -111,7 +122,7 @@ class OutputStage(wiring.Component):
     def queue_depth(self):
         """Output pixels the queue holds: every pixel that can be in flight when results are
         always taken, so that it never throttles a frame."""
-        p = self._row_folds * self._col_folds
+        p = self._row_folds * self._blocks
         # A pixel's reservation lasts from its window's take to its result's transfer: in_flight
         # + p - 1 + latency cycles and one more, while a window is taken every p cycles.
         return -(-(self._in_flight + self.latency + p) // p) + 1
@@ -121,19 +132,19 @@ class OutputStage(wiring.Component):
         out = Shape.cast(self._out_shape).width
         bias = Shape.cast(self._bias_shape).width
         return (
-            MemoryShape("biases", self._cols * bias, self._col_folds),
+            MemoryShape("biases", self._cols * bias, self._blocks),
             *(self._requant.memories if self._requant else ()),
-            # a word per column group, `col_folds` per queued pixel
-            MemoryShape("output queue", self._cols * out + 1, self.queue_depth * self._col_folds),
+            # a word per column block, `groups * col_folds` per queued pixel
+            MemoryShape("output queue", self._cols * out + 1, self.queue_depth * self._blocks),
         )
 
     def elaborate(self, platform):
         m = Module()
-        cols, channels, col_folds = self._cols, self._channels, self._col_folds
+        cols, channels, blocks = self._cols, self._channels, self._blocks
         beat = self.i.payload
 
         m.submodules.bias = bias = memory.Memory(
-            shape=data.ArrayLayout(self._bias_shape, cols), depth=col_folds, init=[])
+            shape=data.ArrayLayout(self._bias_shape, cols), depth=blocks, init=[])
         bias_wr = bias.write_port(granularity=1)
         bias_rd = bias.read_port()
         m.d.comb += [
@@ -143,15 +154,15 @@ class OutputStage(wiring.Component):
         for c in range(cols):
             m.d.comb += bias_wr.data[c].eq(self.b_data)
 
-        # The bias of the group whose partial sums arrive is on the read port when they do: the
-        # groups come in order, so the next one's is read as the current one ends. (`succ` is
-        # the group after `group`, kept in a register.)
-        group = Signal(range(col_folds))
-        succ = Signal(range(col_folds), init=1 % col_folds)
+        # The biases of the column block whose partial sums arrive are on the read port when
+        # they do: the blocks come in order, so the next one's are read as the current one
+        # ends. (`succ` is the block after `group`, kept in a register.)
+        group = Signal(range(blocks))
+        succ = Signal(range(blocks), init=1 % blocks)
         group_end = self.i.valid & beat.tag.last_fold
         m.d.comb += bias_rd.addr.eq(Mux(group_end, succ, group))
         with m.If(group_end):
-            m.d.sync += [group.eq(succ), succ.eq(Mux(succ == col_folds - 1, 0, succ + 1))]
+            m.d.sync += [group.eq(succ), succ.eq(Mux(succ == blocks - 1, 0, succ + 1))]
 
         # Stage 1: accumulators.
         acc = Signal(data.ArrayLayout(self._acc_shape, cols))
@@ -191,7 +202,7 @@ class OutputStage(wiring.Component):
         # words, room for `queue_depth` pixels. Its groups are read back in order: all but the
         # last into registers, the last stays on the read port's output until the pixel leaves.
         # (A block RAM, not flip-flops: the queue is the engine's widest storage.)
-        words = self.queue_depth * col_folds
+        words = self.queue_depth * blocks
         word_layout = data.StructLayout({
             "data": data.ArrayLayout(self._out_shape, cols), "last": 1})
         m.submodules.queue = queue = memory.Memory(shape=word_layout, depth=words, init=[])
@@ -199,7 +210,7 @@ class OutputStage(wiring.Component):
         rd = queue.read_port()
         w_addr = Signal(range(words))
         r_addr = Signal(range(words))
-        r_group = Signal(range(col_folds))
+        r_group = Signal(range(blocks))
         stored = Signal(range(words + 1))             # words written and not yet read
         write = complete_valid
         read = (stored != 0) & ~(self.o.valid & ~self.o.ready)
@@ -216,26 +227,27 @@ class OutputStage(wiring.Component):
             m.d.sync += w_addr.eq(Mux(w_addr == words - 1, 0, w_addr + 1))
         with m.If(read):
             m.d.sync += [r_addr.eq(Mux(r_addr == words - 1, 0, r_addr + 1)),
-                         r_group.eq(Mux(r_group == col_folds - 1, 0, r_group + 1))]
+                         r_group.eq(Mux(r_group == blocks - 1, 0, r_group + 1))]
 
         collected = [Signal(data.ArrayLayout(self._out_shape, cols), name=f"group{g}")
-                     for g in range(col_folds - 1)]
+                     for g in range(blocks - 1)]
         fetched = Signal()                            # rd.data holds the word read last cycle
         fetched_group = Signal.like(r_group)
         m.d.sync += [fetched.eq(read), fetched_group.eq(r_group)]
         with m.If(fetched):
             with m.Switch(fetched_group):
-                for g in range(col_folds - 1):
+                for g in range(blocks - 1):
                     with m.Case(g):
                         m.d.sync += collected[g].eq(rd.data.data)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(read & (r_group == col_folds - 1)):
+        with m.If(read & (r_group == blocks - 1)):
             m.d.sync += self.o.valid.eq(1)
         lanes = ([lane for group in collected for lane in group] +
                  [rd.data.data[c] for c in range(cols)])
         for ch in range(channels):
-            m.d.comb += self.o.payload.data[ch].eq(lanes[ch])
+            block, column = channel_slot(ch, channels // self._groups, cols)
+            m.d.comb += self.o.payload.data[ch].eq(lanes[block * cols + column])
         m.d.comb += self.o.payload.last.eq(rd.data.last)
 
         # Credits: pixels reserved and not yet out.

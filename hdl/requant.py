@@ -44,6 +44,8 @@ class Requantizer(wiring.Component):
     Parameters
     ----------
     cols, col_folds, row_folds : int
+        ``col_folds`` is the column groups of a pixel (the engine's column blocks: ``groups *
+        col_folds`` of a grouped layer).
     acc_shape, tag_shape : shape-castable
 
     Members

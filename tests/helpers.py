@@ -14,9 +14,14 @@ __all__ = ["random_spec", "random_data", "random_requant", "extreme_data", "need
            "run_cli"]
 
 
-def random_spec(rng, *, max_size=12, max_channels=5, max_kernel=5, max_array=6, **fixed):
+def random_spec(rng, *, max_size=12, max_channels=5, max_kernel=5, max_array=6, max_groups=0,
+                **fixed):
     """A random valid layer: odd sizes, rectangular kernels, stride and dilation 1-3,
-    asymmetric padding, non-zero pad values, unsigned inputs and odd widths now and then."""
+    asymmetric padding, non-zero pad values, unsigned inputs and odd widths now and then.
+
+    With ``max_groups`` (2 or more), a grouped layer: 2 to ``max_groups`` groups, depthwise
+    (one input channel a group) half the time, each group up to ``max_channels`` input and
+    output channels."""
     while True:
         kw = dict(
             height=int(rng.integers(1, max_size + 1)),
@@ -40,6 +45,11 @@ def random_spec(rng, *, max_size=12, max_channels=5, max_kernel=5, max_array=6, 
             kw["padding"] = "valid"
         else:
             kw["padding"] = tuple(int(p) for p in rng.integers(0, 4, size=4))
+        if max_groups >= 2:
+            groups = int(rng.integers(2, max_groups + 1))
+            per_group = 1 if rng.random() < 0.5 else int(rng.integers(1, max_channels + 1))
+            kw.update(groups=groups, in_channels=groups * per_group,
+                      out_channels=groups * int(rng.integers(1, max_channels + 1)))
         kw.update(fixed)
         try:
             spec = ConvSpec(**kw)

@@ -432,3 +432,22 @@ def test_summary_json_keys_documented():
                         seed=1)
     assert {"board", "device", "bitstream", "fmax_mhz", "target_mhz", "resources"} <= set(summary)
     json.dumps(summary)
+
+
+def test_fit_of_a_depthwise_layer():
+    # The depthwise example: one DSP block per PE, a weight word per PE for each of the 16
+    # cycles of a pixel. The largest array that fits a smaller device never has more columns
+    # than a group has filters (one): they would be idle.
+    spec = ConvSpec.from_toml(EXAMPLES / "mobilenet_dw.toml")
+    assert spec.groups == spec.in_channels and spec.cycles_per_pixel == spec.groups
+    assert estimate(spec, get_board("ulx3s-85f"))["dsp"] == spec.pe_count
+    weights, = [m for m in spec.memories if m.name == "PE weights"]
+    assert (weights.depth, weights.count) == (spec.cycles_per_pixel, spec.pe_count)
+    board = get_board("icebreaker")
+    with pytest.raises(FitError, match=r"^The 9 x 1 array does not fit the icebreaker board: "
+                                       r"needs 9 DSP blocks, the iCE40UP5K-SG48 has 8 \(1 over\)"
+                                       r".*; the largest array that fits is rows = \d+, cols = "
+                                       r"1 \(\d+ PEs\)$"):
+        check_fit(spec, board, app="link")
+    rows, cols = largest_array(spec, board, app="link")
+    assert cols == 1 and check_fit(dataclasses.replace(spec, rows=rows), board, app="link").fits

@@ -25,7 +25,7 @@ DOC = Path(__file__).parents[1] / "docs" / "errors.md"
 ERROR = "convaccel: error: "
 BOARDS = "icebreaker, ulx3s-85f, orangecrab-85f, tangnano9k"
 LAYER_KEYS = ("height, width, in_channels, out_channels, kernel, stride, padding, dilation, "
-              "pad_value, input_bits, weight_bits, bias_bits, input_signed, requantize")
+              "groups, pad_value, input_bits, weight_bits, bias_bits, input_signed, requantize")
 NOT_NPY = "not a NumPy .npy file (save one integer array with numpy.save)"
 STALL = "--stall must be a probability from 0 up to (not including) 1, not "
 SEED = "expected an integer from 0 to 2147483647, not "
@@ -101,6 +101,9 @@ DOORS = [
     Door("CONFIG", "an [array] larger than the layer", "spec big-array.toml",
          ERROR + "big-array.toml: cols 2 is more than out_channels 1: the columns past it would "
          "only multiply zeros; use cols <= 1"),
+    Door("CONFIG", "groups that do not divide the channels", "generate groups.toml",
+         ERROR + "groups.toml: groups 3 does not divide in_channels 8 and out_channels 16; use "
+         "groups 2 or 4 (the values that divide both channel counts: 1, 2, 4, 8)"),
     Door("CONFIG", "a non-integer output size", "spec bad.toml",
          ERROR + "bad.toml: Output height is not an integer: (height - kernel + padding) / "
          "stride + 1 = (10 - 3 + 0 + 0) / 2 + 1 = 4.5; use height 9 or 11, or 1 more padding "
@@ -134,10 +137,14 @@ DOORS = [
          "inference_input_type/inference_output_type = tf.int8)", needs="litert"),
     Door("CONFIG", "two operators", "run two-ops.tflite --board icebreaker --simulate",
          ERROR + "two-ops.tflite: operator 1 (RELU) is not supported by this version: only a "
-         "single CONV_2D", needs="litert"),
+         "single CONV_2D or DEPTHWISE_CONV_2D", needs="litert"),
     Door("CONFIG", "no operator", "spec no-op.tflite",
          ERROR + "no-op.tflite: the model has no operator; this version maps only a single "
-         "CONV_2D", needs="litert"),
+         "CONV_2D or DEPTHWISE_CONV_2D", needs="litert"),
+    Door("CONFIG", "a depthwise filter for another input", "simulate depthwise.tflite",
+         ERROR + "depthwise.tflite: operator 0 (DEPTHWISE_CONV_2D): the filter 'dw/weights' has "
+         "6 output channels, not a multiple of the input's 4 (the channel multiplier is "
+         "out_channels / in_channels)", needs="litert"),
 
     # -- arrays: --input, --weights, --bias ----------------------------------------------------
     Door("--input", "no such file", "simulate --input absent.npy",
@@ -383,6 +390,8 @@ def make_files(folder):
         "zero-rows.toml": f"[layer]\n{LAYER}kernel = 3\n[array]\nrows = 0\ncols = 2\n",
         "big-array.toml": f"[layer]\n{LAYER}kernel = 3\n[array]\nrows = 4\ncols = 2\n",
         "geometry.toml": f"[layer]\n{LAYER}kernel = 3\ndilation = 2\nstride = 4\n",
+        "groups.toml": "[layer]\nheight = 8\nwidth = 8\nin_channels = 8\nout_channels = 16\n"
+                       "kernel = 3\ngroups = 3\n",
         "binary.tflite": bytes(range(128, 256)),
         "empty.tflite": b"",
         "text.npy": "1 2 3\n",
@@ -434,6 +443,12 @@ def _make_models(folder):
     model = model_object(data)
     model.subgraphs[0].operators = []
     (folder / "no-op.tflite").write_bytes(pack_model(model))
+    # a depthwise filter of 6 channels (multiplier 2 on 3) on an input of 4 channels
+    from convaccel.tflite import depthwise_model
+    weights = np.random.default_rng(8).integers(-128, 128, (1, 3, 3, 6)).astype(np.int8)
+    model = model_object(depthwise_model(weights, None, (1, 7, 9, 3), name="dw"))
+    model.subgraphs[0].tensors[0].shape = [1, 7, 9, 4]
+    (folder / "depthwise.tflite").write_bytes(pack_model(model))
 
 
 def run_door(door, folder):

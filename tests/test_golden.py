@@ -19,13 +19,18 @@ def reference_conv2d(x, w, b, spec):
     padded[:, top:top + h, left:left + wd] = x
     d_h, d_w = spec.dilation
     k_h, k_w = spec.kernel
+    # PyTorch's groups: filter o holds w.shape[1] input channels, those of its group, which is
+    # o // (out_channels / groups)
+    per_filter = w.shape[1]
+    filters_per_group = w.shape[0] * per_filter // c_in
     out = []
     for o in range(w.shape[0]):
         acc = 0
-        for i in range(c_in):
+        first = o // filters_per_group * per_filter
+        for i in range(per_filter):
             kernel = np.zeros(((k_h - 1) * d_h + 1, (k_w - 1) * d_w + 1), dtype=np.int64)
             kernel[::d_h, ::d_w] = w[o, i]
-            acc = acc + scipy.signal.correlate(padded[i], kernel, mode="valid",
+            acc = acc + scipy.signal.correlate(padded[first + i], kernel, mode="valid",
                                                method="direct")
         out.append(acc[::spec.stride[0], ::spec.stride[1]] + (0 if b is None else int(b[o])))
     return np.array(out, dtype=object)
@@ -46,6 +51,57 @@ def test_matches_reference(seed):
     assert ours.dtype == np.int64
     ref = reference_conv2d(x, w, b, spec)
     np.testing.assert_array_equal(ours.astype(object), ref)
+
+
+#: Grouped layers: 2 to 6 groups, half of them depthwise, channel multipliers 1 to 4.
+GROUPED_GEOMETRIES = 160
+
+
+@pytest.mark.parametrize("seed", range(GROUPED_GEOMETRIES))
+def test_grouped_matches_reference(seed):
+    rng = np.random.default_rng(10_000 + seed)
+    spec = random_spec(rng, max_channels=4, max_groups=6)
+    assert spec.groups >= 2 and spec.weight_shape[1] == spec.in_channels // spec.groups
+    x, w, b = random_data(rng, spec, extreme=seed % 5 == 0)
+    ours = golden.conv2d(x, w, b, spec)
+    assert ours.shape == spec.output_shape
+    np.testing.assert_array_equal(ours.astype(object), reference_conv2d(x, w, b, spec))
+
+
+def test_depthwise_by_hand():
+    # Depthwise, channel multiplier 2: output channel o reads input channel o // 2 alone.
+    spec = ConvSpec(height=3, width=3, in_channels=2, out_channels=4, kernel=1, groups=2)
+    x = np.stack([np.full((3, 3), 3), np.full((3, 3), -5)])
+    w = np.array([1, 2, 3, 4]).reshape(4, 1, 1, 1)
+    y = golden.conv2d(x, w, np.array([0, 0, 0, 100]), spec)
+    assert [int(y[o, 1, 1]) for o in range(4)] == [3, 6, -15, 80]
+
+
+def test_groups_one_is_dense():
+    # groups = 1 is the dense layer; groups = in_channels on a 1-channel input is too.
+    rng = np.random.default_rng(3)
+    spec = ConvSpec(height=5, width=5, in_channels=3, out_channels=2, kernel=3, padding=1)
+    x, w, b = random_data(rng, spec)
+    assert np.array_equal(golden.conv2d(x, w, b, spec),
+                          golden.conv2d(x, w, b, ConvSpec(**{**spec.parameters(),
+                                                             "groups": 1})))
+    # A grouped layer equals the dense one whose weights are zero across groups.
+    grouped = ConvSpec(height=5, width=5, in_channels=4, out_channels=6, kernel=3, padding=1,
+                       groups=2)
+    x, w, b = random_data(rng, grouped)
+    dense = np.zeros((6, 4, 3, 3), dtype=np.int64)
+    dense[:3, :2], dense[3:, 2:] = w[:3], w[3:]
+    np.testing.assert_array_equal(
+        golden.conv2d(x, w, b, grouped),
+        golden.conv2d(x, dense, b, ConvSpec(**{**grouped.parameters(), "groups": 1})))
+
+
+def test_grouped_w_shape_wrong():
+    spec = ConvSpec(height=4, width=4, in_channels=4, out_channels=4, kernel=3, groups=4)
+    with pytest.raises(ValueError,
+                       match=r"^w must have the shape \(4, 1, 3, 3\) \(out_channels, "
+                             r"in_channels / groups, kernel_h, kernel_w\), not \(4, 4, 3, 3\)$"):
+        golden.conv2d(np.zeros(spec.input_shape, int), np.zeros((4, 4, 3, 3), int), None, spec)
 
 
 @pytest.mark.parametrize("kw", [

@@ -83,6 +83,68 @@ def test_requantized(name, stall=0.25):
     assert sum(c["input_stalls"] + c["output_stalls"] for c in result.counters) > 0
 
 
+#: Grouped layers under cocotb: the groups in turn through the Verilog, the column blocks of a
+#: group whose filters do not fill the columns, frames back to back under stalls. A Verilator
+#: build each: they run with `-m full`, the engine's amaranth.sim matrix covering such
+#: geometries in the default suite, where a depthwise model (groups = in_channels) runs under
+#: cocotb (test_depthwise_model_equals_litert below).
+GROUPED = {
+    "g2_partial": dict(height=5, width=4, in_channels=4, out_channels=6, kernel=(3, 2),
+                       padding=(1, 1, 0, 1), pad_value=-3, groups=2, rows=4, cols=2),
+    "g4_stride_dil": dict(height=9, width=7, in_channels=8, out_channels=8, kernel=3, stride=2,
+                          dilation=(1, 2), padding=2, groups=4, rows=3, cols=2, input_bits=6,
+                          weight_bits=5, bias_bits=12),
+    "dw_unsigned_idle": dict(height=6, width=6, in_channels=3, out_channels=3, kernel=3,
+                             padding="same", input_signed=False, pad_value=17, groups=3, rows=9,
+                             cols=2),
+}
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("name", GROUPED)
+def test_grouped(name, stall=0.25):
+    need_simulator("verilator")
+    spec = ConvSpec(**GROUPED[name], name=name)
+    rng = np.random.default_rng(len(name) + 200)
+    frames = [random_data(rng, spec)[0] for _ in range(2)]
+    _, w, b = random_data(rng, spec)
+    result = simulate(spec, np.stack(frames), w, b, stall=stall, seed=11)
+    assert result.matches, result.message
+    for frame, out in zip(frames, result.output):
+        np.testing.assert_array_equal(out, golden.conv2d(frame, w, b, spec))
+    assert all(c["cycles"] >= spec.cycles for c in result.counters)
+    assert sum(c["input_stalls"] + c["output_stalls"] for c in result.counters) > 0
+
+
+def test_depthwise_model_equals_litert(tmp_path):
+    # A DEPTHWISE_CONV_2D (4 channels, multiplier 2: groups = in_channels = 4) as a user hands
+    # it to `convaccel simulate`: its Verilog under cocotb with stalls, the output against
+    # LiteRT's reference kernels.
+    need_simulator("verilator")
+    pytest.importorskip("ai_edge_litert")
+    from convaccel.tflite import depthwise_model
+
+    from helpers import run_cli
+    from tflite_models import run_reference
+    rng = np.random.default_rng(16)
+    weights = rng.integers(-127, 128, (1, 3, 3, 8)).astype(np.int8)
+    data = depthwise_model(weights, rng.integers(-2000, 2000, 8).astype(np.int32),
+                           (1, 6, 5, 4), padding="SAME", input_quant=(0.03, -7),
+                           filter_scales=rng.uniform(0.002, 0.01, 8), output_quant=(0.03, 4),
+                           activation="RELU", name="dw_model")
+    (tmp_path / "dw.tflite").write_bytes(data)
+    x = rng.integers(-128, 128, (1, 6, 5, 4)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    result = run_cli("simulate", tmp_path / "dw.tflite", "--array", "3x2", "--stall", "0.25",
+                     "--seed", "3", "--input", tmp_path / "x.npy", "--output",
+                     tmp_path / "y.npy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout
+    y, expected = np.load(tmp_path / "y.npy"), run_reference(data, x)
+    np.testing.assert_array_equal(y, expected)
+    assert len(np.unique(expected)) > 16
+
+
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_extreme_values(simulator):
     need_simulator(simulator)

@@ -111,7 +111,7 @@ def test_padding_wrong():
 # -- other bad values ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("field", ["height", "width", "in_channels", "out_channels", "rows",
-                                   "cols"])
+                                   "cols", "groups"])
 def test_size_wrong(field):
     with pytest.raises(ValueError, match=rf"^{field} must be a positive integer, not 0$"):
         spec(**{field: 0})
@@ -130,6 +130,59 @@ def test_pair_wrong(field):
     with pytest.raises(TypeError, match=rf"^{field} must be an integer or an \(h, w\) pair, "
                                         rf"not True$"):
         spec(**{field: True})
+
+
+def test_groups_wrong():
+    # groups must divide both channel counts; the nearest values that do are named, below and
+    # above, then every valid one.
+    with pytest.raises(ValueError, match=re.escape(
+            "groups 3 does not divide in_channels 8 and out_channels 16; use groups 2 or 4 (the "
+            "values that divide both channel counts: 1, 2, 4, 8)") + "$"):
+        spec(in_channels=8, out_channels=16, groups=3)
+    with pytest.raises(ValueError, match=r"^groups 4 does not divide out_channels 6; use groups "
+                                         r"2 \(the values that divide both channel counts: 1, "
+                                         r"2\)$"):
+        spec(in_channels=8, out_channels=6, groups=4)
+    with pytest.raises(ValueError, match=r"^groups 9 does not divide in_channels 8 and "
+                                         r"out_channels 8; use groups 8 \(the values"):
+        spec(in_channels=8, out_channels=8, groups=9)
+    with pytest.raises(TypeError, match=r"^groups must be an integer, not True$"):
+        spec(groups=True)
+
+
+def test_groups_figures():
+    # Depthwise, channel multiplier 2, on a 4 x 2 array: a group's reduction is the 9 taps of
+    # its one input channel (3 folds of 4 rows), its 2 filters one block of 2 columns, 8 groups.
+    sp = spec(in_channels=8, out_channels=16, groups=8, padding=1, rows=4, cols=2)
+    assert sp.weight_shape == (16, 1, 3, 3)
+    assert (sp.in_per_group, sp.out_per_group) == (1, 2)
+    assert sp.reduction == 9
+    assert (sp.row_folds, sp.col_folds, sp.blocks, sp.cycles_per_pixel) == (3, 1, 8, 24)
+    assert sp.macs == 8 * 8 * 16 * 9
+    assert sp.idle_cols == 0
+    assert sp.load_beats == 24 * 8 + 16
+    assert sp.weight_memory_bits == 8 * 24 * 8            # 8 PEs, a word per cycle of a pixel
+    assert sp.channel_slots[:4] == ((0, 0), (0, 1), (1, 0), (1, 1))
+    # 2 groups of 3 filters on 2 columns: two blocks a group, the second using one column
+    sp = spec(in_channels=4, out_channels=6, groups=2, rows=4, cols=2)
+    assert (sp.col_folds, sp.blocks) == (2, 4)
+    assert sp.channel_slots == ((0, 0), (0, 1), (1, 0), (2, 0), (2, 1), (3, 0))
+    # more columns than a group's filters: idle columns, counted in the utilization
+    sp = spec(in_channels=4, out_channels=4, groups=4, rows=9, cols=4, padding=1)
+    assert sp.idle_cols == 3 and sp.cycles_per_pixel == 4
+    assert sp.utilization < 0.25
+
+
+def test_groups_from_toml(tmp_path):
+    path = write(tmp_path, '[layer]\nheight = 6\nwidth = 6\nin_channels = 4\n'
+                           'out_channels = 8\nkernel = 3\ngroups = 4\n')
+    assert ConvSpec.from_toml(path).weight_shape == (8, 1, 3, 3)
+    path = write(tmp_path, '[layer]\nheight = 6\nwidth = 6\nin_channels = 4\n'
+                           'out_channels = 8\nkernel = 3\ngroups = 3\n')
+    with pytest.raises(ConfigError, match=r"^.*layer\.toml: groups 3 does not divide "
+                                          r"in_channels 4 and out_channels 8; use groups 2 or "
+                                          r"4 \("):
+        ConvSpec.from_toml(path)
 
 
 def test_kernel_larger_than_input_wrong():
@@ -212,7 +265,8 @@ def test_cycle_model_bounds():
     # The model is never faster than the array's folding bound nor than one pixel per cycle,
     # and never slower than their sum plus the pipeline's fill and drain.
     for sp in [DEFAULT_SPEC, spec(rows=64, cols=8), spec(stride=2, padding=(0, 1, 0, 1)),
-               spec(kernel=1, rows=1, cols=1)]:
+               spec(kernel=1, rows=1, cols=1),
+               spec(in_channels=4, out_channels=8, groups=4, rows=3, cols=1)]:
         out_pixels = sp.output_size[0] * sp.output_size[1]
         pixels = sp.padded_shape[0] * sp.padded_shape[1]
         fill = sp.front_latency + sp.back_latency + 1

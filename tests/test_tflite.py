@@ -12,8 +12,8 @@ import pytest
 from convaccel import quant
 from convaccel.golden import conv2d
 from convaccel.spec import ConfigError
-from convaccel.tflite import (INT8_ONLY, QuantizedConv, TfliteError, conv_model, load_conv,
-                              read_model)
+from convaccel.tflite import (INT8_ONLY, QuantizedConv, TfliteError, conv_model,
+                              depthwise_model, load_conv, read_model)
 
 from tflite_models import (add_operator, add_tensor, model_object, pack_model,
                            reference_interpreter)
@@ -50,8 +50,12 @@ def _accumulators(conv, xs):
                      for x in xs])
 
 
-def _random_model(rng, kind, inputs):
+def _random_model(rng, kind, inputs, layout="dense"):
     """A random one-conv int8 model (bytes) and ``inputs`` inputs for it.
+
+    ``layout`` ``"dense"``: a ``CONV_2D``; ``"grouped"``: a ``CONV_2D`` of 2 or 3 groups (a
+    filter with fewer input channels than the input); ``"depthwise"``: a ``DEPTHWISE_CONV_2D``
+    with a channel multiplier of 1 to 3.
 
     ``kind`` ``"spread"``: full-range data, per-channel weight magnitudes and scales spanning
     orders of magnitude, outputs spread over int8. ``"large"``: effective scales above 1 (TFLite
@@ -62,17 +66,25 @@ def _random_model(rng, kind, inputs):
     """
     g = _geometry(rng)
     c_in, c_out = g["in_channels"], g["out_channels"]
+    groups = 1
+    if layout == "depthwise":
+        groups, c_out = c_in, c_in * int(rng.integers(1, 4))
+    elif layout == "grouped":
+        groups = int(rng.integers(2, 4))
+        c_in, c_out = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 4))
+    per_group = c_in // groups
     k_h, k_w = g["kernel"]
     input_shape = (1, g["height"], g["width"], c_in)
     zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, size=2))
     if kind == "spread":
         magnitude = rng.choice([1, 3, 15, 127], size=(c_out, 1, 1, 1))
-        weights = rng.integers(-magnitude, magnitude, endpoint=True, size=(c_out, k_h, k_w, c_in))
+        weights = rng.integers(-magnitude, magnitude, endpoint=True,
+                               size=(c_out, k_h, k_w, per_group))
         bias = rng.integers(-1, 2, size=c_out) * rng.integers(0, 1 << 16, size=c_out) \
             * magnitude.ravel() // 16
         xs = rng.integers(-128, 128, size=(inputs, *input_shape))
     else:
-        weights = rng.integers(-3, 4, size=(c_out, k_h, k_w, c_in))
+        weights = rng.integers(-3, 4, size=(c_out, k_h, k_w, per_group))
         bias = rng.integers(-64, 65, size=c_out)
         near = rng.integers(-4, 5, size=(inputs, *input_shape))
         xs = np.where(rng.random(size=near.shape) < 0.9, np.clip(zp_in + near, -128, 127),
@@ -110,10 +122,12 @@ def _random_model(rng, kind, inputs):
             if int(peak[c]) << max(shift, 0) <= _INT32_MAX:
                 break
             filter_scales[c] /= 2
-    model = conv_model(weights, bias, input_shape, stride=g["stride"], dilation=g["dilation"],
-                       padding=g["padding"], input_quant=(input_scale, zp_in),
-                       filter_scales=filter_scales, output_quant=(output_scale, zp_out),
-                       activation=str(rng.choice(ACTIVATIONS)))
+    write, filt = ((depthwise_model, weights.transpose(3, 1, 2, 0)) if layout == "depthwise"
+                   else (conv_model, weights))
+    model = write(filt, bias, input_shape, stride=g["stride"], dilation=g["dilation"],
+                  padding=g["padding"], input_quant=(input_scale, zp_in),
+                  filter_scales=filter_scales, output_quant=(output_scale, zp_out),
+                  activation=str(rng.choice(ACTIVATIONS)))
     return model, xs
 
 
@@ -172,6 +186,44 @@ def test_golden_matches_litert(rng, tmp_path):
     assert min(seen["1x1"], seen["rectangular"], seen["cropped"]) >= 3
     # Ties at bit 31, and at the rounding division with either sign.
     assert all(ties >= 50), ties
+
+
+def test_grouped_and_depthwise_match_litert(rng, tmp_path):
+    """DEPTHWISE_CONV_2D (channel multipliers 1-3) and grouped CONV_2D (2 or 3 groups): the
+    golden model (the engine's route, the layer's ``groups``) and the direct TFLite route
+    against LiteRT's BUILTIN_REF kernels, bit for bit: 90 random models, 4 inputs each."""
+    layouts = ["depthwise", "depthwise", "grouped"] * 30
+    kinds = ["spread", "spread", "large", "ties"] * 23
+    seen = {"multipliers": set(), "groups": set(), "operators": set(), "activations": set(),
+            "strides": set(), "dilations": set(), "paddings": set()}
+    for i, (layout, kind) in enumerate(zip(layouts, kinds)):
+        model, xs = _random_model(rng, kind, inputs=4, layout=layout)
+        conv = load_conv(_write(tmp_path, model, f"m{i}.tflite"))
+        layer = conv.layer
+        c_in, c_out = conv.input_shape[3], conv.output_shape[3]
+        if layout == "depthwise":
+            assert conv.operator == "DEPTHWISE_CONV_2D" and layer.groups == c_in
+            assert conv.weights.shape[1] == 1
+            seen["multipliers"].add(c_out // c_in)
+        else:
+            assert conv.operator == "CONV_2D" and layer.groups == c_in // conv.weights.shape[1]
+        seen["groups"].add(layer.groups)
+        run = reference_interpreter(model)
+        for x in xs:
+            y = run(x)
+            assert y.shape == conv.output_shape
+            np.testing.assert_array_equal(conv.golden(x), y, err_msg=f"model {i} ({layout})")
+            np.testing.assert_array_equal(conv.reference(x), y, err_msg=f"model {i} ({layout})")
+        seen["operators"].add(conv.operator)
+        seen["activations"].add(conv.activation)
+        seen["paddings"].add(conv.padding)
+        seen["strides"].update(conv.stride)
+        seen["dilations"].update(conv.dilation)
+    assert seen["multipliers"] == {1, 2, 3}
+    assert {2, 3, 4, 5} <= seen["groups"]
+    assert seen["operators"] == {"CONV_2D", "DEPTHWISE_CONV_2D"}
+    assert seen["activations"] == set(ACTIVATIONS) and seen["paddings"] == {"SAME", "VALID"}
+    assert seen["strides"] == {1, 2, 3} and seen["dilations"] == {1, 2}
 
 
 # -- edge scales -------------------------------------------------------------------------------
@@ -354,7 +406,7 @@ def test_two_operators_wrong(tmp_path):
     assert read_model(path).operators == ((0, "CONV_2D"), (1, "MAX_POOL_2D"), (2, "RESHAPE"))
     with pytest.raises(TfliteError, match=r"^.*/model\.tflite: operators 1 \(MAX_POOL_2D\), "
                                           r"2 \(RESHAPE\) are not supported by this version: "
-                                          r"only a single CONV_2D$"):
+                                          r"only a single CONV_2D or DEPTHWISE_CONV_2D$"):
         load_conv(path)
     assert issubclass(TfliteError, ConfigError)
 
@@ -362,7 +414,8 @@ def test_two_operators_wrong(tmp_path):
     graph.outputs = [pooled]
     path = _write(tmp_path, pack_model(model))
     with pytest.raises(TfliteError, match=r"^.*/model\.tflite: operator 1 \(MAX_POOL_2D\) is not "
-                                          r"supported by this version: only a single CONV_2D$"):
+                                          r"supported by this version: only a single CONV_2D or "
+                                          r"DEPTHWISE_CONV_2D$"):
         load_conv(path)
     # The model itself runs (the pooled output of the convolution).
     reference_interpreter(pack_model(model))(np.zeros((1, 7, 9, 4), dtype=np.int8))
@@ -547,3 +600,116 @@ def test_example_model():
     x = np.random.default_rng(3).integers(-128, 128, size=conv.input_shape).astype(np.int8)
     np.testing.assert_array_equal(conv.golden(x), reference_interpreter(path.read_bytes())(x))
     assert math.prod(conv.output_shape) == 16 * 16 * 8
+
+
+# -- depthwise and grouped ---------------------------------------------------------------------
+
+def _depthwise(**changes):
+    rng = np.random.default_rng(8)
+    kw = dict(weights=rng.integers(-128, 128, size=(1, 3, 3, 6)).astype(np.int8),
+              bias=np.arange(6, dtype=np.int32) * 100 - 250, input_shape=(1, 7, 9, 3),
+              stride=(1, 2), padding="SAME", input_quant=(0.05, -11),
+              filter_scales=[0.01, 0.002, 0.0004, 0.003, 0.02, 0.001],
+              output_quant=(0.1, 9), activation="RELU", name="dw")
+    kw.update(changes)
+    return kw, depthwise_model(**kw)
+
+
+def test_read_depthwise_model(tmp_path):
+    kw, data = _depthwise()
+    model = read_model(_write(tmp_path, data))
+    assert model.operators == ((0, "DEPTHWISE_CONV_2D"),)
+    conv, = model.convs
+    assert conv.operator == "DEPTHWISE_CONV_2D"
+    # (1, H, W, O) -> OIHW with one input channel a filter; multiplier 2: filters 2c and 2c + 1
+    # read input channel c
+    np.testing.assert_array_equal(conv.weights, kw["weights"].transpose(3, 0, 1, 2))
+    layer = conv.layer
+    assert (layer.in_channels, layer.out_channels, layer.groups) == (3, 6, 3)
+    assert layer.weight_shape == (6, 1, 3, 3) and layer.name == "dw"
+    assert conv.filter_scales == tuple(float(np.float32(s)) for s in kw["filter_scales"])
+    # the options' depth_multiplier is written as TFLite's converter does
+    options = model_object(data).subgraphs[0].operators[0].builtinOptions
+    assert options.depthMultiplier == 2
+    np.testing.assert_array_equal(
+        conv.engine_bias, kw["bias"] + 11 * kw["weights"].astype(np.int64).sum(axis=(0, 1, 2)))
+    x = np.random.default_rng(2).integers(-128, 128, size=(1, 7, 9, 3)).astype(np.int8)
+    y = reference_interpreter(data)(x)
+    np.testing.assert_array_equal(conv.golden(x), y)
+    assert len(np.unique(y)) > 8
+
+
+def test_depthwise_multiplier_from_shapes(tmp_path):
+    # TFLite derives the channel multiplier from the shapes (ComputeDepthMultiplier) and does
+    # not read the options' depth_multiplier; so does the reader.
+    _, data = _depthwise()
+    model = model_object(data)
+    model.subgraphs[0].operators[0].builtinOptions.depthMultiplier = 5
+    data = pack_model(model)
+    conv = load_conv(_write(tmp_path, data))
+    assert conv.layer.groups == 3 and conv.layer.out_channels == 6
+    x = np.random.default_rng(3).integers(-128, 128, size=(1, 7, 9, 3)).astype(np.int8)
+    np.testing.assert_array_equal(conv.golden(x), reference_interpreter(data)(x))
+
+
+def test_depthwise_filter_wrong(tmp_path):
+    _, data = _depthwise()
+    model = model_object(data)
+    model.subgraphs[0].tensors[0].shape = [1, 7, 9, 4]          # 6 filters, 4 input channels
+    path = _write(tmp_path, pack_model(model))
+    with pytest.raises(TfliteError, match=r"^.*/model\.tflite: operator 0 \(DEPTHWISE_CONV_2D\): "
+                                          r"the filter 'dw/weights' has 6 output channels, not a "
+                                          r"multiple of the input's 4 \(the channel multiplier "
+                                          r"is out_channels / in_channels\)$"):
+        load_conv(path)
+    model = model_object(data)
+    model.subgraphs[0].tensors[1].shape = [2, 3, 3, 3]
+    path = _write(tmp_path, pack_model(model))
+    with pytest.raises(TfliteError, match=r"^.*: operator 0 \(DEPTHWISE_CONV_2D\): the filter "
+                                          r"'dw/weights' has the shape \(2, 3, 3, 3\); a "
+                                          r"depthwise filter is \(1, kernel_h, kernel_w, "
+                                          r"out_channels\)$"):
+        load_conv(path)
+    model = model_object(data)
+    model.subgraphs[0].tensors[1].quantization.quantizedDimension = 0
+    path = _write(tmp_path, pack_model(model))
+    with pytest.raises(TfliteError, match=r"^.*: operator 0 \(DEPTHWISE_CONV_2D\): the filter "
+                                          r"'dw/weights' is quantized along dimension 0; "
+                                          r"per-channel scales are along the output channels "
+                                          r"\(3\)$"):
+        load_conv(path)
+
+
+def test_depthwise_model_wrong():
+    kw, _ = _depthwise()
+    with pytest.raises(ValueError, match=r"^a depthwise filter is \(1, kernel_h, kernel_w, "
+                                         r"out_channels\), not \(6, 3, 3, 1\)$"):
+        depthwise_model(**{**kw, "weights": kw["weights"].transpose(3, 1, 2, 0)})
+    with pytest.raises(ValueError, match=r"^the filter's 6 output channels are not a multiple "
+                                         r"of the input's 4 channels$"):
+        depthwise_model(**{**kw, "input_shape": (1, 7, 9, 4)})
+
+
+def test_grouped_conv_wrong():
+    kw, _ = _small_model()
+    # 4 input channels, filters of 3: no whole number of groups
+    with pytest.raises(ValueError, match=r"^the input has 4 channels and the filter 3: a "
+                                         r"filter's input channels must divide the input's "
+                                         r"\(groups = input channels / filter input channels\)$"):
+        conv_model(**{**kw, "weights": kw["weights"][..., :3]})
+    # 2 groups of 2 input channels, 3 filters: not a whole number a group
+    with pytest.raises(ValueError, match=r"^the filter's 3 output channels do not divide into "
+                                         r"the 2 groups of the input's 4 channels$"):
+        conv_model(**{**kw, "weights": kw["weights"][..., :2]})
+
+
+def test_example_depthwise_model():
+    from pathlib import Path
+    path = Path(__file__).parent.parent / "examples" / "int8_depthwise.tflite"
+    conv = load_conv(path)
+    assert conv.operator == "DEPTHWISE_CONV_2D"
+    assert conv.layer.groups == conv.layer.in_channels == conv.layer.out_channels == 8
+    x = np.random.default_rng(4).integers(-128, 128, size=conv.input_shape).astype(np.int8)
+    y = reference_interpreter(path.read_bytes())(x)
+    np.testing.assert_array_equal(conv.golden(x), y)
+    assert len(np.unique(y)) > 32

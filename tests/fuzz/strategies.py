@@ -19,7 +19,7 @@ __all__ = ["MAX_SIZE", "layer_kwargs", "layers", "sim_layers", "BadLayer", "bad_
 
 MAX_SIZE = 12
 AXES = ("height", "width")
-SHAPE_FIELDS = ("height", "width", "in_channels", "out_channels")
+SHAPE_FIELDS = ("height", "width", "in_channels", "out_channels", "groups")
 PAIR_FIELDS = ("kernel", "stride", "dilation")
 BITS_FIELDS = ("input_bits", "weight_bits", "bias_bits")
 FOLD_FIELDS = ("rows", "cols")
@@ -87,7 +87,8 @@ def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_a
     """ConvSpec's keyword arguments for a random valid layer: frames 1 to ``max_size``,
     rectangular kernels, stride and dilation 1-3, every form of padding, any pad value in
     range, widths 2-16 (bias 2-32), signed or unsigned inputs, raw or requantized, any name,
-    folded on 1 to ``max_array`` rows and columns."""
+    folded on 1 to ``max_array`` rows and columns; a quarter of them grouped (2 to 4 groups,
+    depthwise half the time), channels still at most ``max_channels``."""
     form = draw(st.sampled_from(["int", "pair", "quad", "same", "valid"]))
     if form == "int":
         p = draw(st.integers(0, 3))
@@ -110,12 +111,18 @@ def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_a
     input_signed = draw(st.booleans())
     lo, hi = ((-(1 << (input_bits - 1)), (1 << (input_bits - 1)) - 1) if input_signed else
               (0, (1 << input_bits) - 1))
-    in_channels = draw(st.integers(1, max_channels))
-    out_channels = draw(st.integers(1, max_channels))
+    groups = 1
+    if max_channels >= 2 and draw(st.integers(0, 3)) == 0:
+        groups = draw(st.integers(2, min(4, max_channels)))
+    per_group = max_channels // groups
+    in_channels = groups * draw(st.integers(1, per_group) if groups == 1 else
+                                st.one_of(st.just(1), st.integers(1, per_group)))
+    out_channels = groups * draw(st.integers(1, per_group))
     return dict(
         height=h, width=w,
         in_channels=in_channels,
         out_channels=out_channels,
+        groups=groups,
         kernel=_pair_form(draw, kh, kw),
         stride=_pair_form(draw, sh, sw),
         padding=padding,
@@ -128,8 +135,8 @@ def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_a
         requantize=draw(st.booleans()),
         name=draw(names),
         # (an array larger than the layer is refused from a layer file: see _array_too_large)
-        rows=draw(st.integers(1, min(max_array, kh * kw * in_channels))),
-        cols=draw(st.integers(1, min(max_array, out_channels))),
+        rows=draw(st.integers(1, min(max_array, kh * kw * in_channels // groups))),
+        cols=draw(st.integers(1, min(max_array, out_channels // groups))),
     )
 
 
@@ -350,7 +357,9 @@ def _unknown_key(draw, kw):
 def _array_too_large(draw, kw):
     doc = toml_doc(kw)
     k_h, k_w = (kw["kernel"], kw["kernel"]) if isinstance(kw["kernel"], int) else kw["kernel"]
-    limits = {"rows": k_h * k_w * kw["in_channels"], "cols": kw["out_channels"]}
+    groups = kw.get("groups", 1)
+    limits = {"rows": k_h * k_w * kw["in_channels"] // groups,
+              "cols": kw["out_channels"] // groups}
     field = draw(st.sampled_from(sorted(limits)))
     doc["array"][field] = limits[field] + draw(st.integers(1, 99999))
     return BadLayer("array larger than the layer", field, kw, doc)
@@ -372,6 +381,14 @@ def _toml_structure(draw, kw):
     return BadLayer("TOML table of the wrong type", what, kw, doc)
 
 
+@st.composite
+def _groups_not_dividing(draw, kw):
+    # groups that leave a remainder in one channel count or both
+    g = draw(st.integers(2, 9).filter(
+        lambda g: kw["in_channels"] % g or kw["out_channels"] % g))
+    return BadLayer("groups not dividing the channels", "groups", dict(kw, groups=g))
+
+
 PARAMETER_FAULTS = {
     "non-integer output size": _non_integer_output,
     "kernel larger than the padded frame": _kernel_too_large,
@@ -383,6 +400,7 @@ PARAMETER_FAULTS = {
     "negative padding": _negative_padding,
     "bool where an integer is expected": _bool_for_int,
     "wrong type": _wrong_type,
+    "groups not dividing the channels": _groups_not_dividing,
 }
 TOML_FAULTS = {
     "array larger than the layer": _array_too_large,

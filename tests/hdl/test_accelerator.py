@@ -42,6 +42,17 @@ GEOMETRIES = {
                              rows=1, cols=4, requantize=True),
     "q_s2_dil2": dict(height=9, width=9, in_channels=2, out_channels=5, kernel=3, stride=2,
                       dilation=2, padding=2, pad_value=17, rows=3, cols=2, requantize=True),
+    # grouped: the groups in turn, each group's channels only (no PE multiplies across groups)
+    "dw_k3": dict(height=5, width=6, in_channels=4, out_channels=4, kernel=3, padding=1,
+                  groups=4, rows=4, cols=1),
+    "dw_mult2_s2": dict(height=7, width=7, in_channels=3, out_channels=6, kernel=3, stride=2,
+                        padding="same", pad_value=-4, groups=3, rows=5, cols=2),
+    "g2_partial_block": dict(height=5, width=5, in_channels=4, out_channels=6, kernel=(2, 3),
+                             padding=(1, 0, 1, 1), groups=2, rows=4, cols=2),
+    "g4_dil2": dict(height=7, width=6, in_channels=8, out_channels=8, kernel=3, dilation=2,
+                    padding=2, groups=4, rows=3, cols=2),
+    "q_dw_idle_cols": dict(height=6, width=5, in_channels=3, out_channels=3, kernel=3,
+                           padding=1, pad_value=9, groups=3, rows=9, cols=2, requantize=True),
 }
 
 
@@ -71,6 +82,19 @@ def test_random_geometries():
     rng = np.random.default_rng(2024)
     for n in range(12):
         spec = random_spec(rng, max_size=7, max_channels=4, max_kernel=4, max_array=4)
+        counters = check_engine(spec, seed=n, stall=0.2 if n % 2 else 0.0)
+        if n % 2 == 0:
+            assert counters[0]["cycles"] == spec.cycles, spec
+
+
+def test_random_grouped_geometries():
+    rng = np.random.default_rng(16)
+    for n in range(6):
+        spec = random_spec(rng, max_size=6, max_channels=3, max_kernel=3, max_array=3,
+                           max_groups=3)
+        while spec.cycles > 1000:                      # (a bound on the test's time)
+            spec = random_spec(rng, max_size=6, max_channels=3, max_kernel=3, max_array=3,
+                               max_groups=3)
         counters = check_engine(spec, seed=n, stall=0.2 if n % 2 else 0.0)
         if n % 2 == 0:
             assert counters[0]["cycles"] == spec.cycles, spec
@@ -164,3 +188,34 @@ def test_bad_load_flags_error_and_next_load_is_used(fault):
     # and runs frames (with whatever the bad load left in the memories).
     results, _, error_after_loads = run_engine(spec, [x], w, b, loads=[good, bad])
     assert error_after_loads == 1 and len(results) == 1
+
+
+def test_depthwise_tflite_model_equals_litert(tmp_path):
+    # The whole chain on a DEPTHWISE_CONV_2D (channel multiplier 2, stride 2, SAME, RELU6):
+    # the model read into a layer and its spec, the engine loaded with the model's weights,
+    # engine bias and requantization, its int8 output against LiteRT's reference kernels.
+    pytest.importorskip("ai_edge_litert")
+    from convaccel import Folding
+    from convaccel.tflite import depthwise_model, load_conv
+
+    from tflite_models import reference_interpreter
+    rng = np.random.default_rng(21)
+    weights = rng.integers(-127, 128, (1, 3, 3, 6)).astype(np.int8)
+    bias = rng.integers(-3000, 3000, 6).astype(np.int32)
+    data = depthwise_model(weights, bias, (1, 7, 6, 3), stride=2, padding="SAME",
+                           input_quant=(0.03, 5), filter_scales=rng.uniform(0.002, 0.01, 6),
+                           output_quant=(0.02, -3), activation="RELU6")
+    path = tmp_path / "dw.tflite"
+    path.write_bytes(data)
+    conv = load_conv(path)
+    spec = ConvSpec.of(conv.layer, Folding(4, 2))
+    assert spec.groups == 3 and spec.out_per_group == 2
+    xs = [rng.integers(-128, 128, conv.input_shape).astype(np.int8) for _ in range(2)]
+    results, counters, _ = run_engine(spec, [conv.to_layer_input(x) for x in xs],
+                                      conv.weights, conv.engine_bias, requant=conv.requant)
+    run = reference_interpreter(data)
+    for x, y in zip(xs, results):
+        expected = run(x)
+        np.testing.assert_array_equal(conv.from_layer_output(y), expected)
+        assert len(np.unique(expected)) > 8
+    assert [c["cycles"] for c in counters] == [spec.cycles] * 2

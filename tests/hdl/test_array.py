@@ -114,3 +114,50 @@ def test_feeder_issues_folds_and_honours_credit():
                 expected.append((lanes[f * 2:f * 2 + 2], g * row_folds + f, f == 0,
                                  f == row_folds - 1, g == col_folds - 1, n == 1))
     assert issued == expected                               # back to back: no gap
+
+
+@pytest.mark.parametrize("groups, channels, col_folds", [(2, 4, 2), (3, 3, 1)])
+def test_feeder_issues_groups_in_turn(groups, channels, col_folds):
+    # A window of 3 taps, channel innermost; each group's vectors hold its own channels only,
+    # tap-major (no lane holds another group's element), row_folds vectors a column block,
+    # col_folds blocks a group, the groups in order.
+    per_group, taps, rows = channels // groups, 3, 4
+    reduction = taps * per_group
+    row_folds = -(-reduction // rows)
+    pixel = data.ArrayLayout(signed(8), channels)
+    dut = Feeder(reduction=reduction, rows=rows, row_folds=row_folds, col_folds=col_folds,
+                 elem_shape=signed(8), window_shape=window_layout(pixel, (1, taps)),
+                 groups=groups, in_channels=channels)
+    assert dut.interval == groups * row_folds * col_folds
+    windows = [[[10 * t + c + 1 for c in range(channels)] for t in range(taps)],
+               [[-10 * t - c - 1 for c in range(channels)] for t in range(taps)]]
+    issued = []
+
+    async def feed(ctx):
+        for n, window in enumerate(windows):
+            await stream_put(ctx, dut.i, {"data": window, "last": n == 1})
+
+    async def watch(ctx):
+        ctx.set(dut.credit, 1)
+        for _ in range(2 * dut.interval + 4):
+            if ctx.get(dut.o.valid):
+                beat = ctx.get(dut.o.payload)
+                issued.append(([int(v) for v in beat.x], beat.k, beat.tag.first,
+                               beat.tag.last_fold, beat.tag.last_col_fold, beat.tag.last_group,
+                               beat.tag.last_pixel))
+            await ctx.tick()
+
+    run_simulation(dut, feed, watch)
+    expected = []
+    for n, window in enumerate(windows):
+        k = 0
+        for g in range(groups):
+            lanes = [window[t][g * per_group + i] for t in range(taps) for i in range(per_group)]
+            lanes += [0] * (row_folds * rows - reduction)
+            for j in range(col_folds):
+                for f in range(row_folds):
+                    expected.append((lanes[f * rows:(f + 1) * rows], k, f == 0,
+                                     f == row_folds - 1, j == col_folds - 1,
+                                     g == groups - 1 and j == col_folds - 1, n == 1))
+                    k += 1
+    assert issued == expected                               # back to back: no gap
