@@ -253,8 +253,6 @@ DOORS = [
          "run --board icebreaker --port /dev/ttyUSB1 --simulator icarus",
          ERROR + "--simulator icarus applies to --simulate; with --port the board computes (drop "
          "--simulator, or rehearse with --simulate)"),
-    Door("demo -o", "a folder that cannot be made", "demo -o /proc/demo",
-         ERROR + "cannot write the demo's files to /proc/demo: No such file or directory"),
     Door("simulate $SIM", "an unknown simulator", "simulate",
          ERROR + "$SIM: simulator must be one of verilator, icarus, not 'modelsim'",
          env=(("SIM", "modelsim"),)),
@@ -277,7 +275,7 @@ DOORS = [
          ERROR + "cannot write the build to <<dir>>/blocker/out: Not a directory",
          covered="test_cli.py::test_bad_input_at_the_door_wrong"),
     Door("demo -o", "inside a file", "demo -o blocker/demo",
-         ERROR + "cannot write the design to blocker/demo: Not a directory"),
+         ERROR + "cannot write the demo's files to blocker/demo: Not a directory"),
     Door("simulate --output", "an unwritable path", "simulate --output /proc/y.npy",
          ERROR + "cannot write the output to /proc/y.npy: No such file or directory"),
     Door("simulate --output", "a directory", "simulate --output folder.npy",
