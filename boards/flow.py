@@ -168,7 +168,8 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, app="selftest"
         nextpnr_opts.append(f"--freq {top.pll.f_out:.4f}")
     overrides = dict(board.build_options)
     overrides["nextpnr_opts"] = " ".join(nextpnr_opts)
-    overrides["script_after_synth"] = f"tee -q -o {name}.stat.json stat -json"
+    overrides["script_after_synth"] = "\n".join(filter(None, [
+        board.build_options.get("script_after_synth"), f"tee -q -o {name}.stat.json stat -json"]))
 
     what = f"serial link at {baud} baud" if app == "link" else "built-in self-test"
     log(f"building {name} for {board.name} ({board.device}) in {output}: engine clock "

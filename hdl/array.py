@@ -5,8 +5,8 @@ from amaranth.lib.wiring import In, Out
 from .ice40 import DualMul8x8, dual_mul_fits
 from .stage import MemoryShape
 
-__all__ = ["fold_tag_layout", "vector_layout", "psums_layout", "Feeder", "ProcessingElement",
-           "ProcessingElementPair", "SystolicArray"]
+__all__ = ["fold_tag_layout", "vector_layout", "psums_layout", "pe_pairs", "Feeder",
+           "ProcessingElement", "ProcessingElementPair", "SystolicArray"]
 
 
 def fold_tag_layout():
@@ -28,6 +28,13 @@ def vector_layout(elem_shape, rows, depth, tag_shape):
         "k": range(depth),
         "tag": tag_shape,
     })
+
+
+def pe_pairs(rows, cols, elem_shape, weight_shape):
+    """PEs of a ``rows x cols`` array that share a dual multiplier and a weight memory, in pairs
+    (:class:`ProcessingElementPair`): rows ``2i`` and ``2i + 1`` of each column when the
+    operands fit the multiplier's bytes, else none."""
+    return (rows // 2) * cols if dual_mul_fits(elem_shape, weight_shape) else 0
 
 
 def psums_layout(psum_shape, cols, tag_shape):
@@ -383,11 +390,9 @@ class SystolicArray(wiring.Component):
 
     @property
     def pe_pairs(self):
-        """PEs that share a dual multiplier and a weight memory, in pairs
-        (:class:`ProcessingElementPair`): rows ``2i`` and ``2i + 1`` of each column when the
-        operands fit the multiplier's bytes, else none."""
-        fits = dual_mul_fits(self._shapes["elem_shape"], self._shapes["weight_shape"])
-        return (self._rows // 2) * self._cols if fits else 0
+        """Pairs of PEs on one dual multiplier (:func:`pe_pairs`)."""
+        return pe_pairs(self._rows, self._cols, self._shapes["elem_shape"],
+                        self._shapes["weight_shape"])
 
     @property
     def memories(self):

@@ -3,8 +3,16 @@
 Yosys's ``synth_ice40 -dsp`` maps every multiplier to an SB_MAC16 in its 16 x 16 mode: one
 product per block. The block also has a dual 8 x 8 mode (two independent products, each from
 one byte of ``A`` and one byte of ``B``) that no Yosys pass infers, so :class:`DualMul8x8`
-instantiates it. Its hand-made cells are whole SB_MAC16 instances, not ``$mul`` cells, so the
-``-dsp`` mapping leaves them alone (and still maps the design's other multipliers).
+instantiates it.
+
+That mapping must be kept away from the hand-made cells: its register-packing pass
+(``ice40_dsp``) takes every SB_MAC16 in the design for one of its own 16 x 16 multipliers and
+rewrites its whole configuration (MODE_8x8 off, registers and outputs its way: wrong products,
+silently; YosysHQ/yosys#2922). A synthesis of a design that holds :class:`DualMul8x8` runs
+:data:`SCRIPT_BEFORE_SYNTH` before ``synth_ice40`` (the hand-made cells become a black box of
+another name, which no pass touches) and :data:`SCRIPT_AFTER_SYNTH` after it (SB_MAC16 again,
+for nextpnr); the board flow, :mod:`convaccel.boards.cost` and :mod:`convaccel.boards.netlist`
+do, and the post-synthesis simulation (tests/test_postsynth.py) proves the result.
 """
 
 from amaranth import *
@@ -12,7 +20,36 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.vendor import SiliconBluePlatform
 
-__all__ = ["DualMul8x8", "dual_mul_fits", "is_ice40"]
+__all__ = ["DualMul8x8", "SCRIPT_AFTER_SYNTH", "SCRIPT_BEFORE_SYNTH", "dual_mul_fits",
+           "is_ice40"]
+
+_MAC16_PARAMS = (
+    "NEG_TRIGGER", "C_REG", "A_REG", "B_REG", "D_REG", "TOP_8x8_MULT_REG", "BOT_8x8_MULT_REG",
+    "PIPELINE_16x16_MULT_REG1", "PIPELINE_16x16_MULT_REG2", "TOPOUTPUT_SELECT",
+    "TOPADDSUB_LOWERINPUT", "TOPADDSUB_UPPERINPUT", "TOPADDSUB_CARRYSELECT", "BOTOUTPUT_SELECT",
+    "BOTADDSUB_LOWERINPUT", "BOTADDSUB_UPPERINPUT", "BOTADDSUB_CARRYSELECT", "MODE_8x8",
+    "A_SIGNED", "B_SIGNED")
+
+#: The hand-made SB_MAC16's name while Yosys synthesizes.
+_HIDDEN_MAC16 = "CONVACCEL_SB_MAC16"
+
+#: Yosys commands to run after reading a design with :class:`DualMul8x8` and before
+#: ``synth_ice40`` (a Yosys script, not a ``-p`` line: it holds a here-document). Every SB_MAC16
+#: at that point is a hand-made one (the multipliers that ``-dsp`` maps are still ``$mul``).
+SCRIPT_BEFORE_SYNTH = (
+    f"chtype -set {_HIDDEN_MAC16} t:SB_MAC16\n"
+    f"read_verilog -lib <<EOT\n"
+    f"(* blackbox *)\n"
+    f"module {_HIDDEN_MAC16} (input CLK, CE, input [15:0] C, A, B, D, input AHOLD, BHOLD, "
+    f"CHOLD, DHOLD, IRSTTOP, IRSTBOT, ORSTTOP, ORSTBOT, OLOADTOP, OLOADBOT, ADDSUBTOP, "
+    f"ADDSUBBOT, OHOLDTOP, OHOLDBOT, CI, ACCUMCI, SIGNEXTIN, output [31:0] O, output CO, "
+    f"ACCUMCO, SIGNEXTOUT);\n"
+    + "".join(f"parameter {p} = 0;\n" for p in _MAC16_PARAMS) +
+    "endmodule\n"
+    "EOT")
+
+#: Yosys commands to run after ``synth_ice40``: the hand-made cells are SB_MAC16 again.
+SCRIPT_AFTER_SYNTH = f"chtype -set SB_MAC16 t:{_HIDDEN_MAC16}"
 
 
 def is_ice40(platform):
