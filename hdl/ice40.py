@@ -38,12 +38,12 @@ _HIDDEN_MAC16 = "CONVACCEL_SB_MAC16"
 #: at that point is a hand-made one (the multipliers that ``-dsp`` maps are still ``$mul``).
 SCRIPT_BEFORE_SYNTH = (
     f"chtype -set {_HIDDEN_MAC16} t:SB_MAC16\n"
-    f"read_verilog -lib <<EOT\n"
-    f"(* blackbox *)\n"
+    "read_verilog -lib <<EOT\n"
+    "(* blackbox *)\n"
     f"module {_HIDDEN_MAC16} (input CLK, CE, input [15:0] C, A, B, D, input AHOLD, BHOLD, "
-    f"CHOLD, DHOLD, IRSTTOP, IRSTBOT, ORSTTOP, ORSTBOT, OLOADTOP, OLOADBOT, ADDSUBTOP, "
-    f"ADDSUBBOT, OHOLDTOP, OHOLDBOT, CI, ACCUMCI, SIGNEXTIN, output [31:0] O, output CO, "
-    f"ACCUMCO, SIGNEXTOUT);\n"
+    "CHOLD, DHOLD, IRSTTOP, IRSTBOT, ORSTTOP, ORSTBOT, OLOADTOP, OLOADBOT, ADDSUBTOP, "
+    "ADDSUBBOT, OHOLDTOP, OHOLDBOT, CI, ACCUMCI, SIGNEXTIN, output [31:0] O, output CO, "
+    "ACCUMCO, SIGNEXTOUT);\n"
     + "".join(f"parameter {p} = 0;\n" for p in _MAC16_PARAMS) +
     "endmodule\n"
     "EOT")

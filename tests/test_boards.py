@@ -127,23 +127,42 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 # -- fit ---------------------------------------------------------------------------------------
 
 def test_fit_estimate_of_the_default_layer():
-    # Real builds of the default layer: 8 DSP and 30 EBR on the UP5K (the output queue in 5 of
-    # them), 8 MULT18X18D and 6 DP16KD on the 85F (its queue in LUT RAM); test_build checks the
+    # Real builds of the default layer: on the UP5K 4 SB_MAC16 (two PEs each, in their dual
+    # 8 x 8 mode) and 26 EBR (the output queue in 5 of them, a weight memory per pair of PEs),
+    # 8 MULT18X18D and 6 DP16KD on the 85F (its queue in LUT RAM); test_build checks the
     # estimate against the reports again.
-    assert estimate(DEFAULT_SPEC, get_board("icebreaker")) == {"dsp": 8, "bram": 30}
-    assert estimate(DEFAULT_SPEC, get_board("icebreaker"), app="link") == {"dsp": 8, "bram": 22}
+    assert estimate(DEFAULT_SPEC, get_board("icebreaker")) == {"dsp": 4, "bram": 26}
+    assert estimate(DEFAULT_SPEC, get_board("icebreaker"), app="link") == {"dsp": 4, "bram": 18}
     assert estimate(DEFAULT_SPEC, get_board("ulx3s-85f")) == {"dsp": 8, "bram": 6}
     fit = check_fit(DEFAULT_SPEC, get_board("icebreaker"))
-    assert fit.fits and fit.needed["dsp"] == DEFAULT_SPEC.pe_count
+    assert fit.fits and fit.needed["dsp"] == DEFAULT_SPEC.pe_count // 2
+
+
+def test_fit_pairs_pes_on_ice40():
+    # One SB_MAC16 per pair of rows in a column; the odd last row's PEs one each; operands
+    # wider than a byte one each (16 x 16 mode); the other families one block per PE.
+    from convaccel.boards.fit import _pe_dsps
+    ice40, ecp5 = get_board("icebreaker"), get_board("ulx3s-85f")
+    assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4)) == 8
+    assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, rows=5, cols=3)) == 6 + 3
+    assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, input_signed=False)) == 4
+    assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, input_bits=9)) == 8
+    assert _pe_dsps("ecp5", dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4)) == 16
+    # 16 PEs on the UP5K's 8 blocks: 4 x 4 needs more block RAM than the self-test leaves, the
+    # link's does not
+    assert largest_array(DEFAULT_SPEC, ice40, app="link") == (4, 4)
+    assert estimate(dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4), ice40, app="link") == \
+        {"dsp": 8, "bram": 26}
+    assert estimate(dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4), ecp5)["dsp"] == 16
 
 
 def test_fit_too_large_wrong():
-    spec = dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4)
+    spec = dataclasses.replace(DEFAULT_SPEC, rows=8, cols=4)
     start = time.perf_counter()
-    with pytest.raises(FitError, match=r"^The 4 x 4 array does not fit the icebreaker board: "
+    with pytest.raises(FitError, match=r"^The 8 x 4 array does not fit the icebreaker board: "
                                        r"needs 16 DSP blocks, the iCE40UP5K-SG48 has 8 \(8 over\)"
-                                       r".*; the largest array that fits is rows = 4, cols = 2 "
-                                       r"\(8 PEs\)$"):
+                                       r".*; the largest array that fits is rows = 2, cols = 8 "
+                                       r"\(16 PEs\)$"):
         check_fit(spec, get_board("icebreaker"))
     assert time.perf_counter() - start < 5
 
@@ -174,15 +193,15 @@ def test_fit_requantized_layer_wrong():
     from convaccel.tflite import load_conv
     layer = load_conv(EXAMPLES / "int8_conv.tflite").layer
     with pytest.raises(FitError, match=r"^The 4 x 4 array does not fit the icebreaker board: "
-                                       r"needs 20 DSP blocks, .* the largest array that fits is "
-                                       r"rows = 4, cols = 1 \(4 PEs\)$"):
+                                       r"needs 12 DSP blocks, .* the largest array that fits is "
+                                       r"rows = 4, cols = 2 \(8 PEs\)$"):
         check_fit(ConvSpec.of(layer), get_board("icebreaker"), app="link")
     with pytest.raises(FitError, match=r"build it with --link"):
         check_fit(ConvSpec.of(layer), get_board("icebreaker"))
 
 
 def test_largest_array():
-    assert largest_array(DEFAULT_SPEC, get_board("icebreaker")) == (4, 2)
+    assert largest_array(DEFAULT_SPEC, get_board("icebreaker")) == (2, 8)
     rows, cols = largest_array(DEFAULT_SPEC, get_board("tangnano9k"))
     assert rows * cols <= 40
 
@@ -396,16 +415,16 @@ def test_boards_command(capsys):
 def test_build_too_large_wrong(tmp_path, capsys):
     config = tmp_path / "big.toml"
     config.write_text("[layer]\nheight = 16\nwidth = 16\nin_channels = 4\nout_channels = 8\n"
-                      "kernel = 3\npadding = \"same\"\n[array]\nrows = 4\ncols = 4\n")
+                      "kernel = 3\npadding = \"same\"\n[array]\nrows = 8\ncols = 4\n")
     start = time.perf_counter()
     status = cli.main(["build", str(config), "--board", "icebreaker",
                               "-o", str(tmp_path / "out")])
     assert time.perf_counter() - start < 10
     assert status == 2
     err = capsys.readouterr().err
-    assert re.fullmatch(r"convaccel: error: The 4 x 4 array does not fit the icebreaker board: "
-                        r"needs 16 DSP blocks, .*; the largest array that fits is rows = 4, "
-                        r"cols = 2 \(8 PEs\)\n", err)
+    assert re.fullmatch(r"convaccel: error: The 8 x 4 array does not fit the icebreaker board: "
+                        r"needs 16 DSP blocks, .*; the largest array that fits is rows = 2, "
+                        r"cols = 8 \(16 PEs\)\n", err)
     assert not (tmp_path / "out" / "big.bin").exists()
 
 
