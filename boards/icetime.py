@@ -31,16 +31,17 @@ def icetime_device(device):
 
 
 _TOTAL = re.compile(r"Total path delay: ([\d.]+) ns \(([\d.]+) MHz\)")
-_STEP = re.compile(r"^\s*([\d.]+) ns (\S+)\s*$")
+_STEP = re.compile(r"^\s*([\d.]+) ns (\S+)(?: \((.+)\))?\s*$")
 
 
 def parse_icetime(text):
     """``(path delay in ns, MHz, [(ns, net) of each step of the critical path]``) from icetime's
-    ``-t`` report."""
+    ``-t`` report; a net is named by the design's name for it where icetime knows one."""
     total = _TOTAL.search(text)
     if total is None:
         raise ValueError("icetime's report has no 'Total path delay': not an icetime report")
-    steps = [(float(m.group(1)), m.group(2)) for m in map(_STEP.match, text.splitlines())
+    steps = [(float(m.group(1)), m.group(3) or m.group(2))
+             for m in map(_STEP.match, text.split("Resolvable net names")[0].splitlines())
              if m]
     return float(total.group(1)), float(total.group(2)), steps
 
