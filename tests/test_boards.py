@@ -451,3 +451,69 @@ def test_summary_json_keys_documented():
                         seed=1)
     assert {"board", "device", "bitstream", "fmax_mhz", "target_mhz", "resources"} <= set(summary)
     json.dumps(summary)
+
+
+# -- icetime -----------------------------------------------------------------------------------
+
+#: The head and tail of icetime's report of an 8 x 2 self-test build on the UP5K.
+_ICETIME_REPORT = """
+icetime topological timing analysis report
+==========================================
+
+Report for critical path:
+-------------------------
+
+        lc40_23_4_2 (LogicCell40) [clk] -> lcout: 1.491 ns
+     1.491 ns net_86997 (core.app.engine.load_bias)
+        odrv_23_4_86997_87142 (Odrv4) I -> O: 0.649 ns
+        lc40_10_11_7 (LogicCell40) in2 -> lcout: 1.205 ns
+     7.385 ns net_38693 (core.app.engine.load_discard_SB_DFFESR_Q_D[2])
+        inmux_23_2_90639_90700 (CEMux) I -> O: 0.702 ns
+    24.205 ns net_90700
+        lc40_23_2_3 (LogicCell40) ce [setup]: 0.000 ns
+
+Resolvable net names on path:
+     1.491 ns ..  6.179 ns core.app.engine.load_bias
+
+Total number of logic levels: 6
+Total path delay: 24.21 ns (41.31 MHz)
+"""
+
+
+def test_icetime_report():
+    from convaccel.boards.icetime import icetime_device, parse_icetime
+    assert parse_icetime(_ICETIME_REPORT) == (24.21, 41.31, [
+        (1.491, "core.app.engine.load_bias"),
+        (7.385, "core.app.engine.load_discard_SB_DFFESR_Q_D[2]"), (24.205, "net_90700")])
+    assert icetime_device("iCE40UP5K") == "up5k" and icetime_device("iCE40HX8K") == "hx8k"
+
+
+def test_icetime_wrong():
+    from convaccel.boards.icetime import icetime_device, parse_icetime
+    with pytest.raises(ValueError, match=r"^icetime does not know the iCE40 part 'LFE5U-85F'$"):
+        icetime_device("LFE5U-85F")
+    with pytest.raises(ValueError, match=r"^icetime's report has no 'Total path delay': not an "
+                                         r"icetime report$"):
+        parse_icetime("Info: Max frequency for clock")
+
+
+def test_icetime_missing(monkeypatch, tmp_path):
+    # Without icetime the build says so, and the table says that nextpnr's figure is alone.
+    from convaccel.boards.icetime import ICETIME_HINT, run_icetime
+    monkeypatch.delenv("ICETIME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    platform = get_board("icebreaker").platform()
+    assert run_icetime(platform, tmp_path, "x", 36) == {"available": False,
+                                                         "reason": ICETIME_HINT}
+    summary = summarize(board=get_board("icebreaker"), design="conv3x3", bitstream="b.bin",
+                        report={"fmax": {"cd_sync.clk": {"achieved": 40.0, "constraint": 36}},
+                                "utilization": {"ICESTORM_LC": {"available": 5280,
+                                                                "used": 100}}},
+                        stat={}, requested_mhz=36, pll=ice40_pll(12, 36), seed=None)
+    summary["icetime"] = {"available": False, "reason": ICETIME_HINT}
+    assert re.search(r"^  icetime   not run: icetime is not installed \(Debian/Ubuntu: apt-get "
+                     r"install fpga-icestorm\); nextpnr's Fmax alone", format_summary(summary),
+                     re.MULTILINE)
+    summary["icetime"] = {"available": True, "fmax_mhz": 35.5, "path_ns": 28.17,
+                          "timing_met": False}
+    assert "  icetime   35.50 MHz (28.17 ns critical path; MISSED;" in format_summary(summary)
