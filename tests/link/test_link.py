@@ -7,6 +7,7 @@ from helpers import need_simulator, random_data
 from linkutil import FLAG_BITS, STATUS_WIRE, status_wire
 
 from convaccel import DEFAULT_SPEC, ConvSpec, golden
+from convaccel.beats import weight_beats
 from convaccel.link.device import Device, DeviceError
 from convaccel.link.protocol import (
     MAX_PAYLOAD,
@@ -185,3 +186,47 @@ def test_exchange_bit_exact(spec):
     link = run.report["link"]
     # the link is the bottleneck: the exchange keeps the line busy most of the time
     assert link["bytes"] * 10 / link["bit_times"] > 0.5
+
+
+def test_driver_reloads_the_pad_values_before_a_frame():
+    # With run-time pad values, run(x, pad) sends the last load again with the frame's pad
+    # values (its mean here) at its end, then the frame; without a load first, it refuses.
+    spec = ConvSpec(height=3, width=3, in_channels=2, out_channels=1, kernel=3, padding=1,
+                    pad_runtime=True, rows=2, cols=1)
+    x = np.array([np.full((3, 3), 5), np.arange(9).reshape(3, 3) - 20])
+    w, b = np.ones(spec.weight_shape, int), np.array([7])
+    with pytest.raises(DeviceError, match=r"^load the weights before run\(x, pad=\.\.\.\): the "
+                                          r"pad values travel with them$"):
+        Device(ScriptedPort([]), spec).run(x, pad="mean")
+    ok = [encode_response(c, Status.OK) for c in (Command.LOAD, Command.LOAD, Command.FRAME)]
+    results = encode_response(Command.READ, Status.OK,
+                              bytes(spec.output_pixels * LinkFormat(spec).result_pixel_bytes))
+    port = ScriptedPort(ok + [results])
+    device = Device(port, spec)
+    device.load(w, b)
+    device.run(x, pad="mean")
+    fmt = device.format
+    loads = [p[4:-2] for p in port.written[:2]]
+    assert loads[0] == fmt.weight_payloads(weight_beats(w, b, spec))[0]
+    # the second load: the same weights and bias, then the means 5 and -16
+    assert loads[1] == fmt.weight_payloads(weight_beats(w, b, spec, pad=[5, -16]))[0]
+    assert loads[1][-2 * fmt.weight_bytes:] == (5).to_bytes(4, "big") + \
+        (-16).to_bytes(4, "big", signed=True)
+
+
+def test_run_time_pad_value_through_the_board():
+    # A run-time pad value (each frame's mean, loaded with the weights before it) through the
+    # board's serial engine, driven by the real host driver.
+    need_simulator()
+    from convaccel.link.sim import run_simulated
+    spec = ConvSpec(height=4, width=4, in_channels=2, out_channels=2, kernel=3, padding=1,
+                    pad_runtime=True, rows=3, cols=2)
+    x, w, b = layer(spec, 5)
+    x2 = layer(spec, 6)[0]
+    run = run_simulated(spec, [x, x2], w, b, pad="mean")
+    assert run.passed, run.message
+    for frame, y in zip([x, x2], run.outputs):
+        np.testing.assert_array_equal(y, golden.conv2d(frame, w, b, spec, pad="mean"))
+    # the means differ from frame to frame and from the layer's own pad value
+    assert golden.pad_mean(x) != golden.pad_mean(x2) != spec.pad_values
+    assert not np.array_equal(run.outputs[0], golden.conv2d(x, w, b, spec))
