@@ -72,6 +72,7 @@ class Device:
         self.bytes_received = 0
         self.resent = 0
         self._loaded = None           # the arrays of the last load, for pad reloads
+        self._pads = None             # and its pad values
 
     # -- packets ---------------------------------------------------------------------------------
 
@@ -143,6 +144,7 @@ class Device:
         ``pad`` (one value, or one per input channel; default the layer's ``pad_value``)."""
         beats = weight_beats(w, b, self.spec, requant, pad)
         self._loaded = (w, b, requant)
+        self._pads = resolve_pad(self.spec, pad)
         for payload in self.format.weight_payloads(beats):
             self._send_chunk(Command.LOAD, payload)
 
@@ -168,14 +170,17 @@ class Device:
         ``pad``, for a layer with run-time pad values, pads this frame: values, or ``"mean"``
         (each channel's mean over ``x``, rounded halves away from zero:
         :func:`convaccel.golden.pad_mean`). The pad values come last in the weight load, so
-        the last load is sent again with them before the frame."""
+        the last load is sent again with them before the frame, unless it holds them
+        already."""
         if pad is not None:
             if self._loaded is None:
                 raise DeviceError("load the weights before run(x, pad=...): the pad values "
                                   "travel with them")
             x = check_array("x", x, self.spec.input_shape, self.spec.input_range,
                             "in_channels, height, width")
-            self.load(*self._loaded, resolve_pad(self.spec, pad, x))
+            values = resolve_pad(self.spec, pad, x)
+            if values != self._pads:
+                self.load(*self._loaded, values)
         wanted = self.spec.output_pixels
         results = []
         for payload in self.format.frame_payloads(pixel_beats(x, self.spec)):

@@ -177,7 +177,10 @@ async def host_session(dut):
             report["faults"] = fault_checks(device, spec, frames[0])
         device.reset()
         start_bytes, start_cycle = device.bytes_sent + device.bytes_received, cycle()
-        device.load(w, b, requant)
+        # (the first frame's pad values with the weights: run() sends them again only when
+        # they change)
+        device.load(w, b, requant, None if pad is None else golden.resolve_pad(spec, pad,
+                                                                               frames[0]))
         leds = {"pass after the load": read_leds()["pass"]}
         outputs = [device.run(x, pad) for x in frames]
         report["status"] = device.status()

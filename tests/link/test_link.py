@@ -1,6 +1,8 @@
 """The host link: protocol, driver, and the whole exchange on the simulated board (the real
 driver against the board top's serial engine under cocotb)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import need_simulator, random_data
@@ -217,10 +219,11 @@ def test_driver_reloads_the_pad_values_before_a_frame():
 def test_run_time_pad_value_through_the_board():
     # A run-time pad value (each frame's mean, loaded with the weights before it) through the
     # board's serial engine, driven by the real host driver.
+    # (examples/pad_mean.toml: tests/test_cli.py runs it through `convaccel run`, on the same
+    # simulator build)
     need_simulator()
     from convaccel.link.sim import run_simulated
-    spec = ConvSpec(height=4, width=4, in_channels=2, out_channels=2, kernel=3, padding=1,
-                    pad_runtime=True, rows=3, cols=2)
+    spec = ConvSpec.from_toml(Path(__file__).parents[2] / "examples" / "pad_mean.toml")
     x, w, b = layer(spec, 5)
     x2 = layer(spec, 6)[0]
     run = run_simulated(spec, [x, x2], w, b, pad="mean")
