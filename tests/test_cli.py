@@ -146,8 +146,8 @@ def test_run_simulated_board_example_with_arrays(tmp_path):
 
 
 def test_run_pad_mean_simulated_board(tmp_path):
-    # Each frame padded with its channels' means, loaded with the weights (the link test runs
-    # the same layer over two frames, on the same simulator build).
+    # A frame padded with its channels' means, loaded with the weights (tests/link/
+    # test_link.py runs the same layer over two frames, on the same simulator build).
     import numpy as np
 
     from convaccel import ConvSpec, golden
@@ -156,14 +156,15 @@ def test_run_pad_mean_simulated_board(tmp_path):
     x = np.random.default_rng(3).integers(-128, 128, spec.input_shape)
     x[1] -= 40                                    # (another mean)
     x = x.clip(-128, 127)
+    assert golden.pad_mean(x) != spec.pad_values
     np.save(tmp_path / "x.npy", x)
     result = run("run", str(config), "--board", "icebreaker", "--simulate", "--pad", "mean",
                  "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"))
     assert result.returncode == 0, result.stdout + result.stderr
     means = golden.pad_mean(x)
-    assert f"pad values      {means[0]}, {means[1]} (each channel's mean over the frame" in \
-        result.stdout
-    assert "PASS: the device's 2 x 6 x 6 result equals the golden model bit for bit" in \
+    assert f"pad values      {', '.join(map(str, means))} (each channel's mean over the " \
+        f"frame" in result.stdout
+    assert "PASS: the device's 5 x 5 x 4 result equals the golden model bit for bit" in \
         result.stdout
     y = np.load(tmp_path / "y.npy")
     np.testing.assert_array_equal(y, golden.conv2d(x, *_layer_wb(spec, 1), spec, pad=list(means)))
@@ -182,10 +183,10 @@ def _layer_wb(spec, seed):
     (["simulate", "--pad", "mean"], r"--pad needs an engine with run-time pad values: set "
                                     r"pad_runtime = true in the layer \(this one pads with its "
                                     r"pad_value, fixed at generation\)$"),
-    (["run", "{example}", "--board", "icebreaker", "--simulate", "--pad", "1,2,3"],
-     r"--pad needs one value, or 2 \(one per input channel\), not 3$"),
+    (["run", "{example}", "--board", "icebreaker", "--simulate", "--pad", "1,2"],
+     r"--pad needs one value, or 3 \(one per input channel\), not 2$"),
     (["simulate", "{example}", "--pad", "-129"],
-     r"--pad: pad\[0\] = -129 is outside -128\.\.127; 2 value\(s\) of pad do not fit$"),
+     r"--pad: pad\[0\] = -129 is outside -128\.\.127; 3 value\(s\) of pad do not fit$"),
     (["simulate", "{model}", "--pad", "0"],
      r"--pad: a \.tflite model pads with its input zero point; give --pad with a TOML layer "
      r"that has pad_runtime = true$"),

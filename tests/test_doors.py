@@ -265,12 +265,12 @@ DOORS = [
          ERROR + "--pad needs an engine with run-time pad values: set pad_runtime = true in the "
          "layer (this one pads with its pad_value, fixed at generation)",
          covered="test_cli.py::test_pad_wrong"),
-    Door("run --pad", "too many values", "run pad_mean.toml --board icebreaker --simulate "
-         "--pad 1,2,3",
-         ERROR + "--pad needs one value, or 2 (one per input channel), not 3",
+    Door("run --pad", "too few values", "run pad_mean.toml --board icebreaker --simulate "
+         "--pad 1,2",
+         ERROR + "--pad needs one value, or 3 (one per input channel), not 2",
          covered="test_cli.py::test_pad_wrong"),
     Door("simulate --pad", "a value the inputs cannot hold", "simulate pad_mean.toml --pad -129",
-         ERROR + "--pad: pad[0] = -129 is outside -128..127; 2 value(s) of pad do not fit",
+         ERROR + "--pad: pad[0] = -129 is outside -128..127; 3 value(s) of pad do not fit",
          covered="test_cli.py::test_pad_wrong"),
     Door("simulate --pad", "with a .tflite model", "simulate int8_conv.tflite --pad 0",
          ERROR + "--pad: a .tflite model pads with its input zero point; give --pad with a TOML "

@@ -91,9 +91,9 @@ def test_requantized(name, stall=0.25):
 #: a run-time pad load before each frame, replicate at stride 2 and dilation 2, per-channel
 #: values fixed at generation, reflect requantized, the host's own values.
 PADDING = {
-    "refl_s2_dil2": (dict(height=9, width=8, in_channels=2, out_channels=3, kernel=3,
+    "refl_s2_dil2": (dict(height=9, width=8, in_channels=2, out_channels=2, kernel=3,
                           stride=2, dilation=2, padding=(3, 3, 2, 3), padding_mode="reflect",
-                          rows=4, cols=2), None),
+                          rows=3, cols=1), None),
 }
 PADDING_FULL = {
     "mean_runtime": (dict(height=6, width=5, in_channels=3, out_channels=2, kernel=(3, 2),

@@ -169,20 +169,34 @@ def test_faults_then_a_correct_frame():
     assert status["macs"] == spec.macs
 
 
-# (The default layer's exchange runs in tests/test_cli.py, through `convaccel run --simulate`.)
-@pytest.mark.parametrize("spec", [
-    ConvSpec(height=9, width=7, in_channels=3, out_channels=5, kernel=(3, 5), stride=2,
-             padding=(1, 1, 2, 2), pad_value=-3, rows=4, cols=2, bias_bits=16),
-    ConvSpec(height=8, width=10, in_channels=1, out_channels=6, kernel=3, dilation=2,
-             padding="valid", input_signed=False, input_bits=4, weight_bits=6, rows=3, cols=3),
-], ids=["k3x5_s2", "dilated_unsigned"])
-def test_exchange_bit_exact(spec):
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+# (The default layer's exchange runs in tests/test_cli.py, through `convaccel run --simulate`,
+# and so does examples/pad_mean.toml, on the same simulator build as here.)
+@pytest.mark.parametrize("spec, pad", [
+    # a 3x5 kernel at stride 2, asymmetric padding with run-time pad values (per channel, the
+    # layer's own -3, 0, 3 unless told): each frame padded with its own mean, loaded with the
+    # weights before it
+    (ConvSpec.from_toml(EXAMPLES / "pad_mean.toml"), "mean"),
+    (ConvSpec(height=8, width=10, in_channels=1, out_channels=6, kernel=3, dilation=2,
+              padding="valid", input_signed=False, input_bits=4, weight_bits=6, rows=3, cols=3),
+     None),
+], ids=["k3x5_s2_pad_mean", "dilated_unsigned"])
+def test_exchange_bit_exact(spec, pad):
     need_simulator()
     from convaccel.link.sim import run_simulated
     x, w, b = layer(spec, 3)
-    run = run_simulated(spec, [x], w, b)
+    frames = [x] if pad is None else [x, layer(spec, 4)[0]]
+    run = run_simulated(spec, frames, w, b, pad=pad)
     assert run.passed, run.message
-    np.testing.assert_array_equal(run.outputs[0], golden.conv2d(x, w, b, spec))
+    for frame, y in zip(frames, run.outputs):
+        np.testing.assert_array_equal(y, golden.conv2d(frame, w, b, spec, pad=pad))
+    if pad == "mean":
+        # the means differ from frame to frame and from the layer's own pad values, and they
+        # mattered
+        assert golden.pad_mean(frames[0]) != golden.pad_mean(frames[1]) != spec.pad_values
+        assert not np.array_equal(run.outputs[1], golden.conv2d(frames[1], w, b, spec))
     # the board's LEDs followed the exchange (the bench checks them; here, that it did)
     assert run.report["leds"]["pass after the load"] == 1
     link = run.report["link"]
@@ -214,22 +228,3 @@ def test_driver_reloads_the_pad_values_before_a_frame():
     assert loads[1] == fmt.weight_payloads(weight_beats(w, b, spec, pad=[5, -16]))[0]
     assert loads[1][-2 * fmt.weight_bytes:] == (5).to_bytes(4, "big") + \
         (-16).to_bytes(4, "big", signed=True)
-
-
-def test_run_time_pad_value_through_the_board():
-    # A run-time pad value (each frame's mean, loaded with the weights before it) through the
-    # board's serial engine, driven by the real host driver.
-    # (examples/pad_mean.toml: tests/test_cli.py runs it through `convaccel run`, on the same
-    # simulator build)
-    need_simulator()
-    from convaccel.link.sim import run_simulated
-    spec = ConvSpec.from_toml(Path(__file__).parents[2] / "examples" / "pad_mean.toml")
-    x, w, b = layer(spec, 5)
-    x2 = layer(spec, 6)[0]
-    run = run_simulated(spec, [x, x2], w, b, pad="mean")
-    assert run.passed, run.message
-    for frame, y in zip([x, x2], run.outputs):
-        np.testing.assert_array_equal(y, golden.conv2d(frame, w, b, spec, pad="mean"))
-    # the means differ from frame to frame and from the layer's own pad value
-    assert golden.pad_mean(x) != golden.pad_mean(x2) != spec.pad_values
-    assert not np.array_equal(run.outputs[0], golden.conv2d(x, w, b, spec))
