@@ -286,18 +286,17 @@ class EdgePadder(wiring.Component):
         m.d.comb += self.start.eq(~active & ~discard & self.start_ok & self.i.valid)
 
         # -- the writer: input pixels into the memory, row r in slot r mod rows ----------------
-        w_row = Signal(range(height))
+        # Both sides decide from registers: `credit` counts the input rows the writer may still
+        # begin (row r replaces row r - rows, last read in padded row top + r - rows, so row r
+        # may begin once the reader is past padded row top + r - rows), `ahead` counts the input
+        # pixels written beyond the one the reader needs next (it may read when that is > 0).
+        w_row = Signal(range(height + 1))
         w_col = Signal(range(width))
         w_addr = Signal(range(rows * width))
-        written = Signal(range(height * width + 1))     # input pixels in the memory
         w_done = Signal()       # the frame's pixels are all written
         fill = Signal()         # the input ended early: the rest is written as zeros
-        ry = Signal(range(padded_h))                   # the reader's padded row
-        if rows >= height:
-            slot_free = Const(1)
-        else:
-            # row w_row replaces row w_row - rows, last read in padded row top + w_row - rows
-            slot_free = (w_row < rows) | (ry + rows >= w_row + top + 1)
+        credit = Signal(range(rows + padded_h + 1))
+        slot_free = credit.any() if rows < height else Const(1)
         writing = active & ~w_done & slot_free
         final = (w_row == height - 1) & (w_col == width - 1)
         take = Signal()
@@ -321,7 +320,6 @@ class EdgePadder(wiring.Component):
         ]
         with m.If(write):
             m.d.sync += [
-                written.eq(written + 1),
                 w_addr.eq(Mux(w_addr == rows * width - 1, 0, w_addr + 1)),
                 w_col.eq(Mux(w_col == width - 1, 0, w_col + 1)),
             ]
@@ -331,14 +329,16 @@ class EdgePadder(wiring.Component):
                 m.d.sync += [w_done.eq(1), fill.eq(0)]
 
         # -- the reader: the padded frame in raster order --------------------------------------
+        ry = Signal(range(padded_h + 1))
         rx = Signal(range(padded_w))
         sx = Signal(range(width))
-        row_start = Signal(range(height * width))      # sy * width
         base = Signal(range(rows * width))             # (sy mod rows) * width
+        n0 = sy0 * width + sx0
+        ahead = Signal(range(-height * width, height * width + 1))
         o_ready = ~self.o.valid | self.o.ready
         read = Signal()
         m.d.comb += [
-            read.eq(active & o_ready & (written > row_start + sx)),
+            read.eq(active & o_ready & ~ahead[-1] & ahead.any()),
             rd.addr.eq(base + sx),
             rd.en.eq(read),
             self.o.payload.eq(rd.data),
@@ -349,6 +349,11 @@ class EdgePadder(wiring.Component):
             inside = (i >= before) & (i < before + size - 1)
             return inside, (~inside if reflect else Const(0))
 
+        # the source index the reader needs next moves by `moved` (input pixels): along the row
+        # by one, from a row's last pixel (column sx_end) to the next row's first (sx0) by a row
+        sx_end = width - 1 - (right if reflect else 0)
+        moved = Signal(range(-2 * width, 2 * width + 1))
+        row_end = rx == padded_w - 1
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(read):
@@ -357,30 +362,34 @@ class EdgePadder(wiring.Component):
             m.d.sync += rx.eq(rx + 1)
             with m.If(inc):
                 m.d.sync += sx.eq(sx + 1)
+                m.d.comb += moved.eq(1)
             with m.Elif(dec):
                 m.d.sync += sx.eq(sx - 1)
-            with m.If(rx == padded_w - 1):
+                m.d.comb += moved.eq(-1)
+            with m.If(row_end):
                 m.d.sync += [rx.eq(0), sx.eq(sx0), ry.eq(ry + 1)]
+                m.d.comb += moved.eq(sx0 - sx_end)
                 inc, dec = steps(ry, height, top)
                 with m.If(inc):
-                    m.d.sync += [
-                        row_start.eq(row_start + width),
-                        base.eq(Mux(base == (rows - 1) * width, 0, base + width)),
-                    ]
+                    m.d.sync += base.eq(Mux(base == (rows - 1) * width, 0, base + width))
+                    m.d.comb += moved.eq(width + sx0 - sx_end)
                 with m.Elif(dec):
-                    m.d.sync += [
-                        row_start.eq(row_start - width),
-                        base.eq(Mux(base == 0, (rows - 1) * width, base - width)),
-                    ]
+                    m.d.sync += base.eq(Mux(base == 0, (rows - 1) * width, base - width))
+                    m.d.comb += moved.eq(-width + sx0 - sx_end)
                 with m.If(ry == padded_h - 1):
                     m.d.sync += active.eq(0)
+        m.d.sync += ahead.eq(ahead + write - moved)
+        # the reader leaves padded row ry >= top: one more input row may begin; the writer
+        # begins one
+        m.d.sync += credit.eq(credit + (read & row_end & (ry >= top))
+                              - (write & (w_col == width - 1)))
 
         with m.If(self.start):
             m.d.sync += [
                 active.eq(1),
-                w_row.eq(0), w_col.eq(0), w_addr.eq(0), written.eq(0), w_done.eq(0),
-                fill.eq(0),
-                ry.eq(0), rx.eq(0), sx.eq(sx0), row_start.eq(sy0 * width),
-                base.eq(sy0 % rows * width),
+                w_row.eq(0), w_col.eq(0), w_addr.eq(0), w_done.eq(0), fill.eq(0),
+                credit.eq(rows),
+                ry.eq(0), rx.eq(0), sx.eq(sx0), base.eq(sy0 % rows * width),
+                ahead.eq(-n0),
             ]
         return m
