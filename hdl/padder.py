@@ -296,7 +296,7 @@ class EdgePadder(wiring.Component):
         w_done = Signal()       # the frame's pixels are all written
         fill = Signal()         # the input ended early: the rest is written as zeros
         credit = Signal(range(rows + padded_h + 1))
-        slot_free = credit.any() if rows < height else Const(1)
+        slot_free = Signal()    # credit > 0, registered
         writing = active & ~w_done & slot_free
         final = (w_row == height - 1) & (w_col == width - 1)
         take = Signal()
@@ -335,10 +335,11 @@ class EdgePadder(wiring.Component):
         base = Signal(range(rows * width))             # (sy mod rows) * width
         n0 = sy0 * width + sx0
         ahead = Signal(range(-height * width, height * width + 1))
+        avail = Signal()        # ahead > 0, registered
         o_ready = ~self.o.valid | self.o.ready
         read = Signal()
         m.d.comb += [
-            read.eq(active & o_ready & ~ahead[-1] & ahead.any()),
+            read.eq(active & o_ready & avail),
             rd.addr.eq(base + sx),
             rd.en.eq(read),
             self.o.payload.eq(rd.data),
@@ -378,18 +379,26 @@ class EdgePadder(wiring.Component):
                     m.d.comb += moved.eq(-width + sx0 - sx_end)
                 with m.If(ry == padded_h - 1):
                     m.d.sync += active.eq(0)
-        m.d.sync += ahead.eq(ahead + write - moved)
+        # (the sums and their signs are registered: no adder between a register and a
+        # handshake)
+        ahead_written = Signal.like(ahead)
+        ahead_next = Signal.like(ahead)
+        m.d.comb += [ahead_written.eq(ahead + write), ahead_next.eq(ahead_written - moved)]
+        m.d.sync += [ahead.eq(ahead_next), avail.eq(~ahead_next[-1] & ahead_next.any())]
         # the reader leaves padded row ry >= top: one more input row may begin; the writer
         # begins one
-        m.d.sync += credit.eq(credit + (read & row_end & (ry >= top))
-                              - (write & (w_col == width - 1)))
+        credit_next = Signal.like(credit)
+        m.d.comb += credit_next.eq(credit + (read & row_end & (ry >= top))
+                                   - (write & (w_col == width - 1)))
+        m.d.sync += [credit.eq(credit_next),
+                     slot_free.eq(credit_next.any() if rows < height else 1)]
 
         with m.If(self.start):
             m.d.sync += [
                 active.eq(1),
                 w_row.eq(0), w_col.eq(0), w_addr.eq(0), w_done.eq(0), fill.eq(0),
-                credit.eq(rows),
+                credit.eq(rows), slot_free.eq(1),
                 ry.eq(0), rx.eq(0), sx.eq(sx0), base.eq(sy0 % rows * width),
-                ahead.eq(-n0),
+                ahead.eq(-n0), avail.eq(0),
             ]
         return m
