@@ -347,48 +347,66 @@ class EdgePadder(wiring.Component):
 
         def steps(i, size, before):
             """(increment, decrement) of the source index from padded index i to i + 1."""
+            i = Value.cast(i)
             inside = (i >= before) & (i < before + size - 1)
             return inside, (~inside if reflect else Const(0))
 
-        # the source index the reader needs next moves by `moved` (input pixels): along the row
-        # by one, from a row's last pixel (column sx_end) to the next row's first (sx0) by a row
+        # Where (ry, rx) stands, in registers set from the next position (as Padder's): the
+        # source column's and row's steps, the row's last pixel, padded rows from `top` on, and
+        # `moved`, by how many input pixels a read moves the source index the reader needs
+        # next: along the row by one, from a row's last pixel (column sx_end) to the next row's
+        # first (sx0) by a row, or not at all.
+        col_inc, col_dec, row_inc, row_dec, row_end, past_top = (
+            Signal(name=n) for n in ("col_inc", "col_dec", "row_inc", "row_dec", "row_end",
+                                     "past_top"))
         sx_end = width - 1 - (right if reflect else 0)
         moved = Signal(range(-2 * width, 2 * width + 1))
-        row_end = rx == padded_w - 1
+
+        def place(rx_next, ry_next):
+            c_inc, c_dec = steps(rx_next, width, left)
+            r_inc, r_dec = steps(ry_next, height, top)
+            end = Value.cast(rx_next) == padded_w - 1
+            return [
+                Cat(col_inc, col_dec, row_inc, row_dec).eq(Cat(c_inc, c_dec, r_inc, r_dec)),
+                row_end.eq(end),
+                past_top.eq(Value.cast(ry_next) >= top),
+                moved.eq(Mux(end,
+                             Mux(r_inc, width + sx0 - sx_end,
+                                 Mux(r_dec, -width + sx0 - sx_end, sx0 - sx_end)),
+                             Mux(c_inc, 1, Mux(c_dec, -1, 0)))),
+            ]
+
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(read):
             m.d.sync += self.o.valid.eq(1)
-            inc, dec = steps(rx, width, left)
-            m.d.sync += rx.eq(rx + 1)
-            with m.If(inc):
+            with m.If(col_inc):
                 m.d.sync += sx.eq(sx + 1)
-                m.d.comb += moved.eq(1)
-            with m.Elif(dec):
+            with m.Elif(col_dec):
                 m.d.sync += sx.eq(sx - 1)
-                m.d.comb += moved.eq(-1)
             with m.If(row_end):
-                m.d.sync += [rx.eq(0), sx.eq(sx0), ry.eq(ry + 1)]
-                m.d.comb += moved.eq(sx0 - sx_end)
-                inc, dec = steps(ry, height, top)
-                with m.If(inc):
+                m.d.sync += [rx.eq(0), sx.eq(sx0), ry.eq(ry + 1), place(0, ry + 1)]
+                with m.If(row_inc):
                     m.d.sync += base.eq(Mux(base == (rows - 1) * width, 0, base + width))
-                    m.d.comb += moved.eq(width + sx0 - sx_end)
-                with m.Elif(dec):
+                with m.Elif(row_dec):
                     m.d.sync += base.eq(Mux(base == 0, (rows - 1) * width, base - width))
-                    m.d.comb += moved.eq(-width + sx0 - sx_end)
                 with m.If(ry == padded_h - 1):
                     m.d.sync += active.eq(0)
-        # (the sums and their signs are registered: no adder between a register and a
-        # handshake)
-        ahead_written = Signal.like(ahead)
-        ahead_next = Signal.like(ahead)
-        m.d.comb += [ahead_written.eq(ahead + write), ahead_next.eq(ahead_written - moved)]
-        m.d.sync += [ahead.eq(ahead_next), avail.eq(~ahead_next[-1] & ahead_next.any())]
+            with m.Else():
+                m.d.sync += [rx.eq(rx + 1), place(rx + 1, ry)]
+        # The lead after this cycle for each of write and read, all four from registers alone;
+        # `write` and `read` only pick one, and whether it is above zero (registered too): no
+        # adder between a handshake and a register.
+        for written in (0, 1):
+            for taken in (0, 1):
+                lead = Signal.like(ahead, name=f"ahead_w{written}_r{taken}")
+                m.d.comb += lead.eq(ahead + written - (moved if taken else 0))
+                with m.If((write == written) & (read == taken)):
+                    m.d.sync += [ahead.eq(lead), avail.eq(~lead[-1] & lead.any())]
         # the reader leaves padded row ry >= top: one more input row may begin; the writer
         # begins one
         credit_next = Signal.like(credit)
-        m.d.comb += credit_next.eq(credit + (read & row_end & (ry >= top))
+        m.d.comb += credit_next.eq(credit + (read & row_end & past_top)
                                    - (write & (w_col == width - 1)))
         m.d.sync += [credit.eq(credit_next),
                      slot_free.eq(credit_next.any() if rows < height else 1)]
@@ -398,7 +416,8 @@ class EdgePadder(wiring.Component):
                 active.eq(1),
                 w_row.eq(0), w_col.eq(0), w_addr.eq(0), w_done.eq(0), fill.eq(0),
                 credit.eq(rows), slot_free.eq(1),
-                ry.eq(0), rx.eq(0), sx.eq(sx0), base.eq(sy0 % rows * width),
+                ry.eq(0), rx.eq(0), place(0, 0),
+                sx.eq(sx0), base.eq(sy0 % rows * width),
                 ahead.eq(-n0), avail.eq(0),
             ]
         return m
