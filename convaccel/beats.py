@@ -5,7 +5,7 @@ One definition, used by the simulation tests, the cocotb testbench and the host 
 
 import numpy as np
 
-from .golden import check_array, check_requant
+from .golden import check_array, check_requant, resolve_pad
 
 __all__ = ["pixel_beats", "weight_beats", "result_array"]
 
@@ -17,7 +17,7 @@ def pixel_beats(x, spec):
     return [([int(v) for v in pixel], n == len(pixels) - 1) for n, pixel in enumerate(pixels)]
 
 
-def weight_beats(w, b, spec, requant=None):
+def weight_beats(w, b, spec, requant=None, pad=None):
     """Weights and biases in the engine's load order, as ``(value, last)`` beats.
 
     First ``cycles_per_pixel * rows * cols`` weights: for each fold address ``k = (g *
@@ -27,8 +27,11 @@ def weight_beats(w, b, spec, requant=None):
     filters or reduction). The reduction index ``n`` of tap ``(kh, kw)`` and input channel
     ``i`` of the group is ``(kh * kernel_w + kw) * in_per_group + i``. Then the
     ``out_channels`` biases (zeros when ``b`` is None), in channel order. For a requantized
-    layer, then `requant`'s values (:meth:`convaccel.quant.Requant.values`). ``last`` marks the
-    final beat. (A dense layer is one group: ``k = j * row_folds + fold``.)
+    layer, then `requant`'s values (:meth:`convaccel.quant.Requant.values`). For a layer with
+    run-time pad values (``pad_runtime``), then one pad value per input channel: ``pad`` (one
+    integer or one per channel, :func:`convaccel.golden.resolve_pad`), else the layer's
+    ``pad_value``. ``last`` marks the final beat. (A dense layer is one group: ``k = j *
+    row_folds + fold``.)
     """
     check_requant(requant, spec)
     w = check_array("w", w, spec.weight_shape, spec.weight_range, spec.weight_axes)
@@ -45,6 +48,9 @@ def weight_beats(w, b, spec, requant=None):
     values = [int(v) for v in ordered.transpose(0, 1, 3, 4, 2).ravel()] + [int(v) for v in b]
     if requant is not None:
         values += requant.values()
+    pads = resolve_pad(spec, pad)
+    if spec.pad_runtime:
+        values += [int(v) for v in pads]
     assert len(values) == spec.load_beats
     return [(v, n == len(values) - 1) for n, v in enumerate(values)]
 

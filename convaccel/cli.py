@@ -95,6 +95,48 @@ def _seed(text):
     return seed
 
 
+def _pad(text):
+    """``--pad``: ``mean`` or integers separated by commas (one, or one per input channel)."""
+    if text.strip() == "mean":
+        return "mean"
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'mean' or integers separated by commas (one, or one per input "
+            f"channel), e.g. 0 or 3,-1,7, not {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _check_pad(args, spec, model, x):
+    """``(pad, values)``: ``--pad`` (if given) checked against the layer and the frame,
+    before any work, and the values it gives the frame."""
+    pad = getattr(args, "pad", None)
+    if pad is None:
+        return None, None
+    if model is not None:
+        raise UsageError("--pad: a .tflite model pads with its input zero point; give --pad "
+                         "with a TOML layer that has pad_runtime = true")
+    if not spec.pad_runtime:
+        raise UsageError("--pad needs an engine with run-time pad values: set pad_runtime = "
+                         "true in the layer (this one pads with its pad_value, fixed at "
+                         "generation)")
+    if isinstance(pad, list) and len(pad) != spec.in_channels:
+        raise UsageError(f"--pad needs one value, or {spec.in_channels} (one per input "
+                         f"channel), not {len(pad)}")
+    try:
+        values = golden.resolve_pad(spec, pad, x)
+    except ValueError as e:
+        raise UsageError(f"--pad: {e}") from None
+    return pad, values
+
+
+def _pad_text(pad, values):
+    """The pad values a frame gets, for the report."""
+    how = "each channel's mean over the frame" if pad == "mean" else "given"
+    return f"  pad values      {', '.join(map(str, values))} ({how}, loaded with the weights)"
+
+
 def _npy_output(path):
     """``--output``: a .npy file (NumPy would save another name with .npy appended), writable."""
     path = _output_file(path, "the output")
@@ -180,6 +222,13 @@ def format_spec(spec):
     idle = ([f"  idle          {spec.idle_cols} of {spec.cols} columns (a group has "
              f"{_count(spec.out_per_group, 'filter')})"]
             if spec.groups > 1 and spec.idle_cols else [])
+    if spec.padding_mode != "constant":
+        border = spec.padding_mode
+    else:
+        values = spec.pad_value if isinstance(spec.pad_value, int) else \
+            ", ".join(map(str, spec.pad_value))
+        border = f"value{'s' * isinstance(spec.pad_value, tuple)} {values}" + (
+            ", loaded at run time" if spec.pad_runtime else "")
     lines = [
         f"layer {spec.name or '(unnamed)'}",
         f"  input         {c_in} x {h} x {w} ({kind}{spec.input_bits})",
@@ -187,7 +236,7 @@ def format_spec(spec):
         f"{spec.stride[1]}, dilation {spec.dilation[0]} x {spec.dilation[1]}",
         *groups,
         f"  padding       top {top}, bottom {bottom}, left {left}, right {right} "
-        f"(value {spec.pad_value}); padded frame {spec.padded_shape[0]} x "
+        f"({border}); padded frame {spec.padded_shape[0]} x "
         f"{spec.padded_shape[1]}",
         f"  weights       {' x '.join(map(str, spec.weight_shape))} (int{spec.weight_bits}), "
         f"bias int{spec.bias_bits}",
@@ -206,6 +255,9 @@ def format_spec(spec):
         f"  weights       {_format_bits(spec.weight_memory_bits)}",
         f"  bias          {_format_bits(spec.bias_memory_bits)}",
     ]
+    if spec.padder_memory_bits:
+        lines.append(f"  padder rows   {_format_bits(spec.padder_memory_bits)} "
+                     f"({spec.padding_mode} padding)")
     requant_bits = sum(m.bits for m in spec.memories if m.name.startswith("requant"))
     if requant_bits:
         lines.append(f"  requantizer   {_format_bits(requant_bits)} (multipliers and shifts)")
@@ -380,16 +432,19 @@ def cmd_simulate(args):
     _output_file(args.waves, "the waveform")
     x, w, b, requant = _layer_arrays(args, spec, seed, model)
     try:
-        golden.check_layer_data(x, w, b, spec, requant)
+        x = golden.check_layer_data(x, w, b, spec, requant)[0]
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
+    pad, values = _check_pad(args, spec, model, x)
     print(f"simulating {design_name(spec, args.config)} on {simulator}: "
           f"{_io_text(spec, model)}, seed {seed}"
           f"{f', stall {args.stall}' if args.stall else ''}")
+    if pad is not None:
+        print(_pad_text(pad, values))
     bar = ProgressBar("  checking")
     start = time.perf_counter()
     try:
-        result = simulate(spec, x, w, b, requant=requant, simulator=simulator,
+        result = simulate(spec, x, w, b, requant=requant, pad=pad, simulator=simulator,
                           stall=args.stall or 0.0,
                           seed=seed, waves=args.waves, progress=bar)
     except SimulatorMissing as e:
@@ -445,18 +500,23 @@ def cmd_run(args):
     x, w, b, requant = _layer_arrays(args, spec, args.seed if args.seed is not None else 1,
                                      model)
     try:
-        expected = golden.conv2d(x, w, b, spec, requant)
+        x = golden.check_layer_data(x, w, b, spec, requant)[0]
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
+    pad, values = _check_pad(args, spec, model, x)
+    expected = golden.conv2d(x, w, b, spec, requant, pad)
     name = design_name(spec, args.config)
     where = "the simulated board" if args.simulate else args.port
     print(f"running {name} on {board.name} ({where}): {_io_text(spec, model)}")
+    if pad is not None:
+        print(_pad_text(pad, values))
     start = time.perf_counter()
     if args.simulate:
         from .link.sim import run_simulated
         from .sim.runner import SimulatorMissing
         try:
-            run = run_simulated(spec, [x], w, b, requant=requant, simulator=simulator)
+            run = run_simulated(spec, [x], w, b, requant=requant, pad=pad,
+                                simulator=simulator)
         except SimulatorMissing as e:
             raise UsageError(str(e)) from None
         if run.outputs is None or "status" not in run.report:
@@ -470,7 +530,7 @@ def cmd_run(args):
         try:
             device = Device(args.port, spec, baudrate=args.baud)
             device.reset()
-            device.load(w, b, requant)
+            device.load(w, b, requant, values)
             y = device.run(x)
             status = device.status()
         except DeviceError as e:
@@ -625,6 +685,9 @@ ARRAY_HELP = ("the folding, e.g. 4x2: the systolic array's rows (reduction lanes
               "4x4)")
 OUTPUT_HELP = ("write the {} output here (for a .tflite model: the interpreter's output "
                "tensor, NHWC int8)")
+PAD_HELP = ("pad the frame with these values, loaded with the weights before it (a layer with "
+            "pad_runtime = true): 'mean' (each channel's mean over the frame, rounded halves "
+            "away from zero) or integers separated by commas, one or one per input channel")
 INPUT_HELP = ("input frame (C_in, H, W); for a .tflite model, the interpreter's input tensor "
               "(1, H, W, C_in) int8")
 
@@ -704,6 +767,7 @@ def build_parser():
     p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
     p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
     p.add_argument("--output", metavar="y.npy", help=OUTPUT_HELP.format("hardware's"))
+    p.add_argument("--pad", type=_pad, metavar="mean|V[,V...]", help=PAD_HELP)
     p.add_argument("--simulator", choices=SIMULATORS,
                    help=f"default: {SIMULATORS[0]} (or $SIM)")
     p.add_argument("--seed", type=_seed, help="seed of the random data and stall pattern")
@@ -730,6 +794,7 @@ def build_parser():
     p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
     p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
     p.add_argument("--output", metavar="y.npy", help=OUTPUT_HELP.format("device's"))
+    p.add_argument("--pad", type=_pad, metavar="mean|V[,V...]", help=PAD_HELP)
     p.add_argument("--baud", type=int, default=115200, help="baud rate (default: 115200)")
     p.add_argument("--seed", type=_seed, help="seed of the random data (default: 1)")
     p.add_argument("--simulator", choices=SIMULATORS,

@@ -86,7 +86,9 @@ def _header(spec, top, name):
         f"{'int' if spec.input_signed else 'uint'}{spec.input_bits}; "
         f"kernel {spec.kernel[0]} x {spec.kernel[1]}, stride {spec.stride[0]} x "
         f"{spec.stride[1]}, dilation {spec.dilation[0]} x {spec.dilation[1]}, "
-        f"padding (top, bottom, left, right) {spec.pads} with value {spec.pad_value}"
+        f"padding (top, bottom, left, right) {spec.pads}, "
+        + (f"{spec.padding_mode}" if spec.padding_mode != "constant" else
+           f"value {spec.pad_value}" + (" (loaded at run time)" if spec.pad_runtime else ""))
         + (f", {spec.groups} groups" if spec.groups > 1 else ""),
         f"output {c_out} x {out_h} x {out_w}, int{spec.acc_bits} (exact)",
         f"array  {spec.rows} x {spec.cols}, {spec.cycles_per_pixel} cycles per output pixel, "
@@ -95,9 +97,12 @@ def _header(spec, top, name):
         "Streams are valid/ready: a beat transfers in a cycle where both are high; `valid` "
         "never waits for `ready`.",
         "Mark the last pixel of a frame and the last weight-load beat with `last`. Load "
-        f"{spec.load_beats - spec.out_channels} weights in the order (fold address k, array "
+        f"{spec.cycles_per_pixel * spec.pe_count} weights in the order (fold address k, array "
         "row r, column c)",
-        f"then {spec.out_channels} biases; convaccel.beats.weight_beats() computes it from a "
+        f"then {spec.out_channels} biases"
+        + (", then the requantization parameters" if spec.requantize else "")
+        + (f", then {spec.in_channels} pad values" if spec.pad_runtime else "")
+        + "; convaccel.beats.weight_beats() computes it from a "
         f"(C_out, {'C_in' if spec.groups == 1 else 'C_in / groups'}, K_h, K_w) array.",
         "",
         "Ports:",

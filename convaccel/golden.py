@@ -3,7 +3,8 @@
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["conv2d", "check_array", "check_layer_data", "check_requant"]
+__all__ = ["conv2d", "pad_frame", "pad_mean", "resolve_pad", "check_array",
+           "check_layer_data", "check_requant"]
 
 
 def check_array(name, array, shape, value_range, what):
@@ -40,29 +41,30 @@ def check_layer_data(x, w, b, spec, requant=None):
     return x, w, b
 
 
-def conv2d(x, w, b, spec, requant=None):
+def conv2d(x, w, b, spec, requant=None, pad=None):
     """The convolution of the layer ``spec`` (a :class:`~convaccel.ConvLayer`, or a
     :class:`~convaccel.ConvSpec`, whose folding does not matter here), exactly.
 
     ``x`` is ``(in_channels, height, width)``, ``w`` is ``(out_channels, in_channels / groups,
     kernel_h, kernel_w)``, ``b`` is ``(out_channels,)`` or ``None``; the result is
     ``(out_channels, out_height, out_width)``: cross-correlation (no kernel flip, as in PyTorch
-    and TensorFlow) of the frame padded with ``spec.pad_value``, plus the bias; with ``groups``,
-    each output channel reads only its group's input channels (PyTorch's meaning). The dtype is
-    int64, or Python integers (``object``) when ``spec.acc_bits`` exceeds 64.
+    and TensorFlow) of the frame padded as ``spec.padding_mode`` says (:func:`pad_frame`), plus
+    the bias; with ``groups``, each output channel reads only its group's input channels
+    (PyTorch's meaning). The dtype is int64, or Python integers (``object``) when
+    ``spec.acc_bits`` exceeds 64.
 
     A requantized layer (``spec.requantize``) needs ``requant`` (a
     :class:`~convaccel.quant.Requant`, one multiplier and shift per output channel): the exact
     accumulator is then requantized to int8 as the engine does (:func:`convaccel.quant.
     requantize_hw`), and ``b`` is the engine's bias (:func:`convaccel.quant.engine_bias`).
+
+    ``pad``, for a layer with run-time pad values (``spec.pad_runtime``), is what the host
+    loads for this frame (:func:`resolve_pad`): one value, one per input channel, or
+    ``"mean"``; ``None`` is the layer's ``pad_value``.
     """
     x, w, b = check_layer_data(x, w, b, spec, requant)
     dtype = np.int64 if spec.acc_bits <= 64 else object
-
-    # (np.pad would store its constant as an np.int64 inside an object array)
-    top, _, left, _ = spec.pads
-    padded = np.full((spec.in_channels, *spec.padded_shape), spec.pad_value, dtype=dtype)
-    padded[:, top:top + spec.height, left:left + spec.width] = x.astype(dtype)
+    padded = pad_frame(x.astype(dtype), spec, resolve_pad(spec, pad, x))
     # (in_channels, out_h', out_w', k_eff_h, k_eff_w), then keep the output positions (stride)
     # and the taps (dilation).
     windows = sliding_window_view(padded, spec.kernel_eff, axis=(1, 2))
@@ -91,6 +93,68 @@ def conv2d(x, w, b, spec, requant=None):
         from .quant import requantize_hw
         out = requantize_hw(out, requant)
     return out
+
+
+def pad_frame(x, spec, values=None):
+    """The frame ``x`` ``(in_channels, height, width)`` padded to ``spec.padded_shape``: each
+    padded row and column taken from the frame where ``spec.source_index`` says, the
+    constant padding of channel ``c`` filled with ``values[c]`` (default
+    ``spec.pad_values``). The dtype is ``x``'s."""
+    rows, cols = (spec.source_index(axis) for axis in (0, 1))
+    if values is None:
+        values = spec.pad_values
+    padded = np.empty((spec.in_channels, *spec.padded_shape), dtype=x.dtype)
+    for c, value in enumerate(values):
+        # (np.full would store an np.int64 inside an object array)
+        padded[c] = int(value)
+    inside_r = [n for n, r in enumerate(rows) if r is not None]
+    inside_c = [n for n, c in enumerate(cols) if c is not None]
+    source = x[:, [rows[n] for n in inside_r]][:, :, [cols[n] for n in inside_c]]
+    padded[np.ix_(range(spec.in_channels), inside_r, inside_c)] = source
+    return padded
+
+
+def pad_mean(x):
+    """Per channel, the mean of the frame ``x`` ``(in_channels, height, width)`` rounded to an
+    integer, halves away from zero (as TFLite's average pooling rounds): ``(sum + n // 2) //
+    n`` for a sum at or above zero, ``-((-sum + n // 2) // n)`` below, over ``n = height *
+    width`` pixels. It lies within the inputs' range, so it is a valid pad value."""
+    x = np.asarray(x)
+    n = x.shape[1] * x.shape[2]
+    means = []
+    for total in x.reshape(x.shape[0], -1).astype(object).sum(axis=1):
+        total = int(total)
+        means.append((total + n // 2) // n if total >= 0 else -((-total + n // 2) // n))
+    return tuple(means)
+
+
+def resolve_pad(spec, pad, x=None):
+    """The pad values (one per input channel) for a frame ``x`` of the layer ``spec``: its own
+    (``pad`` ``None``) or, for a layer with ``pad_runtime``, ``pad``: one integer, one per
+    input channel, or ``"mean"`` (:func:`pad_mean` of ``x``). Raises ``ValueError`` (naming
+    ``pad``) for values a layer cannot take."""
+    if pad is None:
+        return spec.pad_values
+    if not spec.pad_runtime:
+        raise ValueError(
+            "pad values for a frame need a layer with run-time pad values (set pad_runtime = "
+            "true in the layer); this one pads with its pad_value, fixed at generation")
+    if isinstance(pad, str):
+        if pad != "mean":
+            raise ValueError(f"pad must be 'mean', an integer or one integer per input "
+                             f"channel, not {pad!r}")
+        if x is None:
+            raise ValueError("pad='mean' needs the frame whose mean it is")
+        return pad_mean(x)
+    values = np.asarray(pad)
+    if values.dtype.kind not in "iu" or values.ndim > 1:
+        raise ValueError(f"pad must be 'mean', an integer or one integer per input channel, "
+                         f"not {pad!r}")
+    if values.ndim == 0:
+        values = np.full(spec.in_channels, values)
+    values = check_array("pad", values, (spec.in_channels,), spec.input_range,
+                         "one value per input channel")
+    return tuple(int(v) for v in values)
 
 
 def check_requant(requant, spec):

@@ -71,9 +71,12 @@ def _failure_message(results_xml):
     return ""
 
 
-def run_engine_bench(spec, verilog_text, frames, w, b, *, requant=None, simulator=None,
-                     stall=0.0, seed=None, waves=None, progress=None):
+def run_engine_bench(spec, verilog_text, frames, w, b, *, requant=None, pads=None,
+                     simulator=None, stall=0.0, seed=None, waves=None, progress=None):
     """Run the cocotb engine testbench (:mod:`convaccel.sim.tb_engine`) on ``verilog_text``.
+
+    ``pads`` (a layer with run-time pad values) holds the pad values of each frame: the bench
+    then loads the weights again with them before each frame.
 
     The simulator build is cached per Verilog text, simulator and waves setting under
     :func:`convaccel.sim.runner.cache_dir`, so a second run of the same design is fast.
@@ -106,6 +109,8 @@ def run_engine_bench(spec, verilog_text, frames, w, b, *, requant=None, simulato
         arrays["b"] = np.asarray(b, dtype=np.int64)
     if requant is not None:
         arrays["r"] = np.array(requant.values(), dtype=np.int64)
+    if pads is not None:
+        arrays["p"] = np.array(pads, dtype=np.int64).reshape(len(frames), spec.in_channels)
     np.savez(job_dir / "data.npz", **arrays)
 
     stop = threading.Event()
@@ -144,15 +149,18 @@ def run_engine_bench(spec, verilog_text, frames, w, b, *, requant=None, simulato
     return run, report, outputs, seed, wave_path, job_dir
 
 
-def simulate(spec, x, w, b=None, *, requant=None, simulator=None, stall=0.0, seed=None,
-             waves=None, progress=None):
+def simulate(spec, x, w, b=None, *, requant=None, pad=None, simulator=None, stall=0.0,
+             seed=None, waves=None, progress=None):
     """Run ``x`` through the generated Verilog of ``spec``'s engine on a Verilog simulator.
 
     ``x`` is one frame ``(in_channels, height, width)`` or several ``(n, in_channels, height,
     width)``, sent back to back. ``stall`` is the probability of an input gap and of output
     back-pressure on each cycle. ``simulator`` is ``"verilator"`` (the default, or ``$SIM``)
     or ``"icarus"``. ``waves`` is a path to write an FST waveform to. A requantized layer
-    needs ``requant`` (a :class:`~convaccel.quant.Requant`).
+    needs ``requant`` (a :class:`~convaccel.quant.Requant`). ``pad``, for a layer with
+    run-time pad values, is what each frame is padded with (:func:`convaccel.golden.
+    resolve_pad`): values, or ``"mean"`` (each frame's own, computed here and loaded with the
+    weights before it).
     """
     from .sim.runner import default_simulator
 
@@ -160,10 +168,15 @@ def simulate(spec, x, w, b=None, *, requant=None, simulator=None, stall=0.0, see
     x = np.asarray(x)
     frames = list(x) if x.ndim == 4 else [x]
     # (also validates the arrays)
-    expected = [golden.conv2d(f, w, b, spec, requant) for f in frames]
+    pads = None
+    if pad is not None:
+        pads = [golden.resolve_pad(spec, pad, golden.check_layer_data(f, w, b, spec, requant)[0])
+                for f in frames]
+    expected = [golden.conv2d(f, w, b, spec, requant, pads and pads[n])
+                for n, f in enumerate(frames)]
     run, report, outputs, seed, wave_path, job_dir = run_engine_bench(
-        spec, generate(spec), frames, w, b, requant=requant, simulator=simulator, stall=stall,
-        seed=seed, waves=waves, progress=progress)
+        spec, generate(spec), frames, w, b, requant=requant, pads=pads, simulator=simulator,
+        stall=stall, seed=seed, waves=waves, progress=progress)
     counters = report["frames"]
     complete = outputs is not None and len(outputs) == len(frames)
     matches = (run.passed and complete and

@@ -107,8 +107,21 @@ class ConvLayer:
         ``"same"`` follows TensorFlow: the output is ``ceil(size / stride)`` per axis, the
         total padding is ``(out - 1) * stride + effective_kernel - size`` and an odd extra row
         or column goes at the bottom or right. At stride 1 this keeps the frame size.
-    pad_value : int
-        The value of every padding pixel (zero, or e.g. the input zero point).
+    pad_value : int or sequence of int
+        The value of the padding pixels (``padding_mode = "constant"``): one for every channel
+        (zero, or e.g. the input zero point), or one per input channel. With ``pad_runtime``
+        it is the value the host loads when it is given none.
+    padding_mode : str
+        Where the padding pixels come from, as PyTorch's ``F.pad(mode=...)``: ``"constant"``
+        (``pad_value``), ``"replicate"`` (the nearest edge pixel, NumPy's ``"edge"``) or
+        ``"reflect"`` (the frame mirrored about its edge row or column, which is not repeated;
+        each side's padding must then be smaller than the frame on its axis). ``"circular"``
+        is refused: its top padding rows are the frame's last rows, so it needs a frame
+        buffer, which this streaming engine does not have.
+    pad_runtime : bool
+        The pad values are loaded at run time, one per input channel after everything else
+        in the weight load (:func:`convaccel.beats.weight_beats`), instead of being fixed at
+        generation (constant padding only).
     input_bits, weight_bits, bias_bits : int
         Two's complement widths, 2 to 32 (inputs are unsigned if ``input_signed`` is false).
     requantize : bool
@@ -116,9 +129,11 @@ class ConvLayer:
         outputs are int8, requantized as TensorFlow Lite's reference int8 convolution does
         (:mod:`convaccel.quant`) with a per-channel multiplier and shift, an output zero point and
         clamp bounds loaded with the weights (a :class:`convaccel.quant.Requant`). The input
-        zero point is ``pad_value`` (padding then contributes nothing, TFLite's convention) and
-        the host folds ``-zero_point * sum(weights)`` into each bias
-        (:func:`convaccel.quant.engine_bias`).
+        zero point is ``pad_value`` for TFLite's models (padding then contributes nothing, its
+        convention) and the host folds ``-zero_point * sum(weights)`` into each bias
+        (:func:`convaccel.quant.engine_bias`); that correction is exact for any padding (an
+        edge mode's or a run-time value's), as the engine sums ``x * w`` over every tap,
+        padded ones included.
     name : str or None
         The design's name (a Verilog identifier); ``None`` lets the caller choose.
     """
@@ -132,7 +147,9 @@ class ConvLayer:
     padding: int | tuple | str = 0
     dilation: int | tuple[int, int] = 1
     groups: int = 1
-    pad_value: int = 0
+    pad_value: int | tuple = 0
+    padding_mode: str = "constant"
+    pad_runtime: bool = False
     input_bits: int = 8
     weight_bits: int = 8
     bias_bits: int = 32
@@ -156,14 +173,21 @@ class ConvLayer:
             raise TypeError(f"input_signed must be a bool, not {self.input_signed!r}")
         if not isinstance(self.requantize, bool):
             raise TypeError(f"requantize must be a bool, not {self.requantize!r}")
-        if isinstance(self.pad_value, bool) or not isinstance(self.pad_value, int):
-            raise TypeError(f"pad_value must be an integer, not {self.pad_value!r}")
-        lo, hi = self.input_range
-        if not lo <= self.pad_value <= hi:
-            kind = "signed" if self.input_signed else "unsigned"
-            raise ValueError(
-                f"pad_value {self.pad_value} does not fit {self.input_bits}-bit {kind} inputs "
-                f"({lo}..{hi})")
+        self._check_pad_value()
+        object.__setattr__(self, "padding_mode", self._normalize_mode(self.padding_mode))
+        if not isinstance(self.pad_runtime, bool):
+            raise TypeError(f"pad_runtime must be a bool, not {self.pad_runtime!r}")
+        if self.padding_mode != "constant":
+            if self.pad_value != 0:
+                raise ValueError(
+                    f"pad_value applies to padding_mode 'constant' only; padding_mode "
+                    f"{self.padding_mode!r} takes the border from the frame: remove pad_value "
+                    f"or use padding_mode 'constant'")
+            if self.pad_runtime:
+                raise ValueError(
+                    f"pad_runtime applies to padding_mode 'constant' only; padding_mode "
+                    f"{self.padding_mode!r} takes the border from the frame: remove "
+                    f"pad_runtime or use padding_mode 'constant'")
         if self.name is not None:
             if not isinstance(self.name, str):
                 raise TypeError(f"name must be a string (a Verilog identifier), not "
@@ -175,6 +199,9 @@ class ConvLayer:
         object.__setattr__(self, "padding", self._normalize_padding(self.padding))
         for axis in (0, 1):
             self._check_axis(axis)
+        if self.padding_mode == "reflect":
+            for axis in (0, 1):
+                self._check_reflect(axis)
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -192,6 +219,57 @@ class ConvLayer:
             f"groups {self.groups} does not divide {' and '.join(bad)}; use groups "
             f"{' or '.join(nearest)} (the values that divide both channel counts: "
             f"{', '.join(map(str, valid))})")
+    _MODES = ("constant", "replicate", "reflect")
+
+    @classmethod
+    def _normalize_mode(cls, mode):
+        if not isinstance(mode, str):
+            raise TypeError(f"padding_mode must be 'constant', 'replicate' or 'reflect', "
+                            f"not {mode!r}")
+        if mode.lower() == "circular":
+            raise ValueError(
+                "padding_mode 'circular' needs a frame buffer (its top padding rows are the "
+                "frame's last rows, which arrive last) and this engine streams without one; "
+                "use padding_mode 'constant', 'replicate' or 'reflect'")
+        if mode.lower() not in cls._MODES:
+            raise ValueError(f"padding_mode must be 'constant', 'replicate' or 'reflect', "
+                             f"not {mode!r}")
+        return mode.lower()
+
+    def _check_pad_value(self):
+        value = self.pad_value
+        what = "an integer or a list of one integer per input channel"
+        if isinstance(value, list):
+            value = tuple(value)
+            object.__setattr__(self, "pad_value", value)
+        if isinstance(value, tuple):
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+                raise TypeError(f"pad_value must be {what}, not {list(value)!r}")
+            if len(value) != self.in_channels:
+                raise ValueError(
+                    f"pad_value must have one value per input channel (in_channels = "
+                    f"{self.in_channels}), not {len(value)}; or give one integer for all")
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"pad_value must be {what}, not {value!r}")
+        lo, hi = self.input_range
+        kind = "signed" if self.input_signed else "unsigned"
+        for n, v in enumerate(value if isinstance(value, tuple) else (value,)):
+            if not lo <= v <= hi:
+                name = f"pad_value[{n}] =" if isinstance(value, tuple) else "pad_value"
+                raise ValueError(f"{name} {v} does not fit {self.input_bits}-bit {kind} inputs "
+                                 f"({lo}..{hi})")
+
+    def _check_reflect(self, axis):
+        # PyTorch's rule: reflection does not repeat the edge, so each side takes at most
+        # size - 1 rows or columns from the frame.
+        size = (self.height, self.width)[axis]
+        sides = ("top", "bottom") if axis == 0 else ("left", "right")
+        for side, pad in zip(sides, self._axis_pads(axis)):
+            if pad >= size:
+                raise ValueError(
+                    f"padding_mode 'reflect' needs each side's padding smaller than the frame: "
+                    f"padding {side} {pad} >= {_AXES[axis]} {size}; use padding of at most "
+                    f"{size - 1} on the {_AXES[axis]} axis, or padding_mode 'replicate'")
 
     @staticmethod
     def _normalize_padding(padding):
@@ -278,6 +356,31 @@ class ConvLayer:
     def pads(self):
         """Padding as ``(top, bottom, left, right)``."""
         return self._axis_pads(0) + self._axis_pads(1)
+
+    @property
+    def pad_values(self):
+        """``pad_value`` as one value per input channel."""
+        if isinstance(self.pad_value, tuple):
+            return self.pad_value
+        return (self.pad_value,) * self.in_channels
+
+    def source_index(self, axis):
+        """Where each row (``axis`` 0) or column (1) of the padded frame comes from: its index
+        in the input frame, or ``None`` for a constant padding row or column. ``"replicate"``
+        clamps to the edge; ``"reflect"`` mirrors about the edge without repeating it."""
+        size = (self.height, self.width)[axis]
+        before, after = self._axis_pads(axis)
+        index = []
+        for i in range(-before, size + after):
+            if 0 <= i < size:
+                index.append(i)
+            elif self.padding_mode == "replicate":
+                index.append(min(max(i, 0), size - 1))
+            elif self.padding_mode == "reflect":
+                index.append(-i if i < 0 else 2 * (size - 1) - i)
+            else:
+                index.append(None)
+        return tuple(index)
 
     @property
     def padded_shape(self):
@@ -385,13 +488,21 @@ class ConvLayer:
         return 2 * self.out_channels + 3 if self.requantize else 0
 
     @property
+    def pad_beats(self):
+        """Load beats after everything else: a pad value per input channel with
+        ``pad_runtime``, else none."""
+        return self.in_channels if self.pad_runtime else 0
+
+    @property
     def load_bits(self):
         """The width of a weight-load beat's value: a weight, a bias or, when requantizing, a
-        multiplier (a non-negative signed value)."""
+        multiplier (a non-negative signed value), or a run-time pad value (an input)."""
         bits = max(self.weight_bits, self.bias_bits)
         if self.requantize:
             from .quant import MULTIPLIER_BITS
             bits = max(bits, MULTIPLIER_BITS + 1)
+        if self.pad_runtime:
+            bits = max(bits, self.input_bits + (not self.input_signed))
         return bits
 
     @property
@@ -556,9 +667,10 @@ class ConvSpec(ConvLayer):
     @property
     def load_beats(self):
         """Beats of a weight load: a weight per PE per fold address (idle lanes included),
-        then a bias per output channel, then the requantization parameters if any
-        (:func:`convaccel.beats.weight_beats`)."""
-        return self.cycles_per_pixel * self.pe_count + self.out_channels + self.requant_beats
+        then a bias per output channel, then the requantization parameters if any, then the
+        run-time pad values if any (:func:`convaccel.beats.weight_beats`)."""
+        return (self.cycles_per_pixel * self.pe_count + self.out_channels + self.requant_beats
+                + self.pad_beats)
 
     # -- the engine's figures, from its stages -------------------------------------------------
 
@@ -620,6 +732,11 @@ class ConvSpec(ConvLayer):
     def bias_memory_bits(self):
         return self._memory_bits("biases")
 
+    @property
+    def padder_memory_bits(self):
+        """The rows an edge padding mode keeps (:class:`convaccel.hdl.padder.EdgePadder`)."""
+        return self._memory_bits("padder rows")
+
     # -- reports -------------------------------------------------------------------------------
 
     def figures(self):
@@ -637,6 +754,7 @@ class ConvSpec(ConvLayer):
             "line_buffer_bits": self.line_buffer_bits,
             "weight_memory_bits": self.weight_memory_bits,
             "bias_memory_bits": self.bias_memory_bits,
+            "padder_memory_bits": self.padder_memory_bits,
         }
 
     # -- configuration files -------------------------------------------------------------------

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import Feeder, SystolicArray, fold_tag_layout
 from .output import OutputStage, pixel_out_layout
-from .padder import Padder, pixel_in_layout
+from .padder import EdgePadder, Padder, pixel_in_layout
 from .stream import Queue
 from .window import WindowGen, window_layout
 
@@ -79,10 +79,11 @@ class ConvAccelerator(wiring.Component):
     Weights and biases arrive on ``weights`` while no frame runs: ``cycles_per_pixel * rows *
     cols`` weight beats in the order (fold address, row, column), then ``out_channels`` bias
     beats in channel order, then for a requantized layer ``out_channels`` multipliers,
-    ``out_channels`` shifts, the output zero point, ``act_min`` and ``act_max``; ``last`` on
-    the final beat (:func:`convaccel.beats.weight_beats` makes them). A frame starts when the
-    engine is idle, no load is under way or offered, and the first pixel is valid; frames do
-    not overlap: the next begins after the previous one's last result has left.
+    ``out_channels`` shifts, the output zero point, ``act_min`` and ``act_max``, then with
+    run-time pad values (``pad_runtime``) ``in_channels`` pad values; ``last`` on the final beat
+    (:func:`convaccel.beats.weight_beats` makes them). A frame starts when the engine is
+    idle, no load is under way or offered, and the first pixel is valid; frames do not
+    overlap: the next begins after the previous one's last result has left.
 
     Throughput and latency follow :attr:`figures` exactly when input is always valid and
     results always ready.
@@ -103,8 +104,8 @@ class ConvAccelerator(wiring.Component):
     done : Out(1)
         The last frame has completed; cleared when the next starts.
     error : Out(1)
-        Sticky: a frame or a weight load had the wrong length, or a weight or bias did not fit
-        its width. Cleared by ``error_clear``.
+        Sticky: a frame or a weight load had the wrong length, or a weight, bias, requantization
+        parameter or pad value did not fit its width. Cleared by ``error_clear``.
     error_clear : In(1)
     cycles, input_stalls, output_stalls, macs : Out(...)
         For the current (or last) frame: cycles from start to the last result, cycles in which
@@ -118,9 +119,14 @@ class ConvAccelerator(wiring.Component):
         pixel = data.ArrayLayout(elem, spec.in_channels)
         tag = fold_tag_layout()
         # The stages, from the spec's parameters (each derives its own figures from them).
-        self._padder = Padder(
-            height=spec.height, width=spec.width, pads=spec.pads, pad_value=spec.pad_value,
-            pixel_shape=pixel)
+        if spec.padding_mode == "constant" or not any(spec.pads):
+            self._padder = Padder(
+                height=spec.height, width=spec.width, pads=spec.pads,
+                pad_value=spec.pad_values, pixel_shape=pixel, runtime=spec.pad_runtime)
+        else:
+            self._padder = EdgePadder(
+                height=spec.height, width=spec.width, pads=spec.pads, mode=spec.padding_mode,
+                pixel_shape=pixel)
         # Two pixels of slack between padder and window generator: the padder's handshake then
         # starts from this queue's registers, not from the window and the feeder.
         self._pixel_queue = Queue(pixel, 2)
@@ -247,9 +253,10 @@ class ConvAccelerator(wiring.Component):
         load_c = Signal(range(cols))
         load_bias = Signal()                          # past the weights
         # past the weights: 0 biases, then (requantized layers) 1 multipliers, 2 shifts,
-        # 3 zero point and clamp bounds
-        load_phase = Signal(range(4))
+        # 3 zero point and clamp bounds, then (run-time pad values) 4 pad values
+        load_phase = Signal(range(5))
         load_scalar = Signal(range(3))
+        load_pad = Signal(range(spec.in_channels))    # the input channel of a pad value
         load_group = Signal(range(blocks))           # the column block of a bias (channel_slot)
         load_lane = Signal(range(cols))
         load_discard = Signal()                       # dropping the rest of an overlong load
@@ -268,8 +275,11 @@ class ConvAccelerator(wiring.Component):
         else:
             load_in_group = None
             block_end = load_lane == cols - 1
-        if spec.requantize:
-            load_final = load_bias & (load_phase == 3) & (load_scalar == 2)
+        scalars_end = (load_phase == 3) & (load_scalar == 2)
+        if spec.pad_runtime:
+            load_final = load_bias & (load_phase == 4) & (load_pad == spec.in_channels - 1)
+        elif spec.requantize:
+            load_final = load_bias & scalars_end
         else:
             load_final = load_bias & table_end
 
@@ -285,6 +295,8 @@ class ConvAccelerator(wiring.Component):
         ]
         if spec.requantize:
             m.d.comb += output.q_data.eq(beat.data)
+        if spec.pad_runtime:
+            m.d.comb += padder.pad_data.eq(beat.data)
 
         def fits(bits, signed=True):
             # the beat's value is a sign extension of its low `bits` bits (or a zero
@@ -331,9 +343,17 @@ class ConvAccelerator(wiring.Component):
                                                  (value <= SHIFT_RANGE[1]))]
                     with m.Case(3):
                         m.d.comb += [output.c_en.eq(1 << load_scalar), value_ok.eq(fits(8))]
+                if spec.pad_runtime:
+                    with m.Case(4):
+                        m.d.comb += [padder.pad_en.eq(1 << load_pad),
+                                     value_ok.eq(fits(spec.input_bits, spec.input_signed))]
             m.d.comb += load_error.eq(~value_ok | (beat.last != load_final))
-            with m.If(load_phase == 3):
+            with m.If(load_phase == 4):
+                m.d.sync += load_pad.eq(load_pad + 1)
+            with m.Elif(load_phase == 3):
                 m.d.sync += load_scalar.eq(load_scalar + 1)
+                with m.If(scalars_end):
+                    m.d.sync += load_phase.eq(4)
             with m.Else():
                 m.d.sync += [load_lane.eq(load_lane + 1), load_channel.eq(load_channel + 1)]
                 with m.If(block_end):
@@ -341,11 +361,13 @@ class ConvAccelerator(wiring.Component):
                 if load_in_group is not None:
                     m.d.sync += load_in_group.eq(Mux(group_end, 0, load_in_group + 1))
                 with m.If(table_end):
+                    # (a raw layer's biases go straight on to the pad values)
                     m.d.sync += [load_lane.eq(0), load_group.eq(0), load_channel.eq(0),
-                                 load_phase.eq(load_phase + 1)]
+                                 load_phase.eq(load_phase + 1 if spec.requantize else 4)]
             with m.If(load_final | beat.last):
                 m.d.sync += [load_lane.eq(0), load_group.eq(0), load_channel.eq(0),
-                             load_bias.eq(0), load_phase.eq(0), load_scalar.eq(0)]
+                             load_bias.eq(0), load_phase.eq(0), load_scalar.eq(0),
+                             load_pad.eq(0)]
                 if load_in_group is not None:
                     m.d.sync += load_in_group.eq(0)
                 with m.If(~beat.last):                # too long: drop up to `last`

@@ -3,7 +3,8 @@
 
 The job comes in through ``CONVACCEL_TB_JOB``, a folder holding ``job.json`` (the spec's
 parameters, stall probability, seed) and ``data.npz`` (input frames ``x``, weights ``w``, bias
-``b``, requantization ``r`` if any). The bench writes ``out.npz`` (the hardware's output
+``b``, requantization ``r`` if any, and ``p`` if any: the run-time pad values of each frame,
+loaded with the weights before it). The bench writes ``out.npz`` (the hardware's output
 frames) and ``report.json`` (counters, measured cycles) there, and ``progress`` as it goes.
 """
 
@@ -91,8 +92,10 @@ class EngineBench:
         self.w = arrays["w"]
         self.b = arrays["b"] if "b" in arrays else None
         self.requant = requant_from_values(arrays["r"]) if "r" in arrays else None
-        self.expected = [golden.conv2d(x, self.w, self.b, self.spec, self.requant)
-                         for x in self.frames]
+        self.pads = [[int(v) for v in p] for p in arrays["p"]] if "p" in arrays else None
+        self.expected = [golden.conv2d(x, self.w, self.b, self.spec, self.requant,
+                                       self.pads and self.pads[n])
+                         for n, x in enumerate(self.frames)]
         spec = self.spec
         layouts = ConvAccelerator(spec).layouts        # (the generated engine's own)
         self.pixel_layout = layouts["pixels"]
@@ -155,13 +158,29 @@ class EngineBench:
 
         weights = StreamDriver(dut, "weights", dut.clk,
                                pauses(random.Random(rng.random()), self.stall))
-        await weights.send(self.load_layout.const({"data": v, "last": last}).as_bits()
-                           for v, last in weight_beats(self.w, self.b, spec, self.requant))
+
+        def load(pad=None):
+            return weights.send(self.load_layout.const({"data": v, "last": last}).as_bits()
+                                for v, last in weight_beats(self.w, self.b, spec, self.requant,
+                                                            pad))
+
+        await load(self.pads and self.pads[0])
         pixels = StreamDriver(dut, "pixels", dut.clk,
                               pauses(random.Random(rng.random()), self.stall))
-        words = [self.pixel_layout.const({"data": c, "last": last}).as_bits()
-                 for x in self.frames for c, last in pixel_beats(x, spec)]
-        sender = cocotb.start_soon(pixels.send(words))
+        frames = [[self.pixel_layout.const({"data": c, "last": last}).as_bits()
+                   for c, last in pixel_beats(x, spec)] for x in self.frames]
+
+        async def send():
+            if self.pads is None:
+                await pixels.send(word for words in frames for word in words)
+                return
+            for n, words in enumerate(frames):
+                if n:
+                    # the load waits for the previous frame to end; the frame for the load
+                    await load(self.pads[n])
+                await pixels.send(words)
+
+        sender = cocotb.start_soon(send())
 
         # Frames cannot take longer than the model with every cycle stalled a few times over.
         limit = 50 * (spec.cycles + spec.padded_shape[0] * spec.padded_shape[1]) * \

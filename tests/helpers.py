@@ -17,7 +17,8 @@ __all__ = ["random_spec", "random_data", "random_requant", "extreme_data", "need
 def random_spec(rng, *, max_size=12, max_channels=5, max_kernel=5, max_array=6, max_groups=0,
                 **fixed):
     """A random valid layer: odd sizes, rectangular kernels, stride and dilation 1-3,
-    asymmetric padding, non-zero pad values, unsigned inputs and odd widths now and then.
+    asymmetric padding, non-zero and per-channel pad values, replicate and reflect padding,
+    unsigned inputs and odd widths now and then.
 
     With ``max_groups`` (2 or more), a grouped layer: 2 to ``max_groups`` groups, depthwise
     (one input channel a group) half the time, each group up to ``max_channels`` input and
@@ -56,9 +57,19 @@ def random_spec(rng, *, max_size=12, max_channels=5, max_kernel=5, max_array=6, 
         except ValueError:
             continue
         lo, hi = spec.input_range
-        if rng.random() < 0.5:
-            spec = ConvSpec(**{**kw, "pad_value": int(rng.integers(lo, hi + 1))})
-        return spec
+        choice = rng.random()
+        if spec.padding_mode != "constant" or "pad_value" in fixed:
+            pass
+        elif choice < 0.4:
+            kw["pad_value"] = int(rng.integers(lo, hi + 1))
+        elif choice < 0.5:
+            kw["pad_value"] = [int(v) for v in rng.integers(lo, hi + 1, spec.in_channels)]
+        elif choice < 0.75 and not {"padding_mode", "pad_runtime"} & set(fixed):
+            top, bottom, left, right = spec.pads
+            fits = max(top, bottom) < spec.height and max(left, right) < spec.width
+            kw["padding_mode"] = "reflect" if fits and rng.random() < 0.6 else "replicate"
+        kw.update(fixed)
+        return ConvSpec(**kw)
 
 
 def random_data(rng, spec, extreme=False):

@@ -146,6 +146,74 @@ def test_run_simulated_board_example_with_arrays(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), golden.conv2d(x, w, b, spec))
 
 
+def test_run_pad_mean_simulated_board(tmp_path):
+    # A frame padded with its channels' means, loaded with the weights (tests/link/
+    # test_link.py runs the same layer over two frames, on the same simulator build).
+    import numpy as np
+
+    from convaccel import ConvSpec, golden
+    config = Path(__file__).parents[1] / "examples" / "pad_mean.toml"
+    spec = ConvSpec.from_toml(config)
+    x = np.random.default_rng(3).integers(-128, 128, spec.input_shape)
+    x[1] -= 40                                    # (another mean)
+    x = x.clip(-128, 127)
+    assert golden.pad_mean(x) != spec.pad_values
+    np.save(tmp_path / "x.npy", x)
+    result = run("run", str(config), "--board", "icebreaker", "--simulate", "--pad", "mean",
+                 "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    means = golden.pad_mean(x)
+    assert f"pad values      {', '.join(map(str, means))} (each channel's mean over the " \
+        f"frame" in result.stdout
+    assert "PASS: the device's 5 x 5 x 4 result equals the golden model bit for bit" in \
+        result.stdout
+    y = np.load(tmp_path / "y.npy")
+    np.testing.assert_array_equal(y, golden.conv2d(x, *_layer_wb(spec, 1), spec, pad=list(means)))
+
+
+def _layer_wb(spec, seed):
+    """The weights and bias `convaccel run` draws for seed `seed` (its --seed default is 1)."""
+    import numpy as np
+
+    from convaccel.cli import random_layer
+    _, w, b, _ = random_layer(spec, np.random.default_rng(seed))
+    return w, b
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["simulate", "--pad", "mean"], r"--pad needs an engine with run-time pad values: set "
+                                    r"pad_runtime = true in the layer \(this one pads with its "
+                                    r"pad_value, fixed at generation\)$"),
+    (["run", "{example}", "--board", "icebreaker", "--simulate", "--pad", "1,2"],
+     r"--pad needs one value, or 3 \(one per input channel\), not 2$"),
+    (["simulate", "{example}", "--pad", "-129"],
+     r"--pad: pad\[0\] = -129 is outside -128\.\.127; 3 value\(s\) of pad do not fit$"),
+    (["simulate", "{model}", "--pad", "0"],
+     r"--pad: a \.tflite model pads with its input zero point; give --pad with a TOML layer "
+     r"that has pad_runtime = true$"),
+])
+def test_pad_wrong(capsys, argv, message):
+    import re
+
+    from convaccel.cli import main
+    argv = [a.format(example=Path(__file__).parents[1] / "examples" / "pad_mean.toml",
+                     model=EXAMPLE_MODEL) for a in argv]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert re.fullmatch(r"convaccel: error: " + message + "\n", err), err
+    assert "PASS" not in out and "simulating" not in out
+
+
+def test_pad_option_wrong(capsys):
+    from convaccel.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["simulate", "--pad", "average"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "convaccel simulate: error: argument --pad: expected 'mean' or integers separated by "
+        "commas (one, or one per input channel), e.g. 0 or 3,-1,7, not 'average'")
+
+
 EXAMPLE_MODEL = Path(__file__).parents[1] / "examples" / "int8_conv.tflite"
 
 

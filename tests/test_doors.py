@@ -25,7 +25,8 @@ DOC = Path(__file__).parents[1] / "docs" / "errors.md"
 ERROR = "convaccel: error: "
 BOARDS = "icebreaker, ulx3s-85f, orangecrab-85f, tangnano9k"
 LAYER_KEYS = ("height, width, in_channels, out_channels, kernel, stride, padding, dilation, "
-              "groups, pad_value, input_bits, weight_bits, bias_bits, input_signed, requantize")
+              "groups, pad_value, padding_mode, pad_runtime, input_bits, weight_bits, bias_bits, "
+              "input_signed, requantize")
 NOT_NPY = "not a NumPy .npy file (save one integer array with numpy.save)"
 STALL = "--stall must be a probability from 0 up to (not including) 1, not "
 SEED = "expected an integer from 0 to 2147483647, not "
@@ -96,6 +97,21 @@ DOORS = [
          ERROR + "negative.toml: height must be a positive integer, not -8"),
     Door("CONFIG", "a pad value the inputs cannot hold", "spec pad-value.toml",
          ERROR + "pad-value.toml: pad_value 999 does not fit 8-bit signed inputs (-128..127)"),
+    Door("CONFIG", "one pad value per channel, too few", "spec pad-values.toml",
+         ERROR + "pad-values.toml: pad_value must have one value per input channel "
+         "(in_channels = 3), not 2; or give one integer for all"),
+    Door("CONFIG", "circular padding (needs a frame buffer)", "spec circular.toml",
+         ERROR + "circular.toml: padding_mode 'circular' needs a frame buffer (its top padding "
+         "rows are the frame's last rows, which arrive last) and this engine streams without "
+         "one; use padding_mode 'constant', 'replicate' or 'reflect'"),
+    Door("CONFIG", "reflect padding as wide as the frame", "generate reflect-wide.toml",
+         ERROR + "reflect-wide.toml: padding_mode 'reflect' needs each side's padding smaller "
+         "than the frame: padding top 8 >= height 8; use padding of at most 7 on the height "
+         "axis, or padding_mode 'replicate'"),
+    Door("CONFIG", "a pad value with an edge padding mode", "spec replicate-value.toml",
+         ERROR + "replicate-value.toml: pad_value applies to padding_mode 'constant' only; "
+         "padding_mode 'replicate' takes the border from the frame: remove pad_value or use "
+         "padding_mode 'constant'"),
     Door("CONFIG", "an [array] of zero rows", "spec zero-rows.toml",
          ERROR + "zero-rows.toml: rows must be a positive integer, not 0"),
     Door("CONFIG", "an [array] larger than the layer", "spec big-array.toml",
@@ -261,6 +277,26 @@ DOORS = [
               "argument --simulator: invalid choice: 'modelsim' (choose from "
               "'verilator', 'icarus')"),
 
+    # -- --pad: run-time pad values ------------------------------------------------------------
+    Door("simulate --pad", "a layer whose pad values are fixed", "simulate --pad mean",
+         ERROR + "--pad needs an engine with run-time pad values: set pad_runtime = true in the "
+         "layer (this one pads with its pad_value, fixed at generation)",
+         covered="test_cli.py::test_pad_wrong"),
+    Door("run --pad", "too few values", "run pad_mean.toml --board icebreaker --simulate "
+         "--pad 1,2",
+         ERROR + "--pad needs one value, or 3 (one per input channel), not 2",
+         covered="test_cli.py::test_pad_wrong"),
+    Door("simulate --pad", "a value the inputs cannot hold", "simulate pad_mean.toml --pad -129",
+         ERROR + "--pad: pad[0] = -129 is outside -128..127; 3 value(s) of pad do not fit",
+         covered="test_cli.py::test_pad_wrong"),
+    Door("simulate --pad", "with a .tflite model", "simulate int8_conv.tflite --pad 0",
+         ERROR + "--pad: a .tflite model pads with its input zero point; give --pad with a TOML "
+         "layer that has pad_runtime = true", covered="test_cli.py::test_pad_wrong"),
+    _argparse("simulate", "simulate --pad", "neither 'mean' nor integers",
+              "simulate --pad average",
+              "argument --pad: expected 'mean' or integers separated by commas (one, or one per "
+              "input channel), e.g. 0 or 3,-1,7, not 'average'"),
+
     # -- outputs -------------------------------------------------------------------------------
     Door("generate -o", "an unwritable folder", "generate -o /proc/x",
          ERROR + "cannot write the design to /proc/x: No such file or directory"),
@@ -387,6 +423,14 @@ def make_files(folder):
         "pad-value.toml": f"[layer]\n{LAYER}kernel = 3\npad_value = 999\n",
         "zero-rows.toml": f"[layer]\n{LAYER}kernel = 3\n[array]\nrows = 0\ncols = 2\n",
         "big-array.toml": f"[layer]\n{LAYER}kernel = 3\n[array]\nrows = 4\ncols = 2\n",
+        "pad-values.toml": f"[layer]\n{LAYER.replace('in_channels = 1', 'in_channels = 3')}"
+                           f"kernel = 3\npadding = 1\npad_value = [1, 2]\n",
+        "circular.toml": f"[layer]\n{LAYER}kernel = 3\npadding = 1\n"
+                         f"padding_mode = \"circular\"\n",
+        "reflect-wide.toml": f"[layer]\n{LAYER}kernel = 3\npadding = [8, 0, 0, 0]\n"
+                             f"padding_mode = \"reflect\"\n",
+        "replicate-value.toml": f"[layer]\n{LAYER}kernel = 3\npadding = 1\npad_value = 3\n"
+                                f"padding_mode = \"replicate\"\n",
         "geometry.toml": f"[layer]\n{LAYER}kernel = 3\ndilation = 2\nstride = 4\n",
         "groups.toml": "[layer]\nheight = 8\nwidth = 8\nin_channels = 8\nout_channels = 16\n"
                        "kernel = 3\ngroups = 3\n",

@@ -9,14 +9,31 @@ from convaccel import ConvSpec, golden
 from helpers import random_data, random_spec
 
 
-def reference_conv2d(x, w, b, spec):
-    """Convolution by another route: the frame padded by assignment, the kernel dilated by
-    inserting zeros, one 2-D ``scipy.signal.correlate`` per channel pair, then decimation."""
+#: PyTorch's padding modes by NumPy's names (F.pad's "replicate" is np.pad's "edge"; both
+#: "reflect"s leave the edge out).
+NUMPY_MODES = {"replicate": "edge", "reflect": "reflect"}
+
+
+def reference_pad(x, spec, values=None):
+    """The padded frame by another route: ``np.pad`` per channel, its constant (``values``,
+    else the layer's) or NumPy's mode for the layer's."""
     top, bottom, left, right = spec.pads
-    c_in, h, wd = x.shape
+    widths = ((top, bottom), (left, right))
+    x = np.asarray(x, dtype=np.int64)
+    if spec.padding_mode == "constant":
+        values = spec.pad_values if values is None else values
+        return np.stack([np.pad(ch, widths, mode="constant", constant_values=v)
+                         for ch, v in zip(x, values)])
+    return np.stack([np.pad(ch, widths, mode=NUMPY_MODES[spec.padding_mode]) for ch in x])
+
+
+def reference_conv2d(x, w, b, spec, values=None):
+    """Convolution by another route: the frame padded by ``np.pad`` (:func:`reference_pad`),
+    the kernel dilated by inserting zeros, one 2-D ``scipy.signal.correlate`` (direct) per
+    channel pair, then decimation."""
+    c_in = x.shape[0]
     assert spec.acc_bits <= 64, "scipy correlates int64, not Python integers"
-    padded = np.full((c_in, h + top + bottom, wd + left + right), spec.pad_value, dtype=np.int64)
-    padded[:, top:top + h, left:left + wd] = x
+    padded = reference_pad(x, spec, values)
     d_h, d_w = spec.dilation
     k_h, k_w = spec.kernel
     # PyTorch's groups: filter o holds w.shape[1] input channels, those of its group, which is
@@ -118,6 +135,94 @@ def test_named_geometries(kw):
     x, w, b = random_data(rng, spec)
     np.testing.assert_array_equal(golden.conv2d(x, w, b, spec).astype(object),
                                   reference_conv2d(x, w, b, spec))
+
+
+@pytest.mark.parametrize("mode", ["replicate", "reflect", "per-channel"])
+@pytest.mark.parametrize("seed", range(40))
+def test_padding_modes_match_reference(mode, seed):
+    # Every padding mode on random geometries (stride, dilation, asymmetric and "same"
+    # padding), against np.pad's own modes and a direct correlation.
+    rng = np.random.default_rng(1000 + seed)
+    if mode == "per-channel":
+        spec = random_spec(rng, max_size=9, padding_mode="constant")
+        values = [int(v) for v in rng.integers(*spec.input_range, spec.in_channels,
+                                               endpoint=True)]
+        spec = ConvSpec(**{**spec.parameters(), "pad_value": values})
+    else:
+        spec = random_spec(rng, max_size=9, padding_mode=mode)
+    x, w, b = random_data(rng, spec, extreme=seed % 5 == 0)
+    np.testing.assert_array_equal(golden.pad_frame(x, spec), reference_pad(x, spec))
+    np.testing.assert_array_equal(golden.conv2d(x, w, b, spec).astype(object),
+                                  reference_conv2d(x, w, b, spec))
+
+
+@pytest.mark.parametrize("mode, expected", [
+    # 1..12 in a 3 x 4 frame, padded 2 above, 1 below, 3 left, 2 right (NumPy's "edge" and
+    # "reflect", written out)
+    ("replicate", [[1, 1, 1, 1, 2, 3, 4, 4, 4]] * 3 + [[5, 5, 5, 5, 6, 7, 8, 8, 8],
+                                                     [9, 9, 9, 9, 10, 11, 12, 12, 12],
+                                                     [9, 9, 9, 9, 10, 11, 12, 12, 12]]),
+    ("reflect", [[12, 11, 10, 9, 10, 11, 12, 11, 10], [8, 7, 6, 5, 6, 7, 8, 7, 6],
+                 [4, 3, 2, 1, 2, 3, 4, 3, 2], [8, 7, 6, 5, 6, 7, 8, 7, 6],
+                 [12, 11, 10, 9, 10, 11, 12, 11, 10], [8, 7, 6, 5, 6, 7, 8, 7, 6]]),
+])
+def test_edge_modes_by_hand(mode, expected):
+    spec = ConvSpec(height=3, width=4, in_channels=1, out_channels=1, kernel=1,
+                    padding=(2, 1, 3, 2), padding_mode=mode)
+    x = np.arange(1, 13).reshape(1, 3, 4)
+    assert golden.pad_frame(x, spec)[0].tolist() == expected
+    # a 1 x 1 kernel of ones reads the padded frame back
+    assert golden.conv2d(x, np.ones((1, 1, 1, 1), int), None, spec)[0].tolist() == expected
+
+
+def test_pad_mean_rounds_half_away_from_zero():
+    # ties go away from zero: 0.5 -> 1, -0.5 -> -1, 2.5 -> 3, -2.5 -> -3; others to nearest
+    frames = {(0, 1): 1, (-1, 0): -1, (2, 3): 3, (-3, -2): -3, (1, 1): 1, (0, 0): 0}
+    x = np.array([[[a, b]] for a, b in frames])
+    assert golden.pad_mean(x) == tuple(frames.values())
+    # thirds round to the nearest: 4/3 -> 1, 5/3 -> 2, -4/3 -> -1, -5/3 -> -2
+    x = np.array([[[1, 1, 2]], [[1, 2, 2]], [[-1, -1, -2]], [[-1, -2, -2]]])
+    assert golden.pad_mean(x) == (1, 2, -1, -2)
+    # the extremes stay in range, and wide values are summed exactly
+    assert golden.pad_mean(np.full((1, 3, 3), -(1 << 31))) == (-(1 << 31),)
+    assert golden.pad_mean(np.array([[[(1 << 31) - 1, (1 << 31) - 2]]])) == ((1 << 31) - 1,)
+
+
+def test_run_time_pad_values():
+    spec = ConvSpec(height=3, width=3, in_channels=2, out_channels=1, kernel=3, padding=1,
+                    pad_value=[4, -4], pad_runtime=True)
+    x = np.array([np.arange(9).reshape(3, 3), -np.arange(9).reshape(3, 3) - 1])
+    w, b = np.ones((1, 2, 3, 3), int), None
+    # no pad given: the layer's pad_value, which the host loads unless told otherwise
+    np.testing.assert_array_equal(golden.conv2d(x, w, b, spec),
+                                  reference_conv2d(x, w, b, spec, [4, -4]))
+    assert golden.resolve_pad(spec, None) == (4, -4)
+    assert golden.resolve_pad(spec, 7) == (7, 7)
+    assert golden.resolve_pad(spec, [1, 2]) == (1, 2)
+    # the mean of channel 0 is 4, of channel 1 -5
+    assert golden.resolve_pad(spec, "mean", x) == (4, -5)
+    np.testing.assert_array_equal(golden.conv2d(x, w, b, spec, pad="mean"),
+                                  reference_conv2d(x, w, b, spec, [4, -5]))
+
+
+@pytest.mark.parametrize("kw, pad, message", [
+    (dict(), 3, r"^pad values for a frame need a layer with run-time pad values \(set "
+                r"pad_runtime = true in the layer\); this one pads with its pad_value, fixed at "
+                r"generation$"),
+    (dict(pad_runtime=True), "median", r"^pad must be 'mean', an integer or one integer per "
+                                       r"input channel, not 'median'$"),
+    (dict(pad_runtime=True), 1.5, r"^pad must be 'mean', an integer or one integer per "
+                                  r"input channel, not 1\.5$"),
+    (dict(pad_runtime=True), [1, 2, 3], r"^pad must have the shape \(2,\) \(one value per "
+                                        r"input channel\), not \(3,\)$"),
+    (dict(pad_runtime=True), [0, 128], r"^pad\[1\] = 128 is outside -128\.\.127; 1 "
+                                       r"value\(s\) of pad do not fit$"),
+])
+def test_pad_wrong(kw, pad, message):
+    spec = ConvSpec(height=3, width=3, in_channels=2, out_channels=1, kernel=3, padding=1, **kw)
+    x = np.zeros(spec.input_shape, int)
+    with pytest.raises(ValueError, match=message):
+        golden.conv2d(x, np.zeros(spec.weight_shape, int), None, spec, pad=pad)
 
 
 def test_hand_computed():

@@ -143,6 +143,70 @@ def test_depthwise_model_equals_litert(tmp_path):
     y, expected = np.load(tmp_path / "y.npy"), run_reference(data, x)
     np.testing.assert_array_equal(y, expected)
     assert len(np.unique(expected)) > 16
+#: Padding taken from the frame and pad values loaded at run time (issue #16) under cocotb:
+#: the edge padder's row memory and its exact first pixel in Verilog (reflect, the deeper
+#: memory and the longer start, at stride 2 and dilation 2), with no stalls, so that the bench
+#: holds each frame to the model's cycles. (A run-time pad value, each frame's mean, goes
+#: through the simulated board in tests/link/test_link.py.) More under `full`, with stalls:
+#: a run-time pad load before each frame, replicate at stride 2 and dilation 2, per-channel
+#: values fixed at generation, reflect requantized, the host's own values.
+PADDING = {
+    "refl_s2_dil2": (dict(height=9, width=8, in_channels=2, out_channels=2, kernel=3,
+                          stride=2, dilation=2, padding=(3, 3, 2, 3), padding_mode="reflect",
+                          rows=3, cols=1), None),
+}
+PADDING_FULL = {
+    "mean_runtime": (dict(height=6, width=5, in_channels=3, out_channels=2, kernel=(3, 2),
+                          padding=(1, 1, 1, 0), pad_value=[9, -9, 0], pad_runtime=True,
+                          input_bits=6, rows=3, cols=2), "mean"),
+    "rep_s2_dil2": (dict(height=8, width=9, in_channels=2, out_channels=2, kernel=(2, 3),
+                         stride=2, dilation=2, padding=(2, 1, 3, 3), padding_mode="replicate",
+                         rows=3, cols=2), None),
+    "per_channel": (dict(height=5, width=6, in_channels=3, out_channels=2, kernel=3,
+                         padding=(1, 1, 2, 0), pad_value=[-100, 0, 77], rows=4, cols=2), None),
+    "q_reflect": (dict(height=6, width=6, in_channels=2, out_channels=3, kernel=3,
+                       padding="same", padding_mode="reflect", rows=5, cols=3,
+                       requantize=True), None),
+    "host_values": (dict(height=5, width=5, in_channels=2, out_channels=2, kernel=3, padding=2,
+                         input_signed=False, pad_runtime=True, rows=2, cols=2), [255, 3]),
+}
+
+
+def check_padding(name, kw, pad, stall):
+    need_simulator("verilator")
+    spec = ConvSpec(**kw, name=name)
+    rng = np.random.default_rng(len(name) + 200)
+    frames = [random_data(rng, spec)[0] for _ in range(2)]
+    _, w, b = random_data(rng, spec)
+    requant = None
+    if spec.requantize:
+        requant, b = random_requant(rng, spec)
+    result = simulate(spec, np.stack(frames), w, b, requant=requant, pad=pad, stall=stall,
+                      seed=9)
+    assert result.matches, result.message
+    for frame, out in zip(frames, result.output):
+        np.testing.assert_array_equal(out, golden.conv2d(frame, w, b, spec, requant, pad))
+    if pad == "mean":
+        # each frame had its own pad values, and they mattered
+        assert golden.pad_mean(frames[0]) != golden.pad_mean(frames[1])
+        assert not np.array_equal(result.output[0], golden.conv2d(frames[0], w, b, spec))
+    if stall:
+        assert all(c["cycles"] >= spec.cycles for c in result.counters)
+        assert sum(c["input_stalls"] + c["output_stalls"] for c in result.counters) > 0
+    else:
+        # (the bench held each frame to the model's cycles, the edge padder's start included)
+        assert [c["cycles"] for c in result.counters] == [spec.cycles] * 2
+
+
+@pytest.mark.parametrize("name", PADDING)
+def test_padding(name):
+    check_padding(name, *PADDING[name], stall=0.0)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("name", PADDING_FULL)
+def test_padding_full(name):
+    check_padding(name, *PADDING_FULL[name], stall=0.25)
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)

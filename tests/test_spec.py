@@ -415,3 +415,106 @@ def test_from_toml_binary_wrong(tmp_path):
     with pytest.raises(ConfigError, match=r"noise\.toml: the file holds binary data, not a "
                                           r"TOML layer configuration"):
         ConvSpec.from_toml(path)
+
+
+# -- padding modes and pad values ---------------------------------------------------------------
+
+def test_padding_modes_and_pad_values():
+    assert spec().padding_mode == "constant" and spec().pad_values == (0, 0, 0)
+    assert spec(padding_mode="Reflect", padding=1).padding_mode == "reflect"
+    sp = spec(pad_value=[1, -2, 3], padding=1)
+    assert sp.pad_value == (1, -2, 3) and sp.pad_values == (1, -2, 3)
+    assert spec(pad_value=5).pad_values == (5, 5, 5)
+    # the normalized parameters (a list for the values) rebuild the layer
+    assert sp.parameters()["pad_value"] == [1, -2, 3]
+    assert ConvSpec(**sp.parameters()) == sp
+    # where each padded row comes from: PyTorch's rules, None for a constant row
+    assert spec(height=3, padding=(2, 2, 0, 0)).source_index(0) == (
+        None, None, 0, 1, 2, None, None)
+    assert spec(height=3, padding=(2, 2, 0, 0), padding_mode="replicate").source_index(0) == (
+        0, 0, 0, 1, 2, 2, 2)
+    assert spec(height=3, padding=(2, 2, 0, 0), padding_mode="reflect").source_index(0) == (
+        2, 1, 0, 1, 2, 1, 0)
+
+
+def test_run_time_pad_values_load():
+    plain = spec(padding=1, rows=2, cols=2)
+    sp = spec(padding=1, rows=2, cols=2, pad_runtime=True)
+    # three more beats (one per input channel) at the end of the load
+    assert sp.load_beats == plain.load_beats + 3 == sp.cycles_per_pixel * 4 + 4 + 3
+    # a load beat holds an unsigned 16-bit input when the weights and bias are narrower
+    wide = spec(pad_runtime=True, input_bits=16, input_signed=False, weight_bits=8,
+                bias_bits=8)
+    assert wide.load_bits == 17
+    assert spec(pad_runtime=True, bias_bits=8).load_bits == 8
+
+
+def test_edge_padder_figures():
+    # replicate: one cycle (the row memory's read) more than constant padding; reflect: the
+    # first padded pixel's source, input pixel top * width + left, must have arrived
+    const = spec(height=6, width=7, padding=(2, 1, 3, 1), rows=2, cols=2)
+    rep = spec(height=6, width=7, padding=(2, 1, 3, 1), padding_mode="replicate", rows=2, cols=2)
+    ref = spec(height=6, width=7, padding=(2, 1, 3, 1), padding_mode="reflect", rows=2, cols=2)
+    assert rep.cycles == const.cycles + 1
+    assert ref.cycles == const.cycles + 2 * 7 + 3 + 1
+    # memory: 2 rows (replicate), max(2, top + 1, bottom + 1) rows (reflect) of the input
+    # width, every channel
+    assert const.padder_memory_bits == 0
+    assert rep.padder_memory_bits == 2 * 7 * 3 * 8
+    assert ref.padder_memory_bits == 3 * 7 * 3 * 8
+    # without padding, nothing to take from the edge: the constant padder, no memory
+    assert spec(padding=0, padding_mode="reflect").padder_memory_bits == 0
+
+
+@pytest.mark.parametrize("kw, error, message", [
+    (dict(padding_mode="circular", padding=1), ValueError,
+     r"^padding_mode 'circular' needs a frame buffer \(its top padding rows are the frame's "
+     r"last rows, which arrive last\) and this engine streams without one; use padding_mode "
+     r"'constant', 'replicate' or 'reflect'$"),
+    (dict(padding_mode="edge"), ValueError,
+     r"^padding_mode must be 'constant', 'replicate' or 'reflect', not 'edge'$"),
+    (dict(padding_mode=1), TypeError,
+     r"^padding_mode must be 'constant', 'replicate' or 'reflect', not 1$"),
+    (dict(padding_mode="reflect", height=3, padding=(1, 3, 0, 0)), ValueError,
+     r"^padding_mode 'reflect' needs each side's padding smaller than the frame: padding "
+     r"bottom 3 >= height 3; use padding of at most 2 on the height axis, or padding_mode "
+     r"'replicate'$"),
+    (dict(padding_mode="reflect", width=1, padding="same"), ValueError,
+     r"^padding_mode 'reflect' needs each side's padding smaller than the frame: padding "
+     r"left 1 >= width 1; use padding of at most 0 on the width axis, or padding_mode "
+     r"'replicate'$"),
+    (dict(padding_mode="replicate", pad_value=3, padding=1), ValueError,
+     r"^pad_value applies to padding_mode 'constant' only; padding_mode 'replicate' takes the "
+     r"border from the frame: remove pad_value or use padding_mode 'constant'$"),
+    (dict(padding_mode="reflect", pad_runtime=True, padding=1), ValueError,
+     r"^pad_runtime applies to padding_mode 'constant' only; padding_mode 'reflect' takes "
+     r"the border from the frame: remove pad_runtime or use padding_mode 'constant'$"),
+    (dict(pad_runtime=1), TypeError, r"^pad_runtime must be a bool, not 1$"),
+    (dict(pad_value=[1, 2]), ValueError,
+     r"^pad_value must have one value per input channel \(in_channels = 3\), not 2; or give "
+     r"one integer for all$"),
+    (dict(pad_value=[1, 2, 200]), ValueError,
+     r"^pad_value\[2\] = 200 does not fit 8-bit signed inputs \(-128\.\.127\)$"),
+    (dict(pad_value=[1, 2.5, 3]), TypeError,
+     r"^pad_value must be an integer or a list of one integer per input channel, not "
+     r"\[1, 2\.5, 3\]$"),
+    (dict(pad_value="zero"), TypeError,
+     r"^pad_value must be an integer or a list of one integer per input channel, not 'zero'$"),
+])
+def test_padding_mode_wrong(kw, error, message):
+    with pytest.raises(error, match=message):
+        spec(**kw)
+
+
+def test_padding_mode_from_toml(tmp_path):
+    path = write(tmp_path, '[layer]\nheight = 5\nwidth = 5\nin_channels = 2\nout_channels = 1\n'
+                           'kernel = 3\npadding = 1\npad_value = [-3, 4]\npad_runtime = true\n')
+    assert ConvSpec.from_toml(path).pad_values == (-3, 4)
+    path = write(tmp_path, '[layer]\nheight = 5\nwidth = 5\nin_channels = 2\nout_channels = 1\n'
+                           'kernel = 3\npadding = 1\npadding_mode = "reflect"\n')
+    assert ConvSpec.from_toml(path).padding_mode == "reflect"
+    path = write(tmp_path, '[layer]\nheight = 5\nwidth = 5\nin_channels = 2\nout_channels = 1\n'
+                           'kernel = 3\npadding = 1\npadding_mode = "circular"\n')
+    with pytest.raises(ConfigError, match=r"layer\.toml: padding_mode 'circular' needs a frame "
+                                          r"buffer"):
+        ConvSpec.from_toml(path)

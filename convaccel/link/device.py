@@ -8,6 +8,7 @@ import os
 import time
 
 from ..beats import pixel_beats, result_array, weight_beats
+from ..golden import check_array, resolve_pad
 from .protocol import (
     MAX_PAYLOAD,
     RESPONSE_START,
@@ -70,6 +71,8 @@ class Device:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.resent = 0
+        self._loaded = None           # the arrays of the last load, for pad reloads
+        self._pads = None             # and its pad values
 
     # -- packets ---------------------------------------------------------------------------------
 
@@ -135,10 +138,14 @@ class Device:
         except ValueError as e:
             raise DeviceError(str(e)) from None
 
-    def load(self, w, b=None, requant=None):
+    def load(self, w, b=None, requant=None, pad=None):
         """Load weights ``(C_out, C_in, K_h, K_w)``, bias ``(C_out,)`` and, for a requantized
-        layer, its :class:`~convaccel.quant.Requant`."""
-        for payload in self.format.weight_payloads(weight_beats(w, b, self.spec, requant)):
+        layer, its :class:`~convaccel.quant.Requant`; for a layer with run-time pad values,
+        ``pad`` (one value, or one per input channel; default the layer's ``pad_value``)."""
+        beats = weight_beats(w, b, self.spec, requant, pad)
+        self._loaded = (w, b, requant)
+        self._pads = resolve_pad(self.spec, pad)
+        for payload in self.format.weight_payloads(beats):
             self._send_chunk(Command.LOAD, payload)
 
     def _send_chunk(self, command, payload, results=None, wanted=0):
@@ -157,8 +164,23 @@ class Device:
         _, data = self.request(Command.READ, count.to_bytes(2, "big"))
         return self.format.results(data)
 
-    def run(self, x):
-        """Send the frame ``x`` ``(C_in, H, W)`` and return the result ``(C_out, H_out, W_out)``."""
+    def run(self, x, pad=None):
+        """Send the frame ``x`` ``(C_in, H, W)`` and return the result ``(C_out, H_out, W_out)``.
+
+        ``pad``, for a layer with run-time pad values, pads this frame: values, or ``"mean"``
+        (each channel's mean over ``x``, rounded halves away from zero:
+        :func:`convaccel.golden.pad_mean`). The pad values come last in the weight load, so
+        the last load is sent again with them before the frame, unless it holds them
+        already."""
+        if pad is not None:
+            if self._loaded is None:
+                raise DeviceError("load the weights before run(x, pad=...): the pad values "
+                                  "travel with them")
+            x = check_array("x", x, self.spec.input_shape, self.spec.input_range,
+                            "in_channels, height, width")
+            values = resolve_pad(self.spec, pad, x)
+            if values != self._pads:
+                self.load(*self._loaded, values)
         wanted = self.spec.output_pixels
         results = []
         for payload in self.format.frame_payloads(pixel_beats(x, self.spec)):

@@ -48,17 +48,19 @@ def serial_verilog(spec, divisor=SIM_DIVISOR, name="serial_top"):
     return verilog.convert(core, name=name, emit_src=False)
 
 
-def run_simulated(spec, frames, w, b, *, requant=None, scenario="run", simulator=None,
-                  seed=None):
+def run_simulated(spec, frames, w, b, *, requant=None, pad=None, scenario="run",
+                  simulator=None, seed=None):
     """Load ``w``, ``b`` and run ``frames`` through the serial engine, the real host driver
     talking to its simulated UART pins. ``scenario="faults"`` first sends every kind of bad
     packet and records the device's answers. A requantized layer needs `requant` (a
-    :class:`~convaccel.quant.Requant`)."""
+    :class:`~convaccel.quant.Requant`). ``pad``, for a layer with run-time pad values, pads
+    every frame (values, or ``"mean"``: each frame's own), as
+    :meth:`~convaccel.link.device.Device.run` does."""
     from ..sim.runner import build_key, cache_dir, default_simulator, run_cocotb, write_source
     from ..simulate import _failure_message
 
     for x in frames:
-        golden.conv2d(x, w, b, spec, requant)        # validates the arrays
+        golden.conv2d(x, w, b, spec, requant, pad)    # validates the arrays
     text = serial_verilog(spec)
     simulator = simulator or default_simulator()
     build_dir = cache_dir() / "board" / f"serial-{simulator}-{build_key(text, __version__)}"
@@ -66,7 +68,8 @@ def run_simulated(spec, frames, w, b, *, requant=None, scenario="run", simulator
     verilog_path = write_source(build_dir, "serial_top.v", text)
     job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=build_dir))
     (job_dir / "job.json").write_text(json.dumps({
-        "spec": spec.parameters(), "divisor": SIM_DIVISOR, "scenario": scenario}))
+        "spec": spec.parameters(), "divisor": SIM_DIVISOR, "scenario": scenario,
+        "pad": pad if isinstance(pad, (str, type(None))) else np.asarray(pad).tolist()}))
     arrays = {"x": np.stack(frames), "w": np.asarray(w)}
     if b is not None:
         arrays["b"] = np.asarray(b)

@@ -1,7 +1,8 @@
 """cocotb testbench: the host driver talks to the engine through simulated UART pins.
 
 The job folder (``CONVACCEL_TB_JOB``) holds ``job.json`` (the spec's parameters, the UART
-divisor, the scenario) and ``data.npz`` (frames ``x``, weights ``w``, bias ``b``). The very
+divisor, the scenario, the frames' run-time pad values if any) and ``data.npz`` (frames
+``x``, weights ``w``, bias ``b``). The very
 :class:`convaccel.link.device.Device` that drives a real board runs in a thread (cocotb's
 ``bridge``), its bytes crossing the ``rx``/``tx`` pins bit by bit, and the board's LEDs are
 checked between its steps. The bench writes
@@ -148,6 +149,7 @@ async def host_session(dut):
     frames = list(arrays["x"])
     w, b = arrays["w"], arrays.get("b")
     requant = requant_from_values(arrays["r"]) if "r" in arrays else None
+    pad = job.get("pad")
 
     dut.rx.value = 1
     dut.rst.value = 1
@@ -175,9 +177,12 @@ async def host_session(dut):
             report["faults"] = fault_checks(device, spec, frames[0])
         device.reset()
         start_bytes, start_cycle = device.bytes_sent + device.bytes_received, cycle()
-        device.load(w, b, requant)
+        # (the first frame's pad values with the weights: run() sends them again only when
+        # they change)
+        device.load(w, b, requant, None if pad is None else golden.resolve_pad(spec, pad,
+                                                                               frames[0]))
         leds = {"pass after the load": read_leds()["pass"]}
-        outputs = [device.run(x) for x in frames]
+        outputs = [device.run(x, pad) for x in frames]
         report["status"] = device.status()
         leds.update({f"{role} after the frames": value for role, value in read_leds().items()
                      if role in ("pass", "fail", "done", "busy")})
@@ -195,6 +200,6 @@ async def host_session(dut):
                               "fail after the frames": 0, "done after the frames": 1,
                               "busy after the frames": 0}, report["leds"]
     for n, (x, y) in enumerate(zip(frames, outputs)):
-        expected = golden.conv2d(x, w, b, spec, requant)
+        expected = golden.conv2d(x, w, b, spec, requant, pad)
         assert np.array_equal(y, expected), f"frame {n}: the device's answer differs from the " \
             f"golden model at {np.argwhere(y != expected)[0].tolist()}"

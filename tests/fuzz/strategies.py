@@ -118,7 +118,8 @@ def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_a
     in_channels = groups * draw(st.integers(1, per_group) if groups == 1 else
                                 st.one_of(st.just(1), st.integers(1, per_group)))
     out_channels = groups * draw(st.integers(1, per_group))
-    return dict(
+    value = st.one_of(st.just(0), st.sampled_from([lo, hi]), st.integers(lo, hi))
+    kwargs = dict(
         height=h, width=w,
         in_channels=in_channels,
         out_channels=out_channels,
@@ -127,7 +128,9 @@ def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_a
         stride=_pair_form(draw, sh, sw),
         padding=padding,
         dilation=_pair_form(draw, dh, dw),
-        pad_value=draw(st.one_of(st.just(0), st.sampled_from([lo, hi]), st.integers(lo, hi))),
+        pad_value=draw(st.one_of(value, st.lists(value, min_size=in_channels,
+                                                  max_size=in_channels))),
+        pad_runtime=draw(st.booleans()),
         input_bits=input_bits,
         weight_bits=draw(_widths(16)),
         bias_bits=draw(_widths(32)),
@@ -138,6 +141,16 @@ def layer_kwargs(draw, *, max_size=MAX_SIZE, max_channels=6, max_kernel=5, max_a
         rows=draw(st.integers(1, min(max_array, kh * kw * in_channels // groups))),
         cols=draw(st.integers(1, min(max_array, out_channels // groups))),
     )
+    # the border taken from the frame now and then (reflect only where each side's padding
+    # is smaller than the frame, PyTorch's rule); no pad value then
+    mode = draw(st.sampled_from(["constant", "constant", "constant", "replicate", "reflect"]))
+    if mode != "constant":
+        top, bottom, left, right = ConvSpec(**kwargs).pads
+        if mode == "reflect" and not (max(top, bottom) < h and max(left, right) < w):
+            mode = "replicate"
+        kwargs.update(pad_value=0, pad_runtime=False,
+                      padding_mode=draw(st.sampled_from([mode, mode.capitalize()])))
+    return kwargs
 
 
 def layers(**limits):
@@ -270,6 +283,57 @@ def _pad_value_out_of_range(draw, kw):
 
 
 @st.composite
+def _pad_values_miscounted(draw, kw):
+    spec = ConvSpec(**kw)
+    lo, hi = spec.input_range
+    n = draw(st.integers(0, 8).filter(lambda n: n != spec.in_channels))
+    return BadLayer("pad values not one per input channel", "pad_value",
+                    dict(kw, padding_mode="constant",
+                         pad_value=draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n))))
+
+
+@st.composite
+def _pad_value_with_edge_mode(draw, kw):
+    lo, hi = ConvSpec(**kw).input_range
+    bad = draw(st.one_of(st.integers(lo, hi).filter(bool),
+                         st.lists(st.integers(lo, hi), min_size=ConvSpec(**kw).in_channels,
+                                  max_size=ConvSpec(**kw).in_channels)))
+    return BadLayer("a pad value with an edge padding mode", "pad_value",
+                    dict(kw, padding_mode=draw(st.sampled_from(["replicate", "reflect"])),
+                         pad_value=bad, padding=0))
+
+
+@st.composite
+def _circular(draw, kw):
+    return BadLayer("circular padding", "padding_mode",
+                    dict(kw, padding_mode=draw(st.sampled_from(["circular", "Circular"]))))
+
+
+@st.composite
+def _bad_padding_mode(draw, kw):
+    bad = draw(st.one_of(st.text(max_size=9),
+                         st.sampled_from(["edge", "zeros", "symmetric", "wrap", "mean", "same"])))
+    if bad.lower() in ("constant", "replicate", "reflect", "circular"):
+        bad += "x"
+    return BadLayer("unknown padding mode", "padding_mode", dict(kw, padding_mode=bad))
+
+
+@st.composite
+def _reflect_too_wide(draw, kw):
+    # one side's padding at least the frame on its axis, stride 1 so that the output size
+    # stays whole
+    axis = draw(st.integers(0, 1))
+    size = draw(st.integers(1, 6))
+    k, d = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    other = draw(st.integers(0, size - 1))
+    wide = max(size + draw(st.integers(0, 2)), (k - 1) * d + 1 - size - other)
+    before, after = (wide, other) if draw(st.booleans()) else (other, wide)
+    kw = _set_axis(kw, axis, size, k, 1, d, before, after)
+    return BadLayer("reflect padding as wide as the frame", "padding",
+                    dict(kw, padding_mode="reflect", pad_value=0, pad_runtime=False))
+
+
+@st.composite
 def _bad_padding_string(draw, kw):
     bad = draw(st.one_of(st.text(max_size=8),
                          st.sampled_from(["full", "causal", "SAME ", " valid", "sam", "none"])))
@@ -308,10 +372,13 @@ _NOT_INT = st.one_of(st.floats(allow_nan=False), st.text(max_size=3), st.none(),
 @st.composite
 def _wrong_type(draw, kw):
     field = draw(st.sampled_from(INT_FIELDS + PAIR_FIELDS + (
-        "padding", "input_signed", "requantize", "name")))
-    if field in ("input_signed", "requantize"):
+        "padding", "input_signed", "requantize", "pad_runtime", "padding_mode", "name")))
+    if field in ("input_signed", "requantize", "pad_runtime"):
         bad = draw(st.one_of(st.integers(0, 1), st.text(max_size=3), st.none(),
                              st.floats(allow_nan=False)))
+    elif field == "padding_mode":
+        bad = draw(st.one_of(st.integers(), st.none(), st.floats(allow_nan=False),
+                             st.lists(st.just("reflect"), max_size=1)))
     elif field == "name":
         bad = draw(st.one_of(st.integers(), st.floats(allow_nan=False),
                              st.just(""),
@@ -332,7 +399,8 @@ def _wrong_type(draw, kw):
 
 # the variants of the layer's parameters: every key ConvSpec or a TOML file refuses
 KEY_TYPOS = ("kernel_size", "kernal", "strides", "paddings", "Height", "channels", "bits",
-             "dilations", "pad", "signed", "requant", "row", "columns", "size", "layers")
+             "dilations", "pad", "signed", "requant", "row", "columns", "size", "layers",
+             "pad_mode", "mode", "pad_values", "runtime_pad")
 
 
 @st.composite
@@ -397,6 +465,11 @@ PARAMETER_FAULTS = {
     "not positive": _not_positive,
     "pad value outside the input range": _pad_value_out_of_range,
     "bad padding string": _bad_padding_string,
+    "pad values not one per input channel": _pad_values_miscounted,
+    "a pad value with an edge padding mode": _pad_value_with_edge_mode,
+    "circular padding": _circular,
+    "unknown padding mode": _bad_padding_mode,
+    "reflect padding as wide as the frame": _reflect_too_wide,
     "negative padding": _negative_padding,
     "bool where an integer is expected": _bool_for_int,
     "wrong type": _wrong_type,

@@ -53,6 +53,26 @@ GEOMETRIES = {
                     padding=2, groups=4, rows=3, cols=2),
     "q_dw_idle_cols": dict(height=6, width=5, in_channels=3, out_channels=3, kernel=3,
                            padding=1, pad_value=9, groups=3, rows=9, cols=2, requantize=True),
+    # padding taken from the frame (issue #16): replicate and reflect at stride 2 and dilation
+    # 2, a pixel per cycle (P = 1, the padder the bottleneck), per-channel and run-time values
+    "rep_s2_same": dict(height=7, width=8, in_channels=2, out_channels=3, kernel=3, stride=2,
+                        padding="same", padding_mode="replicate", rows=3, cols=2),
+    "refl_dil2": dict(height=6, width=7, in_channels=2, out_channels=2, kernel=3, dilation=2,
+                      padding=(2, 2, 3, 1), padding_mode="reflect", rows=4, cols=2),
+    "refl_s2_dil2": dict(height=9, width=6, in_channels=1, out_channels=2, kernel=(3, 2),
+                         stride=2, dilation=2, padding=(3, 3, 5, 2), padding_mode="reflect",
+                         rows=2, cols=2),
+    "rep_every_cycle": dict(height=4, width=3, in_channels=1, out_channels=2, kernel=1,
+                            padding=(3, 2, 4, 1), padding_mode="replicate", rows=1, cols=2),
+    "refl_every_cycle": dict(height=5, width=4, in_channels=2, out_channels=1, kernel=(2, 1),
+                             padding=(4, 1, 0, 3), padding_mode="reflect", rows=4, cols=1),
+    "per_channel": dict(height=5, width=7, in_channels=3, out_channels=2, kernel=3, stride=2,
+                        dilation=(1, 2), padding=(1, 1, 2, 2), pad_value=[-7, 0, 99],
+                        rows=4, cols=2),
+    "q_reflect": dict(height=6, width=6, in_channels=2, out_channels=3, kernel=3,
+                      padding="same", padding_mode="reflect", rows=4, cols=2, requantize=True),
+    "q_runtime": dict(height=5, width=5, in_channels=2, out_channels=3, kernel=3, padding=1,
+                      pad_value=[-5, 3], pad_runtime=True, rows=3, cols=2, requantize=True),
 }
 
 
@@ -219,3 +239,27 @@ def test_depthwise_tflite_model_equals_litert(tmp_path):
         np.testing.assert_array_equal(conv.from_layer_output(y), expected)
         assert len(np.unique(expected)) > 8
     assert [c["cycles"] for c in counters] == [spec.cycles] * 2
+@pytest.mark.parametrize("pad", ["mean", [-100, 17, 5]])
+def test_run_time_pad_values_per_frame(pad):
+    # Pad values loaded at run time, with the weights, before each frame: the frame's mean
+    # or values of the host's; frames of exactly the model's cycles (the pad values do not
+    # change the frame's figures).
+    spec = ConvSpec(height=5, width=4, in_channels=3, out_channels=2, kernel=3, stride=(2, 1),
+                    padding=(1, 1, 2, 1), pad_runtime=True, rows=3, cols=2)
+    counters = check_engine(spec, seed=4, frames=2, pad=pad)
+    assert [c["cycles"] for c in counters] == [spec.cycles] * 2
+
+
+def test_pad_value_too_wide_flags_error():
+    # A run-time pad value that does not fit the inputs (4-bit unsigned here) is flagged like a
+    # bias that does not fit; a good load after it is used.
+    spec = ConvSpec(height=3, width=3, in_channels=2, out_channels=1, kernel=3, padding=1,
+                    input_bits=4, input_signed=False, pad_runtime=True, rows=2, cols=1)
+    rng = np.random.default_rng(3)
+    x, w, b = random_data(rng, spec)
+    good = weight_beats(w, b, spec, pad=[15, 2])
+    for bad_value in (16, -1):
+        bad = good[:-1] + [(bad_value, True)]
+        results, _, error_after_loads = run_engine(spec, [x], w, b, loads=[bad, good])
+        assert error_after_loads == 1
+        np.testing.assert_array_equal(results[0], golden.conv2d(x, w, b, spec, pad=[15, 2]))

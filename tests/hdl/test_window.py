@@ -74,6 +74,8 @@ def memories(top):
 @pytest.mark.parametrize("kw", [
     dict(kernel=3, padding=1), dict(kernel=(5, 3), dilation=(2, 1), padding=(4, 4, 1, 1)),
     dict(kernel=1), dict(kernel=(3, 5), stride=(1, 2), padding=(1, 1, 2, 2)),
+    dict(kernel=3, padding=1, padding_mode="replicate"),
+    dict(kernel=(5, 3), stride=2, padding=(4, 2, 1, 1), padding_mode="reflect"),
 ])
 def test_memories_match_the_spec(kw):
     spec = ConvSpec(height=9, width=9, in_channels=3, out_channels=5, input_bits=6, rows=3,
@@ -96,6 +98,10 @@ def test_memories_match_the_spec(kw):
     assert len(weights) == spec.pe_count - spec.engine.pe_pairs
     assert sum(d * w for d, w in weights.values()) == spec.weight_memory_bits
     assert mems["output/bias"][0] * mems["output/bias"][1] == spec.bias_memory_bits
+    # an edge padding mode's rows: a few input rows (never the frame), in one block RAM
+    rows = mems.get("padder/rows", (0, 0))
+    assert rows[0] * rows[1] == spec.padder_memory_bits
+    assert rows[0] in (0, 2 * spec.width, 5 * spec.width)
 
 
 def test_window_geometry_wrong():

@@ -1,12 +1,15 @@
 """The host link: protocol, driver, and the whole exchange on the simulated board (the real
 driver against the board top's serial engine under cocotb)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import need_simulator, random_data
 from linkutil import FLAG_BITS, STATUS_WIRE, status_wire
 
 from convaccel import DEFAULT_SPEC, ConvSpec, golden
+from convaccel.beats import weight_beats
 from convaccel.link.device import Device, DeviceError
 from convaccel.link.protocol import (
     MAX_PAYLOAD,
@@ -166,22 +169,62 @@ def test_faults_then_a_correct_frame():
     assert status["macs"] == spec.macs
 
 
-# (The default layer's exchange runs in tests/test_cli.py, through `convaccel run --simulate`.)
-@pytest.mark.parametrize("spec", [
-    ConvSpec(height=9, width=7, in_channels=3, out_channels=5, kernel=(3, 5), stride=2,
-             padding=(1, 1, 2, 2), pad_value=-3, rows=4, cols=2, bias_bits=16),
-    ConvSpec(height=8, width=10, in_channels=1, out_channels=6, kernel=3, dilation=2,
-             padding="valid", input_signed=False, input_bits=4, weight_bits=6, rows=3, cols=3),
-], ids=["k3x5_s2", "dilated_unsigned"])
-def test_exchange_bit_exact(spec):
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+# (The default layer's exchange runs in tests/test_cli.py, through `convaccel run --simulate`,
+# and so does examples/pad_mean.toml, on the same simulator build as here.)
+@pytest.mark.parametrize("spec, pad", [
+    # a 3x5 kernel at stride 2, asymmetric padding with run-time pad values (per channel, the
+    # layer's own -3, 0, 3 unless told): each frame padded with its own mean, loaded with the
+    # weights before it
+    (ConvSpec.from_toml(EXAMPLES / "pad_mean.toml"), "mean"),
+    (ConvSpec(height=8, width=10, in_channels=1, out_channels=6, kernel=3, dilation=2,
+              padding="valid", input_signed=False, input_bits=4, weight_bits=6, rows=3, cols=3),
+     None),
+], ids=["k3x5_s2_pad_mean", "dilated_unsigned"])
+def test_exchange_bit_exact(spec, pad):
     need_simulator()
     from convaccel.link.sim import run_simulated
     x, w, b = layer(spec, 3)
-    run = run_simulated(spec, [x], w, b)
+    frames = [x] if pad is None else [x, layer(spec, 4)[0]]
+    run = run_simulated(spec, frames, w, b, pad=pad)
     assert run.passed, run.message
-    np.testing.assert_array_equal(run.outputs[0], golden.conv2d(x, w, b, spec))
+    for frame, y in zip(frames, run.outputs):
+        np.testing.assert_array_equal(y, golden.conv2d(frame, w, b, spec, pad=pad))
+    if pad == "mean":
+        # the means differ from frame to frame and from the layer's own pad values, and they
+        # mattered
+        assert golden.pad_mean(frames[0]) != golden.pad_mean(frames[1]) != spec.pad_values
+        assert not np.array_equal(run.outputs[1], golden.conv2d(frames[1], w, b, spec))
     # the board's LEDs followed the exchange (the bench checks them; here, that it did)
     assert run.report["leds"]["pass after the load"] == 1
     link = run.report["link"]
     # the link is the bottleneck: the exchange keeps the line busy most of the time
     assert link["bytes"] * 10 / link["bit_times"] > 0.5
+
+
+def test_driver_reloads_the_pad_values_before_a_frame():
+    # With run-time pad values, run(x, pad) sends the last load again with the frame's pad
+    # values (its mean here) at its end, then the frame; without a load first, it refuses.
+    spec = ConvSpec(height=3, width=3, in_channels=2, out_channels=1, kernel=3, padding=1,
+                    pad_runtime=True, rows=2, cols=1)
+    x = np.array([np.full((3, 3), 5), np.arange(9).reshape(3, 3) - 20])
+    w, b = np.ones(spec.weight_shape, int), np.array([7])
+    with pytest.raises(DeviceError, match=r"^load the weights before run\(x, pad=\.\.\.\): the "
+                                          r"pad values travel with them$"):
+        Device(ScriptedPort([]), spec).run(x, pad="mean")
+    ok = [encode_response(c, Status.OK) for c in (Command.LOAD, Command.LOAD, Command.FRAME)]
+    results = encode_response(Command.READ, Status.OK,
+                              bytes(spec.output_pixels * LinkFormat(spec).result_pixel_bytes))
+    port = ScriptedPort(ok + [results])
+    device = Device(port, spec)
+    device.load(w, b)
+    device.run(x, pad="mean")
+    fmt = device.format
+    loads = [p[4:-2] for p in port.written[:2]]
+    assert loads[0] == fmt.weight_payloads(weight_beats(w, b, spec))[0]
+    # the second load: the same weights and bias, then the means 5 and -16
+    assert loads[1] == fmt.weight_payloads(weight_beats(w, b, spec, pad=[5, -16]))[0]
+    assert loads[1][-2 * fmt.weight_bytes:] == (5).to_bytes(4, "big") + \
+        (-16).to_bytes(4, "big", signed=True)
