@@ -253,11 +253,7 @@ class ConvAccelerator(wiring.Component):
         # that the memories' enables and addresses start from flip-flops (the load's control
         # was the engine's critical path).
         load_k = Signal(range(depth))
-        load_r = Signal(range(rows))
-        load_c = Signal(range(cols))
         k_end = Signal(init=depth == 1)               # load_k == depth - 1
-        r_end = Signal(init=rows == 1)                # load_r == rows - 1
-        c_end = Signal(init=cols == 1)                # load_c == cols - 1
         load_bias = Signal()                          # past the weights
         # past the weights: 0 biases, then (requantized layers) 1 multipliers, 2 shifts,
         # 3 zero point and clamp bounds, then (run-time pad values) 4 pad values
@@ -273,7 +269,8 @@ class ConvAccelerator(wiring.Component):
         lane_end = Signal(init=cols == 1)             # load_lane == cols - 1
         load_discard = Signal()                       # dropping the rest of an overlong load
         load_idle = Signal(init=1)                    # at the start of a load (registered)
-        # One-hot: the PE that takes the next weight (row-major, as the beats come).
+        # One-hot: the PE that takes the next weight (row-major, as the beats come); its last
+        # bit marks a fold address's last weight.
         load_pe = Signal(rows * cols, init=1)
         load_channel = Signal(range(spec.out_channels))
         table_end = Signal(init=spec.out_channels == 1)   # load_channel == out_channels - 1
@@ -322,7 +319,21 @@ class ConvAccelerator(wiring.Component):
             top = beat.data[bits - 1 if signed else bits:]
             return (top == 0) | ((top == (1 << len(top)) - 1) if signed else 0)
 
-        load_error = Signal()
+        # The value checks are kept off the load's control: which one applies (the beat's kind)
+        # and each one's verdict on the beat's value are registered, and combined in the next
+        # cycle (the cycle in which `load_error` used to be registered).
+        if spec.requantize:
+            from ..quant import MULTIPLIER_BITS, SHIFT_RANGE
+            value = beat.data.as_signed()
+            shift_ok = (value >= SHIFT_RANGE[0]) & (value <= SHIFT_RANGE[1])
+        # weights, biases, multipliers, shifts, zero point and clamp bounds, pad values
+        oks = Cat(fits(spec.weight_bits), fits(spec.bias_bits),
+                  fits(MULTIPLIER_BITS, signed=False) if spec.requantize else C(1, 1),
+                  shift_ok if spec.requantize else C(1, 1),
+                  fits(8) if spec.requantize else C(1, 1),
+                  fits(spec.input_bits, spec.input_signed) if spec.pad_runtime else C(1, 1))
+        kind = Signal(len(oks))                       # one-hot: the check for the beat taken
+        load_error = Signal()                         # the beat's `last` is misplaced
         with m.If(take):
             # the load is at its start again after its final beat, or after an early `last`
             m.d.sync += load_idle.eq(Mux(load_discard, beat.last, beat.last | load_final))
@@ -332,42 +343,29 @@ class ConvAccelerator(wiring.Component):
         with m.Elif(take & ~load_bias):
             m.d.comb += array.w_en.eq(load_pe)
             m.d.sync += load_pe.eq(load_pe.rotate_left(1))
-            m.d.comb += load_error.eq(~fits(spec.weight_bits) | beat.last)
-            step(load_c, c_end, cols)
-            with m.If(c_end):
-                step(load_r, r_end, rows)
-                with m.If(r_end):
-                    step(load_k, k_end, depth)
-                    with m.If(k_end):
-                        m.d.sync += [load_bias.eq(1), final_phase.eq(final_number == 0)]
+            m.d.comb += [kind[0].eq(1), load_error.eq(beat.last)]
+            with m.If(load_pe[-1]):
+                step(load_k, k_end, depth)
+                with m.If(k_end):
+                    m.d.sync += [load_bias.eq(1), final_phase.eq(final_number == 0)]
             with m.If(beat.last):                     # too short: start over
                 clear(load_k, k_end, depth)
-                clear(load_r, r_end, rows)
-                clear(load_c, c_end, cols)
                 m.d.sync += [load_bias.eq(0), final_phase.eq(0), load_pe.eq(1)]
         with m.Elif(take):
-            value_ok = Signal()
             with m.Switch(load_phase):
                 with m.Case(0):
-                    m.d.comb += [output.b_en.eq(1 << load_lane),
-                                 value_ok.eq(fits(spec.bias_bits))]
+                    m.d.comb += [output.b_en.eq(1 << load_lane), kind[1].eq(1)]
                 if spec.requantize:
-                    from ..quant import MULTIPLIER_BITS, SHIFT_RANGE
                     with m.Case(1):
-                        m.d.comb += [output.m_en.eq(1 << load_lane),
-                                     value_ok.eq(fits(MULTIPLIER_BITS, signed=False))]
+                        m.d.comb += [output.m_en.eq(1 << load_lane), kind[2].eq(1)]
                     with m.Case(2):
-                        value = beat.data.as_signed()
-                        m.d.comb += [output.s_en.eq(1 << load_lane),
-                                     value_ok.eq((value >= SHIFT_RANGE[0]) &
-                                                 (value <= SHIFT_RANGE[1]))]
+                        m.d.comb += [output.s_en.eq(1 << load_lane), kind[3].eq(1)]
                     with m.Case(3):
-                        m.d.comb += [output.c_en.eq(1 << load_scalar), value_ok.eq(fits(8))]
+                        m.d.comb += [output.c_en.eq(1 << load_scalar), kind[4].eq(1)]
                 if spec.pad_runtime:
                     with m.Case(4):
-                        m.d.comb += [padder.pad_en.eq(1 << load_pad),
-                                     value_ok.eq(fits(spec.input_bits, spec.input_signed))]
-            m.d.comb += load_error.eq(~value_ok | (beat.last != load_final))
+                        m.d.comb += [padder.pad_en.eq(1 << load_pad), kind[5].eq(1)]
+            m.d.comb += load_error.eq(beat.last != load_final)
             with m.If(load_phase == 4):
                 step(load_pad, pad_end, spec.in_channels, wrap=False)
             with m.Elif(load_phase == 3):
@@ -414,8 +412,14 @@ class ConvAccelerator(wiring.Component):
             m.d.sync += [self.busy.eq(0), self.done.eq(1)]
 
         # Error events pass a register on their way to the sticky flag (a cycle later).
-        error_event = Signal()
-        m.d.sync += error_event.eq(padder.error | load_error)
+        # (each source in its own flip-flops: no logic joins the padder's and the load's)
+        padder_event = Signal()
+        load_event = Signal()
+        checked = Signal.like(kind)
+        verdicts = Signal.like(oks)
+        m.d.sync += [padder_event.eq(padder.error), load_event.eq(load_error),
+                     checked.eq(kind), verdicts.eq(oks)]
+        error_event = padder_event | load_event | (checked & ~verdicts).any()
         with m.If(self.error_clear):
             m.d.sync += self.error.eq(0)
         with m.If(error_event):
