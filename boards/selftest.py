@@ -190,18 +190,30 @@ class SelfTest(wiring.Component):
             want.eq(rd.data),
             last_wrong.eq(take & (beat.last != (index == depth - 1))),
         ]
-        lanes_wrong = Signal(spec.out_channels)
+        # Each value is compared in slices of 8 bits (two levels of LUT4), the slices' verdicts
+        # registered and combined in the next cycle.
+        width = max(len(Value.cast(got[0])), len(Value.cast(want[0])))
+
+        def extend(value):                            # sign extension to `width` bits
+            value = Value.cast(value)
+            return Cat(value, value[-1].replicate(width - len(value)))
+        slices = [(extend(got[c]) ^ extend(want[c]))[n:n + 8].any()
+                  for c in range(spec.out_channels) for n in range(0, width, 8)]
+        slices_wrong = Signal(len(slices))
+        checked = Signal()
         end_wrong = Signal()
         frame_checked = Signal()
         m.d.sync += [
-            lanes_wrong.eq(Cat(check & (got[c] != want[c]) for c in range(spec.out_channels))),
+            slices_wrong.eq(Cat(slices)),
+            checked.eq(check),
             end_wrong.eq(last_wrong),
             frame_checked.eq(frame_end),
         ]
+        lanes_wrong = checked & slices_wrong.any()       # (any channel)
         # A frame counts once its last beat has been compared, in the same cycle as a mismatch
         # in it would set `failed`: `passed` never shows a frame that failed.
         seen = Signal()
-        with m.If(lanes_wrong.any() | end_wrong):
+        with m.If(lanes_wrong | end_wrong):
             m.d.sync += self.failed.eq(1)
         with m.If(frame_checked):
             m.d.sync += [seen.eq(1), self.frames.eq(self.frames + 1)]

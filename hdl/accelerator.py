@@ -248,40 +248,55 @@ class ConvAccelerator(wiring.Component):
         ]
 
         # -- weight and bias loading -----------------------------------------------------------
+        # Every decode of the load's counters (a counter at its end, the final beat) is kept in
+        # a flip-flop beside its counter, set a cycle ahead from the counter's next value, so
+        # that the memories' enables and addresses start from flip-flops (the load's control
+        # was the engine's critical path).
         load_k = Signal(range(depth))
-        load_r = Signal(range(rows))
-        load_c = Signal(range(cols))
+        k_end = Signal(init=depth == 1)               # load_k == depth - 1
         load_bias = Signal()                          # past the weights
         # past the weights: 0 biases, then (requantized layers) 1 multipliers, 2 shifts,
         # 3 zero point and clamp bounds, then (run-time pad values) 4 pad values
         load_phase = Signal(range(5))
+        final_number = 4 if spec.pad_runtime else 3 if spec.requantize else 0
+        final_phase = Signal()                        # load_bias & (load_phase == final_number)
         load_scalar = Signal(range(3))
+        scalar_end = Signal()                         # load_scalar == 2
         load_pad = Signal(range(spec.in_channels))    # the input channel of a pad value
+        pad_end = Signal(init=spec.in_channels == 1)  # load_pad == in_channels - 1
         load_group = Signal(range(blocks))           # the column block of a bias (channel_slot)
         load_lane = Signal(range(cols))
+        lane_end = Signal(init=cols == 1)             # load_lane == cols - 1
         load_discard = Signal()                       # dropping the rest of an overlong load
         load_idle = Signal(init=1)                    # at the start of a load (registered)
-        # One-hot: the PE that takes the next weight (row-major, as the beats come).
+        # One-hot: the PE that takes the next weight (row-major, as the beats come); its last
+        # bit marks a fold address's last weight.
         load_pe = Signal(rows * cols, init=1)
         load_channel = Signal(range(spec.out_channels))
-        table_end = load_channel == spec.out_channels - 1
+        table_end = Signal(init=spec.out_channels == 1)   # load_channel == out_channels - 1
         # A block ends at its last column or at its convolution group's last channel (that is
         # at a column's end too where `cols` divides a group's channels, and at the table's end
         # with one group).
         if spec.groups > 1 and spec.out_per_group % cols:
             load_in_group = Signal(range(spec.out_per_group))
-            group_end = load_in_group == spec.out_per_group - 1
-            block_end = (load_lane == cols - 1) | group_end
+            group_end = Signal(init=spec.out_per_group == 1)  # == out_per_group - 1
+            block_end = lane_end | group_end
         else:
             load_in_group = None
-            block_end = load_lane == cols - 1
-        scalars_end = (load_phase == 3) & (load_scalar == 2)
-        if spec.pad_runtime:
-            load_final = load_bias & (load_phase == 4) & (load_pad == spec.in_channels - 1)
-        elif spec.requantize:
-            load_final = load_bias & scalars_end
-        else:
-            load_final = load_bias & table_end
+            block_end = lane_end
+        load_final = final_phase & (pad_end if spec.pad_runtime else
+                                    scalar_end if spec.requantize else table_end)
+
+        def step(counter, end, size, *, wrap=True):
+            """Advance `counter` (0..size-1, back to 0 after its end if `wrap`) and its `end`."""
+            if wrap:
+                m.d.sync += [counter.eq(Mux(end, 0, counter + 1)),
+                             end.eq(Mux(end, size == 1, counter == size - 2))]
+            else:
+                m.d.sync += [counter.eq(counter + 1), end.eq(counter == size - 2)]
+
+        def clear(counter, end, size):
+            m.d.sync += [counter.eq(0), end.eq(size == 1)]
 
         beat = self.weights.payload
         take = self.weights.valid & self.weights.ready
@@ -304,7 +319,21 @@ class ConvAccelerator(wiring.Component):
             top = beat.data[bits - 1 if signed else bits:]
             return (top == 0) | ((top == (1 << len(top)) - 1) if signed else 0)
 
-        load_error = Signal()
+        # The value checks are kept off the load's control: which one applies (the beat's kind)
+        # and each one's verdict on the beat's value are registered, and combined in the next
+        # cycle (the cycle in which `load_error` used to be registered).
+        if spec.requantize:
+            from ..quant import MULTIPLIER_BITS, SHIFT_RANGE
+            value = beat.data.as_signed()
+            shift_ok = (value >= SHIFT_RANGE[0]) & (value <= SHIFT_RANGE[1])
+        # weights, biases, multipliers, shifts, zero point and clamp bounds, pad values
+        oks = Cat(fits(spec.weight_bits), fits(spec.bias_bits),
+                  fits(MULTIPLIER_BITS, signed=False) if spec.requantize else C(1, 1),
+                  shift_ok if spec.requantize else C(1, 1),
+                  fits(8) if spec.requantize else C(1, 1),
+                  fits(spec.input_bits, spec.input_signed) if spec.pad_runtime else C(1, 1))
+        kind = Signal(len(oks))                       # one-hot: the check for the beat taken
+        load_error = Signal()                         # the beat's `last` is misplaced
         with m.If(take):
             # the load is at its start again after its final beat, or after an early `last`
             m.d.sync += load_idle.eq(Mux(load_discard, beat.last, beat.last | load_final))
@@ -314,62 +343,62 @@ class ConvAccelerator(wiring.Component):
         with m.Elif(take & ~load_bias):
             m.d.comb += array.w_en.eq(load_pe)
             m.d.sync += load_pe.eq(load_pe.rotate_left(1))
-            m.d.comb += load_error.eq(~fits(spec.weight_bits) | beat.last)
-            m.d.sync += load_c.eq(load_c + 1)
-            with m.If(load_c == cols - 1):
-                m.d.sync += [load_c.eq(0), load_r.eq(load_r + 1)]
-                with m.If(load_r == rows - 1):
-                    m.d.sync += [load_r.eq(0), load_k.eq(load_k + 1)]
-                    with m.If(load_k == depth - 1):
-                        m.d.sync += [load_k.eq(0), load_bias.eq(1)]
+            m.d.comb += [kind[0].eq(1), load_error.eq(beat.last)]
+            with m.If(load_pe[-1]):
+                step(load_k, k_end, depth)
+                with m.If(k_end):
+                    m.d.sync += [load_bias.eq(1), final_phase.eq(final_number == 0)]
             with m.If(beat.last):                     # too short: start over
-                m.d.sync += [load_k.eq(0), load_r.eq(0), load_c.eq(0), load_bias.eq(0),
-                             load_pe.eq(1)]
+                clear(load_k, k_end, depth)
+                m.d.sync += [load_bias.eq(0), final_phase.eq(0), load_pe.eq(1)]
         with m.Elif(take):
-            value_ok = Signal()
             with m.Switch(load_phase):
                 with m.Case(0):
-                    m.d.comb += [output.b_en.eq(1 << load_lane),
-                                 value_ok.eq(fits(spec.bias_bits))]
+                    m.d.comb += [output.b_en.eq(1 << load_lane), kind[1].eq(1)]
                 if spec.requantize:
-                    from ..quant import MULTIPLIER_BITS, SHIFT_RANGE
                     with m.Case(1):
-                        m.d.comb += [output.m_en.eq(1 << load_lane),
-                                     value_ok.eq(fits(MULTIPLIER_BITS, signed=False))]
+                        m.d.comb += [output.m_en.eq(1 << load_lane), kind[2].eq(1)]
                     with m.Case(2):
-                        value = beat.data.as_signed()
-                        m.d.comb += [output.s_en.eq(1 << load_lane),
-                                     value_ok.eq((value >= SHIFT_RANGE[0]) &
-                                                 (value <= SHIFT_RANGE[1]))]
+                        m.d.comb += [output.s_en.eq(1 << load_lane), kind[3].eq(1)]
                     with m.Case(3):
-                        m.d.comb += [output.c_en.eq(1 << load_scalar), value_ok.eq(fits(8))]
+                        m.d.comb += [output.c_en.eq(1 << load_scalar), kind[4].eq(1)]
                 if spec.pad_runtime:
                     with m.Case(4):
-                        m.d.comb += [padder.pad_en.eq(1 << load_pad),
-                                     value_ok.eq(fits(spec.input_bits, spec.input_signed))]
-            m.d.comb += load_error.eq(~value_ok | (beat.last != load_final))
+                        m.d.comb += [padder.pad_en.eq(1 << load_pad), kind[5].eq(1)]
+            m.d.comb += load_error.eq(beat.last != load_final)
             with m.If(load_phase == 4):
-                m.d.sync += load_pad.eq(load_pad + 1)
+                step(load_pad, pad_end, spec.in_channels, wrap=False)
             with m.Elif(load_phase == 3):
-                m.d.sync += load_scalar.eq(load_scalar + 1)
-                with m.If(scalars_end):
-                    m.d.sync += load_phase.eq(4)
+                step(load_scalar, scalar_end, 3, wrap=False)
+                with m.If(scalar_end):
+                    m.d.sync += [load_phase.eq(4), final_phase.eq(final_number == 4)]
             with m.Else():
-                m.d.sync += [load_lane.eq(load_lane + 1), load_channel.eq(load_channel + 1)]
+                step(load_lane, lane_end, cols, wrap=False)
+                step(load_channel, table_end, spec.out_channels, wrap=False)
                 with m.If(block_end):
-                    m.d.sync += [load_lane.eq(0), load_group.eq(load_group + 1)]
+                    m.d.sync += [load_lane.eq(0), lane_end.eq(cols == 1),
+                                 load_group.eq(load_group + 1)]
                 if load_in_group is not None:
-                    m.d.sync += load_in_group.eq(Mux(group_end, 0, load_in_group + 1))
+                    step(load_in_group, group_end, spec.out_per_group)
                 with m.If(table_end):
                     # (a raw layer's biases go straight on to the pad values)
-                    m.d.sync += [load_lane.eq(0), load_group.eq(0), load_channel.eq(0),
-                                 load_phase.eq(load_phase + 1 if spec.requantize else 4)]
+                    clear(load_lane, lane_end, cols)
+                    clear(load_channel, table_end, spec.out_channels)
+                    m.d.sync += load_group.eq(0)
+                    if spec.requantize:
+                        m.d.sync += [load_phase.eq(load_phase + 1),
+                                     final_phase.eq(load_phase == final_number - 1)]
+                    else:
+                        m.d.sync += [load_phase.eq(4), final_phase.eq(final_number == 4)]
             with m.If(load_final | beat.last):
-                m.d.sync += [load_lane.eq(0), load_group.eq(0), load_channel.eq(0),
-                             load_bias.eq(0), load_phase.eq(0), load_scalar.eq(0),
-                             load_pad.eq(0)]
+                clear(load_lane, lane_end, cols)
+                clear(load_channel, table_end, spec.out_channels)
+                clear(load_scalar, scalar_end, 3)
+                clear(load_pad, pad_end, spec.in_channels)
+                m.d.sync += [load_group.eq(0), load_bias.eq(0), load_phase.eq(0),
+                             final_phase.eq(0)]
                 if load_in_group is not None:
-                    m.d.sync += load_in_group.eq(0)
+                    clear(load_in_group, group_end, spec.out_per_group)
                 with m.If(~beat.last):                # too long: drop up to `last`
                     m.d.sync += load_discard.eq(1)
 
@@ -383,8 +412,14 @@ class ConvAccelerator(wiring.Component):
             m.d.sync += [self.busy.eq(0), self.done.eq(1)]
 
         # Error events pass a register on their way to the sticky flag (a cycle later).
-        error_event = Signal()
-        m.d.sync += error_event.eq(padder.error | load_error)
+        # (each source in its own flip-flops: no logic joins the padder's and the load's)
+        padder_event = Signal()
+        load_event = Signal()
+        checked = Signal.like(kind)
+        verdicts = Signal.like(oks)
+        m.d.sync += [padder_event.eq(padder.error), load_event.eq(load_error),
+                     checked.eq(kind), verdicts.eq(oks)]
+        error_event = padder_event | load_event | (checked & ~verdicts).any()
         with m.If(self.error_clear):
             m.d.sync += self.error.eq(0)
         with m.If(error_event):

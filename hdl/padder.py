@@ -112,6 +112,8 @@ class Padder(wiring.Component):
         last_col = Signal(init=left + self._width == 1)     # x == left + width - 1
         bottom = Signal(init=padded_h == 1)             # y == padded_h - 1
         row_end = Signal(init=padded_w == 1)            # x == padded_w - 1
+        before_rows = Signal(init=top == 1)             # y == top - 1
+        before_cols = Signal(init=left == 1)            # x == left - 1
         interior = in_rows & in_cols
         final_input = last_row & last_col
         frame_end = bottom & row_end
@@ -145,26 +147,27 @@ class Padder(wiring.Component):
                 m.d.comb += load.eq(1)
                 m.d.sync += self.o.payload.eq(pad_pixel)
 
-        def step(counter, size, start, length, inside, last, end):
+        def step(counter, size, start, length, inside, last, end, before):
             """Advance `counter` (0..size-1) and its flags: inside [start, start + length),
-            at start + length - 1, at size - 1."""
+            at start + length - 1, at size - 1, at start - 1."""
             m.d.sync += [
                 counter.eq(Mux(end, 0, counter + 1)),
                 end.eq(Mux(end, size == 1, counter == size - 2)),
                 last.eq(Mux(end, start + length == 1, counter == start + length - 2)),
+                before.eq(Mux(end, start == 1, counter == start - 2)),
             ]
             with m.If(end):
                 m.d.sync += inside.eq(start == 0)
-            with m.Elif(counter == start - 1):
+            with m.Elif(before):
                 m.d.sync += inside.eq(1)
-            with m.Elif(counter == start + length - 1):
+            with m.Elif(last):
                 m.d.sync += inside.eq(0)
 
         with m.If(load):
             m.d.sync += self.o.valid.eq(1)
-            step(x, padded_w, left, self._width, in_cols, last_col, row_end)
+            step(x, padded_w, left, self._width, in_cols, last_col, row_end, before_cols)
             with m.If(row_end):
-                step(y, padded_h, top, self._height, in_rows, last_row, bottom)
+                step(y, padded_h, top, self._height, in_rows, last_row, bottom, before_rows)
             with m.If(frame_end):
                 m.d.sync += [active.eq(0), fill.eq(0), late.eq(0)]
                 # The final input pixel, if it lacked `last`, may be this very pixel.

@@ -121,9 +121,13 @@ class WindowGen(wiring.Component):
         s1_emit = Signal()
         s1_last = Signal()
 
+        # Decodes of the position, kept in registers beside the counters (set a cycle ahead
+        # from their next values) so that the counters' enables start from flip-flops.
+        x_end = Signal(init=padded_w == 1)            # x == padded_w - 1
+        y_end = Signal(init=padded_h == 1)            # y == padded_h - 1
         # The window is full (spans the kernel) from this row / column on.
-        full_y = y >= keff_h - 1 if keff_h > 1 else Const(1)
-        full_x = x >= keff_w - 1 if keff_w > 1 else Const(1)
+        full_x = Signal(init=keff_w == 1)             # x >= keff_w - 1
+        full_y = Signal(init=keff_h == 1)             # y >= keff_h - 1
 
         shift = s1_valid & (~self.o.valid | self.o.ready)
         accept = self.i.valid & self.i.ready
@@ -135,17 +139,22 @@ class WindowGen(wiring.Component):
                 s1_pixel.eq(self.i.payload),
                 s1_x.eq(x),
                 s1_emit.eq(full_y & (phase_y == 0) & full_x & (phase_x == 0)),
-                s1_last.eq((y == padded_h - 1) & (x == padded_w - 1)),
+                s1_last.eq(y_end & x_end),
             ]
-            m.d.sync += x.eq(x + 1)
+            m.d.sync += [x.eq(x + 1), x_end.eq(x == padded_w - 2),
+                         full_x.eq(full_x | (x == keff_w - 2))]
             with m.If(full_x):
                 m.d.sync += phase_x.eq(Mux(phase_x == s_w - 1, 0, phase_x + 1))
-            with m.If(x == padded_w - 1):
-                m.d.sync += [x.eq(0), phase_x.eq(0), y.eq(y + 1)]
+            with m.If(x_end):
+                m.d.sync += [x.eq(0), x_end.eq(padded_w == 1), full_x.eq(keff_w == 1),
+                             phase_x.eq(0),
+                             y.eq(y + 1), y_end.eq(y == padded_h - 2),
+                             full_y.eq(full_y | (y == keff_h - 2))]
                 with m.If(full_y):
                     m.d.sync += phase_y.eq(Mux(phase_y == s_h - 1, 0, phase_y + 1))
-                with m.If(y == padded_h - 1):
-                    m.d.sync += [y.eq(0), phase_y.eq(0)]
+                with m.If(y_end):
+                    m.d.sync += [y.eq(0), y_end.eq(padded_h == 1), full_y.eq(keff_h == 1),
+                                 phase_y.eq(0)]
         with m.Elif(shift):
             m.d.sync += s1_valid.eq(0)
 
