@@ -326,13 +326,17 @@ class ConvAccelerator(wiring.Component):
             from ..quant import MULTIPLIER_BITS, SHIFT_RANGE
             value = beat.data.as_signed()
             shift_ok = (value >= SHIFT_RANGE[0]) & (value <= SHIFT_RANGE[1])
-        # weights, biases, multipliers, shifts, zero point and clamp bounds, pad values
-        oks = Cat(fits(spec.weight_bits), fits(spec.bias_bits),
-                  fits(MULTIPLIER_BITS, signed=False) if spec.requantize else C(1, 1),
-                  shift_ok if spec.requantize else C(1, 1),
-                  fits(8) if spec.requantize else C(1, 1),
-                  fits(spec.input_bits, spec.input_signed) if spec.pad_runtime else C(1, 1))
+        # weights, biases, multipliers, shifts, zero point and clamp bounds, pad values: the
+        # checks this layer's load has (no flip-flop, and no constant driver, for the others)
+        checks = {"weight": fits(spec.weight_bits), "bias": fits(spec.bias_bits)}
+        if spec.requantize:
+            checks.update(multiplier=fits(MULTIPLIER_BITS, signed=False), shift=shift_ok,
+                          scalar=fits(8))
+        if spec.pad_runtime:
+            checks["pad"] = fits(spec.input_bits, spec.input_signed)
+        oks = Cat(*checks.values())
         kind = Signal(len(oks))                       # one-hot: the check for the beat taken
+        check = {name: kind[n] for n, name in enumerate(checks)}
         load_error = Signal()                         # the beat's `last` is misplaced
         with m.If(take):
             # the load is at its start again after its final beat, or after an early `last`
@@ -343,7 +347,7 @@ class ConvAccelerator(wiring.Component):
         with m.Elif(take & ~load_bias):
             m.d.comb += array.w_en.eq(load_pe)
             m.d.sync += load_pe.eq(load_pe.rotate_left(1))
-            m.d.comb += [kind[0].eq(1), load_error.eq(beat.last)]
+            m.d.comb += [check["weight"].eq(1), load_error.eq(beat.last)]
             with m.If(load_pe[-1]):
                 step(load_k, k_end, depth)
                 with m.If(k_end):
@@ -354,17 +358,17 @@ class ConvAccelerator(wiring.Component):
         with m.Elif(take):
             with m.Switch(load_phase):
                 with m.Case(0):
-                    m.d.comb += [output.b_en.eq(1 << load_lane), kind[1].eq(1)]
+                    m.d.comb += [output.b_en.eq(1 << load_lane), check["bias"].eq(1)]
                 if spec.requantize:
                     with m.Case(1):
-                        m.d.comb += [output.m_en.eq(1 << load_lane), kind[2].eq(1)]
+                        m.d.comb += [output.m_en.eq(1 << load_lane), check["multiplier"].eq(1)]
                     with m.Case(2):
-                        m.d.comb += [output.s_en.eq(1 << load_lane), kind[3].eq(1)]
+                        m.d.comb += [output.s_en.eq(1 << load_lane), check["shift"].eq(1)]
                     with m.Case(3):
-                        m.d.comb += [output.c_en.eq(1 << load_scalar), kind[4].eq(1)]
+                        m.d.comb += [output.c_en.eq(1 << load_scalar), check["scalar"].eq(1)]
                 if spec.pad_runtime:
                     with m.Case(4):
-                        m.d.comb += [padder.pad_en.eq(1 << load_pad), kind[5].eq(1)]
+                        m.d.comb += [padder.pad_en.eq(1 << load_pad), check["pad"].eq(1)]
             m.d.comb += load_error.eq(beat.last != load_final)
             with m.If(load_phase == 4):
                 step(load_pad, pad_end, spec.in_channels, wrap=False)
