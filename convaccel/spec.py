@@ -558,14 +558,24 @@ class Folding:
         Lanes of the reduction (``kernel_h * kernel_w * in_channels / groups``) per cycle.
     cols : int
         Output channels (of one group) at once.
+    lanes : int or None
+        Input channels per stream beat. None (the default): a beat is a whole pixel, and the
+        engine holds its receptive fields in registers (any ``rows``; best for few channels).
+        An integer: the channel-serial engine, whose beats carry ``lanes`` channels (a divisor
+        of ``in_channels``) and whose line buffer is read by an address generator, ``rows``
+        channels of one tap per vector (``rows`` divides ``lanes``): registers grow with the
+        array, not with ``kernel_h * kernel_w * in_channels``.
     """
 
     rows: int = 4
     cols: int = 4
+    lanes: int | None = None
 
     def __post_init__(self):
         for field in ("rows", "cols"):
             _positive(field, getattr(self, field))
+        if self.lanes is not None:
+            _positive("lanes", self.lanes)
 
 
 @dataclass(frozen=True)
@@ -580,22 +590,63 @@ class ConvSpec(ConvLayer):
 
     rows: int = 4
     cols: int = 4
+    lanes: int | None = None
 
     def __post_init__(self):
         for field in ("rows", "cols"):
             _positive(field, getattr(self, field))
+        if self.lanes is not None:
+            _positive("lanes", self.lanes)
         super().__post_init__()
+        if self.lanes is not None:
+            self._check_lanes()
+
+    def _check_lanes(self):
+        c = self.in_channels
+        if c % self.lanes:
+            raise ValueError(
+                f"lanes {self.lanes} does not divide in_channels {c}: a pixel is "
+                f"in_channels / lanes beats; use lanes in {', '.join(map(str, _divisors(c)))}")
+        if self.lanes % self.rows:
+            raise ValueError(
+                f"rows {self.rows} does not divide lanes {self.lanes}: the channel-serial "
+                f"engine's vector is rows channels of one beat; use rows in "
+                f"{', '.join(map(str, _divisors(self.lanes)))} (or leave lanes unset)")
+        if self.groups > 1:
+            raise ValueError(
+                f"lanes (the channel-serial engine) needs groups = 1, not {self.groups}: leave "
+                f"lanes unset for a grouped layer")
 
     @classmethod
     def of(cls, layer, folding=None, **changes):
         """The spec of `layer` on `folding` (a :class:`Folding`; default rows = cols = 4)."""
         folding = folding or Folding()
         return cls(**{f.name: getattr(layer, f.name) for f in dataclasses.fields(ConvLayer)},
-                   rows=folding.rows, cols=folding.cols, **changes)
+                   rows=folding.rows, cols=folding.cols, lanes=folding.lanes, **changes)
 
     @property
     def folding(self):
-        return Folding(self.rows, self.cols)
+        return Folding(self.rows, self.cols, self.lanes)
+
+    @property
+    def serial(self):
+        """The channel-serial engine (``lanes`` given): beats of ``lanes`` channels."""
+        return self.lanes is not None
+
+    @property
+    def beat_channels(self):
+        """Input channels per stream beat: ``lanes``, or ``in_channels`` (a whole pixel)."""
+        return self.lanes if self.serial else self.in_channels
+
+    @property
+    def chunks(self):
+        """Input beats per pixel: ``in_channels / beat_channels``."""
+        return self.in_channels // self.beat_channels
+
+    @property
+    def input_beats(self):
+        """Input beats per frame: ``input_pixels * chunks``."""
+        return self.input_pixels * self.chunks
 
     def check_array(self):
         """Refuse an array a user asked for that is larger than the layer on either axis: rows

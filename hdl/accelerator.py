@@ -114,6 +114,8 @@ class ConvAccelerator(wiring.Component):
     """
 
     def __init__(self, spec, *, faulty_pe=None):
+        if spec.serial:
+            raise NotImplementedError("the channel-serial engine (lanes) is under construction")
         self._spec = spec
         elem = signed(spec.input_bits) if spec.input_signed else unsigned(spec.input_bits)
         pixel = data.ArrayLayout(elem, spec.in_channels)

@@ -126,6 +126,7 @@ def test_build_icebreaker_link(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_build_tangnano9k_link(tmp_path_factory):
     summary, _ = _check_build("tangnano9k", tmp_path_factory, "--link", app="link")
     assert summary["baud"] == 115200
