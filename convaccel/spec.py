@@ -612,6 +612,12 @@ class ConvSpec(ConvLayer):
                 f"rows {self.rows} does not divide lanes {self.lanes}: the channel-serial "
                 f"engine's vector is rows channels of one beat; use rows in "
                 f"{', '.join(map(str, _divisors(self.lanes)))} (or leave lanes unset)")
+        if self.out_channels % self.cols:
+            raise ValueError(
+                f"cols {self.cols} does not divide out_channels {self.out_channels}: the "
+                f"channel-serial engine's output beat is one column block of cols channels; use "
+                f"cols in {', '.join(map(str, _divisors(self.out_channels)))} (or leave lanes "
+                f"unset)")
         if self.groups > 1:
             raise ValueError(
                 f"lanes (the channel-serial engine) needs groups = 1, not {self.groups}: leave "
@@ -642,6 +648,17 @@ class ConvSpec(ConvLayer):
     def chunks(self):
         """Input beats per pixel: ``in_channels / beat_channels``."""
         return self.in_channels // self.beat_channels
+
+    @property
+    def result_channels(self):
+        """Output channels per result beat: ``cols`` (one column block) in the channel-serial
+        engine, else ``out_channels`` (a whole pixel)."""
+        return self.cols if self.serial else self.out_channels
+
+    @property
+    def result_beats(self):
+        """Result beats per frame: ``output_pixels * out_channels / result_channels``."""
+        return self.output_pixels * (self.out_channels // self.result_channels)
 
     @property
     def input_beats(self):
