@@ -20,10 +20,11 @@ class ChunkStreamer(wiring.Component):
 
     A chunk started on ``chunk`` (the buffer just received, ``chunk.length`` bytes) is read
     byte by byte into a word; each whole word leaves as a beat on ``weights`` (one value of
-    `weight_bytes`, big-endian) or ``pixels`` (channel 0 first, each of `input_bytes`,
-    big-endian), and the receiving buffer swaps. The streamer counts the beats of a load and
-    the pixels of a frame to mark the last one. A value that does not fit its width on the
-    engine's side sets ``error`` (sticky until ``clear``).
+    `weight_bytes`, big-endian) or ``pixels`` (the beat's channels, the lowest first, each of
+    `input_bytes`, big-endian: a pixel's channels in order, whether a beat is a whole pixel or
+    one of a channel-serial engine's chunks), and the receiving buffer swaps. The streamer
+    counts the beats of a load and of a frame to mark the last one. A value that does not fit
+    its width on the engine's side sets ``error`` (sticky until ``clear``).
 
     Throughput: a beat per ``bytes + 1`` cycles.
 
@@ -36,9 +37,9 @@ class ChunkStreamer(wiring.Component):
     weight_shape : signed shape
         A weight-load beat's value on the engine's side.
     pixel_shape : ArrayLayout
-        An input pixel on the engine's side: its channels.
-    load_beats, frame_pixels : int
-        Beats of a weight load and pixels of a frame.
+        An input beat on the engine's side: its channels.
+    load_beats, frame_beats : int
+        Beats of a weight load and of a frame.
 
     Members
     -------
@@ -54,14 +55,14 @@ class ChunkStreamer(wiring.Component):
     """
 
     def __init__(self, *, max_payload, weight_bytes, input_bytes, weight_shape, pixel_shape,
-                 load_beats, frame_pixels):
+                 load_beats, frame_beats):
         self._max_payload = max_payload
         self._weight_bytes = weight_bytes
         self._input_bytes = input_bytes
         self._weight_shape = Shape.cast(weight_shape)
         self._pixel_shape = pixel_shape
         self._load_beats = load_beats
-        self._frame_pixels = frame_pixels
+        self._frame_beats = frame_beats
         super().__init__({
             "write": In(buffer_write_signature(max_payload)),
             "chunk": In(chunk_signature(max_payload)),
@@ -78,7 +79,7 @@ class ChunkStreamer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         max_payload = self._max_payload
-        load_total, frame_total = self._load_beats, self._frame_pixels
+        load_total, frame_total = self._load_beats, self._frame_beats
         channels = self._pixel_shape.length
         elem = Shape.cast(self._pixel_shape.elem_shape)
         wb = self._weight_bytes
@@ -182,7 +183,9 @@ class ChunkStreamer(wiring.Component):
 
 
 class ResultSerialiser(wiring.Component):
-    """Result pixels into bytes: each channel of `result_bytes`, big-endian, channel 0 first.
+    """Result beats into bytes: each channel of `result_bytes`, big-endian, channel 0 first;
+    a pixel is `beats_per_pixel` beats (one, or a channel-serial engine's column blocks, in
+    channel order).
 
     The channel is picked from the beat on ``i``, which the engine holds until taken, into a
     shift register whose top byte leaves on ``o``: the output is then a register, and the only
@@ -191,17 +194,20 @@ class ResultSerialiser(wiring.Component):
     ``i.ready`` comes from registers alone. The serialiser also counts the pixels whose last
     byte has left and that no READ has claimed yet (``ready``; ``claim`` takes some).
 
-    Throughput: a pixel per ``channels * (result_bytes + 1)`` cycles.
+    Throughput: a beat per ``channels * (result_bytes + 1)`` cycles.
 
     Parameters
     ----------
     channels : int
+        Channels of a beat.
     acc_shape : signed shape
         A channel's value in the engine's result beats.
     result_bytes : int
         Bytes of a channel on the wire (the value sign-extended).
     queue_pixels : int
         The most pixels that ``ready`` counts (the result queue's size).
+    beats_per_pixel : int
+        Result beats of one pixel.
 
     Members
     -------
@@ -214,8 +220,9 @@ class ResultSerialiser(wiring.Component):
         The link's reset: between pixels, none ready.
     """
 
-    def __init__(self, *, channels, acc_shape, result_bytes, queue_pixels):
+    def __init__(self, *, channels, acc_shape, result_bytes, queue_pixels, beats_per_pixel=1):
         self._channels = channels
+        self._beats = beats_per_pixel
         self._result_bytes = result_bytes
         self._acc_shape = acc_shape
         super().__init__({
@@ -240,6 +247,16 @@ class ResultSerialiser(wiring.Component):
         left = Signal(range(rb + 1))      # bytes of the channel in `shifter` not yet sent
         last_lane = Signal()              # `shifter` holds the pixel's last channel
         last_channel = channel == channels - 1
+        if self._beats > 1:
+            block = Signal(range(self._beats))        # the beat of its pixel
+            last_block = Signal()                     # block == beats - 1
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [block.eq(Mux(last_block, 0, block + 1)),
+                             last_block.eq(~last_block & (block == self._beats - 2))]
+            with m.If(self.clear):
+                m.d.sync += [block.eq(0), last_block.eq(0)]
+        else:
+            last_block = C(1)
         queued = self.o.valid & self.o.ready
         m.d.comb += [self.o.payload.eq(shifter[-8:]), self.o.valid.eq(left != 0)]
         with m.If(queued):
@@ -247,7 +264,7 @@ class ResultSerialiser(wiring.Component):
         with m.If(self.i.valid & (left == 0)):
             m.d.comb += self.i.ready.eq(last_channel)
             m.d.sync += [shifter.eq(Array(lanes)[channel]), left.eq(rb),
-                         last_lane.eq(last_channel),
+                         last_lane.eq(last_channel & last_block),
                          channel.eq(Mux(last_channel, 0, channel + 1))]
         # (counts are as wide as what they count; STATUS zero-extends them)
         ready = Signal.like(self.ready)

@@ -7,7 +7,7 @@ transport that moves bytes in and out of the simulated UART pins).
 import os
 import time
 
-from ..beats import pixel_beats, result_array, weight_beats
+from ..beats import weight_beats
 from ..golden import check_array, resolve_pad
 from .protocol import (
     MAX_PAYLOAD,
@@ -183,7 +183,7 @@ class Device:
                 self.load(*self._loaded, values)
         wanted = self.spec.output_pixels
         results = []
-        for payload in self.format.frame_payloads(pixel_beats(x, self.spec)):
+        for payload in self.format.frame_payloads(self.format.pixels(x)):
             self._send_chunk(Command.FRAME, payload, results, wanted)
             results += self._read(wanted - len(results))
         deadline = time.monotonic() + max(self.timeout, 1.0) * 10
@@ -192,4 +192,4 @@ class Device:
             if not got and time.monotonic() > deadline:
                 raise DeviceTimeout(f"only {len(results)} of {wanted} result pixels arrived")
             results += got
-        return result_array(results, self.spec)
+        return self.format.result_array(results)

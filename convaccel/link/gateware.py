@@ -89,12 +89,14 @@ class HostLink(wiring.Component):
                                        weight_shape=layouts["weights"]["data"].shape,
                                        pixel_shape=layouts["pixels"]["data"].shape,
                                        load_beats=spec.load_beats,
-                                       frame_pixels=spec.input_pixels)
+                                       frame_beats=spec.input_beats)
         results = layouts["results"]["data"].shape
         self._serialiser = ResultSerialiser(channels=results.length,
                                             acc_shape=results.elem_shape,
                                             result_bytes=fmt.result_bytes,
-                                            queue_pixels=queue_pixels)
+                                            queue_pixels=queue_pixels,
+                                            beats_per_pixel=spec.result_beats
+                                            // spec.output_pixels)
         self._sender = ResponseSender(max_payload)
         super().__init__({
             "i": In(stream.Signature(8, always_ready=True)),

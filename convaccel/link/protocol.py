@@ -12,8 +12,12 @@ CCITT-FALSE: polynomial 0x1021, initial value 0xFFFF) over everything after the 
 import enum
 import math
 
+import numpy as np
+
 from amaranth.lib import data
 from amaranth.lib.crc import catalog
+
+from ..golden import check_array
 
 __all__ = [
     "CRC",
@@ -143,8 +147,27 @@ class LinkFormat:
         return [self._pack(values[n:n + per], self.weight_bytes)
                 for n in range(0, len(values), per)]
 
+    def pixels(self, x):
+        """The frame `x` (``(in_channels, height, width)``) as the wire carries it, whatever
+        the engine's beats are: ``(channels, last)`` per pixel, raster order."""
+        spec = self.spec
+        x = check_array("x", x, spec.input_shape, spec.input_range,
+                        "in_channels, height, width")
+        pixels = x.reshape(spec.in_channels, -1).T
+        return [([int(v) for v in pixel], n == len(pixels) - 1)
+                for n, pixel in enumerate(pixels)]
+
+    def result_array(self, pixels):
+        """The output array from result pixels (lists of ``out_channels`` integers, raster
+        order), as READ returns them."""
+        spec = self.spec
+        if len(pixels) != spec.output_pixels:
+            raise ValueError(f"a frame has {spec.output_pixels} result pixels, not "
+                             f"{len(pixels)}")
+        return np.array(pixels, dtype=np.int64).T.reshape(spec.output_shape)
+
     def frame_payloads(self, pixels, per=None):
-        """FRAME payloads for pixels ``(channels, last)``."""
+        """FRAME payloads for pixels ``(channels, last)`` (:meth:`pixels`)."""
         per = per or self.max_payload // self.pixel_bytes
         signed = self.spec.input_signed
         return [b"".join(self._pack(c, self.input_bytes, signed) for c, _ in pixels[n:n + per])

@@ -24,7 +24,6 @@ from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge, 
 from cocotb.utils import get_sim_time
 
 from convaccel import ConvSpec, golden
-from convaccel.beats import pixel_beats
 from convaccel.boards.top import LED_ROLES
 from convaccel.link.device import Device
 from convaccel.link.protocol import Command, encode_request
@@ -120,7 +119,7 @@ def fault_checks(device, spec, x):
         device.send_raw(data)
         seen[name] = device.read_response()[1].name
 
-    one_pixel = fmt.frame_payloads(pixel_beats(x, spec)[:1])[0]
+    one_pixel = fmt.frame_payloads(fmt.pixels(x)[:1])[0]
     raw("frame_before_weights", encode_request(Command.FRAME, one_pixel))
     packet = bytearray(encode_request(Command.STATUS))
     packet[-1] ^= 0x10                                       # a flipped bit in the CRC

@@ -1,6 +1,7 @@
 """ChunkStreamer and ResultSerialiser: bytes to the engine's beats and back."""
 
 import numpy as np
+import pytest
 from amaranth import signed, unsigned
 from amaranth.lib import data
 from simutil import gaps, run_simulation, stream_get, stream_put
@@ -18,7 +19,7 @@ def streamer(elem=ELEM):
     return ChunkStreamer(max_payload=MAX_PAYLOAD, weight_bytes=WEIGHT_BYTES,
                          input_bytes=INPUT_BYTES, weight_shape=signed(WEIGHT_BITS),
                          pixel_shape=data.ArrayLayout(elem, CHANNELS), load_beats=LOAD_BEATS,
-                         frame_pixels=FRAME_PIXELS)
+                         frame_beats=FRAME_PIXELS)
 
 
 def chunks_of(kind, values, sizes, *, signed_values=True):
@@ -137,10 +138,14 @@ def test_streamer_flags_values_out_of_range():
 
 # -- the result serialiser ----------------------------------------------------------------------
 
-def test_serialiser_sends_channel_0_first_big_endian():
+@pytest.mark.parametrize("beats_per_pixel", [1, 3])
+def test_serialiser_sends_channel_0_first_big_endian(beats_per_pixel):
+    # A pixel is one beat of 3 channels, or (a channel-serial engine's column blocks) three
+    # beats of one channel each: the bytes and the pixel counts are the same.
     channels, acc_bits, result_bytes, queue_pixels = 3, 13, 2, 10
-    dut = ResultSerialiser(channels=channels, acc_shape=signed(acc_bits),
-                           result_bytes=result_bytes, queue_pixels=queue_pixels)
+    dut = ResultSerialiser(channels=channels // beats_per_pixel, acc_shape=signed(acc_bits),
+                           result_bytes=result_bytes, queue_pixels=queue_pixels,
+                           beats_per_pixel=beats_per_pixel)
     rng = np.random.default_rng(4)
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     results = [[int(v) for v in rng.integers(lo, hi + 1, channels)] for _ in range(20)]
@@ -149,11 +154,13 @@ def test_serialiser_sends_channel_0_first_big_endian():
                         for pixel in results for v in pixel)
     got = []
     ready_seen = []
+    per_beat = channels // beats_per_pixel
+    beats = [pixel[n:n + per_beat] for pixel in results for n in range(0, channels, per_beat)]
 
     async def engine(ctx):
         idle = gaps(1, 0.3)
-        for n, pixel in enumerate(results):
-            await stream_put(ctx, dut.i, {"data": pixel, "last": n == len(results) - 1}, idle)
+        for n, beat in enumerate(beats):
+            await stream_put(ctx, dut.i, {"data": beat, "last": n == len(beats) - 1}, idle)
 
     async def queue(ctx):
         # Reads bytes with stalls; after every third pixel, a READ claims two of those ready.
