@@ -97,8 +97,12 @@ class SelfTest(wiring.Component):
                              f"not {expected.shape}")
         self._weights = [v for v, _ in weight_beats(w, b, spec)]
         self._pixels = [p for p, _ in pixel_beats(x, spec)]
-        self._expected = [[int(v) for v in pixel]
-                          for pixel in expected.reshape(spec.out_channels, -1).T]
+        # result beats: each pixel's channels in beats of result_channels (one beat, or a
+        # channel-serial engine's column blocks)
+        per = spec.result_channels
+        self._expected = [[int(v) for v in pixel[n:n + per]]
+                          for pixel in expected.reshape(spec.out_channels, -1).T
+                          for n in range(0, spec.out_channels, per)]
         self._engine = ConvAccelerator(spec)
         super().__init__()
 
@@ -108,9 +112,9 @@ class SelfTest(wiring.Component):
         spec = self._spec
         return {
             "weights": (rom_word_bits(self._weights), len(self._weights)),
-            "pixels": (rom_word_bits(self._pixels, spec.input_signed) * spec.in_channels,
+            "pixels": (rom_word_bits(self._pixels, spec.input_signed) * spec.beat_channels,
                        len(self._pixels)),
-            "expected": (rom_word_bits(self._expected) * spec.out_channels,
+            "expected": (rom_word_bits(self._expected) * spec.result_channels,
                          len(self._expected)),
         }
 
@@ -151,12 +155,12 @@ class SelfTest(wiring.Component):
         # -- the frame: forever ----------------------------------------------------------------
         elem = signed if spec.input_signed else unsigned
         p_bits = rom_word_bits(self._pixels, spec.input_signed)
-        pixel_layout = data.ArrayLayout(elem(p_bits), spec.in_channels)
+        pixel_layout = data.ArrayLayout(elem(p_bits), spec.beat_channels)
         m.submodules.pixel_rom = pixel_rom = memory.Memory(
             shape=pixel_layout, depth=len(self._pixels), init=self._pixels)
 
         def pixel_eq(payload, word):
-            return [payload.data[i].eq(word[i]) for i in range(spec.in_channels)]
+            return [payload.data[i].eq(word[i]) for i in range(spec.beat_channels)]
         self._rom_stream(m, pixel_rom, engine.pixels, loop=True, data_eq=pixel_eq,
                          enable=loaded)
 
@@ -164,7 +168,7 @@ class SelfTest(wiring.Component):
         e_bits = rom_word_bits(self._expected)
         depth = len(self._expected)
         m.submodules.expected_rom = expected_rom = memory.Memory(
-            shape=data.ArrayLayout(signed(e_bits), spec.out_channels), depth=depth,
+            shape=data.ArrayLayout(signed(e_bits), spec.result_channels), depth=depth,
             init=self._expected)
         rd = expected_rom.read_port()
         index = Signal(range(depth))
@@ -198,7 +202,7 @@ class SelfTest(wiring.Component):
             value = Value.cast(value)
             return Cat(value, value[-1].replicate(width - len(value)))
         slices = [(extend(got[c]) ^ extend(want[c]))[n:n + 8].any()
-                  for c in range(spec.out_channels) for n in range(0, width, 8)]
+                  for c in range(spec.result_channels) for n in range(0, width, 8)]
         slices_wrong = Signal(len(slices))
         checked = Signal()
         end_wrong = Signal()
