@@ -138,7 +138,7 @@ class Padder(wiring.Component):
             m.d.comb += pad_rd.addr.eq(Mux(load, Mux(chunk_end, 0, chunk + 1), chunk))
             pad_pixel = pad_rd.data
             if self._runtime:
-                pad_wr = pad_mem.write_port(granularity=Shape.cast(layout.elem_shape).width)
+                pad_wr = pad_mem.write_port(granularity=1)     # (one channel)
                 m.d.comb += [pad_wr.addr.eq(self.pad_addr), pad_wr.en.eq(self.pad_en)]
                 for c in range(layout.length):
                     m.d.comb += pad_wr.data[c].eq(self.pad_data)
