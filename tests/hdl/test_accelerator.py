@@ -332,7 +332,8 @@ def test_serial_random_geometries():
             assert counters[0]["cycles"] == spec.cycles, spec
 
 
-@pytest.mark.parametrize("pad", ["mean", [-100, 17, 5, 0, 9, -2]])
+@pytest.mark.parametrize("pad", ["mean", pytest.param([-100, 17, 5, 0, 9, -2],
+                                                      marks=pytest.mark.full)])
 def test_serial_run_time_pad_values(pad):
     # run-time pad values in the padder's memory of a word per chunk (three chunks of two)
     spec = ConvSpec(height=5, width=4, in_channels=6, out_channels=2, kernel=3, stride=(2, 1),
