@@ -86,6 +86,15 @@ class ConvAccelerator(wiring.Component):
     idle, no load is under way or offered, and the first pixel is valid; frames do not
     overlap: the next begins after the previous one's last result has left.
 
+    With ``lanes`` (the channel-serial engine, ``spec.serial``) the stream beats are narrower
+    and no receptive field is held in registers: ``pixels`` carries ``lanes`` channels a beat,
+    a pixel's ``chunks`` beats in turn (``last`` on the frame's final beat) → :class:`Padder`
+    (by chunks) → :class:`~convaccel.hdl.linebuf.LineBuffer` (a block RAM ring of padded rows,
+    read by an address generator straight into the array) → :class:`SystolicArray` →
+    :class:`OutputStage` → ``results``, a column block of ``cols`` channels a beat,
+    ``col_folds`` beats a pixel (:func:`convaccel.beats.pixel_beats` and
+    :func:`~convaccel.beats.result_array` make and read them). The weight load is the same.
+
     Throughput and latency follow :attr:`figures` exactly when input is always valid and
     results always ready.
 
