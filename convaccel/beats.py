@@ -11,10 +11,13 @@ __all__ = ["pixel_beats", "weight_beats", "result_array"]
 
 
 def pixel_beats(x, spec):
-    """The input frame as beats: ``(channels, last)`` per pixel, raster order."""
+    """The input frame as beats: ``(channels, last)``, raster order, ``beat_channels``
+    channels a beat: a whole pixel, or for the channel-serial engine (``lanes``) a pixel's
+    ``chunks`` beats in turn, beat ``j`` holding channels ``j * lanes .. (j + 1) * lanes -
+    1``. ``last`` on the frame's final beat."""
     x = check_array("x", x, spec.input_shape, spec.input_range, "in_channels, height, width")
-    pixels = x.reshape(spec.in_channels, -1).T
-    return [([int(v) for v in pixel], n == len(pixels) - 1) for n, pixel in enumerate(pixels)]
+    beats = x.reshape(spec.in_channels, -1).T.reshape(-1, spec.beat_channels)
+    return [([int(v) for v in beat], n == len(beats) - 1) for n, beat in enumerate(beats)]
 
 
 def weight_beats(w, b, spec, requant=None, pad=None):
@@ -56,9 +59,10 @@ def weight_beats(w, b, spec, requant=None, pad=None):
 
 
 def result_array(beats, spec):
-    """The output array from result beats (lists of ``out_channels`` integers, raster order)."""
-    out_h, out_w = spec.output_size
-    if len(beats) != out_h * out_w:
-        raise ValueError(f"a frame has {out_h * out_w} result beats, not {len(beats)}")
-    return np.array(beats, dtype=np.int64 if spec.output_bits <= 64 else object).T.reshape(
-        spec.output_shape)
+    """The output array from result beats (lists of ``result_channels`` integers, raster
+    order: a whole pixel each, or for the channel-serial engine a pixel's column blocks of
+    ``cols`` channels in turn)."""
+    if len(beats) != spec.result_beats:
+        raise ValueError(f"a frame has {spec.result_beats} result beats, not {len(beats)}")
+    flat = np.array(beats, dtype=np.int64 if spec.output_bits <= 64 else object)
+    return flat.reshape(-1, spec.out_channels).T.reshape(spec.output_shape)

@@ -622,6 +622,11 @@ class ConvSpec(ConvLayer):
             raise ValueError(
                 f"lanes (the channel-serial engine) needs groups = 1, not {self.groups}: leave "
                 f"lanes unset for a grouped layer")
+        if self.padding_mode != "constant" and any(self.pads):
+            raise ValueError(
+                f"padding_mode {self.padding_mode!r} is not available with lanes (the "
+                f"channel-serial engine pads with constant values only): use padding_mode "
+                f"'constant' or leave lanes unset")
 
     @classmethod
     def of(cls, layer, folding=None, **changes):

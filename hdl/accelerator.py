@@ -9,6 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array import Feeder, SystolicArray, fold_tag_layout
+from .linebuf import LineBuffer
 from .output import OutputStage, pixel_out_layout
 from .padder import EdgePadder, Padder, pixel_in_layout
 from .stream import Queue
@@ -85,6 +86,15 @@ class ConvAccelerator(wiring.Component):
     idle, no load is under way or offered, and the first pixel is valid; frames do not
     overlap: the next begins after the previous one's last result has left.
 
+    With ``lanes`` (the channel-serial engine, ``spec.serial``) the stream beats are narrower
+    and no receptive field is held in registers: ``pixels`` carries ``lanes`` channels a beat,
+    a pixel's ``chunks`` beats in turn (``last`` on the frame's final beat) → :class:`Padder`
+    (by chunks) → :class:`~convaccel.hdl.linebuf.LineBuffer` (a block RAM ring of padded rows,
+    read by an address generator straight into the array) → :class:`SystolicArray` →
+    :class:`OutputStage` → ``results``, a column block of ``cols`` channels a beat,
+    ``col_folds`` beats a pixel (:func:`convaccel.beats.pixel_beats` and
+    :func:`~convaccel.beats.result_array` make and read them). The weight load is the same.
+
     Throughput and latency follow :attr:`figures` exactly when input is always valid and
     results always ready.
 
@@ -114,12 +124,13 @@ class ConvAccelerator(wiring.Component):
     """
 
     def __init__(self, spec, *, faulty_pe=None):
-        if spec.serial:
-            raise NotImplementedError("the channel-serial engine (lanes) is under construction")
         self._spec = spec
         elem = signed(spec.input_bits) if spec.input_signed else unsigned(spec.input_bits)
-        pixel = data.ArrayLayout(elem, spec.in_channels)
         tag = fold_tag_layout()
+        if spec.serial:
+            self._init_serial(spec, elem, tag, faulty_pe)
+            return
+        pixel = data.ArrayLayout(elem, spec.in_channels)
         # The stages, from the spec's parameters (each derives its own figures from them).
         if spec.padding_mode == "constant" or not any(spec.pads):
             self._padder = Padder(
@@ -155,6 +166,40 @@ class ConvAccelerator(wiring.Component):
             "results": pixel_out_layout(signed(spec.output_bits), spec.out_channels),
             "weights": load_layout(signed(spec.load_bits)),
         }
+        self._init_ports()
+
+    def _init_serial(self, spec, elem, tag, faulty_pe):
+        # The channel-serial engine: beats of `lanes` channels, vectors read from the line
+        # buffer's block RAM by its address generator, results a column block a beat.
+        beat = data.ArrayLayout(elem, spec.lanes)
+        assert not any(spec.pads) or spec.padding_mode == "constant"   # (the spec refuses)
+        self._padder = Padder(
+            height=spec.height, width=spec.width, pads=spec.pads, pad_value=spec.pad_values,
+            pixel_shape=beat, runtime=spec.pad_runtime, chunks=spec.chunks)
+        self._linebuf = LineBuffer(
+            padded=spec.padded_shape, kernel=spec.kernel, dilation=spec.dilation,
+            stride=spec.stride, chunks=spec.chunks, lanes=spec.lanes, rows=spec.rows,
+            col_folds=spec.col_folds, elem_shape=elem)
+        assert self._linebuf.interval == spec.cycles_per_pixel
+        self._array = SystolicArray(
+            rows=spec.rows, cols=spec.cols, depth=self._linebuf.interval, elem_shape=elem,
+            weight_shape=signed(spec.weight_bits), psum_shape=signed(spec.psum_bits),
+            tag_shape=tag, faulty_pe=faulty_pe)
+        self._output = OutputStage(
+            cols=spec.cols, channels=spec.out_channels, row_folds=spec.row_folds,
+            col_folds=spec.col_folds, in_flight=self._linebuf.latency + self._array.latency,
+            psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
+            bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
+            serial=True)
+        self._layouts = {
+            "pixels": pixel_in_layout(beat),
+            "results": pixel_out_layout(signed(spec.output_bits), spec.cols),
+            "weights": load_layout(signed(spec.load_bits)),
+        }
+        self._init_ports()
+
+    def _init_ports(self):
+        spec = self._spec
         super().__init__({
             "pixels": In(stream.Signature(self._layouts["pixels"])),
             "results": Out(stream.Signature(self._layouts["results"])),
@@ -183,7 +228,10 @@ class ConvAccelerator(wiring.Component):
     @property
     def stages(self):
         """The stages in stream order: padder, pixel queue, window generator, feeder, array,
-        output stage."""
+        output stage; for the channel-serial engine padder, line buffer, array, output
+        stage."""
+        if self._spec.serial:
+            return (self._padder, self._linebuf, self._array, self._output)
         return (self._padder, self._pixel_queue, self._window, self._feeder, self._array,
                 self._output)
 
@@ -209,6 +257,8 @@ class ConvAccelerator(wiring.Component):
         ``back_latency`` cycles after that; the count includes both the first and the last
         cycle.
         """
+        if self._spec.serial:
+            return self._serial_figures()
         padder, queue, window, feeder, array, output = self.stages
         p = feeder.interval
         front = padder.start_cycles + padder.latency + queue.latency + window.latency
@@ -222,6 +272,23 @@ class ConvAccelerator(wiring.Component):
                              output_queue_depth=output.queue_depth, memories=self.memories,
                              multipliers=output.multipliers, pe_pairs=array.pe_pairs)
 
+    def _serial_figures(self):
+        """The channel-serial engine's cycle model: the padder offers padded beat ``b`` in
+        cycle ``front_latency + b`` of the frame (its start cycle 0) unless the line buffer
+        holds it back; the line buffer's own recurrence (:meth:`LineBuffer.schedule`) gives the
+        cycle in which the last output pixel is taken; its last vector enters the array
+        ``latency + P - 1`` cycles later, and the last result beat (that pixel's last column
+        block) transfers ``back_latency`` cycles after that; the count includes both the first
+        and the last cycle."""
+        padder, linebuf, array, output = self.stages
+        front = padder.start_cycles + padder.latency
+        back = array.latency + output.latency
+        last = linebuf.schedule(front)[-1]
+        cycles = last + linebuf.latency + linebuf.interval - 1 + back + 1
+        return EngineFigures(front_latency=front, back_latency=back, cycles=cycles,
+                             output_queue_depth=output.queue_depth, memories=self.memories,
+                             multipliers=output.multipliers, pe_pairs=array.pe_pairs)
+
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
@@ -229,25 +296,44 @@ class ConvAccelerator(wiring.Component):
         blocks = spec.blocks
         depth = spec.cycles_per_pixel
 
-        padder, pixel_queue, window, feeder, array, output = self.stages
-        m.submodules.padder = padder
-        m.submodules.pixel_queue = pixel_queue
-        m.submodules.window = window
-        m.submodules.feeder = feeder
-        m.submodules.array = array
-        m.submodules.output = output
+        if spec.serial:
+            padder, linebuf, array, output = self.stages
+            m.submodules.padder = padder
+            m.submodules.linebuf = linebuf
+            m.submodules.array = array
+            m.submodules.output = output
+            wiring.connect(m, wiring.flipped(self.pixels), padder.i)
+            wiring.connect(m, padder.o, linebuf.i)
+            wiring.connect(m, linebuf.o, array.i)
+            wiring.connect(m, array.o, output.i)
+            wiring.connect(m, output.o, wiring.flipped(self.results))
+            m.d.comb += [
+                linebuf.start.eq(padder.start),
+                linebuf.credit.eq(output.credit),
+                output.reserve.eq(linebuf.take),
+            ]
+            vectors = linebuf.o
+        else:
+            padder, pixel_queue, window, feeder, array, output = self.stages
+            m.submodules.padder = padder
+            m.submodules.pixel_queue = pixel_queue
+            m.submodules.window = window
+            m.submodules.feeder = feeder
+            m.submodules.array = array
+            m.submodules.output = output
 
-        wiring.connect(m, wiring.flipped(self.pixels), padder.i)
-        wiring.connect(m, padder.o, pixel_queue.i)
-        wiring.connect(m, pixel_queue.o, window.i)
-        wiring.connect(m, window.o, feeder.i)
-        wiring.connect(m, feeder.o, array.i)
-        wiring.connect(m, array.o, output.i)
-        wiring.connect(m, output.o, wiring.flipped(self.results))
-        m.d.comb += [
-            feeder.credit.eq(output.credit),
-            output.reserve.eq(feeder.i.valid & feeder.i.ready),
-        ]
+            wiring.connect(m, wiring.flipped(self.pixels), padder.i)
+            wiring.connect(m, padder.o, pixel_queue.i)
+            wiring.connect(m, pixel_queue.o, window.i)
+            wiring.connect(m, window.o, feeder.i)
+            wiring.connect(m, feeder.o, array.i)
+            wiring.connect(m, array.o, output.i)
+            wiring.connect(m, output.o, wiring.flipped(self.results))
+            m.d.comb += [
+                feeder.credit.eq(output.credit),
+                output.reserve.eq(feeder.i.valid & feeder.i.ready),
+            ]
+            vectors = feeder.o
 
         # -- weight and bias loading -----------------------------------------------------------
         # Every decode of the load's counters (a counter at its end, the final beat) is kept in
@@ -314,6 +400,13 @@ class ConvAccelerator(wiring.Component):
             m.d.comb += output.q_data.eq(beat.data)
         if spec.pad_runtime:
             m.d.comb += padder.pad_data.eq(beat.data)
+        # (the channel-serial padder's pad values: a word per chunk, `lanes` channels each)
+        serial_pads = spec.serial and spec.pad_runtime and spec.chunks > 1
+        if serial_pads:
+            pad_lane = Signal(range(spec.lanes))
+            pad_lane_end = Signal(init=spec.lanes == 1)
+            pad_chunk = Signal(range(spec.chunks))
+            m.d.comb += padder.pad_addr.eq(pad_chunk)
 
         def fits(bits, signed=True):
             # the beat's value is a sign extension of its low `bits` bits (or a zero
@@ -370,10 +463,16 @@ class ConvAccelerator(wiring.Component):
                         m.d.comb += [output.c_en.eq(1 << load_scalar), check["scalar"].eq(1)]
                 if spec.pad_runtime:
                     with m.Case(4):
-                        m.d.comb += [padder.pad_en.eq(1 << load_pad), check["pad"].eq(1)]
+                        m.d.comb += [padder.pad_en.eq(1 << (pad_lane if serial_pads else
+                                                            load_pad)),
+                                     check["pad"].eq(1)]
             m.d.comb += load_error.eq(beat.last != load_final)
             with m.If(load_phase == 4):
                 step(load_pad, pad_end, spec.in_channels, wrap=False)
+                if serial_pads:
+                    step(pad_lane, pad_lane_end, spec.lanes)
+                    with m.If(pad_lane_end):
+                        m.d.sync += pad_chunk.eq(pad_chunk + 1)
             with m.Elif(load_phase == 3):
                 step(load_scalar, scalar_end, 3, wrap=False)
                 with m.If(scalar_end):
@@ -401,6 +500,9 @@ class ConvAccelerator(wiring.Component):
                 clear(load_channel, table_end, spec.out_channels)
                 clear(load_scalar, scalar_end, 3)
                 clear(load_pad, pad_end, spec.in_channels)
+                if serial_pads:
+                    clear(pad_lane, pad_lane_end, spec.lanes)
+                    m.d.sync += pad_chunk.eq(0)
                 m.d.sync += [load_group.eq(0), load_bias.eq(0), load_phase.eq(0),
                              final_phase.eq(0)]
                 if load_in_group is not None:
@@ -435,7 +537,7 @@ class ConvAccelerator(wiring.Component):
         last_rows = spec.reduction - (spec.row_folds - 1) * rows
         last_cols = spec.out_per_group - (spec.col_folds - 1) * cols
         # (four constants: a multiplier here would take a DSP block from the PEs)
-        tag = feeder.o.payload.tag
+        tag = vectors.payload.tag
         vector_macs = Mux(tag.last_fold,
                           Mux(tag.last_col_fold, last_rows * last_cols, last_rows * cols),
                           Mux(tag.last_col_fold, rows * last_cols, rows * cols))
@@ -452,6 +554,6 @@ class ConvAccelerator(wiring.Component):
                 m.d.sync += self.input_stalls.eq(self.input_stalls + 1)
             with m.If(self.results.valid & ~self.results.ready):
                 m.d.sync += self.output_stalls.eq(self.output_stalls + 1)
-            with m.If(feeder.o.valid):
+            with m.If(vectors.valid):
                 m.d.sync += self.macs.eq(self.macs + vector_macs)
         return m

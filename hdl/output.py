@@ -30,6 +30,11 @@ class OutputStage(wiring.Component):
     must have room for every pixel in flight: ``credit`` says whether one more may be started
     (``reserve``), and a reservation ends when its pixel leaves on ``o``.
 
+    With ``serial`` (the channel-serial engine), no pixel is assembled: every complete block
+    enters the queue and leaves on ``o`` as a beat of ``cols`` channels, a pixel's blocks in
+    turn (``last`` on the frame's final block); ``queue_depth`` still counts pixels, and a
+    reservation ends when a pixel's last block leaves.
+
     With ``requantize``, each complete block passes a :class:`~convaccel.hdl.requant.
     Requantizer` before the queue, and the pixels leave as int8.
 
@@ -59,14 +64,17 @@ class OutputStage(wiring.Component):
     q_data : In(signed(REQUANT_DATA_BITS)); m_en, s_en : In(cols); c_en : In(3)
         With ``requantize`` only: the requantizer's load ports (column block ``b_addr``).
     o : Out(stream.Signature(pixel_out_layout(out_shape, channels)))
-        ``out_shape`` is ``acc_shape``, or ``signed(8)`` with ``requantize``.
+        ``out_shape`` is ``acc_shape``, or ``signed(8)`` with ``requantize``; with ``serial``
+        ``cols`` channels (a block) a beat.
     reserve : In(1)
     credit : Out(1)
     """
 
     def __init__(self, *, cols, channels, row_folds, col_folds, in_flight, psum_shape,
-                 acc_shape, bias_shape, tag_shape, requantize=False, groups=1):
+                 acc_shape, bias_shape, tag_shape, requantize=False, groups=1, serial=False):
         assert channels % groups == 0
+        assert not serial or (groups == 1 and channels % cols == 0)
+        self._serial = serial
         self._cols = cols
         self._channels = channels
         self._row_folds = row_folds
@@ -98,7 +106,8 @@ class OutputStage(wiring.Component):
             "b_data": In(bias_shape),
             "b_en": In(cols),
             **requant_ports,
-            "o": Out(stream.Signature(pixel_out_layout(self._out_shape, channels))),
+            "o": Out(stream.Signature(pixel_out_layout(self._out_shape,
+                                                       cols if serial else channels))),
             "reserve": In(1),
             "credit": Out(1),
         })
@@ -135,7 +144,8 @@ class OutputStage(wiring.Component):
             MemoryShape("biases", self._cols * bias, self._blocks),
             *(self._requant.memories if self._requant else ()),
             # a word per column block, `groups * col_folds` per queued pixel
-            MemoryShape("output queue", self._cols * out + 1, self.queue_depth * self._blocks),
+            MemoryShape("output queue", self._cols * out + 1 + self._serial,
+                        self.queue_depth * self._blocks),
         )
 
     def elaborate(self, platform):
@@ -204,7 +214,8 @@ class OutputStage(wiring.Component):
         # (A block RAM, not flip-flops: the queue is the engine's widest storage.)
         words = self.queue_depth * blocks
         word_layout = data.StructLayout({
-            "data": data.ArrayLayout(self._out_shape, cols), "last": 1})
+            "data": data.ArrayLayout(self._out_shape, cols), "last": 1,
+            **({"end": 1} if self._serial else {})})
         m.submodules.queue = queue = memory.Memory(shape=word_layout, depth=words, init=[])
         wr = queue.write_port()
         rd = queue.read_port()
@@ -217,7 +228,8 @@ class OutputStage(wiring.Component):
         m.d.comb += [
             wr.addr.eq(w_addr),
             wr.data.data.eq(complete.data),
-            wr.data.last.eq(complete.tag.last_pixel),
+            wr.data.last.eq(complete.tag.last_pixel & (complete.tag.last_group
+                                                       if self._serial else 1)),
             wr.en.eq(write),
             rd.addr.eq(r_addr),
             rd.en.eq(read),
@@ -228,6 +240,18 @@ class OutputStage(wiring.Component):
         with m.If(read):
             m.d.sync += [r_addr.eq(Mux(r_addr == words - 1, 0, r_addr + 1)),
                          r_group.eq(Mux(r_group == blocks - 1, 0, r_group + 1))]
+
+        if self._serial:
+            m.d.comb += wr.data.end.eq(complete.tag.last_group)
+            # every block leaves as it is read; a reservation ends with a pixel's last block
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+            with m.If(read):
+                m.d.sync += self.o.valid.eq(1)
+            m.d.comb += [self.o.payload.data.eq(rd.data.data),
+                         self.o.payload.last.eq(rd.data.last)]
+            self._credits(m, self.o.valid & self.o.ready & rd.data.end)
+            return m
 
         collected = [Signal(data.ArrayLayout(self._out_shape, cols), name=f"group{g}")
                      for g in range(blocks - 1)]
@@ -250,11 +274,14 @@ class OutputStage(wiring.Component):
             m.d.comb += self.o.payload.data[ch].eq(lanes[block * cols + column])
         m.d.comb += self.o.payload.last.eq(rd.data.last)
 
+        self._credits(m, self.o.valid & self.o.ready)
+        return m
+
+    def _credits(self, m, release):
         # Credits: pixels reserved and not yet out.
         # (`credit` is registered, computed from the count's next value.)
         in_flight = Signal(range(self.queue_depth + 1))
-        next_in_flight = in_flight + self.reserve - (self.o.valid & self.o.ready)
+        next_in_flight = in_flight + self.reserve - release
         credit = Signal(init=1)
         m.d.sync += [in_flight.eq(next_in_flight), credit.eq(next_in_flight < self.queue_depth)]
         m.d.comb += self.credit.eq(credit)
-        return m

@@ -27,8 +27,13 @@ class Padder(wiring.Component):
     ``error`` pulses and input beats are dropped up to and including the next one with ``last``,
     so the following frame starts aligned.
 
+    With ``chunks > 1`` (the channel-serial engine) a pixel is ``chunks`` consecutive beats,
+    beat ``j`` holding channels ``j * lanes .. (j + 1) * lanes - 1``: everything above counts
+    beats (a padding pixel is ``chunks`` beats, each its channels' pad values; ``last`` belongs
+    on the frame's final beat).
+
     Latency is 1 cycle (a registered output); a frame's start takes ``start_cycles`` more, so
-    its first pixel leaves 2 cycles after its start. Throughput is one pixel per cycle.
+    its first beat leaves 2 cycles after its start. Throughput is one beat per cycle.
 
     Parameters
     ----------
@@ -36,12 +41,17 @@ class Padder(wiring.Component):
         The input frame.
     pads : (top, bottom, left, right)
     pad_value : int or sequence of int
-        The padding pixel's elements: one value for all, or one per element.
+        The padding pixel's elements: one value for all, or one per channel (``chunks *
+        lanes`` of them).
     pixel_shape : shape-castable
-        One pixel, an array (e.g. ``data.ArrayLayout(signed(8), channels)``).
+        One beat, an array (e.g. ``data.ArrayLayout(signed(8), lanes)``).
     runtime : bool
-        The padding pixel is a register, ``pad_value`` at reset, whose element ``c`` takes
-        ``pad_data`` in a cycle with bit ``c`` of ``pad_en`` set.
+        The pad values can be loaded: with one chunk a register, ``pad_value`` at reset, whose
+        element ``c`` takes ``pad_data`` in a cycle with bit ``c`` of ``pad_en`` set; with
+        several, a memory of a word per chunk whose element ``c`` of word ``pad_addr`` takes
+        ``pad_data`` with bit ``c`` of ``pad_en``.
+    chunks : int
+        Beats per pixel.
 
     Members
     -------
@@ -53,25 +63,27 @@ class Padder(wiring.Component):
         The cycle in which a frame begins.
     error : Out(1)
         Pulses when an input frame turns out shorter or longer than ``height x width``.
-    pad_en : In(channels), pad_data : In(element shape)
-        Only with ``runtime``: load one element of the padding pixel (between frames).
+    pad_en : In(lanes), pad_data : In(element shape), pad_addr : In(range(chunks))
+        Only with ``runtime``: load one element of the padding pixel (between frames);
+        ``pad_addr`` only with several chunks.
     """
 
     latency = 1
     #: The cycle in which a frame starts, before its first pixel moves.
     start_cycles = 1
-    memories = ()
 
-    def __init__(self, *, height, width, pads, pad_value, pixel_shape, runtime=False):
+    def __init__(self, *, height, width, pads, pad_value, pixel_shape, runtime=False,
+                 chunks=1):
         self._height = height
         self._width = width
         self._pads = tuple(pads)
         self._pixel_shape = pixel_shape
         self._runtime = runtime
+        self._chunks = chunks
         layout = data.Layout.cast(pixel_shape)
         if isinstance(pad_value, int):
-            pad_value = (pad_value,) * layout.length
-        assert len(pad_value) == layout.length
+            pad_value = (pad_value,) * (layout.length * chunks)
+        assert len(pad_value) == layout.length * chunks
         self._pad_value = tuple(pad_value)
         ports = {
             "i": In(stream.Signature(pixel_in_layout(pixel_shape))),
@@ -82,7 +94,27 @@ class Padder(wiring.Component):
         }
         if runtime:
             ports.update(pad_en=In(layout.length), pad_data=In(layout.elem_shape))
+            if chunks > 1:
+                ports.update(pad_addr=In(range(chunks)))
         super().__init__(ports)
+
+    @property
+    def _pad_words(self):
+        """The pad values as one tuple per chunk."""
+        lanes = len(self._pad_value) // self._chunks
+        return [self._pad_value[j * lanes:(j + 1) * lanes] for j in range(self._chunks)]
+
+    @property
+    def _pad_memory(self):
+        """Several chunks of pad values that differ (or are loaded): a memory of a word per
+        chunk, read at the beat's chunk (a register per channel would grow with them)."""
+        return self._chunks > 1 and (self._runtime or len(set(self._pad_words)) > 1)
+
+    @property
+    def memories(self):
+        if not self._pad_memory:
+            return ()
+        return (MemoryShape("pad values", Shape.cast(self._pixel_shape).width, self._chunks),)
 
     def elaborate(self, platform):
         m = Module()
@@ -90,8 +122,29 @@ class Padder(wiring.Component):
         padded_h = self._height + top + bottom
         padded_w = self._width + left + right
         layout = data.Layout.cast(self._pixel_shape)
-        pad_pixel = layout.const(list(self._pad_value))
-        if self._runtime:
+        chunks = self._chunks
+        # The beat's chunk (a pixel's chunks in turn); x moves at a pixel's last chunk.
+        if chunks > 1:
+            chunk = Signal(range(chunks))
+            chunk_end = Signal()                       # chunk == chunks - 1
+        else:
+            chunk, chunk_end = C(0), C(1)
+        load = Signal()
+        if self._pad_memory:
+            m.submodules.pad_values = pad_mem = memory.Memory(
+                shape=layout, depth=chunks, init=[list(w) for w in self._pad_words])
+            pad_rd = pad_mem.read_port()
+            # Read a cycle ahead: the chunk of the beat that the next cycle makes.
+            m.d.comb += pad_rd.addr.eq(Mux(load, Mux(chunk_end, 0, chunk + 1), chunk))
+            pad_pixel = pad_rd.data
+            if self._runtime:
+                pad_wr = pad_mem.write_port(granularity=1)     # (one channel)
+                m.d.comb += [pad_wr.addr.eq(self.pad_addr), pad_wr.en.eq(self.pad_en)]
+                for c in range(layout.length):
+                    m.d.comb += pad_wr.data[c].eq(self.pad_data)
+        else:
+            pad_pixel = layout.const(list(self._pad_words[0]))
+        if self._runtime and not self._pad_memory:
             pad_pixel = Signal(layout, init=list(self._pad_value))
             for c in range(layout.length):
                 with m.If(self.pad_en[c]):
@@ -115,8 +168,8 @@ class Padder(wiring.Component):
         before_rows = Signal(init=top == 1)             # y == top - 1
         before_cols = Signal(init=left == 1)            # x == left - 1
         interior = in_rows & in_cols
-        final_input = last_row & last_col
-        frame_end = bottom & row_end
+        final_input = last_row & last_col & chunk_end
+        frame_end = bottom & row_end & chunk_end
 
         # A frame's start only sets `active`; padding and input begin in the next cycle, so
         # that what moves the counters depends on this block's registers and `i.valid` alone.
@@ -124,7 +177,6 @@ class Padder(wiring.Component):
         with m.If(self.start):
             m.d.sync += active.eq(1)
         go = active
-        load = Signal()
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
@@ -165,9 +217,14 @@ class Padder(wiring.Component):
 
         with m.If(load):
             m.d.sync += self.o.valid.eq(1)
-            step(x, padded_w, left, self._width, in_cols, last_col, row_end, before_cols)
-            with m.If(row_end):
-                step(y, padded_h, top, self._height, in_rows, last_row, bottom, before_rows)
+            if chunks > 1:
+                m.d.sync += [chunk.eq(Mux(chunk_end, 0, chunk + 1)),
+                             chunk_end.eq(~chunk_end & (chunk == chunks - 2))]
+            with m.If(chunk_end):
+                step(x, padded_w, left, self._width, in_cols, last_col, row_end, before_cols)
+                with m.If(row_end):
+                    step(y, padded_h, top, self._height, in_rows, last_row, bottom,
+                         before_rows)
             with m.If(frame_end):
                 m.d.sync += [active.eq(0), fill.eq(0), late.eq(0)]
                 # The final input pixel, if it lacked `last`, may be this very pixel.

@@ -19,7 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from convaccel import ConvSpec, golden
-from convaccel.beats import pixel_beats, weight_beats
+from convaccel.beats import pixel_beats, result_array, weight_beats
 from convaccel.quant import requant_from_values
 from convaccel.hdl.accelerator import ConvAccelerator
 
@@ -102,25 +102,30 @@ class EngineBench:
         self.load_layout = layouts["weights"]
         self.result_layout = layouts["results"]
         self.out_h, self.out_w = spec.output_size
+        # result beats a pixel: one, or (the channel-serial engine) a column block each
+        self.blocks = spec.out_channels // spec.result_channels
         self.received = [[] for _ in self.frames]
         self.frame = 0
         self.last_transfer = []
         self.progress = self.job_dir / "progress"
-        self.total = len(self.frames) * self.out_h * self.out_w
+        self.total = len(self.frames) * spec.result_beats
 
     def check(self, word, cycle):
         """The scoreboard: called in the cycle a result beat transfers."""
         beat = self.result_layout.from_bits(word)
         frame, n = self.frame, len(self.received[self.frame])
-        y, x = divmod(n, self.out_w)
+        pixel, block = divmod(n, self.blocks)
+        y, x = divmod(pixel, self.out_w)
+        first = block * self.spec.result_channels
         actual = [int(v) for v in beat.data]
-        expected = [int(v) for v in self.expected[frame][:, y, x]]
-        for channel, (a, e) in enumerate(zip(actual, expected)):
+        expected = [int(v) for v in
+                    self.expected[frame][first:first + self.spec.result_channels, y, x]]
+        for channel, (a, e) in enumerate(zip(actual, expected), start=first):
             if a != e:
                 raise AssertionError(
                     f"frame {frame}, output pixel (row {y}, column {x}), channel {channel}: "
                     f"expected {e}, got {a}, in cycle {cycle} (seed {self.seed})")
-        is_last = n == self.out_h * self.out_w - 1
+        is_last = n == self.spec.result_beats - 1
         if bool(beat.last) != is_last:
             raise AssertionError(
                 f"frame {frame}, output pixel (row {y}, column {x}): `last` is "
@@ -206,8 +211,7 @@ class EngineBench:
     def report(self, counters):
         spec = self.spec
         np.savez(self.job_dir / "out.npz",
-                 y=np.array([np.array(r, dtype=np.int64).T.reshape(spec.output_shape)
-                             for r in self.received]))
+                 y=np.array([result_array(r, spec) for r in self.received]))
         (self.job_dir / "report.json").write_text(json.dumps({"frames": counters}, indent=1))
         for n, c in enumerate(counters):
             # The performance counters agree with what the bench saw, cycle for cycle.

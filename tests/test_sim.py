@@ -270,3 +270,29 @@ def test_waves(tmp_path, suffix):
     assert len(data) > 100
     if suffix == ".vcd":
         assert b"$enddefinitions" in data and b"results__valid" in data
+
+
+#: The channel-serial engine (``lanes``) in Verilog: chunks 2, two vectors a beat, two result
+#: blocks a pixel, stride 2 and a pad value. One Verilator build for both runs: without stalls
+#: (the bench holds each frame to the model's cycles) and, under `full`, with random stalls
+#: (the amaranth.sim matrix runs stalled serial geometries in the default suite).
+SERIAL = dict(height=7, width=6, in_channels=4, out_channels=4, kernel=3, stride=(2, 1),
+              padding=(1, 1, 1, 1), pad_value=-5, rows=1, cols=2, lanes=2, name="serial")
+
+
+@pytest.mark.parametrize("stall", [0.0, pytest.param(0.25, marks=pytest.mark.full)])
+def test_serial(stall):
+    need_simulator("verilator")
+    spec = ConvSpec(**SERIAL)
+    rng = np.random.default_rng(31)
+    frames = [random_data(rng, spec)[0] for _ in range(2)]
+    _, w, b = random_data(rng, spec)
+    result = simulate(spec, np.stack(frames), w, b, stall=stall, seed=13)
+    assert result.matches, result.message
+    for frame, out in zip(frames, result.output):
+        np.testing.assert_array_equal(out, golden.conv2d(frame, w, b, spec))
+    if stall:
+        assert all(c["cycles"] >= spec.cycles for c in result.counters)
+        assert sum(c["input_stalls"] + c["output_stalls"] for c in result.counters) > 0
+    else:
+        assert [c["cycles"] for c in result.counters] == [spec.cycles] * 2

@@ -518,3 +518,33 @@ def test_padding_mode_from_toml(tmp_path):
     with pytest.raises(ConfigError, match=r"layer\.toml: padding_mode 'circular' needs a frame "
                                           r"buffer"):
         ConvSpec.from_toml(path)
+
+
+def test_lanes_wrong():
+    # the channel-serial engine's constraints, each refused with the values that would do
+    layer = dict(height=6, width=6, in_channels=6, out_channels=4, kernel=3, padding=1)
+    with pytest.raises(ValueError, match=r"^lanes 4 does not divide in_channels 6: a pixel is "
+                                         r"in_channels / lanes beats; use lanes in 1, 2, 3, 6$"):
+        ConvSpec(**layer, rows=2, cols=2, lanes=4)
+    with pytest.raises(ValueError, match=r"^rows 2 does not divide lanes 3: .* use rows in "
+                                         r"1, 3 \(or leave lanes unset\)$"):
+        ConvSpec(**layer, rows=2, cols=2, lanes=3)
+    with pytest.raises(ValueError, match=r"^cols 3 does not divide out_channels 4: .* use cols "
+                                         r"in 1, 2, 4 \(or leave lanes unset\)$"):
+        ConvSpec(**layer, rows=2, cols=3, lanes=2)
+    with pytest.raises(ValueError, match=r"^lanes \(the channel-serial engine\) needs groups = "
+                                         r"1, not 2: leave lanes unset for a grouped layer$"):
+        ConvSpec(**layer, groups=2, rows=1, cols=2, lanes=3)
+
+
+@pytest.mark.parametrize("mode", ["replicate", "reflect"])
+def test_lanes_edge_padding_wrong(mode):
+    layer = dict(height=6, width=6, in_channels=4, out_channels=4, kernel=3, rows=2, cols=2,
+                 lanes=2, padding_mode=mode)
+    with pytest.raises(ValueError, match=rf"^padding_mode '{mode}' is not available with lanes "
+                                         r"\(the channel-serial engine pads with constant values "
+                                         r"only\): use padding_mode 'constant' or leave lanes "
+                                         r"unset$"):
+        ConvSpec(**layer, padding=1)
+    # without padding the mode does not matter
+    assert ConvSpec(**layer, padding="valid").serial

@@ -22,7 +22,6 @@ def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=
     dut = dut or ConvAccelerator(spec)
     if pixel_frames is None:
         pixel_frames = [pixel_beats(x, spec) for x in frames]
-    out_h, out_w = spec.output_size
     results, counters = [], []
     loaded = []
 
@@ -50,11 +49,11 @@ def run_engine(spec, frames, w, b, *, stall=0.0, seed=0, dut=None, pixel_frames=
         stalls = gaps(seed + 3, stall)
         for _ in pixel_frames:
             beats = []
-            for n in range(out_h * out_w):
+            for n in range(spec.result_beats):
                 payload = await stream_get(ctx, dut.results, stalls)
                 beats.append([int(v) for v in payload.data])
-                assert bool(payload.last) == (n == out_h * out_w - 1), \
-                    f"last on result {n} of {out_h * out_w}"
+                assert bool(payload.last) == (n == spec.result_beats - 1), \
+                    f"last on result {n} of {spec.result_beats}"
             # Read in the cycle after the last result: the next frame may start in it and
             # reset the counters at its end.
             counters.append({name: ctx.get(getattr(dut, name)) for name in

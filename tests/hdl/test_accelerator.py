@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from convaccel import DEFAULT_SPEC, ConvSpec, golden
-from convaccel.beats import pixel_beats, weight_beats
+from convaccel.beats import pixel_beats, result_array, weight_beats
 
 from enginebench import check_engine, run_engine
 from helpers import random_data, random_spec
@@ -263,3 +263,149 @@ def test_pad_value_too_wide_flags_error():
         results, _, error_after_loads = run_engine(spec, [x], w, b, loads=[bad, good])
         assert error_after_loads == 1
         np.testing.assert_array_equal(results[0], golden.conv2d(x, w, b, spec, pad=[15, 2]))
+
+
+#: The channel-serial engine (``lanes``): beats of `lanes` channels, a pixel's `chunks` beats
+#: in turn, vectors read from the line buffer's block RAM, a result beat per column block.
+SERIAL = {
+    # chunks 2, rows < lanes (two vectors a beat), cols < out_channels (two blocks a pixel)
+    "s_k3_chunks2": dict(height=4, width=4, in_channels=4, out_channels=4, kernel=3,
+                         padding=1, rows=1, cols=2, lanes=2),
+    # stride 2, asymmetric padding, a pad value, chunks 3
+    "s_s2_asym": dict(height=7, width=5, in_channels=6, out_channels=2, kernel=3, stride=2,
+                      padding=(1, 1, 0, 0), pad_value=-3, rows=2, cols=2, lanes=2),
+    # dilation 2, lanes = in_channels (one chunk), rows < lanes
+    "s_dil2": dict(height=5, width=5, in_channels=4, out_channels=3, kernel=3, dilation=2,
+                   padding="same", rows=2, cols=3, lanes=4),
+    # a rectangular kernel, asymmetric padding, three blocks, chunks 2
+    "s_k3x5": dict(height=3, width=5, in_channels=4, out_channels=3, kernel=(3, 5),
+                   padding=(0, 2, 1, 3), rows=2, cols=1, lanes=2),
+    # 1x1, stride 2: input-bound (the ring rows and the padder set the pace, not the array)
+    "s_k1_s2": dict(height=9, width=7, in_channels=4, out_channels=2, kernel=1, stride=2,
+                    padding=(1, 1, 1, 1), rows=2, cols=2, lanes=2),
+    # per-channel pad values across four chunks, stride and dilation on different axes
+    "s_per_channel": dict(height=5, width=7, in_channels=8, out_channels=2, kernel=3,
+                          stride=2, dilation=(1, 2), padding=(1, 1, 2, 2),
+                          pad_value=[-7, 0, 99, 5, -1, 3, 2, -128], rows=2, cols=2, lanes=2),
+    # requantized, unsigned inputs, the zero point as the pad value
+    "s_q": dict(height=5, width=5, in_channels=4, out_channels=4, kernel=3, padding=1,
+                pad_value=17, input_signed=False, rows=2, cols=2, lanes=4, requantize=True),
+}
+
+
+#: (with stalls in the default suite; the others' stalled runs under `full`)
+SERIAL_STALLED = ("s_k3_chunks2", "s_s2_asym", "s_k1_s2", "s_q")
+
+
+@pytest.mark.parametrize("name, stall", [
+    pytest.param(name, stall, marks=[pytest.mark.full] if stall and name not in SERIAL_STALLED
+                 else [], id=f"{stall}-{name}")
+    for stall in (0.0, 0.3) for name in SERIAL])
+def test_serial_matches_golden(name, stall):
+    spec = ConvSpec(**SERIAL[name])
+    assert spec.serial
+    counters = check_engine(spec, seed=len(name), stall=stall, frames=2)
+    if stall == 0.0:
+        assert [c["cycles"] for c in counters] == [spec.cycles] * 2
+        assert all(c["input_stalls"] == 0 and c["output_stalls"] == 0 for c in counters)
+    else:
+        assert all(c["cycles"] >= spec.cycles for c in counters)
+        assert all(c["input_stalls"] + c["output_stalls"] > 0 for c in counters)
+
+
+def test_serial_random_geometries():
+    # stride, dilation, kernel, padding, lanes, chunks, rows and cols drawn at random; every
+    # other one exactly the model's cycles
+    rng = np.random.default_rng(13)
+    for n in range(8):
+        lanes = int(rng.choice([1, 2, 4]))
+        spec = random_spec(rng, max_size=6, max_kernel=3, max_channels=3,
+                           in_channels=lanes * int(rng.integers(1, 4)), lanes=lanes,
+                           rows=int(rng.choice([r for r in (1, 2, 4) if lanes % r == 0])),
+                           cols=1, padding_mode="constant")
+        while spec.cycles > 800:                       # (a bound on the test's time)
+            spec = random_spec(rng, max_size=6, max_kernel=3, max_channels=3,
+                               in_channels=spec.in_channels, lanes=lanes, rows=spec.rows,
+                               cols=1, padding_mode="constant")
+        counters = check_engine(spec, seed=n, stall=0.2 if n % 2 else 0.0)
+        if n % 2 == 0:
+            assert counters[0]["cycles"] == spec.cycles, spec
+
+
+@pytest.mark.parametrize("pad", ["mean", pytest.param([-100, 17, 5, 0, 9, -2],
+                                                      marks=pytest.mark.full)])
+def test_serial_run_time_pad_values(pad):
+    # run-time pad values in the padder's memory of a word per chunk (three chunks of two)
+    spec = ConvSpec(height=5, width=4, in_channels=6, out_channels=2, kernel=3, stride=(2, 1),
+                    padding=(1, 1, 2, 1), pad_runtime=True, rows=2, cols=1, lanes=2)
+    counters = check_engine(spec, seed=4, frames=2, pad=pad)
+    assert [c["cycles"] for c in counters] == [spec.cycles] * 2
+
+
+SERIAL_SMALL = ConvSpec(height=4, width=5, in_channels=4, out_channels=2, kernel=3, padding=1,
+                        pad_value=-2, rows=2, cols=1, lanes=2)
+
+
+def test_serial_short_frame_flags_error_and_next_frame_is_correct():
+    spec = SERIAL_SMALL
+    rng = np.random.default_rng(5)
+    x1, w, b = random_data(rng, spec)
+    x2 = random_data(rng, spec)[0]
+    short = pixel_beats(x1, spec)[:7]              # three pixels and half of the fourth
+    short[-1] = (short[-1][0], True)
+    results, counters, _ = run_engine(spec, [x1, x2], w, b,
+                                      pixel_frames=[short, pixel_beats(x2, spec)])
+    assert counters[0]["error"] == 1
+    np.testing.assert_array_equal(results[1], golden.conv2d(x2, w, b, spec))
+    # the rest of the frame, from the fourth pixel's second chunk, was padding
+    beats = x1.reshape(4, -1).T.reshape(-1, 2).copy()
+    beats[7:] = spec.pad_value
+    filled = beats.reshape(-1, 4).T.reshape(spec.input_shape)
+    np.testing.assert_array_equal(results[0], golden.conv2d(filled, w, b, spec))
+
+
+def test_serial_long_frame_flags_error_and_next_frame_is_correct():
+    spec = SERIAL_SMALL
+    rng = np.random.default_rng(6)
+    x1, w, b = random_data(rng, spec)
+    x2 = random_data(rng, spec)[0]
+    long = [(c, False) for c, _ in pixel_beats(x1, spec)] + [([5, 5], False), ([6, 6], True)]
+    results, counters, _ = run_engine(spec, [x1, x2], w, b,
+                                      pixel_frames=[long, pixel_beats(x2, spec)])
+    assert counters[0]["error"] == 1
+    np.testing.assert_array_equal(results[0], golden.conv2d(x1, w, b, spec))
+    np.testing.assert_array_equal(results[1], golden.conv2d(x2, w, b, spec))
+
+
+def test_serial_beats():
+    # the stream formats: a pixel's chunks in turn, and result blocks back into the array
+    spec = ConvSpec(height=2, width=2, in_channels=4, out_channels=4, kernel=1, rows=1,
+                    cols=2, lanes=2)
+    x = np.arange(16).reshape(4, 2, 2)              # x[c, y, x] = 4c + 2y + x
+    beats = pixel_beats(x, spec)
+    assert [c for c, _ in beats[:3]] == [[0, 4], [8, 12], [1, 5]]
+    assert [last for _, last in beats] == [False] * 7 + [True]
+    assert len(beats) == spec.input_beats
+    y = np.arange(16).reshape(4, 2, 2)
+    blocks = [list(y[j * 2:j * 2 + 2, p // 2, p % 2]) for p in range(4) for j in range(2)]
+    np.testing.assert_array_equal(result_array(blocks, spec), y)
+    with pytest.raises(ValueError, match=r"^a frame has 8 result beats, not 7$"):
+        result_array(blocks[:7], spec)
+
+
+def test_serial_engine_figures():
+    # The line buffer's ring (k_eff_h + stride_h rows of width * chunks words of lanes
+    # channels) and no window or feeder; the model's front and back from the stages.
+    from convaccel.hdl.accelerator import ConvAccelerator
+    spec = ConvSpec(height=16, width=16, in_channels=64, out_channels=64, kernel=3, padding=1,
+                    rows=8, cols=2, lanes=8)
+    engine = ConvAccelerator(spec)
+    names = [type(stage).__name__ for stage in engine.stages]
+    assert names == ["Padder", "LineBuffer", "SystolicArray", "OutputStage"]
+    (ring,) = [m for m in spec.memories if m.name == "line buffer"]
+    assert (ring.width, ring.depth) == (8 * 8, (3 + 1) * 18 * 8)
+    assert engine.layouts["pixels"].size == 8 * 8 + 1
+    assert engine.layouts["results"].size == 2 * spec.acc_bits + 1
+    # compute-bound: a pixel every cycles_per_pixel cycles once the first is ready
+    assert spec.cycles > spec.output_pixels * spec.cycles_per_pixel
+    assert spec.cycles < spec.output_pixels * spec.cycles_per_pixel + 20 * 18 * 8
