@@ -1,6 +1,6 @@
 """Flip-flops of the channel-serial engine as channels grow, as Yosys maps it for the ECP5.
 
-    python benchmarks/serial_ff.py
+    python benchmarks/serial_ff.py [--arrays 4x2,8x4,16x8] [--channels 16,64,128] [--no-window]
 
 The whole engine (:class:`~convaccel.hdl.accelerator.ConvAccelerator`, no host link) at a fixed
 8 x 2 array is synthesized for the ULX3S 85F (the board's own ``synth_ecp5``): 3x3 layers of
@@ -10,6 +10,7 @@ Markdown table: flip-flops, LUTs, DSP and block RAM as Yosys counts them, and th
 buffer's words.
 """
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -49,21 +50,33 @@ def mapped_before_luts(component, board, name="engine"):
     return resource_counts(board.family, cells)
 
 
-def cases():
-    layer = dict(height=16, width=16, kernel=3, padding=1, rows=8, cols=2)
-    for channels in (16, 64, 128):
-        yield f"{channels} -> {channels}, lanes 8", ConvSpec(
-            in_channels=channels, out_channels=channels, lanes=8, **layer)
-    yield "16 -> 16, no lanes", ConvSpec(in_channels=16, out_channels=16, **layer)
+def cases(arrays, channel_counts, window):
+    for rows, cols in arrays:
+        layer = dict(height=16, width=16, kernel=3, padding=1, rows=rows, cols=cols)
+        for channels in channel_counts:
+            yield f"{channels} -> {channels}, {rows} x {cols}, lanes {rows}", ConvSpec(
+                in_channels=channels, out_channels=channels, lanes=rows, **layer)
+        if window:
+            yield f"16 -> 16, {rows} x {cols}, no lanes", ConvSpec(
+                in_channels=16, out_channels=16, **layer)
 
 
-def main(board="ulx3s-85f"):
-    board = get_board(board)
-    print("| layer (3x3, 16 x 16, 8 x 2 array) | FF | FF / PE | LUT | DSP | BRAM | "
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arrays", default="8x2", help="e.g. 4x2,8x4,16x8 (default 8x2)")
+    parser.add_argument("--channels", default="16,64,128")
+    parser.add_argument("--no-window", action="store_true",
+                        help="leave out the engine without lanes")
+    parser.add_argument("--board", default="ulx3s-85f")
+    args = parser.parse_args(argv)
+    board = get_board(args.board)
+    arrays = [tuple(int(n) for n in a.split("x")) for a in args.arrays.split(",")]
+    channel_counts = [int(c) for c in args.channels.split(",")]
+    print("| layer (3x3, 16 x 16) | PEs | FF | FF / PE | LUT | DSP | BRAM | "
           "line buffer (words x bits) | cycles |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     start = time.perf_counter()
-    for label, spec in cases():
+    for label, spec in cases(arrays, channel_counts, not args.no_window):
         try:
             counts, _ = synth_cells(ConvAccelerator(spec), board, name="engine")
         except CostError:
@@ -71,12 +84,12 @@ def main(board="ulx3s-85f"):
             counts["lut"] = "(ABC failed)"
         lines = [m for m in spec.memories if m.name == "line buffer"]
         ring = ", ".join(f"{m.depth} x {m.width}" for m in lines) or "-"
-        print(f"| {label} | {counts['ff']} | {counts['ff'] / spec.pe_count:.0f} | "
-              f"{counts['lut']} | {counts['dsp']} | {counts['bram']} | {ring} | "
-              f"{spec.cycles} |")
+        print(f"| {label} | {spec.pe_count} | {counts['ff']} | "
+              f"{counts['ff'] / spec.pe_count:.0f} | {counts['lut']} | {counts['dsp']} | "
+              f"{counts['bram']} | {ring} | {spec.cycles} |")
         sys.stdout.flush()
     print(f"\n(Yosys {time.perf_counter() - start:.0f} s, {board.device})")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()
