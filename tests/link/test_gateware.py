@@ -2,11 +2,12 @@
 """HostLink and SerialAccelerator: the parts composed, a whole exchange in amaranth.sim."""
 
 import numpy as np
+import pytest
 from linkutil import feed, status_wire
 from simutil import gaps, run_simulation, stream_get
 
 from convaccel import ConvSpec, golden
-from convaccel.beats import pixel_beats, result_array, weight_beats
+from convaccel.beats import weight_beats
 from convaccel.hdl.accelerator import ConvAccelerator
 from convaccel.hdl.stage import MemoryShape
 from convaccel.link.gateware import HostLink, SerialAccelerator
@@ -53,15 +54,21 @@ class Host:
         return Status(get[2]), bytes(rest[:-2])
 
 
-def test_exchange_through_the_parts():
+@pytest.mark.parametrize("spec", [
+    SPEC,
+    # the channel-serial engine: a pixel is two beats of 2 channels in, two column blocks out
+    ConvSpec(height=4, width=5, in_channels=4, out_channels=4, kernel=3, padding=1,
+             pad_value=-2, rows=2, cols=2, lanes=2),
+], ids=["pixels", "serial"])
+def test_exchange_through_the_parts(spec):
     # Small packet buffers and result queue: loads and frames span several packets, chunks
     # are refused BUSY while results wait to be read, and the engine waits for READ.
     rng = np.random.default_rng(9)
-    x = rng.integers(*SPEC.input_range, endpoint=True, size=SPEC.input_shape)
-    w = rng.integers(*SPEC.weight_range, endpoint=True, size=SPEC.weight_shape)
-    b = rng.integers(*SPEC.bias_range, endpoint=True, size=SPEC.bias_shape)
-    fmt = LinkFormat(SPEC, 24)
-    link = HostLink(SPEC, max_payload=24, result_queue=2 * fmt.result_pixel_bytes,
+    x = rng.integers(*spec.input_range, endpoint=True, size=spec.input_shape)
+    w = rng.integers(*spec.weight_range, endpoint=True, size=spec.weight_shape)
+    b = rng.integers(*spec.bias_range, endpoint=True, size=spec.bias_shape)
+    fmt = LinkFormat(spec, 24)
+    link = HostLink(spec, max_payload=24, result_queue=2 * fmt.result_pixel_bytes,
                     timeout=200)
     results, statuses, answers = [], [], {}
 
@@ -74,18 +81,18 @@ def test_exchange_through_the_parts():
             results.extend(fmt.results(payload))
 
         answers["frame before the weights"] = (await host.request(
-            Command.FRAME, fmt.frame_payloads(pixel_beats(x, SPEC)[:1])[0]))[0]
-        for payload in fmt.weight_payloads(weight_beats(w, b, SPEC)):
+            Command.FRAME, fmt.frame_payloads(fmt.pixels(x)[:1])[0]))[0]
+        for payload in fmt.weight_payloads(weight_beats(w, b, spec)):
             assert await host.request(Command.LOAD, payload) == (Status.OK, b"")
         statuses.append((await host.request(Command.STATUS))[1])
         busy = 0
-        for payload in fmt.frame_payloads(pixel_beats(x, SPEC)):
+        for payload in fmt.frame_payloads(fmt.pixels(x)):
             while (status := (await host.request(Command.FRAME, payload))[0]) == Status.BUSY:
                 busy += 1
                 await read()
             assert status == Status.OK
             await read()
-        while len(results) < SPEC.output_pixels:
+        while len(results) < spec.output_pixels:
             await read()
         answers["busy"] = busy
         statuses.append((await host.request(Command.STATUS))[1])
@@ -96,13 +103,13 @@ def test_exchange_through_the_parts():
     run_simulation(link, host)
     assert answers["frame before the weights"] == Status.BAD_STATE
     assert answers["busy"] > 0 and answers["reset"] == Status.OK
-    y = result_array(results, SPEC)
-    np.testing.assert_array_equal(y, golden.conv2d(x, w, b, SPEC))
+    y = fmt.result_array(results)
+    np.testing.assert_array_equal(y, golden.conv2d(x, w, b, spec))
     loaded, done = (decode_status(s) for s in statuses[:2])
     assert loaded["loaded"] and not loaded["done"] and loaded["beats_loaded"] == 0
     assert done["done"] and done["loaded"] and not done["error"] and not done["busy"]
-    assert done["macs"] == SPEC.macs and done["results_ready"] == done["pixels_sent"] == 0
+    assert done["macs"] == spec.macs and done["results_ready"] == done["pixels_sent"] == 0
     # the bytes on the wire, field by field as docs/protocol.md tables them
     counters = {name: done[name] for name in ("cycles", "input_stalls", "output_stalls")}
-    assert statuses[1] == status_wire({"macs": SPEC.macs, **counters}, ("done", "loaded"))
+    assert statuses[1] == status_wire({"macs": spec.macs, **counters}, ("done", "loaded"))
     assert statuses[2] == status_wire({})                # RESET: no weights, nothing done
