@@ -526,7 +526,7 @@ class SystolicArray(wiring.Component):
         # ports are its top row's and bottom row's.
         pair_rows = 2 * (self.pe_pairs // cols) if cols else 0
         placement = self.placement(platform)
-        assert placement.share == 1 or not pair_rows or placement.share % 2 == 0
+        assert not pair_rows or placement.share % 2 == 0
         units = [[] for _ in range(cols)]
         lanes = [[None] * cols for _ in range(rows)]
         for c in range(cols):

@@ -82,8 +82,8 @@ class WeightPlacement:
     ----------
     share : int
         Rows of a column that share one memory (:func:`weight_groups`): 1 (a memory per PE),
-        2 (a pair's), up to :data:`MAX_SHARE`; when the array pairs rows on dual multipliers it
-        is 1 or even.
+        2 (a pair's), up to :data:`MAX_SHARE`; even when the array pairs rows on dual
+        multipliers (a pair's two lanes come from one memory).
     spram : frozenset of (row, col)
         The memories (by their top row and column) in an SB_SPRAM256KA.
     """
@@ -125,13 +125,13 @@ def weight_placement(*, rows, cols, depth, weight_bits, paired, family=None, spr
     rows, cols, depth, weight_bits : int
         The array and its memories' depth (fold addresses) and weight width.
     paired : bool
-        The array pairs rows ``2i, 2i + 1`` on dual multipliers (then ``share`` is 1 or even,
-        so that no pair straddles two memories).
+        The array pairs rows ``2i, 2i + 1`` on dual multipliers (then ``share`` is even, so
+        that a pair's lanes come from one memory).
     family : str or None
     spram : int
         SB_SPRAM256KA blocks free for weights.
     """
-    if family is None:
+    if family is None or (paired and rows < 2):
         return WeightPlacement(2 if paired and rows > 1 else 1)
     from ..boards.mapping import FAMILY_MAPPING, bram_blocks
     widest = max(w for w, _ in FAMILY_MAPPING[family].bram_configs)
@@ -139,8 +139,8 @@ def weight_placement(*, rows, cols, depth, weight_bits, paired, family=None, spr
     for share in range(1, min(MAX_SHARE, rows) + 1):
         if share > 1 and share * weight_bits > widest:
             break
-        if paired and share % 2 and share != 1:
-            continue
+        if paired and share % 2:
+            continue                    # (a pair's lanes are read together)
         groups = [(r, c, n) for r, n in weight_groups(rows, share) for c in range(cols)]
         blocks = {(r, c): bram_blocks(family, n * weight_bits, depth) for r, c, n in groups}
         # the SPRAMs take the memories that free the most block RAMs (first in array order)
@@ -240,7 +240,7 @@ class WeightMemory(wiring.Component):
         if self._spram:
             slot = _slot(width)
             word_in = Signal(SPRAM_WIDTH)
-            m.d.comb += word_in.eq(Cat(*(Cat(self.w_data.as_value(), C(0, slot - width))
+            m.d.comb += word_in.eq(Cat(*(Cat(self.w_data[:width], C(0, slot - width))
                                          for _ in range(lanes))))
             read = Signal(SPRAM_WIDTH)
             if isinstance(platform, SiliconBluePlatform):
