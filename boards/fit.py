@@ -13,6 +13,7 @@ report of a real build.
 """
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -53,7 +54,15 @@ def memories(spec, app="selftest", *, selftest=None):
     components declare them. `app` is what hosts the engine: ``"link"`` (the serial link) or
     ``"selftest"`` (its ROMs hold `selftest`, ``(x, w, b, expected)``; the default test data
     when None)."""
+    if selftest is None and app == "link":
+        return _link_memories(spec)
     return _host(spec, app, selftest).memories
+
+
+@functools.lru_cache(maxsize=1024)
+def _link_memories(spec):
+    # (a search estimates a folding once, a check of its answer again)
+    return _host(spec, "link").memories
 
 
 def _pe_dsps(family, spec, rows=None, cols=None):
@@ -118,7 +127,7 @@ def _placed_memories(spec, board, app, selftest):
 #: SB_CARRY cells beside them). iCE40 logic cells are 0.8 x (LUT4 + FF) in every nextpnr
 #: build of the UP5K we have (0.78 to 0.81).
 _LOGIC_MODEL = {
-    "ice40": {"ff": (0, 1.0, 1.0, 1.0), "lut": (0, 1.0, 1.0, 1.0)},
+    "ice40": {"ff": (900.464, 1.272, 2.711, 0.905), "lut": (1179.687, 0.669, 1.052, 1.114)},
     "ecp5": {"ff": (0, 1.0, 1.0, 1.0), "lut": (0, 1.0, 1.0, 1.0)},
     "gowin": {"ff": (0, 1.0, 1.0, 1.0), "lut": (0, 1.0, 1.0, 1.0)},
 }
@@ -330,10 +339,10 @@ def fastest_folding(spec, board, app="selftest"):
         if best is not None and not candidate.serial and \
                 pixels * candidate.cycles_per_pixel > best[0][0]:
             continue
-        if dsp is not None and _dsps(board.family, candidate) > dsp:
-            continue                  # (the requantizer's multipliers on top)
         if not _floor_fits(board, candidate):
             continue                  # (its logic, before any memory is counted)
+        if dsp is not None and _dsps(board.family, candidate) > dsp:
+            continue                  # (the requantizer's multipliers on top)
         estimated += 1
         fit = _fit(candidate, board, app, selftest)
         if not fit.fits:
