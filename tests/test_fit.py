@@ -3,6 +3,7 @@
 search for the fastest folding that fits."""
 
 import dataclasses
+import re
 import time
 
 import pytest
@@ -115,3 +116,64 @@ def test_logic_estimate_against_yosys(board, layer):
     needed = estimate(spec, board, app="link")
     for key in ("lut", "ff", "dsp", "bram"):
         assert abs(needed[key] - counts[key]) <= 0.15 * counts[key], (key, needed, counts)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+def _stop_build(monkeypatch, built):
+    from convaccel.boards import flow
+
+    def build(spec, board, **kw):
+        built.append((spec, board, kw["app"]))
+        raise flow.BuildError("stopped by the test")
+    monkeypatch.setattr(flow, "build", build)
+
+
+@pytest.mark.parametrize("link", [False, True])
+def test_build_without_array_takes_the_fastest_folding(tmp_path, monkeypatch, capsys, link):
+    from convaccel import cli
+    config = tmp_path / "small.toml"
+    config.write_text('[layer]\nheight = 6\nwidth = 6\nin_channels = 2\nout_channels = 3\n'
+                      'kernel = 3\npadding = "same"\n')
+    built = []
+    _stop_build(monkeypatch, built)
+    argv = ["build", str(config), "-o", str(tmp_path / "out"), *(["--link"] * link)]
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    app = "link" if link else "selftest"
+    (spec, board, used_app), = built
+    found = fastest_folding(ConvSpec.from_toml(config), get_board("icebreaker"), app)
+    assert (spec.folding, used_app) == (found.spec.folding, app)
+    assert out == (f"folding: {spec.rows} x {spec.cols} ({spec.pe_count} PEs): the fastest that "
+                   f"fits the icebreaker ({spec.cycles} cycles per frame)\n")
+    assert err == "convaccel: error: stopped by the test\n"
+    # with --array, that folding, no search
+    built.clear()
+    assert cli.main([*argv, "--array", "2x1"]) == 2
+    assert (built[0][0].rows, built[0][0].cols) == (2, 1)
+    assert capsys.readouterr().out == ""
+
+
+def test_build_of_a_folding_that_does_not_fit_wrong(tmp_path, capsys):
+    from convaccel import cli
+    assert cli.main(["build", "--array", "8x4", "-o", str(tmp_path)]) == 2
+    assert re.fullmatch(
+        r"convaccel: error: The 8 x 4 array does not fit the icebreaker board: needs 16 DSP "
+        r"blocks, the iCE40UP5K-SG48 has 8 \(8 over\).*; the fastest folding that fits is "
+        r"rows = \d+, cols = \d+ \(\d+ PEs\): \d+ cycles per frame\n", capsys.readouterr().err)
+
+
+def test_array_option_with_lanes():
+    from convaccel.cli import _array
+    from convaccel.spec import Folding
+    assert _array("8x2x8") == Folding(8, 2, 8) and _array("4x2") == Folding(4, 2)
+
+
+def test_array_option_wrong():
+    import argparse
+
+    from convaccel.cli import _array
+    with pytest.raises(argparse.ArgumentTypeError,
+                       match=r"^expected ROWSxCOLS or ROWSxCOLSxLANES, e\.g\. 4x2 or 8x2x8, "
+                             r"not '4x2x'$"):
+        _array("4x2x")
