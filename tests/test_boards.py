@@ -432,8 +432,8 @@ def test_build_too_large_wrong(tmp_path, capsys):
     assert status == 2
     err = capsys.readouterr().err
     assert re.fullmatch(r"convaccel: error: The 8 x 4 array does not fit the icebreaker board: "
-                        r"needs 16 DSP blocks, .*; the largest array that fits is rows = 2, "
-                        r"cols = 8 \(16 PEs\)\n", err)
+                        r"needs 16 DSP blocks, .*; the fastest folding that fits is rows = \d+, "
+                        r"cols = \d+ \(16 PEs\): \d+ cycles per frame\n", err)
     assert not (tmp_path / "out" / "big.bin").exists()
 
 
