@@ -56,7 +56,7 @@ def fit_model(board, rows):
         for row in rows:
             spec = _spec(row["spec"])
             mems, _, placement = fitmod._placed_memories(spec, board, "link", None)
-            exact = fitmod._logic(board.family, spec, mems, placement)
+            exact = fitmod._logic(board.family, spec, mems, placement, "link")
             features.append((1, *fitmod._logic_features(spec)))
             for key in targets:
                 targets[key].append(row["counts"][key] - exact[key])
