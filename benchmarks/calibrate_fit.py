@@ -47,7 +47,7 @@ def measure(board, layers):
 
 
 def fit_model(board, rows):
-    """Least-squares coefficients of ``(1, window, pe, out)`` for ``ff`` and ``lut``, after
+    """Non-negative least-squares coefficients of ``(1, window, pe, out)`` for ``ff`` and ``lut``, after
     the part the model counts exactly (memories in logic, lane delays) is taken off."""
     features, targets = [], {"ff": [], "lut": []}
     saved = dict(fitmod._LOGIC_MODEL[board.family])
@@ -62,8 +62,11 @@ def fit_model(board, rows):
                 targets[key].append(row["counts"][key] - exact[key])
     finally:
         fitmod._LOGIC_MODEL[board.family] = saved
+    # (non-negative: no register or LUT makes the design smaller; with as many layers as
+    # coefficients a free fit would extrapolate with any sign)
+    from scipy.optimize import nnls
     a = np.array(features, dtype=float)
-    return {key: tuple(round(float(c), 3) for c in np.linalg.lstsq(a, np.array(t), rcond=None)[0])
+    return {key: tuple(round(float(c), 3) for c in nnls(a, np.array(t, dtype=float))[0])
             for key, t in targets.items()}
 
 
