@@ -47,8 +47,9 @@ def measure(board, layers):
 
 
 def fit_model(board, rows):
-    """Non-negative least-squares coefficients of ``(1, window, pe, out)`` for ``ff`` and ``lut``, after
-    the part the model counts exactly (memories in logic, lane delays) is taken off."""
+    """Non-negative least-squares coefficients of ``(1, window, pe, out)`` for ``ff`` and
+    ``lut``, after the part the model counts exactly (memories in logic, lane delays) is taken
+    off."""
     features, targets = [], {"ff": [], "lut": []}
     saved = dict(fitmod._LOGIC_MODEL[board.family])
     fitmod._LOGIC_MODEL[board.family] = {"ff": (0, 0, 0, 0), "lut": (0, 0, 0, 0)}
