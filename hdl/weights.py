@@ -166,7 +166,8 @@ class WeightMemory(wiring.Component):
     In block RAM (``spram=False``) a memory of ``lanes`` weights a word with a lane-wide write
     enable. In SPRAM (``spram=True``) one SB_SPRAM256KA on an iCE40 platform, each lane in its
     own nibbles (:func:`spram_fits`), addressed by the write address while any lane is written
-    and by ``addr`` otherwise; elsewhere (simulation) a behavioural model of that single port.
+    (the write registered: it lands a cycle after it is given) and by ``addr`` otherwise;
+    elsewhere (simulation) a behavioural model of that single port.
     Its read data after a write is undefined until the next read (the engine never loads
     during a frame).
 
@@ -214,16 +215,16 @@ class WeightMemory(wiring.Component):
         return (MemoryShape("PE weights", self._lanes * Shape.cast(self._weight_shape).width,
                             self._depth),)
 
-    def _spram_instance(self, m, word_in, read):
-        """One SB_SPRAM256KA: `word_in` written at the write address under the lanes' nibble
+    def _spram_instance(self, m, word_in, w_addr, w_en, read):
+        """One SB_SPRAM256KA: `word_in` written at `w_addr` under the lanes' (`w_en`) nibble
         masks, `read` (a word) the data at the address of the cycle before."""
         width = Shape.cast(self._weight_shape).width
         slot = _slot(width)
         address = Signal(14)
-        writing = self.w_en.any()
-        m.d.comb += address.eq(Mux(writing, self.w_addr, self.addr))
+        writing = w_en.any()
+        m.d.comb += address.eq(Mux(writing, w_addr, self.addr))
         mask = Signal(4)
-        m.d.comb += mask.eq(Cat(*(self.w_en[lane].replicate(slot // 4)
+        m.d.comb += mask.eq(Cat(*(w_en[lane].replicate(slot // 4)
                                   for lane in range(self._lanes))))
         m.submodules.spram = Instance(
             "SB_SPRAM256KA",
@@ -239,12 +240,20 @@ class WeightMemory(wiring.Component):
         words = []                      # each lane's weight as read, in cycle T + 1
         if self._spram:
             slot = _slot(width)
+            # The write is registered on its way in: the load's handshake (which decides the
+            # enables) then ends at flip-flops, not at the SPRAM's address multiplexer and
+            # pins. A weight lands a cycle after its beat; no frame reads one that soon.
             word_in = Signal(SPRAM_WIDTH)
-            m.d.comb += word_in.eq(Cat(*(Cat(self.w_data[:width], C(0, slot - width))
-                                         for _ in range(lanes))))
+            w_addr = Signal.like(self.w_addr)
+            w_en = Signal.like(self.w_en)
+            m.d.sync += [
+                word_in.eq(Cat(*(Cat(self.w_data[:width], C(0, slot - width))
+                                 for _ in range(lanes)))),
+                w_addr.eq(self.w_addr), w_en.eq(self.w_en),
+            ]
             read = Signal(SPRAM_WIDTH)
             if isinstance(platform, SiliconBluePlatform):
-                self._spram_instance(m, word_in, read)
+                self._spram_instance(m, word_in, w_addr, w_en, read)
             else:
                 # The single port's behaviour: one address, a write or a read per cycle.
                 m.submodules.weights = weights = memory.Memory(
@@ -252,10 +261,10 @@ class WeightMemory(wiring.Component):
                     init=[])
                 wr = weights.write_port(granularity=1)
                 rd = weights.read_port()
-                address = Mux(self.w_en.any(), self.w_addr, self.addr)
+                address = Mux(w_en.any(), w_addr, self.addr)
                 m.d.comb += [
-                    wr.addr.eq(address), rd.addr.eq(address), rd.en.eq(~self.w_en.any()),
-                    wr.data.as_value().eq(word_in), wr.en.eq(self.w_en),
+                    wr.addr.eq(address), rd.addr.eq(address), rd.en.eq(~w_en.any()),
+                    wr.data.as_value().eq(word_in), wr.en.eq(w_en),
                     read.eq(rd.data.as_value()),
                 ]
             words = [read[n * slot:n * slot + width] for n in range(lanes)]

@@ -209,6 +209,7 @@ def test_spram_weights_after_synthesis():
             for key, (lanes, _) in SPRAM_MEMORIES.items():
                 if lane < lanes:
                     cycle(w_addr=k, w_data=int(words[key][k, lane]), **{f"{key}_en": 1 << lane})
+    cycle()                                     # (the last write lands in this cycle)
     start = len(ops["addr"])
     reads = rng.integers(0, depth, 300)
     for k in reads:

@@ -30,6 +30,7 @@ def _run_memory(dut, depth, lanes, words, reads):
                 ctx.set(dut.w_en, 1 << lane)
                 await ctx.tick()
         ctx.set(dut.w_en, 0)
+        await ctx.tick()                # (SPRAM: the last write lands in this cycle)
         for t in range(len(reads) + lanes + 1):
             ctx.set(dut.addr, int(reads[t]) if t < len(reads) else 0)
             await ctx.tick()
