@@ -13,42 +13,21 @@ report of a real build.
 """
 
 import dataclasses
+import functools
 import math
+import time
 from dataclasses import dataclass
 
+from .mapping import FAMILY_MAPPING as _FAMILIES
+from .mapping import memory_mapping
 from .selftest import SelfTest, selftest_data
 
-__all__ = ["Fit", "FitError", "check_fit", "estimate", "largest_array", "memories"]
+__all__ = ["Fit", "FitError", "SearchResult", "check_fit", "estimate", "fastest_folding",
+           "folding_text", "largest_array", "memories", "weight_placement_for"]
 
 
 class FitError(ValueError):
     """The design does not fit the board's device."""
-
-
-@dataclass(frozen=True)
-class _Family:
-    dsp_a: int                 # multiplier block operand widths (signed)
-    dsp_b: int
-    bram_configs: tuple        # (width, depth) of one block RAM
-    bram_cost: int
-    lutram: tuple | None       # (abits, width, cost) of a distributed RAM cell, RAMs only
-
-
-#: Figures from Yosys's memory libraries (``share/ice40/brams.txt``,
-#: ``share/lattice/brams_16kd.txt``, ``lutrams_trellis.txt``, ``share/gowin/*rams.txt``) and the
-#: DSP mapping (SB_MAC16 16x16, or two 8x8 where the array instantiates them; MULT18X18D 18x18;
-#: Gowin MULT9X9 9x9).
-_FAMILIES = {
-    "ice40": _Family(16, 16, ((16, 256), (8, 512), (4, 1024), (2, 2048)), 64, None),
-    "ecp5": _Family(18, 18, ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192),
-                             (1, 16384)), 128, (4, 4, 4)),
-    "gowin": _Family(9, 9, ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192),
-                            (1, 16384)), 128, (4, 4, 4)),
-}
-
-#: Yosys's cost of one memory bit lowered to flip-flops and LUTs (a ROM becomes LUTs).
-_LOGIC_COST_RAM = 1.0
-_LOGIC_COST_ROM = 1.0 / 16
 
 
 def _check_app(spec, app):
@@ -75,20 +54,15 @@ def memories(spec, app="selftest", *, selftest=None):
     components declare them. `app` is what hosts the engine: ``"link"`` (the serial link) or
     ``"selftest"`` (its ROMs hold `selftest`, ``(x, w, b, expected)``; the default test data
     when None)."""
+    if selftest is None and app == "link":
+        return _link_memories(spec)
     return _host(spec, app, selftest).memories
 
 
-def _brams(family, width, depth, is_rom):
-    """Block RAMs for one memory, or 0 if Yosys would rather use LUT RAM or logic."""
-    f = _FAMILIES[family]
-    blocks = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in f.bram_configs)
-    # On a tie, Yosys keeps the memory out of block RAM (checked against real builds).
-    costs = {"logic": width * depth * (_LOGIC_COST_ROM if is_rom else _LOGIC_COST_RAM)}
-    if f.lutram is not None and not is_rom:
-        abits, lut_width, cost = f.lutram
-        costs["lutram"] = math.ceil(depth / (1 << abits)) * math.ceil(width / lut_width) * cost
-    costs["bram"] = blocks * f.bram_cost
-    return blocks if min(costs, key=costs.get) == "bram" else 0
+@functools.lru_cache(maxsize=1024)
+def _link_memories(spec):
+    # (a search estimates a folding once, a check of its answer again)
+    return _host(spec, "link").memories
 
 
 def _pe_dsps(family, spec, rows=None, cols=None):
@@ -124,11 +98,115 @@ def _dsps(family, spec):
                                         for a, b in spec.engine.multipliers)
 
 
+def weight_placement_for(spec, board):
+    """Where the PEs' weights of `spec` live on `board`
+    (:func:`~convaccel.hdl.weights.weight_placement`, the decision the array takes when it is
+    elaborated for the board's platform)."""
+    from ..hdl.weights import weight_placement
+    depth = max(m.depth for m in spec.memories if m.name == "PE weights")
+    return weight_placement(rows=spec.rows, cols=spec.cols, depth=depth,
+                            weight_bits=spec.weight_bits, paired=spec.engine.pe_pairs > 0,
+                            family=board.family, spram=board.resources.get("spram", 0))
+
+
+def _placed_memories(spec, board, app, selftest):
+    """The board top's memories with the PEs' weights as the board places them, and the
+    SPRAMs they take."""
+    placement = weight_placement_for(spec, board)
+    depth = max(m.depth for m in spec.memories if m.name == "PE weights")
+    weights, spram = placement.memories(spec.rows, spec.cols, depth, spec.weight_bits)
+    others = tuple(m for m in memories(spec, app, selftest=selftest) if m.name != "PE weights")
+    return others + weights, spram, placement
+
+
+#: The logic model, per family: flip-flops and LUTs as ``c0 + c_window * window bits + c_pe *
+#: PE bits + c_out * output bits`` (:func:`_logic_features`), plus what the memories lowered to
+#: logic cost (a RAM bit is a flip-flop and about a LUT; a ROM bit 1/16 LUT; a LUT RAM cell a
+#: LUT) and the weight lanes' delays. Non-negative least-squares fits of Yosys's mapping of the
+#: board top with the host link (benchmarks/calibrate_fit.py on the layers of
+#: benchmarks/fit_calibration/<board>.jsonl: 7 on the UP5K, within 3.5 % (FF) and 1 % (LUT) of
+#: each; 4 on the ECP5 and the GW1NR-9, as many as coefficients, so checked only on other
+#: layers; ``lut`` counts the LUT4s of :mod:`.cost`'s counts).
+_LOGIC_MODEL = {
+    "ice40": {"ff": (900.464, 1.272, 2.711, 0.905), "lut": (1179.687, 0.669, 1.052, 1.114)},
+    "ecp5": {"ff": (872.151, 1.288, 3.068, 0.991), "lut": (1421.365, 0.646, 3.223, 0.809)},
+    "gowin": {"ff": (872.151, 1.288, 3.068, 0.991), "lut": (1126.283, 0.395, 0.0, 2.924)},
+}
+
+#: The self-test host against the link's (its ROMs counted as memories): ``(lut, ff)``, the
+#: mean difference of two real iCEBreaker builds of the self-test (the default layer, 1403
+#: LUT4 and 2387 FF, and examples/reflect_s2.toml, 1380 and 1866) from the link model's
+#: estimate; each is within 13 % of its build with it.
+_SELFTEST_OFFSET = (-896, -312)
+
+#: iCE40 logic cells are 0.8 x (LUT4 + FF) in every nextpnr build of the UP5K we have (0.78 to
+#: 0.81, 27 builds of 5 designs).
+_LC_PER_LUT_FF = 0.8
+
+
+def _logic_features(spec):
+    """``(window, pe, out)`` bits: the registers that hold a window (the window generator's and
+    the feeder's copy; the channel-serial engine's vectors only), the PEs' operands and sums,
+    and an output pixel with its accumulators."""
+    k_h, k_w = spec.kernel
+    if spec.serial:
+        window = (spec.lanes + spec.rows) * spec.input_bits
+    else:
+        window = (k_h * k_w * spec.in_channels + spec.groups * spec.row_folds * spec.rows) \
+            * spec.input_bits
+    pe = spec.pe_count * (spec.input_bits + spec.psum_bits)
+    out = spec.result_channels * spec.output_bits + spec.cols * spec.acc_bits
+    return window, pe, out
+
+
+def _logic_floor(family, spec, app):
+    """``(lut, ff)``: the part of the logic estimate that needs no memory counted (a lower
+    bound of :func:`_logic`'s: the memories and the lanes' delays only add)."""
+    features = (1, *_logic_features(spec))
+    model = _LOGIC_MODEL[family]
+    offset = _SELFTEST_OFFSET if app == "selftest" else (0, 0)
+    return (sum(c * f for c, f in zip(model["lut"], features)) + offset[0],
+            sum(c * f for c, f in zip(model["ff"], features)) + offset[1])
+
+
+def _floor_fits(board, spec, app):
+    """The floor of the logic estimate fits `board` (else no estimate of `spec` can)."""
+    lut, ff = _logic_floor(board.family, spec, app)
+    floors = {"lut": lut, "ff": ff}
+    if board.family == "ice40":
+        floors["logic"] = _LC_PER_LUT_FF * (lut + ff)
+    return all(round(n) <= board.resources[k] for k, n in floors.items() if k in board.resources)
+
+
+def _logic(family, spec, mems, placement, app):
+    """``{"lut": n, "ff": n}`` estimated for the board top (:data:`_LOGIC_MODEL`)."""
+    lut, ff = _logic_floor(family, spec, app)
+    for m in mems:
+        kind, _ = memory_mapping(family, m.width, m.depth, m.rom)
+        bits = m.width * m.depth * m.count
+        if kind == "logic" and m.rom:
+            lut += bits / 16
+        elif kind == "logic":
+            ff += bits
+            lut += bits
+        elif kind == "lutram":
+            abits, lut_width, _ = _FAMILIES[family].lutram
+            lut += math.ceil(m.depth / (1 << abits)) * math.ceil(m.width / lut_width) * m.count
+    ff += placement.delay_bits(spec.rows, spec.cols, spec.weight_bits)
+    return {"lut": round(lut), "ff": round(ff)}
+
+
 def estimate(spec, board, app="selftest", *, selftest=None):
-    """``{"dsp": n, "bram": n}`` the board top needs on `board`."""
-    bram = sum(_brams(board.family, m.width, m.depth, m.rom) * m.count
-               for m in memories(spec, app, selftest=selftest))
-    return {"dsp": _dsps(board.family, spec), "bram": bram}
+    """``{"dsp", "bram", "spram", "lut", "ff"[, "logic"]: n}``: what the board top needs on
+    `board` (``logic``: iCE40 logic cells)."""
+    mems, spram, placement = _placed_memories(spec, board, app, selftest)
+    bram = sum(memory_mapping(board.family, m.width, m.depth, m.rom)[1] * m.count
+               for m in mems)
+    needed = {"dsp": _dsps(board.family, spec), "bram": bram, "spram": spram,
+              **_logic(board.family, spec, mems, placement, app)}
+    if board.family == "ice40":
+        needed["logic"] = round(_LC_PER_LUT_FF * (needed["lut"] + needed["ff"]))
+    return needed
 
 
 @dataclass(frozen=True)
@@ -148,28 +226,157 @@ class Fit:
     def fits(self):
         return not self.over
 
+    @property
+    def load(self):
+        """The sum over resources of the fraction of the device used: what breaks a tie
+        between equally fast foldings."""
+        return sum(n / self.available[k] for k, n in self.needed.items()
+                   if self.available.get(k))
+
+
+def _capacities(board, needed):
+    # (a resource the device lacks, e.g. SPRAM off the UltraPlus, has a capacity of 0)
+    return {k: board.resources.get(k, 0) for k in needed}
+
 
 def _fit(spec, board, app="selftest", selftest=None):
     needed = estimate(spec, board, app, selftest=selftest)
-    return Fit(needed, {k: board.resources[k] for k in needed if k in board.resources})
+    return Fit(needed, _capacities(board, needed))
+
+
+def _selftest_data(spec, app):
+    """The self-test's data (it does not depend on the folding), computed once for a search."""
+    if app != "selftest":
+        return None
+    x, w, b = selftest_data(spec)
+    from .. import golden
+    return (x, w, b, golden.conv2d(x, w, b, spec))
+
+
+def _folding_candidates(spec):
+    """Every folding the search considers: ``(rows, cols, lanes)`` with no rows past the
+    reduction or columns past a group's filters (only idle PEs there), and for the
+    channel-serial engine every ``lanes`` that divides ``in_channels`` and that ``ConvSpec``
+    accepts with those rows and columns."""
+    serial_lanes = [d for d in range(1, spec.in_channels + 1) if spec.in_channels % d == 0] \
+        if spec.groups == 1 else []
+    for rows in range(1, spec.reduction + 1):
+        for cols in range(1, spec.out_per_group + 1):
+            yield rows, cols, None
+            for lanes in serial_lanes:
+                if lanes % rows == 0 and spec.out_channels % cols == 0:
+                    yield rows, cols, lanes
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The outcome of :func:`fastest_folding`.
+
+    Members
+    -------
+    spec : ConvSpec or None
+        The layer on the fastest folding that fits, or None.
+    fit : Fit or None
+        Its estimate.
+    considered, estimated : int
+        Foldings considered, and foldings whose whole estimate was made (the others were
+        ruled out by their DSP blocks or by a bound on their cycles).
+    skipped : str or None
+        Why some candidates (channel-serial ones) were left out, if any were.
+    seconds : float
+    """
+
+    spec: object
+    fit: object
+    considered: int
+    estimated: int
+    skipped: str | None
+    seconds: float
+
+    @property
+    def folding(self):
+        return None if self.spec is None else self.spec.folding
+
+
+def _serial_skip_reason(spec):
+    """Why the channel-serial candidates cannot be estimated yet, or None when they can."""
+    if spec.groups > 1:
+        return None
+    try:
+        _with_folding(spec, 1, 1, spec.in_channels).engine
+    except NotImplementedError as e:
+        return f"the channel-serial candidates (lanes) are skipped: {e}"
+    return None
+
+
+def _with_folding(spec, rows, cols, lanes):
+    return dataclasses.replace(spec, rows=rows, cols=cols, lanes=lanes)
+
+
+def fastest_folding(spec, board, app="selftest"):
+    """The folding of `spec`'s layer with the fewest cycles per frame that fits `board`, ties
+    broken by the lighter load on the device (:attr:`Fit.load`), then the fewer PEs, then the
+    rows nearest `spec`'s (:class:`SearchResult`).
+
+    Candidates (:func:`_folding_candidates`) are ruled out by their DSP blocks first, then by
+    the part of their logic estimate that needs no memory counted (no engine is built for
+    them); the others are taken in order of their cycles per
+    output pixel, which bounds a frame's cycles from below (``output pixels x P``: a window
+    takes the array ``P`` cycles), so the search stops once that bound passes the fastest
+    folding found. The channel-serial candidates are skipped, with the reason, while their
+    engine cannot say its figures.
+    """
+    start = time.perf_counter()
+    _check_app(spec, app)
+    selftest = _selftest_data(spec, app)
+    dsp = board.resources.get("dsp")
+    skipped = _serial_skip_reason(spec)
+    considered = estimated = 0
+    feasible = []
+    for rows, cols, lanes in _folding_candidates(spec):
+        considered += 1
+        if lanes is not None and skipped:
+            continue
+        if dsp is not None and _pe_dsps(board.family, spec, rows, cols) > dsp:
+            continue                  # (iCE40: an odd row count pairs fewer PEs)
+        try:
+            candidate = _with_folding(spec, rows, cols, lanes)
+        except ValueError:
+            continue
+        feasible.append(candidate)
+    best = None
+    pixels = spec.output_pixels
+    for candidate in sorted(feasible, key=lambda c: c.cycles_per_pixel):
+        if best is not None and not candidate.serial and \
+                pixels * candidate.cycles_per_pixel > best[0][0]:
+            continue
+        if not _floor_fits(board, candidate, app):
+            continue                  # (its logic, before any memory is counted)
+        if dsp is not None and _dsps(board.family, candidate) > dsp:
+            continue                  # (the requantizer's multipliers on top)
+        estimated += 1
+        fit = _fit(candidate, board, app, selftest)
+        if not fit.fits:
+            continue
+        key = (candidate.cycles, fit.load, candidate.pe_count, abs(candidate.rows - spec.rows),
+               candidate.rows, candidate.lanes or 0)
+        if best is None or key < best[0]:
+            best = (key, candidate, fit)
+    return SearchResult(spec=best and best[1], fit=best and best[2], considered=considered,
+                        estimated=estimated, skipped=skipped,
+                        seconds=time.perf_counter() - start)
 
 
 def largest_array(spec, board, app="selftest"):
     """The ``(rows, cols)`` with the most PEs (then the fewest cycles, then the rows nearest
-    `spec`'s) that fits `board`, or None.
+    `spec`'s) that fits `board`, or None (today's engine: no ``lanes``).
 
     Arrays are tried from the most PEs down, the DSP blocks first (no memory needs counting for
     an array with too many PEs); the first PE count at which any array fits holds the answer.
-    The self-test's data does not depend on the array, so its expected output is computed once.
     """
     _check_app(spec, app)
-    selftest = None
-    if app == "selftest":
-        x, w, b = selftest_data(spec)
-        from .. import golden
-        selftest = (x, w, b, golden.conv2d(x, w, b, spec))
+    selftest = _selftest_data(spec, app)
     by_pes = {}
-    # (more rows than a reduction, or columns than a group's filters, only add idle PEs)
     for rows in range(1, spec.reduction + 1):
         for cols in range(1, spec.out_per_group + 1):
             by_pes.setdefault(rows * cols, []).append((rows, cols))
@@ -178,10 +385,10 @@ def largest_array(spec, board, app="selftest"):
         fitting = []
         for rows, cols in by_pes[pes]:
             if dsp is not None and _pe_dsps(board.family, spec, rows, cols) > dsp:
-                continue                  # (iCE40: an odd row count pairs fewer PEs)
-            candidate = dataclasses.replace(spec, rows=rows, cols=cols)
+                continue
+            candidate = _with_folding(spec, rows, cols, None)
             if dsp is not None and _dsps(board.family, candidate) > dsp:
-                continue                  # (the requantizer's multipliers on top)
+                continue
             if _fit(candidate, board, app, selftest).fits:
                 fitting.append((-candidate.cycles, -abs(rows - spec.rows), (rows, cols)))
         if fitting:
@@ -189,14 +396,21 @@ def largest_array(spec, board, app="selftest"):
     return None
 
 
-_UNITS = {"dsp": "DSP blocks", "bram": "block RAMs"}
+_UNITS = {"dsp": "DSP blocks", "bram": "block RAMs", "spram": "SPRAMs", "lut": "LUTs",
+          "ff": "flip-flops", "logic": "logic cells"}
+
+
+def folding_text(spec):
+    """``rows = R, cols = C (N PEs)[, lanes L]``."""
+    lanes = f", lanes = {spec.lanes}" if spec.serial else ""
+    return f"rows = {spec.rows}, cols = {spec.cols} ({spec.pe_count} PEs){lanes}"
 
 
 def check_fit(spec, board, app="selftest"):
     """Raise :class:`FitError` unless the design fits `board`; return the :class:`Fit`.
 
-    The message names each resource that is over, by how much, and the largest array that
-    would fit.
+    The message names each resource that is over, by how much, and the fastest folding that
+    would fit (:func:`fastest_folding`).
     """
     fit = _fit(spec, board, app)
     if fit.fits:
@@ -204,12 +418,12 @@ def check_fit(spec, board, app="selftest"):
     problems = "; ".join(
         f"needs {fit.needed[k]} {_UNITS[k]}, the {board.device} has {fit.available[k]} "
         f"({excess} over)" for k, excess in fit.over.items())
-    largest = largest_array(spec, board, app)
-    if largest is None:
-        advice = "no array size fits this layer on this board; choose a larger board"
+    found = fastest_folding(spec, board, app)
+    if found.spec is None:
+        advice = "no folding fits this layer on this board; choose a larger board"
     else:
-        advice = (f"the largest array that fits is rows = {largest[0]}, cols = {largest[1]} "
-                  f"({largest[0] * largest[1]} PEs)")
+        advice = (f"the fastest folding that fits is {folding_text(found.spec)}: "
+                  f"{found.spec.cycles} cycles per frame")
     raise FitError(
         f"The {spec.rows} x {spec.cols} array does not fit the {board.name} board: "
         f"{problems}; {advice}")

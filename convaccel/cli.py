@@ -73,14 +73,51 @@ def _load_layer(config):
 
 
 def _array(text):
-    """``--array ROWSxCOLS`` as a :class:`~convaccel.Folding`."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    """``--array ROWSxCOLS[xLANES]`` as a :class:`~convaccel.Folding`."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
     if not match:
-        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS, e.g. 4x2, not {text!r}")
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS or ROWSxCOLSxLANES, e.g. 4x2 or "
+                                         f"8x2x8, not {text!r}")
     try:
-        return Folding(int(match[1]), int(match[2]))
+        return Folding(int(match[1]), int(match[2]),
+                       int(match[3]) if match[3] is not None else None)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _has_folding(config):
+    """The layer names its folding: the built-in layer, or a TOML file with an ``[array]``
+    table (a .tflite model has none)."""
+    if config is None:
+        return True
+    if _is_model(config):
+        return False
+    import tomllib
+    with open(config, "rb") as f:
+        return "array" in tomllib.loads(f.read().decode("utf-8-sig"))
+
+
+def _board_folding(args, spec, board, app):
+    """`spec` on the folding ``build`` and ``run`` use on `board`: the one given (``--array``,
+    the layer file's ``[array]``, the built-in layer's), or else the fastest that fits
+    (printed)."""
+    from .boards.fit import FitError, check_fit, fastest_folding
+    if getattr(args, "array", None) is not None or _has_folding(args.config):
+        return spec
+    try:
+        found = fastest_folding(spec, board, app)
+    except FitError as e:
+        raise UsageError(str(e)) from None
+    if found.spec is None:
+        try:
+            check_fit(spec, board, app)
+        except FitError as e:
+            raise UsageError(str(e)) from None
+        raise UsageError(f"no folding of this layer fits the {board.name}")
+    lanes = f", lanes {found.spec.lanes}" if found.spec.serial else ""
+    print(f"folding: {found.spec.rows} x {found.spec.cols} ({found.spec.pe_count} PEs){lanes}: "
+          f"the fastest that fits the {board.name} ({found.spec.cycles} cycles per frame)")
+    return found.spec
 
 
 def _seed(text):
@@ -490,6 +527,7 @@ def cmd_run(args):
     if not board.uart:
         raise UsageError(f"the {board.title} has no USB-serial port for the host link; "
                          f"use a board with one (`convaccel boards`)")
+    spec = _board_folding(args, spec, board, "link")
     if args.baud <= 0:
         raise UsageError(f"--baud must be a positive integer, like 115200, not {args.baud}")
     if args.simulator and not args.simulate:
@@ -648,6 +686,7 @@ def cmd_build(args):
     board = _board(args.board)
     spec = _load_spec(args)
     name = design_name(spec, args.config)
+    spec = _board_folding(args, spec, board, "link" if args.link else "selftest")
     output = _output_dir(args.output or Path("build") / board.name, "the build")
     if args.program:
         _check_programmer(board, args.dry_run)
@@ -681,8 +720,12 @@ def cmd_build(args):
 CONFIG_HELP = ("layer configuration (TOML), or an int8 .tflite model of one CONV_2D or "
                "DEPTHWISE_CONV_2D (default: the built-in layer)")
 ARRAY_HELP = ("the folding, e.g. 4x2: the systolic array's rows (reduction lanes) and columns "
-              "(output channels at once); overrides the layer file's [array] (default: it, or "
-              "4x4)")
+              "(output channels at once), and optionally the channel-serial engine's lanes "
+              "(input channels per beat), e.g. 8x2x8; overrides the layer file's [array] "
+              "(default: it, or 4x4)")
+BOARD_ARRAY_HELP = ARRAY_HELP[:-len("(default: it, or 4x4)")] + (
+    "(default: it, or, for a layer file without one or a .tflite model, the fastest folding "
+    "that fits the board)")
 OUTPUT_HELP = ("write the {} output here (for a .tflite model: the interpreter's output "
                "tensor, NHWC int8)")
 PAD_HELP = ("pad the frame with these values, loaded with the weights before it (a layer with "
@@ -703,7 +746,7 @@ def _add_build_commands(subparsers):
                     "DIR/<name>.summary.json: achieved vs required clock and resources used. "
                     "Exits 1 if the clock is missed (unless --allow-timing-fail).")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
-    p.add_argument("--array", type=_array, metavar="ROWSxCOLS", help=ARRAY_HELP)
+    p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=BOARD_ARRAY_HELP)
     p.add_argument("--board", default=DEFAULT_BOARD, metavar="NAME",
                    help=f"target board (default: {DEFAULT_BOARD}; `convaccel boards` lists "
                         f"them)")
@@ -744,7 +787,7 @@ def build_parser():
                        description="Print the shapes, widths, memory and predicted cycles of a "
                                    "layer (the default layer when no CONFIG is given).")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
-    p.add_argument("--array", type=_array, metavar="ROWSxCOLS", help=ARRAY_HELP)
+    p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=ARRAY_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_spec)
 
@@ -762,7 +805,7 @@ def build_parser():
                                    "array is given. Exit status 0 only when the hardware "
                                    "matched.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
-    p.add_argument("--array", type=_array, metavar="ROWSxCOLS", help=ARRAY_HELP)
+    p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=ARRAY_HELP)
     p.add_argument("--input", metavar="x.npy", help=INPUT_HELP)
     p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
     p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
@@ -784,7 +827,7 @@ def build_parser():
                                    "cocotb. Exit status 0 only when the device's answer equals "
                                    "the golden model.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
-    p.add_argument("--array", type=_array, metavar="ROWSxCOLS", help=ARRAY_HELP)
+    p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=BOARD_ARRAY_HELP)
     p.add_argument("--board", required=True, metavar="NAME", help="`convaccel boards` lists them")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", metavar="DEVICE", help="the board's serial port, e.g. "
@@ -809,7 +852,7 @@ def build_parser():
                                    "figure). <name> is the config's `name`, else its file "
                                    "name; with no CONFIG, the default layer.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
-    p.add_argument("--array", type=_array, metavar="ROWSxCOLS", help=ARRAY_HELP)
+    p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=ARRAY_HELP)
     p.add_argument("-o", "--output", default="build", metavar="DIR",
                    help="output folder (default: build)")
     p.add_argument("--lint", action="store_true",
@@ -825,6 +868,11 @@ def main(argv=None):
         return args.func(args)
     except (ConfigError, UsageError) as e:
         print(f"convaccel: error: {e}", file=sys.stderr)
+        return 2
+    except NotImplementedError as e:
+        # (a folding with lanes before the channel-serial engine exists)
+        print(f"convaccel: error: {e}; use a folding without lanes (ROWSxCOLS)",
+              file=sys.stderr)
         return 2
 
 

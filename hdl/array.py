@@ -1,9 +1,10 @@
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .ice40 import DualMul8x8, dual_mul_fits
-from .stage import MemoryShape
+from .weights import (WeightMemory, device_spram, platform_family, weight_groups,
+                      weight_placement)
 
 __all__ = ["fold_tag_layout", "vector_layout", "psums_layout", "pe_pairs", "Feeder",
            "ProcessingElement", "ProcessingElementPair", "SystolicArray"]
@@ -248,21 +249,34 @@ class ProcessingElement(wiring.Component):
     elem_shape, weight_shape, psum_shape : shape-castable
     fault : bool
         For tests of the verification only: flip the product's lowest bit.
+    own_memory : bool
+        Hold the weight memory (the write port below); else take the weight on ``w_in``, from
+        a :class:`~convaccel.hdl.weights.WeightMemory` that the array shares between rows.
 
     Members
     -------
     x_in, k_in, psum_in : In
     x_out, k_out, psum_out : Out
     w_addr, w_data, w_en : In
-        Weight memory write port.
+        Weight memory write port (with its own memory).
+    w_in : In(weight_shape)
+        Without its own memory: the weight for the element of cycle ``T``, in cycle ``T + 1``
+        (as a memory read at ``k_in`` gives it).
     """
 
     latency = 4
 
-    def __init__(self, *, depth, elem_shape, weight_shape, psum_shape, fault=False):
+    def __init__(self, *, depth, elem_shape, weight_shape, psum_shape, fault=False,
+                 own_memory=True):
         self._depth = depth
         self._weight_shape = weight_shape
         self._fault = fault
+        self._own_memory = own_memory
+        weight_ports = {
+            "w_addr": In(range(depth)),
+            "w_data": In(weight_shape),
+            "w_en": In(1),
+        } if own_memory else {"w_in": In(weight_shape)}
         super().__init__({
             "x_in": In(elem_shape),
             "k_in": In(range(depth)),
@@ -270,21 +284,21 @@ class ProcessingElement(wiring.Component):
             "x_out": Out(elem_shape),
             "k_out": Out(range(depth)),
             "psum_out": Out(psum_shape),
-            "w_addr": In(range(depth)),
-            "w_data": In(weight_shape),
-            "w_en": In(1),
+            **weight_ports,
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.weights = weights = memory.Memory(
-            shape=self._weight_shape, depth=self._depth, init=[])
-        wr = weights.write_port()
-        rd = weights.read_port()
-        m.d.comb += [
-            wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
-            rd.addr.eq(self.k_in),
-        ]
+        if self._own_memory:
+            m.submodules.weights = weights = WeightMemory(
+                depth=self._depth, weight_shape=self._weight_shape, lanes=1)
+            m.d.comb += [
+                weights.w_addr.eq(self.w_addr), weights.w_data.eq(self.w_data),
+                weights.w_en.eq(self.w_en), weights.addr.eq(self.k_in),
+            ]
+            weight = weights.w[0]
+        else:
+            weight = self.w_in
         x_dsp = Signal.like(self.x_in)
         w_dsp = Signal(self._weight_shape)
         product = Signal(self.psum_out.shape())
@@ -292,7 +306,7 @@ class ProcessingElement(wiring.Component):
             self.x_out.eq(self.x_in),
             self.k_out.eq(self.k_in),
             x_dsp.eq(self.x_out),
-            w_dsp.eq(rd.data),
+            w_dsp.eq(weight),
             # A test-only fault (the verification must catch it): the product's lowest bit
             # flipped.
             product.eq(x_dsp * w_dsp ^ int(self._fault)),
@@ -328,6 +342,9 @@ class ProcessingElementPair(wiring.Component):
     fault : (bool, bool)
         For tests of the verification only: flip the lowest bit of the upper's / lower's
         product.
+    own_memory : bool
+        Hold the pair's weight memory (the write port below); else take the weights on
+        ``w_in`` from memories the array shares between rows.
 
     Members
     -------
@@ -341,17 +358,27 @@ class ProcessingElementPair(wiring.Component):
         From the lower PE.
     w_addr, w_data : In
     w_en : In(2)
-        Weight memory write port: the upper's and the lower's enables.
+        Weight memory write port (with its own memory): the upper's and the lower's enables.
+    w_in : In(data.ArrayLayout(weight_shape, 2))
+        Without its own memory: each lane's weight a cycle after its element (the lower's a
+        cycle after the upper's).
     """
 
     latency = 2 + DualMul8x8.latency
 
-    def __init__(self, *, depth, elem_shape, weight_shape, psum_shape, fault=(False, False)):
+    def __init__(self, *, depth, elem_shape, weight_shape, psum_shape, fault=(False, False),
+                 own_memory=True):
         assert dual_mul_fits(elem_shape, weight_shape)
         self._depth = depth
         self._elem_shape = elem_shape
         self._weight_shape = weight_shape
         self._fault = tuple(fault)
+        self._own_memory = own_memory
+        weight_ports = {
+            "w_addr": In(range(depth)),
+            "w_data": In(weight_shape),
+            "w_en": In(2),
+        } if own_memory else {"w_in": In(data.ArrayLayout(weight_shape, 2))}
         super().__init__({
             "x_in": In(data.ArrayLayout(elem_shape, 2)),
             "k_in": In(range(depth)),
@@ -359,33 +386,31 @@ class ProcessingElementPair(wiring.Component):
             "x_out": Out(data.ArrayLayout(elem_shape, 2)),
             "k_out": Out(range(depth)),
             "psum_out": Out(psum_shape),
-            "w_addr": In(range(depth)),
-            "w_data": In(weight_shape),
-            "w_en": In(2),
+            **weight_ports,
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.weights = weights = memory.Memory(
-            shape=data.ArrayLayout(self._weight_shape, 2), depth=self._depth, init=[])
-        wr = weights.write_port(granularity=1)
-        rd = weights.read_port()
-        m.d.comb += [
-            wr.addr.eq(self.w_addr), wr.data[0].eq(self.w_data), wr.data[1].eq(self.w_data),
-            wr.en.eq(self.w_en),
-            rd.addr.eq(self.k_in),
-        ]
+        if self._own_memory:
+            # one memory read at the upper PE's address; the lower's weight waits a cycle
+            m.submodules.weights = weights = WeightMemory(
+                depth=self._depth, weight_shape=self._weight_shape, lanes=2)
+            m.d.comb += [
+                weights.w_addr.eq(self.w_addr), weights.w_data.eq(self.w_data),
+                weights.w_en.eq(self.w_en), weights.addr.eq(self.k_in),
+            ]
+            w_upper, w_lower = weights.w[0], weights.w[1]
+        else:
+            w_upper, w_lower = self.w_in[0], self.w_in[1]
         m.submodules.mul = mul = DualMul8x8(a_shape=self._elem_shape,
                                             b_shape=self._weight_shape)
-        w_lower = Signal(self._weight_shape)       # the lower PE's weight, one cycle later
         psum_mid = Signal.like(self.psum_out)      # from the upper PE to the lower
         m.d.sync += [
             self.x_out.eq(self.x_in),
             self.k_out.eq(self.k_in),
-            w_lower.eq(rd.data[1]),
         ]
         m.d.comb += [
-            mul.a0.eq(self.x_out[0]), mul.b0.eq(rd.data[0]),
+            mul.a0.eq(self.x_out[0]), mul.b0.eq(w_upper),
             mul.a1.eq(self.x_out[1]), mul.b1.eq(w_lower),
         ]
         # A test-only fault (the verification must catch it): a product's lowest bit flipped.
@@ -418,6 +443,12 @@ class SystolicArray(wiring.Component):
     elem_shape, weight_shape, psum_shape : shape-castable
     tag_shape : shape-castable
         What travels beside each vector, unchanged.
+    placement : WeightPlacement or None
+        Where the weights live: how many rows of a column share a memory, and which memories
+        are in SPRAM (:func:`~convaccel.hdl.weights.weight_placement`, which decides). None:
+        decided at elaboration for the platform's device (as the fit check decides it for the
+        board); :attr:`memories` then lists them as on no device in particular (a pair's
+        shared, no SPRAM). The cycle model does not depend on it.
     faulty_pe : (row, col) or None
         For tests of the verification only: this PE computes wrong products.
 
@@ -431,8 +462,9 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, *, rows, cols, depth, elem_shape, weight_shape, psum_shape, tag_shape,
-                 faulty_pe=None):
+                 placement=None, faulty_pe=None):
         self._faulty_pe = faulty_pe
+        self._placement = placement
         self._rows = rows
         self._cols = cols
         self._depth = depth
@@ -460,13 +492,22 @@ class SystolicArray(wiring.Component):
         return pe_pairs(self._rows, self._cols, self._shapes["elem_shape"],
                         self._shapes["weight_shape"])
 
+    def placement(self, platform=None):
+        """Where the weights live on `platform` (:func:`~convaccel.hdl.weights.
+        weight_placement` for its device), unless the array was given a placement."""
+        if self._placement is not None:
+            return self._placement
+        return weight_placement(
+            rows=self._rows, cols=self._cols, depth=self._depth,
+            weight_bits=Shape.cast(self._shapes["weight_shape"]).width,
+            paired=self.pe_pairs > 0, family=platform_family(platform),
+            spram=device_spram(platform))
+
     @property
     def memories(self):
-        width = Shape.cast(self._shapes["weight_shape"]).width
-        pairs = self.pe_pairs
-        singles = self._rows * self._cols - 2 * pairs
-        shapes = [("PE weights", 2 * width, pairs), ("PE weights", width, singles)]
-        return tuple(MemoryShape(name, w, self._depth, n) for name, w, n in shapes if n)
+        shapes, _ = self.placement().memories(
+            self._rows, self._cols, self._depth, Shape.cast(self._shapes["weight_shape"]).width)
+        return shapes
 
     def elaborate(self, platform):
         m = Module()
@@ -484,25 +525,44 @@ class SystolicArray(wiring.Component):
         # `lanes[r][c]` is (unit, lane) for PE (r, c); a unit's weight address and partial sum
         # ports are its top row's and bottom row's.
         pair_rows = 2 * (self.pe_pairs // cols) if cols else 0
+        placement = self.placement(platform)
+        assert not pair_rows or placement.share % 2 == 0
         units = [[] for _ in range(cols)]
         lanes = [[None] * cols for _ in range(rows)]
         for c in range(cols):
             for r in range(0, pair_rows, 2):
                 pe = ProcessingElementPair(
                     depth=self._depth, fault=((r, c) == self._faulty_pe,
-                                              (r + 1, c) == self._faulty_pe), **self._shapes)
+                                              (r + 1, c) == self._faulty_pe), own_memory=False,
+                    **self._shapes)
                 m.submodules[f"pe_{r}_{r + 1}_{c}"] = pe
                 units[c].append((r, pe))
                 lanes[r][c], lanes[r + 1][c] = (pe, 0), (pe, 1)
-                m.d.comb += pe.w_en.eq(Cat(self.w_en[r * cols + c],
-                                           self.w_en[(r + 1) * cols + c]))
             for r in range(pair_rows, rows):
                 pe = ProcessingElement(depth=self._depth, fault=(r, c) == self._faulty_pe,
-                                       **self._shapes)
+                                       own_memory=False, **self._shapes)
                 m.submodules[f"pe_{r}_{c}"] = pe
                 units[c].append((r, pe))
                 lanes[r][c] = (pe, None)
-                m.d.comb += pe.w_en.eq(self.w_en[r * cols + c])
+
+        # The weight memories: `share` rows of a column each, read at their top row's address
+        # (the unit holding that row takes it a cycle late from the column before, as it takes
+        # its elements), each lane a cycle after the one above (weights.WeightMemory).
+        unit_of = {(r, c): pe for c in range(cols) for r, pe in units[c]}
+        for c in range(cols):
+            for r0, n in weight_groups(rows, placement.share):
+                mem = WeightMemory(depth=self._depth,
+                                   weight_shape=self._shapes["weight_shape"], lanes=n,
+                                   spram=(r0, c) in placement.spram)
+                m.submodules[f"weights_{r0}_{c}"] = mem
+                m.d.comb += [
+                    mem.addr.eq(unit_of[r0, c].k_in),
+                    mem.w_addr.eq(self.w_addr), mem.w_data.eq(self.w_data),
+                    mem.w_en.eq(Cat(self.w_en[(r0 + i) * cols + c] for i in range(n))),
+                ]
+                for i in range(n):
+                    pe, lane = lanes[r0 + i][c]
+                    m.d.comb += (pe.w_in if lane is None else pe.w_in[lane]).eq(mem.w[i])
 
         def x_port(r, c, direction):
             pe, lane = lanes[r][c]
@@ -515,7 +575,6 @@ class SystolicArray(wiring.Component):
             k_taps.append(delayed(k_taps[-1], 1, f"k{n + 1}"))
         for c in range(cols):
             for n, (r, pe) in enumerate(units[c]):
-                m.d.comb += [pe.w_addr.eq(self.w_addr), pe.w_data.eq(self.w_data)]
                 if c == 0:
                     m.d.comb += pe.k_in.eq(k_taps[r])
                 else:

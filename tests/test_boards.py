@@ -126,14 +126,22 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 
 # -- fit ---------------------------------------------------------------------------------------
 
+def _dsp_memories(needed):
+    return {k: needed[k] for k in ("dsp", "bram", "spram")}
+
+
 def test_fit_estimate_of_the_default_layer():
     # Real builds of the default layer: on the UP5K 4 SB_MAC16 (two PEs each, in their dual
-    # 8 x 8 mode) and 26 EBR (the output queue in 5 of them, a weight memory per pair of PEs),
+    # 8 x 8 mode) and 26 EBR before the weights moved (the output queue in 5 of them, a weight
+    # memory per pair of PEs), of which the four pairs' memories are now in the four SPRAMs;
     # 8 MULT18X18D and 6 DP16KD on the 85F (its queue in LUT RAM); test_build checks the
     # estimate against the reports again.
-    assert estimate(DEFAULT_SPEC, get_board("icebreaker")) == {"dsp": 4, "bram": 26}
-    assert estimate(DEFAULT_SPEC, get_board("icebreaker"), app="link") == {"dsp": 4, "bram": 18}
-    assert estimate(DEFAULT_SPEC, get_board("ulx3s-85f")) == {"dsp": 8, "bram": 6}
+    assert _dsp_memories(estimate(DEFAULT_SPEC, get_board("icebreaker"))) == \
+        {"dsp": 4, "bram": 22, "spram": 4}
+    assert _dsp_memories(estimate(DEFAULT_SPEC, get_board("icebreaker"), app="link")) == \
+        {"dsp": 4, "bram": 14, "spram": 4}
+    assert _dsp_memories(estimate(DEFAULT_SPEC, get_board("ulx3s-85f"))) == \
+        {"dsp": 8, "bram": 6, "spram": 0}
     fit = check_fit(DEFAULT_SPEC, get_board("icebreaker"))
     assert fit.fits and fit.needed["dsp"] == DEFAULT_SPEC.pe_count // 2
 
@@ -148,11 +156,10 @@ def test_fit_pairs_pes_on_ice40():
     assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, input_signed=False)) == 4
     assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, input_bits=9)) == 8
     assert _pe_dsps("ecp5", dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4)) == 16
-    # 16 PEs on the UP5K's 8 blocks: 4 x 4 needs more block RAM than the self-test leaves, the
-    # link's does not
+    # 16 PEs on the UP5K's 8 blocks (four of the eight pairs' memories in SPRAM)
     assert largest_array(DEFAULT_SPEC, ice40, app="link") == (4, 4)
-    assert estimate(dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4), ice40, app="link") == \
-        {"dsp": 8, "bram": 26}
+    assert _dsp_memories(estimate(dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4), ice40,
+                                  app="link")) == {"dsp": 8, "bram": 22, "spram": 4}
     assert estimate(dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4), ecp5)["dsp"] == 16
 
 
@@ -161,8 +168,8 @@ def test_fit_too_large_wrong():
     start = time.perf_counter()
     with pytest.raises(FitError, match=r"^The 8 x 4 array does not fit the icebreaker board: "
                                        r"needs 16 DSP blocks, the iCE40UP5K-SG48 has 8 \(8 over\)"
-                                       r".*; the largest array that fits is rows = 2, cols = 8 "
-                                       r"\(16 PEs\)$"):
+                                       r".*; the fastest folding that fits is rows = \d+, "
+                                       r"cols = \d+ \(16 PEs\): \d+ cycles per frame$"):
         check_fit(spec, get_board("icebreaker"))
     assert time.perf_counter() - start < 5
 
@@ -193,15 +200,17 @@ def test_fit_requantized_layer_wrong():
     from convaccel.tflite import load_conv
     layer = load_conv(EXAMPLES / "int8_conv.tflite").layer
     with pytest.raises(FitError, match=r"^The 4 x 4 array does not fit the icebreaker board: "
-                                       r"needs 12 DSP blocks, .* the largest array that fits is "
-                                       r"rows = 4, cols = 2 \(8 PEs\)$"):
+                                       r"needs 12 DSP blocks, .* the fastest folding that fits "
+                                       r"is rows = \d+, cols = \d+ \(\d+ PEs\): \d+ cycles per "
+                                       r"frame$"):
         check_fit(ConvSpec.of(layer), get_board("icebreaker"), app="link")
     with pytest.raises(FitError, match=r"build it with --link"):
         check_fit(ConvSpec.of(layer), get_board("icebreaker"))
 
 
 def test_largest_array():
-    assert largest_array(DEFAULT_SPEC, get_board("icebreaker")) == (2, 8)
+    # (4 x 4 fits the self-test once four pairs' weights are in SPRAM; before, 2 x 8)
+    assert largest_array(DEFAULT_SPEC, get_board("icebreaker")) == (4, 4)
     rows, cols = largest_array(DEFAULT_SPEC, get_board("tangnano9k"))
     assert rows * cols <= 40
 
@@ -423,8 +432,8 @@ def test_build_too_large_wrong(tmp_path, capsys):
     assert status == 2
     err = capsys.readouterr().err
     assert re.fullmatch(r"convaccel: error: The 8 x 4 array does not fit the icebreaker board: "
-                        r"needs 16 DSP blocks, .*; the largest array that fits is rows = 2, "
-                        r"cols = 8 \(16 PEs\)\n", err)
+                        r"needs 16 DSP blocks, .*; the fastest folding that fits is rows = \d+, "
+                        r"cols = \d+ \(16 PEs\): \d+ cycles per frame\n", err)
     assert not (tmp_path / "out" / "big.bin").exists()
 
 
@@ -464,11 +473,14 @@ def test_fit_of_a_depthwise_layer():
     weights = [m for m in spec.memories if m.name == "PE weights"]
     assert {m.depth for m in weights} == {spec.cycles_per_pixel}
     assert sum(m.count * m.width // spec.weight_bits for m in weights) == spec.pe_count
-    board = get_board("icebreaker")
-    with pytest.raises(FitError, match=r"^The 9 x 1 array does not fit the icebreaker board: "
-                                       r"needs \d+ (DSP blocks|block RAMs), the iCE40UP5K-SG48 "
-                                       r"has \d+ \(\d+ over\).*; the largest array that fits is "
-                                       r"rows = \d+, cols = 1 \(\d+ PEs\)$"):
+    # (its window of 16 channels, in registers twice, leaves the UP5K no room: an ECP5 with the
+    # UP5K's 8 DSP blocks instead)
+    board = dataclasses.replace(get_board("ulx3s-85f"), name="ecp5-8dsp",
+                                resources={"lut": 83640, "ff": 83640, "dsp": 8, "bram": 208})
+    with pytest.raises(FitError, match=r"^The 9 x 1 array does not fit the ecp5-8dsp board: "
+                                       r"needs 9 DSP blocks, the LFE5U-85F-6BG381 has 8 \(1 "
+                                       r"over\); the fastest folding that fits is rows = \d+, "
+                                       r"cols = 1 \(\d+ PEs\): \d+ cycles per frame$"):
         check_fit(spec, board, app="link")
     rows, cols = largest_array(spec, board, app="link")
     assert cols == 1 and check_fit(dataclasses.replace(spec, rows=rows), board, app="link").fits

@@ -21,6 +21,7 @@ from convaccel.boards import get_board
 from convaccel.boards.netlist import cells_sim, synth_netlist
 from convaccel.hdl.accelerator import ConvAccelerator
 from convaccel.hdl.ice40 import DualMul8x8
+from convaccel.hdl.weights import WeightMemory
 from convaccel.tools import tool_path
 
 from helpers import need_simulator, random_data
@@ -147,3 +148,83 @@ def test_engine_after_synthesis(name):
     for frame, out in zip(frames, outputs):
         np.testing.assert_array_equal(out, golden.conv2d(frame, w, b, spec))
     assert [f["cycles"] for f in report["frames"]] == [spec.cycles] * 2
+
+
+#: The SPRAM memories under test: (lanes, weight bits): a pair's two int8 weights, and lanes
+#: narrower than their nibbles.
+SPRAM_MEMORIES = {"pair": (2, 8), "narrow": (3, 3)}
+
+
+class _SpramMemories(wiring.Component):
+    """One WeightMemory in SPRAM per entry of SPRAM_MEMORIES, on the same address and data."""
+
+    def __init__(self, depth):
+        self._depth = depth
+        super().__init__({
+            "addr": In(range(depth)), "w_addr": In(range(depth)), "w_data": In(8),
+            **{f"{key}_en": In(lanes) for key, (lanes, _) in SPRAM_MEMORIES.items()},
+            **{f"{key}_w": Out(lanes * bits) for key, (lanes, bits) in SPRAM_MEMORIES.items()},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for key, (lanes, bits) in SPRAM_MEMORIES.items():
+            m.submodules[key] = mem = WeightMemory(depth=self._depth, weight_shape=signed(bits),
+                                                   lanes=lanes, spram=True)
+            m.d.comb += [
+                mem.addr.eq(self.addr), mem.w_addr.eq(self.w_addr),
+                mem.w_data.eq(self.w_data[:bits]), mem.w_en.eq(getattr(self, f"{key}_en")),
+                getattr(self, f"{key}_w").eq(mem.w.as_value()),
+            ]
+        return m
+
+
+@pytest.mark.full
+def test_spram_weights_after_synthesis():
+    """Weight memories in SB_SPRAM256KA, as the iCEBreaker's build maps them (the SPRAM
+    instance, its address multiplexer and the lanes' delays) and simulated on Yosys's model of
+    the cell: every lane written on its own (its nibbles), then read at random addresses, lane
+    ``i`` ``1 + i`` cycles after its address, bit for bit; no block RAM used."""
+    need_simulator()
+    from convaccel.sim.runner import play_vectors
+    depth = 700
+    netlist = synth_netlist(_SpramMemories(depth), get_board("icebreaker"), "sprams")
+    cells = re.findall(r"^\s*(\w+) #?\(?", netlist, re.MULTILINE)
+    assert cells.count("SB_SPRAM256KA") == len(SPRAM_MEMORIES)
+    assert "SB_RAM40_4K" not in netlist
+    rng = np.random.default_rng(3)
+    words = {key: rng.integers(0, 1 << bits, (depth, lanes))
+             for key, (lanes, bits) in SPRAM_MEMORIES.items()}
+    most = max(lanes for lanes, _ in SPRAM_MEMORIES.values())
+    ops = {name: [] for name in ("addr", "w_addr", "w_data",
+                                 *(f"{key}_en" for key in SPRAM_MEMORIES))}
+
+    def cycle(addr=0, w_addr=0, w_data=0, **enables):
+        for name in ops:
+            ops[name].append({"addr": addr, "w_addr": w_addr, "w_data": w_data}.get(
+                name, enables.get(name, 0)))
+
+    for k in range(depth):                      # every lane of every memory, one at a time
+        for lane in range(most):
+            for key, (lanes, _) in SPRAM_MEMORIES.items():
+                if lane < lanes:
+                    cycle(w_addr=k, w_data=int(words[key][k, lane]), **{f"{key}_en": 1 << lane})
+    cycle()                                     # (the last write lands in this cycle)
+    start = len(ops["addr"])
+    reads = rng.integers(0, depth, 300)
+    for k in reads:
+        cycle(addr=int(k))
+    for _ in range(most + 1):
+        cycle()
+    outputs = [f"{key}_w" for key in SPRAM_MEMORIES]
+    recorded = play_vectors(netlist + cells_sim("ice40"), "sprams", ops, outputs)
+    wrong = []
+    for key, (lanes, bits) in SPRAM_MEMORIES.items():
+        for t, k in enumerate(reads):
+            for lane in range(lanes):
+                word = recorded[f"{key}_w"][start + t + 1 + lane]
+                got = word >> (lane * bits) & ((1 << bits) - 1)
+                if got != words[key][k, lane]:
+                    wrong.append(f"{key} lane {lane}, read {t} at {k}: {got}, "
+                                 f"not {words[key][k, lane]}")
+    assert wrong == []

