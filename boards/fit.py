@@ -347,8 +347,7 @@ def fastest_folding(spec, board, app="selftest"):
     best = None
     pixels = spec.output_pixels
     for candidate in sorted(feasible, key=lambda c: c.cycles_per_pixel):
-        if best is not None and not candidate.serial and \
-                pixels * candidate.cycles_per_pixel > best[0][0]:
+        if best is not None and pixels * candidate.cycles_per_pixel > best[0][0]:
             continue
         if not _floor_fits(board, candidate, app):
             continue                  # (its logic, before any memory is counted)
