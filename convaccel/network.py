@@ -110,11 +110,11 @@ class Conv:
     def geometry(self):
         c = self.conv
         k_h, k_w = self.layer.kernel
-        text = f"{k_h}x{k_w} /{_pair_text(c.stride)} {c.padding}"
+        text = f"{k_h}x{k_w}, stride {_pair_text(c.stride)}, {c.padding}"
         if c.dilation != (1, 1):
-            text += f" dil {_pair_text(c.dilation)}"
+            text += f", dilation {_pair_text(c.dilation)}"
         if self.layer.groups > 1:
-            text += f" groups {self.layer.groups}"
+            text += f", groups {self.layer.groups}"
         return text
 
     def golden(self, x):
@@ -164,7 +164,8 @@ class Pool:
 
     @property
     def geometry(self):
-        return f"{_pair_text(self.kernel)} /{_pair_text(self.stride)} {self.padding}"
+        return (f"{self.kernel[0]}x{self.kernel[1]}, stride {_pair_text(self.stride)}, "
+                f"{self.padding}")
 
     def golden(self, x):
         pool = golden.max_pool2d if self.operator == "MAX_POOL_2D" else golden.avg_pool2d
