@@ -520,8 +520,12 @@ class _NetworkReader(_Reader):
         if unsupported:
             which = (f"operator {unsupported[0]} is" if len(unsupported) == 1 else
                      f"operators {', '.join(unsupported)} are")
+            hint = ""
+            if any(name == "SHAPE" for _, name in model.operators):
+                hint = (" (SHAPE computes a flatten's shape for a dynamic batch: convert the "
+                        "model with a fixed batch of 1, e.g. keras.Input(..., batch_size=1))")
             self.fail(f"{which} not supported in a network; its stages are "
-                      f"{', '.join(NETWORK_OPERATORS[:-1])} and {NETWORK_OPERATORS[-1]}")
+                      f"{', '.join(NETWORK_OPERATORS[:-1])} and {NETWORK_OPERATORS[-1]}{hint}")
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             self.fail(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} "
                       f"outputs; a network has one of each")

@@ -387,6 +387,22 @@ def test_network_wrong(tmp_path, mutate, message):
         load_network(path)
 
 
+def test_dynamic_flatten_wrong(tmp_path):
+    # TFLiteConverter's flatten of a model with a dynamic batch: SHAPE, STRIDED_SLICE and PACK
+    # compute the RESHAPE's shape at run time.
+    model = _base()
+    shape = add_tensor(model, "dims", (4,), "INT32")
+    add_operator(model, "SHAPE", [4], [shape])
+    add_operator(model, "STRIDED_SLICE", [shape], [add_tensor(model, "n", (), "INT32")])
+    with pytest.raises(TfliteError, match=r"^.*/model\.tflite: operators 4 \(SHAPE\), 5 "
+                                          r"\(STRIDED_SLICE\) are not supported in a network; "
+                                          r"its stages are .* and RESHAPE \(SHAPE computes a "
+                                          r"flatten's shape for a dynamic batch: convert the "
+                                          r"model with a fixed batch of 1, e\.g\. "
+                                          r"keras\.Input\(\.\.\., batch_size=1\)\)$"):
+        load_network(_write(tmp_path, pack_model(model)))
+
+
 def test_base_model_reads(tmp_path):
     # (the model the refusals above damage is itself a network, bit-exact with LiteRT)
     data = pack_model(_base())
