@@ -290,7 +290,7 @@ def _network(config):
     from .network import load_network
     from .tflite import CONV_OPERATORS, read_model
     operators = read_model(config).operators
-    if len(operators) == 1 and operators[0][1] in CONV_OPERATORS:
+    if not operators or (len(operators) == 1 and operators[0][1] in CONV_OPERATORS):
         return None
     return load_network(config)
 
