@@ -9,7 +9,7 @@ previous one's output:
 - ``MAX_POOL_2D`` and ``AVERAGE_POOL_2D``: a :class:`Pool` stage (TFLite's int8 reference
   kernels: taps in the padding skipped, the average rounded halves away from zero);
 - ``FULLY_CONNECTED``: a :class:`Dense` stage (int8 weights per tensor or per output, int32
-  bias, TFLite's requantization);
+  bias, requantized in floating point as LiteRT's reference kernel does);
 - ``RESHAPE`` (a flatten, typically): a :class:`Reshape` stage, which moves no data;
 
 with the fused activations (``NONE``, ``RELU``, ``RELU6``, ``RELU_N1_TO_1``) as clamps on each
