@@ -318,7 +318,73 @@ def format_model(model, config):
     ])
 
 
+def _network(config):
+    """The network of a ``.tflite`` model that is not a single convolution (a
+    :class:`~convaccel.network.Network`), or ``None``: a model of one ``CONV_2D`` or
+    ``DEPTHWISE_CONV_2D`` is a layer (:func:`_load_layer`)."""
+    if not _is_model(config):
+        return None
+    from .network import load_network
+    from .tflite import CONV_OPERATORS, read_model
+    operators = read_model(config).operators
+    if not operators or (len(operators) == 1 and operators[0][1] in CONV_OPERATORS):
+        return None
+    return load_network(config)
+
+
+def _tensor_text(shape):
+    """A tensor's shape without the batch: ``8x8x1``, ``256``."""
+    return "x".join(map(str, shape[1:]))
+
+
+def format_network(network, config):
+    """The per-stage table of a network."""
+    stages = network.stages
+    rows = [("#", "operator", "input", "output", "geometry", "activation", "MACs", "weights")]
+    for stage in stages:
+        rows.append((str(stage.index), stage.operator, _tensor_text(stage.input_shape),
+                     _tensor_text(stage.output_shape), stage.geometry, stage.activation,
+                     str(stage.macs), str(stage.weight_count)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {6, 7}
+    table = ["  " + "  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                              for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+             for row in rows]
+    source, sink = network.input, network.output
+    return "\n".join([
+        f"network {Path(config).name}: {_count(len(stages), 'stage')}, int8 (full-integer "
+        f"quantization)",
+        f"  input tensor  {_shape_text(source.shape)} int8, scale {source.scale[0]:.6g}, zero "
+        f"point {source.zero_point[0]}",
+        f"  output tensor {_shape_text(sink.shape)} int8, scale {sink.scale[0]:.6g}, zero "
+        f"point {sink.zero_point[0]}",
+        *table,
+        f"  total         {network.macs} MACs per frame, {network.weight_count} weights and "
+        f"biases",
+        "folding: not yet chosen (the network compiler will choose each stage's rows, columns "
+        "and lanes)",
+    ])
+
+
+def network_json(network):
+    return {"network": {
+        "input_shape": list(network.input_shape), "output_shape": list(network.output_shape),
+        "macs": network.macs, "weights": network.weight_count,
+        "stages": [{"index": s.index, "operator": s.operator,
+                    "input_shape": list(s.input_shape), "output_shape": list(s.output_shape),
+                    "geometry": s.geometry, "activation": s.activation, "macs": s.macs,
+                    "weights": s.weight_count} for s in network.stages]}}
+
+
 def cmd_spec(args):
+    network = _network(args.config)
+    if network is not None:
+        if args.array is not None:
+            raise UsageError("--array: a network's stages each get their own folding (chosen "
+                             "by the network compiler); --array folds a single layer")
+        print(json.dumps(network_json(network), indent=2) if args.json else
+              format_network(network, args.config))
+        return 0
     spec, model = _load_args(args)
     if args.json:
         print(json.dumps({"parameters": spec.parameters(), "figures": spec.figures()},
@@ -718,7 +784,8 @@ def cmd_build(args):
 
 
 CONFIG_HELP = ("layer configuration (TOML), or an int8 .tflite model of one CONV_2D or "
-               "DEPTHWISE_CONV_2D (default: the built-in layer)")
+               "DEPTHWISE_CONV_2D; `spec` also takes a whole network (default: the built-in "
+               "layer)")
 ARRAY_HELP = ("the folding, e.g. 4x2: the systolic array's rows (reduction lanes) and columns "
               "(output channels at once), and optionally the channel-serial engine's lanes "
               "(input channels per beat), e.g. 8x2x8; overrides the layer file's [array] "
@@ -733,6 +800,47 @@ PAD_HELP = ("pad the frame with these values, loaded with the weights before it 
             "away from zero) or integers separated by commas, one or one per input channel")
 INPUT_HELP = ("input frame (C_in, H, W); for a .tflite model, the interpreter's input tensor "
               "(1, H, W, C_in) int8")
+
+
+def cmd_golden(args):
+    from .network import load_network
+
+    if not _is_model(args.model):
+        raise UsageError(f"golden takes an int8 .tflite model, not {args.model!r}")
+    output = _npy_output(args.output)
+    network = load_network(args.model)
+    if args.input:
+        x, origin = _model_input(args.input, network), args.input
+    else:
+        rng = np.random.default_rng(args.seed)
+        x = rng.integers(-128, 128, size=network.input_shape).astype(np.int8)
+        origin = f"random, seed {args.seed}"
+    y = network.golden(x)
+    print(f"network {Path(args.model).name}: {_count(len(network.stages), 'stage')}, golden "
+          f"model (what LiteRT's reference interpreter outputs)")
+    print(f"  input           {_shape_text(x.shape)} int8 ({origin})")
+    print(f"  output          {_shape_text(y.shape)} int8")
+    if y.ndim == 2 and y.shape[1] <= 32:
+        print(f"  values          {' '.join(map(str, y[0]))}")
+        print(f"  arg-max         {int(np.argmax(y[0]))}")
+    if output is not None:
+        _save_array(output, y)
+    return 0
+
+
+def _add_golden_command(subparsers):
+    p = subparsers.add_parser(
+        "golden", help="run a .tflite network's golden model on an input",
+        description="Compute a .tflite model's output with its golden model (the chain of its "
+                    "stages' golden models, bit-exact with LiteRT's reference interpreter): "
+                    "the input and the output exactly as the interpreter's tensors. A random "
+                    "input (from --seed) where no --input is given.")
+    p.add_argument("model", metavar="MODEL.tflite", help="an int8 .tflite model")
+    p.add_argument("--input", metavar="x.npy",
+                   help="the interpreter's input tensor (shape and dtype, NHWC int8)")
+    p.add_argument("--output", metavar="y.npy", help="write the interpreter's output tensor here")
+    p.add_argument("--seed", type=_seed, default=1, help="seed of the random input (default: 1)")
+    p.set_defaults(func=cmd_golden)
 
 
 def _add_build_commands(subparsers):
@@ -845,6 +953,7 @@ def build_parser():
     p.set_defaults(func=cmd_run)
 
     _add_build_commands(sub)
+    _add_golden_command(sub)
 
     p = sub.add_parser("generate", help="write the engine's Verilog",
                        description="Write DIR/<name>.v (the engine, its ports documented at the "

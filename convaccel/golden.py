@@ -4,7 +4,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["conv2d", "pad_frame", "pad_mean", "resolve_pad", "check_array",
-           "check_layer_data", "check_requant"]
+           "check_layer_data", "check_requant", "max_pool2d", "avg_pool2d", "dense"]
 
 
 def check_array(name, array, shape, value_range, what):
@@ -172,3 +172,81 @@ def check_requant(requant, spec):
     if requant.channels != spec.out_channels:
         raise ValueError(f"requantization parameters for {requant.channels} channels were "
                          f"given for a layer with out_channels = {spec.out_channels}")
+
+
+# -- the other stages of a network ------------------------------------------------------------
+
+def _pool_windows(x, kernel, stride, pads, fill):
+    """The pooling windows of the frame ``x`` ``(C, H, W)``: ``(C, out_h, out_w, k_h, k_w)``,
+    the taps outside the frame (``pads`` ``(top, bottom, left, right)``) set to ``fill``."""
+    top, bottom, left, right = pads
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right)), constant_values=fill)
+    (s_h, s_w) = stride
+    return sliding_window_view(padded, tuple(kernel), axis=(1, 2))[:, ::s_h, ::s_w]
+
+
+def max_pool2d(x, kernel, stride, pads, act_min=-128, act_max=127):
+    """Max pooling of the frame ``x`` ``(C, H, W)`` as TFLite's reference kernel
+    (``reference_integer_ops::MaxPool``) computes it: per output pixel and channel the largest
+    of the ``kernel`` ``(k_h, k_w)`` taps inside the frame (those in the padding ``pads``
+    ``(top, bottom, left, right)`` are skipped), clamped to ``act_min..act_max`` (the fused
+    activation). The output is ``(C, out_h, out_w)`` int64, ``out = (size + pads - k) //
+    stride + 1`` per axis.
+
+    (A padder filling with -128 gives the same maxima on int8 data: every SAME or VALID window
+    holds a tap inside the frame.)"""
+    x = np.asarray(x).astype(np.int64)
+    windows = _pool_windows(x, kernel, stride, pads, np.iinfo(np.int64).min)
+    return np.clip(windows.max(axis=(3, 4)), act_min, act_max)
+
+
+def avg_pool2d(x, kernel, stride, pads, act_min=-128, act_max=127):
+    """Average pooling of the frame ``x`` ``(C, H, W)`` as TFLite's reference kernel
+    (``reference_integer_ops::AveragePool``) computes it: per output pixel and channel the sum
+    of the ``n`` taps inside the frame (the padding ``pads`` is skipped, so a window on the
+    border averages fewer taps), divided by ``n`` rounding halves away from zero (``(sum + n /
+    2) / n`` for a sum above zero, ``(sum - n / 2) / n`` otherwise, C's truncating division),
+    clamped to ``act_min..act_max``. The output is ``(C, out_h, out_w)`` int64.
+
+    Raises ``ValueError`` for a window that holds no tap of the frame (TFLite's kernel fails
+    there; SAME and VALID never make one)."""
+    x = np.asarray(x).astype(np.int64)
+    sums = _pool_windows(x, kernel, stride, pads, 0).sum(axis=(3, 4))
+    ones = np.ones((1, *x.shape[1:]), dtype=np.int64)
+    counts = _pool_windows(ones, kernel, stride, pads, 0).sum(axis=(3, 4))
+    if not counts.all():
+        raise ValueError(f"a {kernel[0]}x{kernel[1]} pooling window with the padding {pads} "
+                         f"holds no pixel of the {x.shape[1]}x{x.shape[2]} frame")
+    half = counts // 2
+    means = np.where(sums > 0, (sums + half) // counts, -((-sums + half) // counts))
+    return np.clip(means, act_min, act_max)
+
+
+def dense(x, w, b, scales=None, output_zero_point=0, act_min=-128, act_max=127):
+    """A fully connected layer: ``sum(w[u] * x) + b[u]`` for every output ``u``, exactly
+    (int64), over all the elements of ``x`` (any shape; ``w`` is ``(units, *x.shape)``, so
+    that ``w[u]`` lines up with ``x`` whatever its layout); ``b`` is ``(units,)`` or ``None``.
+
+    With ``scales`` (one per output), the sums are requantized to int8 as LiteRT's reference
+    ``FULLY_CONNECTED`` kernel does (:func:`convaccel.quant.requantize_float`, with the
+    output zero point and the clamp ``act_min..act_max``); ``b`` is then the engine's bias
+    (:func:`convaccel.quant.engine_bias`), which folds the input zero point in.
+
+    Raises ``ValueError`` for shapes that do not line up."""
+    x, w = np.asarray(x), np.asarray(w)
+    if w.shape[1:] != x.shape:
+        raise ValueError(f"the weights {w.shape} must be (units, *{x.shape}), one per input "
+                         f"element and output")
+    acc = np.tensordot(w.astype(np.int64), x.astype(np.int64), axes=x.ndim)
+    if b is not None:
+        b = np.asarray(b)
+        if b.shape != acc.shape:
+            raise ValueError(f"the bias must be ({len(acc)},), one per output, not {b.shape}")
+        acc = acc + b.astype(np.int64)
+    if scales is None:
+        return acc
+    from .quant import requantize_float
+    if len(scales) != len(acc):
+        raise ValueError(f"{len(scales)} requantization scales were given for a dense layer "
+                         f"of {len(acc)} outputs")
+    return requantize_float(acc, scales, output_zero_point, act_min, act_max)

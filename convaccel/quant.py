@@ -27,7 +27,7 @@ __all__ = [
     "quantize_multiplier", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
     "multiply_by_quantized_multiplier", "requantize", "activation_range",
     "Requant", "hardware_parameters", "requantize_hw", "requant_from_values", "engine_bias",
-    "random_requant",
+    "random_requant", "round_half_away", "requantize_float",
     "OUTPUT_RANGE", "MULTIPLIER_BITS", "MAX_LEFT_SHIFT", "SHIFT_RANGE", "SHIFT_BITS",
     "SATURATE_BITS",
 ]
@@ -300,3 +300,33 @@ def random_requant(rng, spec):
     b = rng.integers(max(b_lo, -bound), bound, endpoint=True, size=spec.bias_shape)
     return hardware_parameters(multiplier, shift, zero_point, max(act_min, -128),
                                act_max), b
+
+
+def round_half_away(v):
+    """C's ``std::round`` on float64 values, elementwise: to the nearest integer, halves away
+    from zero, exactly (``v - trunc(v)`` is exact in IEEE arithmetic, where ``floor(v +
+    0.5)`` is not). Returns float64."""
+    v = np.asarray(v, dtype=np.float64)
+    whole = np.trunc(v)
+    return whole + np.sign(v) * (np.abs(v - whole) >= 0.5)
+
+
+def requantize_float(acc, scales, output_zero_point, act_min, act_max):
+    """The int8 output of LiteRT's reference ``FULLY_CONNECTED`` kernel (int8, per tensor or
+    per channel): ``clamp(round(double(acc) * scale) + zero point)``, ``round`` C's
+    ``std::round``, with ``scale`` the double ``double(input_scale) * double(filter_scale) /
+    double(output_scale)``, one per output (``acc`` ``(outputs, ...)``).
+
+    (TFLite's reference kernel requantizes this one operator in floating point, not with
+    ``MultiplyByQuantizedMultiplier`` as every convolution does: a product near a half can
+    round the other way, as on 2 of the digits model's 3600 outputs. NumPy's float64 product
+    is IEEE's, the C++ kernel's.)"""
+    acc = _as_int64(acc)
+    tail = (1,) * (acc.ndim - 1)
+    scale = np.asarray(scales, dtype=np.float64).reshape(-1, *tail)
+    if np.abs(acc).max(initial=0) >= 1 << 53:
+        raise ValueError("accumulators beyond 2**53 are not exact in a double")
+    value = round_half_away(acc.astype(np.float64) * scale)
+    # (clip in float first: a huge product would not fit int64)
+    value = np.clip(value, -(1 << 40), 1 << 40).astype(np.int64) + output_zero_point
+    return np.clip(value, act_min, act_max).astype(np.int64)

@@ -600,6 +600,12 @@ def read_model(path):
     models are refused: :data:`INT8_ONLY`), and for a ``CONV_2D`` that TFLite's int8
     reference kernel would not run or that the engine cannot compute.
     """
+    return _read(path, _Reader)
+
+
+def _read(path, reader):
+    """``reader(path, buf, schema).read()`` on the file at ``path`` (a :class:`_Reader`, or a
+    subclass that reads more), with :func:`read_model`'s errors."""
     path = Path(path)
     try:
         buf = path.read_bytes()
@@ -612,7 +618,7 @@ def read_model(path):
         raise TfliteError(f"{path}: not a .tflite model (a TFLite flatbuffer starts with a "
                           f"root offset and the identifier TFL3)")
     try:
-        return _Reader(path, buf, schema).read()
+        return reader(path, buf, schema).read()
     except TfliteError:
         raise
     except (IndexError, ValueError, TypeError, AttributeError, OverflowError, MemoryError,

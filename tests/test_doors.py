@@ -377,7 +377,7 @@ DOORS = [
     _argparse("", "COMMAND", "none", "", "the following arguments are required: COMMAND"),
     _argparse("", "COMMAND", "unknown", "frobnicate",
               "argument COMMAND: invalid choice: 'frobnicate' (choose from 'spec', 'demo', "
-              "'simulate', 'run', 'build', 'boards', 'generate')"),
+              "'simulate', 'run', 'build', 'boards', 'golden', 'generate')"),
     _argparse("", "CONFIG", "two of them", "spec a.toml b.toml",
               "unrecognized arguments: b.toml"),
     _argparse("", "boards", "an argument", "boards icebreaker",

@@ -10,7 +10,7 @@ import pytest
 
 from convaccel.tflite import conv_model, pack_model
 
-__all__ = ["conv_model", "pack_model", "model_object", "add_tensor", "add_operator",
+__all__ = ["conv_model", "pack_model", "model_object", "add_tensor", "add_operator", "ChainModel",
            "reference_interpreter", "run_reference"]
 
 
@@ -90,3 +90,139 @@ def run_reference(model, x):
     """The output of the ``.tflite`` bytes ``model`` for the input ``x`` (NHWC) in LiteRT's
     reference kernels."""
     return reference_interpreter(model)(x)
+
+
+# -- chains of operators -----------------------------------------------------------------------
+
+class ChainModel:
+    """An int8 model built operator by operator, each reading the previous one's output, as
+    TFLite's converter writes a fully integer-quantized network (no TensorFlow): start from the
+    input's NHWC shape and quantization, append stages, then :meth:`bytes`.
+
+    Each method returns ``self``; the quantization of an output is ``(scale, zero point)``.
+    """
+
+    # (the operator versions TFLite's converter gives int8 operators)
+    VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "MAX_POOL_2D": 2, "AVERAGE_POOL_2D": 2,
+                "FULLY_CONNECTED": 4, "RESHAPE": 1}
+
+    def __init__(self, input_shape, input_quant):
+        schema = _schema()
+        self.schema = schema
+        self.model = schema.ModelT()
+        self.model.version = 3
+        self.model.description = "convaccel test chain"
+        self.model.operatorCodes, self.model.buffers = [], [schema.BufferT()]
+        graph = schema.SubGraphT()
+        graph.tensors, graph.operators, graph.name = [], [], "main"
+        self.model.subgraphs = [graph]
+        self.shape, self.quant = tuple(input_shape), tuple(input_quant)
+        self.current = add_tensor(self.model, "input", self.shape, scale=input_quant[0],
+                                  zero_point=input_quant[1])
+        graph.inputs = [self.current]
+
+    def _output(self, name, shape, quant):
+        self.shape, self.quant = tuple(shape), tuple(quant)
+        return add_tensor(self.model, name, shape, scale=quant[0], zero_point=quant[1])
+
+    def _operator(self, name, inputs, output, options=None):
+        op = add_operator(self.model, name, inputs, [output], options)
+        code = self.model.operatorCodes[op.opcodeIndex]
+        code.version = self.VERSIONS.get(name, 1)
+        self.current = output
+        return self
+
+    def _activation(self, options, activation):
+        options.fusedActivationFunction = getattr(self.schema.ActivationFunctionType,
+                                                  activation)
+
+    def conv(self, weights, bias, filter_scales, output_quant, stride=1, padding="SAME",
+             activation="NONE", depthwise=False):
+        """``weights`` OHWI (a depthwise filter ``(1, H, W, O)``), ``bias`` int32."""
+        from convaccel.tflite import _tflite_axis
+        s = self.schema
+        weights = np.asarray(weights, dtype=np.int8)
+        c_out = weights.shape[3] if depthwise else weights.shape[0]
+        k_h, k_w = weights.shape[1:3]
+        stride = (stride, stride) if np.isscalar(stride) else tuple(stride)
+        n = len(self.model.subgraphs[0].tensors)
+        scales = np.broadcast_to(np.asarray(filter_scales, dtype=np.float32), (c_out,))
+        w = add_tensor(self.model, f"w{n}", weights.shape, scale=scales,
+                       zero_point=np.zeros(c_out, dtype=int), data=weights.astype("<i1"))
+        self.model.subgraphs[0].tensors[w].quantization.quantizedDimension = \
+            3 if depthwise else 0
+        bias_scales = (np.float32(self.quant[0]) * scales).astype(np.float32)
+        b = add_tensor(self.model, f"b{n}", (c_out,), "INT32", scale=bias_scales,
+                       zero_point=np.zeros(c_out, dtype=int),
+                       data=np.asarray(bias, dtype="<i4"))
+        _, height, width, _ = self.shape
+        (out_h, _, _), (out_w, _, _) = (_tflite_axis(size, k, st, 1, padding) for size, k, st
+                                        in zip((height, width), (k_h, k_w), stride))
+        if depthwise:
+            options = s.DepthwiseConv2DOptionsT()
+            options.depthMultiplier = c_out // self.shape[3]
+        else:
+            options = s.Conv2DOptionsT()
+        options.padding = getattr(s.Padding, padding)
+        options.strideH, options.strideW = stride
+        options.dilationHFactor = options.dilationWFactor = 1
+        self._activation(options, activation)
+        y = self._output(f"conv{n}", (1, out_h, out_w, c_out), output_quant)
+        return self._operator("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D",
+                              [self.current, w, b], y, options)
+
+    def pool(self, kind, kernel, stride, padding="VALID", activation="NONE"):
+        """``kind`` ``"MAX"`` or ``"AVERAGE"``; the output keeps the input's quantization."""
+        from convaccel.tflite import _tflite_axis
+        s = self.schema
+        kernel = (kernel, kernel) if np.isscalar(kernel) else tuple(kernel)
+        stride = (stride, stride) if np.isscalar(stride) else tuple(stride)
+        options = s.Pool2DOptionsT()
+        options.padding = getattr(s.Padding, padding)
+        options.strideH, options.strideW = stride
+        options.filterHeight, options.filterWidth = kernel
+        self._activation(options, activation)
+        _, height, width, channels = self.shape
+        (out_h, _, _), (out_w, _, _) = (_tflite_axis(size, k, st, 1, padding) for size, k, st
+                                        in zip((height, width), kernel, stride))
+        n = len(self.model.subgraphs[0].tensors)
+        y = self._output(f"pool{n}", (1, out_h, out_w, channels), self.quant)
+        return self._operator(f"{kind}_POOL_2D", [self.current], y, options)
+
+    def reshape(self, shape=None):
+        """A flatten to ``(1, N)`` by default, with a constant shape input as the converter
+        writes it."""
+        shape = tuple(shape) if shape is not None else (1, int(np.prod(self.shape)))
+        n = len(self.model.subgraphs[0].tensors)
+        target = add_tensor(self.model, f"shape{n}", (len(shape),), "INT32",
+                            data=np.array(shape, dtype="<i4"))
+        options = self.schema.ReshapeOptionsT()
+        options.newShape = list(shape)
+        y = self._output(f"reshape{n}", shape, self.quant)
+        return self._operator("RESHAPE", [self.current, target], y, options)
+
+    def dense(self, weights, bias, filter_scales, output_quant, activation="NONE"):
+        """``weights`` ``(units, inputs)`` int8 over the input's elements in NHWC order;
+        ``filter_scales`` one, or one per unit."""
+        s = self.schema
+        weights = np.asarray(weights, dtype=np.int8)
+        units = weights.shape[0]
+        scales = np.atleast_1d(np.asarray(filter_scales, dtype=np.float32))
+        n = len(self.model.subgraphs[0].tensors)
+        w = add_tensor(self.model, f"w{n}", weights.shape, scale=scales,
+                       zero_point=np.zeros(len(scales), dtype=int),
+                       data=weights.astype("<i1"))
+        inputs = [self.current, w]
+        if bias is not None:
+            bias_scales = (np.float32(self.quant[0]) * scales).astype(np.float32)
+            inputs.append(add_tensor(self.model, f"b{n}", (units,), "INT32", scale=bias_scales,
+                                     zero_point=np.zeros(len(scales), dtype=int),
+                                     data=np.asarray(bias, dtype="<i4")))
+        options = s.FullyConnectedOptionsT()
+        self._activation(options, activation)
+        y = self._output(f"dense{n}", (1, units), output_quant)
+        return self._operator("FULLY_CONNECTED", inputs, y, options)
+
+    def bytes(self):
+        self.model.subgraphs[0].outputs = [self.current]
+        return pack_model(self.model)
