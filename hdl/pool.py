@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
 # (The pooling stage builds its parts in its constructor, so that their figures are known before
 # elaboration.)
+import numpy as np
 from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -8,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from .padder import Padder, pixel_in_layout
 from .stage import MemoryShape
 
-__all__ = ["LineMax", "MaxPool"]
+__all__ = ["LineReduce", "MaxPool", "AvgPool", "exact_reciprocal"]
 
 _INT8 = (-128, 127)
 
@@ -40,9 +41,9 @@ def _clamp_bounds(act_min, act_max):
         raise ValueError(f"act_min {act_min} is above act_max {act_max}")
 
 
-class LineMax(wiring.Component):
-    """The maximum over ``taps`` consecutive positions along one axis of a stream, at every
-    ``stride``-th window: one half of a separable max pooling.
+class LineReduce(wiring.Component):
+    """The maximum (or the sum) over ``taps`` consecutive positions along one axis of a stream,
+    at every ``stride``-th window: one half of a separable max (or average) pooling.
 
     The stream is a sequence of lines of ``line`` beats: beat ``w`` of position ``p``
     (``0 .. positions - 1``, then ``p`` starts again), each beat ``lanes`` elements that are
@@ -56,12 +57,13 @@ class LineMax(wiring.Component):
     with overlapping windows (``stride < taps``) the ``taps - 1`` previous positions, in
     ``taps - 1`` memories of ``line`` words chained as delay lines (each beat reads them all at
     its ``w`` and shifts itself in); otherwise (``stride >= taps``) one memory of the running
-    maximum of the open window. Each beat reads and writes each memory once at one address,
+    maximum (sum) of the open window. Each beat reads and writes each memory once at one address,
     so the stage takes a beat in every cycle.
 
     With ``mark_last`` the output beats are :func:`~convaccel.hdl.padder.pixel_in_layout`'s,
-    ``last`` on the final beat of the final window; the maxima are clamped to
-    ``act_min..act_max`` on their way out.
+    ``last`` on the final beat of the final window; maxima are then clamped to
+    ``act_min..act_max`` on their way out. With ``op = "sum"`` the output elements are
+    ``out_beat``'s, wide enough for ``taps`` inputs.
 
     Latency: 2 cycles (the memories' synchronous read, then the output register). Throughput:
     one beat per cycle.
@@ -72,21 +74,28 @@ class LineMax(wiring.Component):
         ``(outputs - 1) * stride + taps <= positions``.
     beat : shape-castable
         An array layout: ``lanes`` signed elements.
+    op : ``"max"`` or ``"sum"``
+    out_beat : shape-castable
+        The output's array layout (``beat`` by default).
     mark_last : bool
     act_min, act_max : int
-        Only with ``mark_last``.
+        Only with ``mark_last`` and ``"max"``.
 
     Members
     -------
     i : In(stream.Signature(beat))
-    o : Out(stream.Signature(beat or pixel_in_layout(beat)))
+    o : Out(stream.Signature(out_beat or pixel_in_layout(out_beat)))
     """
 
     latency = 2
 
-    def __init__(self, *, positions, line, taps, stride, outputs, beat, mark_last=False,
-                 act_min=_INT8[0], act_max=_INT8[1]):
+    def __init__(self, *, positions, line, taps, stride, outputs, beat, op="max",
+                 out_beat=None, mark_last=False, act_min=_INT8[0], act_max=_INT8[1]):
         assert (outputs - 1) * stride + taps <= positions
+        assert op in ("max", "sum")
+        out_beat = beat if out_beat is None else out_beat
+        self._op = op
+        self._out_beat = out_beat
         self._positions = positions
         self._line = line
         self._taps = taps
@@ -95,7 +104,7 @@ class LineMax(wiring.Component):
         self._beat = beat
         self._mark_last = mark_last
         self._act = (act_min, act_max)
-        out = pixel_in_layout(beat) if mark_last else beat
+        out = pixel_in_layout(out_beat) if mark_last else out_beat
         super().__init__({
             "i": In(stream.Signature(beat)),
             "o": Out(stream.Signature(out)),
@@ -114,8 +123,12 @@ class LineMax(wiring.Component):
     def memories(self):
         if not self.memory_count:
             return ()
-        name = "pool delay line" if self.overlapping else "pool partial maxima"
-        return (MemoryShape(name, Shape.cast(self._beat).width, self._line,
+        if self.overlapping:
+            name, word = "pool delay line", self._beat
+        else:
+            name = "pool partial maxima" if self._op == "max" else "pool partial sums"
+            word = self._out_beat
+        return (MemoryShape(name, Shape.cast(word).width, self._line,
                             count=self.memory_count),)
 
     def _table(self, predicate):
@@ -126,6 +139,7 @@ class LineMax(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layout = data.Layout.cast(self._beat)
+        out_layout = data.Layout.cast(self._out_beat)
         taps, stride, outputs, line = self._taps, self._stride, self._outputs, self._line
         last_pos = (outputs - 1) * stride + taps - 1
 
@@ -147,8 +161,9 @@ class LineMax(wiring.Component):
         last_now = Signal(init=last_pos == 0)
 
         mems = []
+        word = layout if self.overlapping else out_layout
         for t in range(self.memory_count):
-            m.submodules[f"mem{t}"] = mem = memory.Memory(shape=layout, depth=line, init=[])
+            m.submodules[f"mem{t}"] = mem = memory.Memory(shape=word, depth=line, init=[])
             wr = mem.write_port()
             # (one word: the next beat reads the word the previous one writes in that cycle)
             rd = mem.read_port(transparent_for=(wr,) if line == 1 else ())
@@ -182,17 +197,18 @@ class LineMax(wiring.Component):
         with m.Elif(s1_go):
             m.d.sync += s1_valid.eq(0)
 
-        def vmax(a, b):
-            return Mux(a.as_signed() > b.as_signed(), a, b)
+        def combine(a, b):
+            a, b = a.as_signed(), b.as_signed()
+            return Mux(a > b, a, b) if self._op == "max" else a + b
 
-        result = Signal(layout)
+        result = Signal(out_layout)
         for lane in range(layout.length):
-            value = s1_v[lane]
+            value = s1_v[lane].as_signed()
             if self.overlapping:
                 for _, rd in mems:
-                    value = vmax(value, rd.data[lane])
+                    value = combine(value, rd.data[lane])
             elif mems:
-                value = Mux(s1_open, s1_v[lane], vmax(s1_v[lane], mems[0][1].data[lane]))
+                value = Mux(s1_open, value, combine(value, mems[0][1].data[lane]))
             m.d.comb += result[lane].eq(value)
         if self.overlapping:
             # shift the beat in: the newest position first, each line one position older
@@ -205,13 +221,15 @@ class LineMax(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
         with m.If(s1_go & s1_emit):
             m.d.sync += self.o.valid.eq(1)
-            if self._mark_last:
+            if self._mark_last and self._op == "max":
                 lo, hi = self._act
                 for lane in range(layout.length):
                     v = result[lane].as_signed()
                     m.d.sync += self.o.payload.data[lane].eq(
                         Mux(v < lo, lo, Mux(v > hi, hi, v)))
                 m.d.sync += self.o.payload.last.eq(s1_last)
+            elif self._mark_last:
+                m.d.sync += [self.o.payload.data.eq(result), self.o.payload.last.eq(s1_last)]
             else:
                 m.d.sync += self.o.payload.eq(result)
         return m
@@ -225,7 +243,7 @@ class MaxPool(wiring.Component):
     is the pooled frame in the same format. ``Padder`` (by chunks) surrounds the frame with
     ``pads`` of -128: a padding tap never wins, and a window of padding alone (SAME and VALID
     never make one) gives ``max(-128, act_min)`` as TFLite's kernel does. Then a
-    :class:`LineMax` along each row (``line = chunks``: the window's maximum per output column)
+    :class:`LineReduce` along each row (``line = chunks``: the window's maximum per output column)
     and one down the columns (``line = out_w * chunks``: the row maxima of the rows the windows
     still need, per output column, ``lanes`` channels a word), which clamps to
     ``act_min..act_max`` (the fused activation) and marks ``last``. Comparators: ``lanes`` per
@@ -288,21 +306,28 @@ class MaxPool(wiring.Component):
         self._kernel, self._stride, self._pads, self._padded = kernel, stride, pads, padded
         self._act = (act_min, act_max)
         self._output_size = tuple((p - k) // s + 1 for p, k, s in zip(padded, kernel, stride))
-        out_h, out_w = self._output_size
         beat = data.ArrayLayout(signed(8), lanes)
         self._beat = beat
-        self._padder = Padder(height=height, width=width, pads=pads, pad_value=_INT8[0],
-                              pixel_shape=beat, chunks=self._chunks)
-        self._rows = LineMax(positions=padded[1], line=self._chunks, taps=kernel[1],
-                             stride=stride[1], outputs=out_w, beat=beat)
-        self._cols = LineMax(positions=padded[0], line=out_w * self._chunks, taps=kernel[0],
-                             stride=stride[0], outputs=out_h, beat=beat, mark_last=True,
-                             act_min=act_min, act_max=act_max)
+        self._parts = self._build(beat)
         super().__init__({
             "i": In(stream.Signature(pixel_in_layout(beat))),
             "o": Out(stream.Signature(pixel_in_layout(beat))),
             "error": Out(1),
         })
+
+    def _build(self, beat):
+        """The stages after the padder: the maxima along the rows, then down the columns."""
+        (k_h, k_w), (s_h, s_w) = self._kernel, self._stride
+        out_h, out_w = self._output_size
+        self._padder = Padder(height=self._shape[1], width=self._shape[2], pads=self._pads,
+                              pad_value=_INT8[0], pixel_shape=beat, chunks=self._chunks)
+        return (
+            LineReduce(positions=self._padded[1], line=self._chunks, taps=k_w, stride=s_w,
+                       outputs=out_w, beat=beat),
+            LineReduce(positions=self._padded[0], line=out_w * self._chunks, taps=k_h,
+                       stride=s_h, outputs=out_h, beat=beat, mark_last=True,
+                       act_min=self._act[0], act_max=self._act[1]),
+        )
 
     # -- figures -------------------------------------------------------------------------------
 
@@ -318,12 +343,12 @@ class MaxPool(wiring.Component):
 
     @property
     def stages(self):
-        return (self._padder, self._rows, self._cols)
+        return (self._padder, *self._parts)
 
     @property
     def latency(self):
         """Cycles from a padded beat offered by the padder to the output beat it completes."""
-        return self._rows.latency + self._cols.latency
+        return sum(part.latency for part in self._parts)
 
     @property
     def input_beats(self):
@@ -366,11 +391,164 @@ class MaxPool(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.padder = padder = self._padder
-        m.submodules.rows = rows = self._rows
-        m.submodules.cols = cols = self._cols
         wiring.connect(m, wiring.flipped(self.i), padder.i)
-        wiring.connect(m, padder.o, rows.i)
-        wiring.connect(m, rows.o, cols.i)
-        wiring.connect(m, cols.o, wiring.flipped(self.o))
+        source = padder.o
+        for name, part in zip(("rows", "cols", "divide"), self._parts):
+            m.submodules[name] = part
+            wiring.connect(m, source, part.i)
+            source = part.o
+        wiring.connect(m, source, wiring.flipped(self.o))
         m.d.comb += [padder.start_ok.eq(1), self.error.eq(padder.error)]
         return m
+
+
+def exact_reciprocal(divisors, limit):
+    """``(reciprocals, shift)``: ``floor(x / n) == (x * reciprocals[i]) >> shift`` for every
+    divisor ``n = divisors[i]`` and every ``0 <= x <= limit``, with the shortest ``shift``
+    (checked on every ``x``; ``reciprocals[i] = ceil(2**shift / n)``)."""
+    x = np.arange(limit + 1, dtype=np.int64)
+    shift = 0
+    while True:
+        recips = [-(-(1 << shift) // n) for n in divisors]
+        if all(np.array_equal((x * r) >> shift, x // n) for r, n in zip(recips, divisors)):
+            return recips, shift
+        shift += 1
+
+
+class PoolDivide(wiring.Component):
+    """The averages of an average pooling: window sums in, ``round(sum / n)`` out, halves away
+    from zero (TFLite's ``(sum + n / 2) / n`` or ``(sum - n / 2) / n``), clamped.
+
+    ``n`` is the window's taps inside the frame: ``row_taps[oy] * col_taps[ox]`` for output
+    pixel ``(oy, ox)``. The beats arrive in raster order, ``chunks`` a pixel; counters follow
+    the position, a table of the few distinct ``n`` gives a reciprocal, and the division is a
+    multiplication by it (:func:`exact_reciprocal`: exact for every sum a window can make), per
+    lane: no divider.
+
+    Latency: 2 cycles (magnitude and reciprocal, then product, shift, sign and clamp), a beat a
+    cycle; all registers move together when the output can.
+
+    Members
+    -------
+    i : In(stream.Signature(pixel_in_layout(sum_beat)))
+    o : Out(stream.Signature(pixel_in_layout(ArrayLayout(signed(8), lanes))))
+    """
+
+    latency = 2
+
+    def __init__(self, *, row_taps, col_taps, chunks, sum_beat, act_min, act_max):
+        self._row_taps, self._col_taps = tuple(row_taps), tuple(col_taps)
+        self._chunks = chunks
+        self._sum_beat = sum_beat
+        self._act = (act_min, act_max)
+        self._divisors = sorted({r * c for r in self._row_taps for c in self._col_taps})
+        most = max(self._divisors)
+        self._limit = 128 * most + most // 2
+        self._recips, self._shift = exact_reciprocal(self._divisors, self._limit)
+        lanes = data.Layout.cast(sum_beat).length
+        super().__init__({
+            "i": In(stream.Signature(pixel_in_layout(sum_beat))),
+            "o": Out(stream.Signature(pixel_in_layout(data.ArrayLayout(signed(8), lanes)))),
+        })
+
+    @property
+    def multipliers(self):
+        """Per lane, (sum magnitude + half, reciprocal) widths."""
+        lanes = data.Layout.cast(self._sum_beat).length
+        return ((self._limit.bit_length(), max(self._recips).bit_length()),) * lanes
+
+    memories = ()
+
+    def elaborate(self, platform):
+        m = Module()
+        layout = data.Layout.cast(self._sum_beat)
+        out_h, out_w = len(self._row_taps), len(self._col_taps)
+        chunks = self._chunks
+        # The position of the next beat, and the class (row taps, column taps) of its pixel.
+        j = Signal(range(chunks))
+        ox = Signal(range(out_w))
+        oy = Signal(range(out_h))
+        row_values = sorted(set(self._row_taps))
+        col_values = sorted(set(self._col_taps))
+        row_class = Array(C(row_values.index(t), range(len(row_values)))
+                          for t in self._row_taps)[oy]
+        col_class = Array(C(col_values.index(t), range(len(col_values)))
+                          for t in self._col_taps)[ox]
+        recip_bits = max(self._recips).bit_length()
+        recip_of = {n: r for n, r in zip(self._divisors, self._recips)}
+        recip = Array(Array(C(recip_of[r * c], recip_bits) for c in col_values)
+                      for r in row_values)[row_class][col_class]
+        half = Array(Array(C((r * c) // 2, range(self._limit)) for c in col_values)
+                     for r in row_values)[row_class][col_class]
+
+        en = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(en)
+        accept = self.i.valid & en
+        with m.If(accept):
+            with m.If(j == chunks - 1):
+                m.d.sync += j.eq(0)
+                with m.If(ox == out_w - 1):
+                    m.d.sync += [ox.eq(0), oy.eq(Mux(oy == out_h - 1, 0, oy + 1))]
+                with m.Else():
+                    m.d.sync += ox.eq(ox + 1)
+            with m.Else():
+                m.d.sync += j.eq(j + 1)
+
+        a_valid = Signal()
+        a_last = Signal()
+        a_recip = Signal(recip_bits)
+        mags = [Signal(self._limit.bit_length(), name=f"mag{n}") for n in range(layout.length)]
+        negs = [Signal(name=f"neg{n}") for n in range(layout.length)]
+        lo, hi = self._act
+        with m.If(en):
+            m.d.sync += [a_valid.eq(self.i.valid), a_last.eq(self.i.payload.last),
+                         a_recip.eq(recip)]
+            for lane in range(layout.length):
+                v = self.i.payload.data[lane].as_signed()
+                m.d.sync += [negs[lane].eq(v < 0), mags[lane].eq(Mux(v < 0, -v, v) + half)]
+            m.d.sync += [self.o.valid.eq(a_valid), self.o.payload.last.eq(a_last)]
+            for lane in range(layout.length):
+                q = Signal(signed(len(mags[lane]) + 1), name=f"q{lane}")
+                m.d.comb += q.eq((mags[lane] * a_recip) >> self._shift)
+                v = Mux(negs[lane], -q, q)
+                m.d.sync += self.o.payload.data[lane].eq(Mux(v < lo, lo, Mux(v > hi, hi, v)))
+        return m
+
+
+class AvgPool(MaxPool):
+    """TFLite's ``AVERAGE_POOL_2D`` on a raster stream: :class:`MaxPool`'s structure with sums.
+
+    ``Padder`` fills the border with zeros, a :class:`LineReduce` sums each row's window (the
+    partial sums a word per beat of a line, wider than int8: ``8 + log2(kernel_w)`` bits an
+    element), one sums down the columns, and :class:`PoolDivide` divides each window's sum by
+    its taps inside the frame (fewer on a SAME border), rounding halves away from zero, and
+    clamps. Figures as :class:`MaxPool`'s, the divider's 2 cycles added to the latency.
+
+    Parameters and members as :class:`MaxPool`'s.
+    """
+
+    def _build(self, beat):
+        (k_h, k_w), (s_h, s_w) = self._kernel, self._stride
+        out_h, out_w = self._output_size
+        top, _, left, _ = self._pads
+        lanes = data.Layout.cast(beat).length
+        self._padder = Padder(height=self._shape[1], width=self._shape[2], pads=self._pads,
+                              pad_value=0, pixel_shape=beat, chunks=self._chunks)
+        row_sum = data.ArrayLayout(signed(8 + (k_w - 1).bit_length()), lanes)
+        window_sum = data.ArrayLayout(signed(8 + (k_h * k_w - 1).bit_length()), lanes)
+
+        def taps(size, before, k, s, outputs):
+            return [len(set(range(o * s - before, o * s - before + k)) & set(range(size)))
+                    for o in range(outputs)]
+
+        return (
+            LineReduce(positions=self._padded[1], line=self._chunks, taps=k_w, stride=s_w,
+                       outputs=out_w, beat=beat, op="sum", out_beat=row_sum),
+            LineReduce(positions=self._padded[0], line=out_w * self._chunks, taps=k_h,
+                       stride=s_h, outputs=out_h, beat=row_sum, op="sum",
+                       out_beat=window_sum, mark_last=True),
+            PoolDivide(row_taps=taps(self._shape[1], top, k_h, s_h, out_h),
+                       col_taps=taps(self._shape[2], left, k_w, s_w, out_w),
+                       chunks=self._chunks, sum_beat=window_sum, act_min=self._act[0],
+                       act_max=self._act[1]),
+        )

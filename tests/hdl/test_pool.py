@@ -1,13 +1,13 @@
 # amaranth: UnusedElaboratable=no
-"""The max-pooling stage against golden.max_pool2d (TFLite's reference kernel, itself checked
-against LiteRT in tests/test_network.py): random geometries, random stalls at both ends, exact
-cycles with none."""
+"""The pooling stages against golden.max_pool2d and golden.avg_pool2d (TFLite's reference
+kernels, themselves checked against LiteRT in tests/test_network.py): random geometries, random
+stalls at both ends, exact cycles with none."""
 
 import numpy as np
 import pytest
 
 from convaccel import golden
-from convaccel.hdl.pool import MaxPool
+from convaccel.hdl.pool import AvgPool, MaxPool
 from convaccel.tflite import _tflite_axis
 
 from simutil import gaps, run_simulation, stream_get, stream_put
@@ -60,22 +60,28 @@ def pool_geometries(rng, count):
         yield kernel, stride, padding, size, lanes, chunks, act
 
 
-@pytest.mark.parametrize("case", range(6))
-def test_max_pool_random(case):
+POOLS = {"max": (MaxPool, golden.max_pool2d), "avg": (AvgPool, golden.avg_pool2d)}
+
+
+@pytest.mark.parametrize("kind, case", [("max", n) for n in range(4)] +
+                         [("avg", n) for n in range(3)])
+def test_pool_random(kind, case):
     """Random geometries (kernel 2-3, stride 1-3, SAME and VALID, lanes 1-8, chunks), two
     frames each, random gaps at the input and stalls at the output: every beat equal to
-    golden.max_pool2d, ``last`` on each frame's final beat."""
-    rng = np.random.default_rng(100 + case)
+    golden.max_pool2d (golden.avg_pool2d: border windows of SAME average fewer taps), ``last``
+    on each frame's final beat."""
+    cls, reference = POOLS[kind]
+    rng = np.random.default_rng(100 + case + 50 * (kind == "avg"))
     for kernel, stride, padding, size, lanes, chunks, act in pool_geometries(rng, 3):
         channels = lanes * chunks
         pads = tflite_pads(size, kernel, stride, padding)
-        dut = MaxPool(height=size[0], width=size[1], channels=channels, lanes=lanes,
+        dut = cls(height=size[0], width=size[1], channels=channels, lanes=lanes,
                       kernel=kernel, stride=stride, pads=pads, act_min=act[0], act_max=act[1])
         frames = [rng.integers(-128, 128, (channels, *size)) for _ in range(2)]
         got = run_frames(dut, frames, lanes, stall=0.3, seed=case)
         expected = []
         for x in frames:
-            y = golden.max_pool2d(x, kernel, stride, pads, *act)
+            y = reference(x, kernel, stride, pads, *act)
             assert y.shape == dut.output_shape
             expected += [(v, int(last)) for v, last in frame_beats(y, lanes)]
         assert got == expected, (kernel, stride, padding, size, lanes, chunks)
@@ -109,26 +115,29 @@ def cycle_run(dut, frames, lanes):
     return out
 
 
-@pytest.mark.parametrize("kernel, stride, padding, size, lanes, chunks", [
-    ((2, 2), (2, 2), "VALID", (8, 8), 16, 1),      # the digits model's pooling
-    ((3, 3), (1, 1), "SAME", (5, 4), 2, 3),
-    ((3, 2), (2, 3), "SAME", (7, 5), 1, 2),
-    ((2, 3), (3, 1), "VALID", (6, 6), 4, 1),
+@pytest.mark.parametrize("kind, kernel, stride, padding, size, lanes, chunks", [
+    ("max", (2, 2), (2, 2), "VALID", (8, 8), 16, 1),      # the digits model's pooling
+    ("max", (3, 3), (1, 1), "SAME", (5, 4), 2, 3),
+    ("max", (3, 2), (2, 3), "SAME", (7, 5), 1, 2),
+    ("max", (2, 3), (3, 1), "VALID", (6, 6), 4, 1),
+    ("avg", (3, 3), (1, 2), "SAME", (5, 6), 2, 2),
+    ("avg", (2, 2), (2, 2), "VALID", (4, 4), 3, 1),
 ])
-def test_max_pool_cycles(kernel, stride, padding, size, lanes, chunks):
+def test_pool_cycles(kind, kernel, stride, padding, size, lanes, chunks):
     """With input always valid and output always ready, a frame takes exactly ``cycles`` from
     its first beat offered to its last output beat taken, and the next frame, offered right
     behind it, ends ``interval`` cycles later."""
     rng = np.random.default_rng(7)
     channels = lanes * chunks
     pads = tflite_pads(size, kernel, stride, padding)
-    dut = MaxPool(height=size[0], width=size[1], channels=channels, lanes=lanes, kernel=kernel,
-                  stride=stride, pads=pads)
+    cls, reference = POOLS[kind]
+    dut = cls(height=size[0], width=size[1], channels=channels, lanes=lanes, kernel=kernel,
+              stride=stride, pads=pads)
     frames = [rng.integers(-128, 128, (channels, *size)) for _ in range(2)]
     out = cycle_run(dut, frames, lanes)
     n = dut.output_beats
     expected = [b for x in frames
-                for b in frame_beats(golden.max_pool2d(x, kernel, stride, pads), lanes)]
+                for b in frame_beats(reference(x, kernel, stride, pads), lanes)]
     assert [(v, last) for _, v, last in out] == [(v, int(last)) for v, last in expected]
     assert out[n - 1][0] + 1 == dut.cycles
     assert out[2 * n - 1][0] + 1 == dut.cycles + dut.interval
@@ -160,7 +169,8 @@ def test_max_pool_figures():
     (dict(act_min=-129), r"^act_min must be in -128\.\.127 \(int8\), not -129$"),
     (dict(act_min=5, act_max=4), r"^act_min 5 is above act_max 4$"),
 ])
-def test_max_pool_wrong(args, message):
+@pytest.mark.parametrize("cls", [MaxPool, AvgPool])
+def test_pool_wrong(cls, args, message):
     params = dict(height=4, width=5, channels=4, lanes=2, kernel=2, stride=2)
     with pytest.raises((TypeError, ValueError), match=message):
-        MaxPool(**{**params, **args})
+        cls(**{**params, **args})
