@@ -217,11 +217,10 @@ class LineBuffer(wiring.Component):
             return [value.eq(0), end.eq(0)]
 
         def ring_add(value, step):
-            """``(value + step) mod depth`` for a constant ``0 <= step < depth``: an adder and
-            a subtracter, no multiplier."""
+            """``(value + step) mod depth`` for a constant ``0 <= step < depth`` and ``value <
+            depth``: an adder, a subtracter and a comparison side by side, no multiplier."""
             assert 0 <= step < depth
-            total = value + step
-            return Mux(total >= depth, total - depth, total)
+            return Mux(value >= depth - step, value - (depth - step), value + step)
 
         m.submodules.ring = ring = memory.Memory(
             shape=data.ArrayLayout(self._elem_shape, self._lanes), depth=depth, init=[])
@@ -314,6 +313,16 @@ class LineBuffer(wiring.Component):
         final_next = Mux(busy, Cat(*ends_next).all(), carry[5])
         m.d.sync += [busy.eq(busy_next), free.eq(~busy_next | final_next)]
 
+        # The next tap row's address: a flip-flop where a tap row lasts two cycles or more (it
+        # is set in the cycle after `tap_row` changes, and read at the tap row's last vector).
+        row_vectors = self.subwords * chunks * k_w
+        down_step = (d_h * padded_w * chunks) % depth
+        if row_vectors > 1:
+            down = Signal.like(tap_row, name="down")
+            m.d.sync += down.eq(ring_add(tap_row, down_step))
+        else:
+            down = ring_add(tap_row, down_step)
+
         # The word's address: loaded with the next pixel's base while `free` (the pixel's last
         # vector, or idle: harmless, nothing is issued until a take), stepped by the carries.
         with m.If(free):
@@ -323,7 +332,6 @@ class LineBuffer(wiring.Component):
             with m.If(carry[4]):
                 m.d.sync += [addr.eq(pix_base), tap_row.eq(pix_base)]
             with m.Elif(carry[3]):
-                down = ring_add(tap_row, (d_h * padded_w * chunks) % depth)
                 m.d.sync += [addr.eq(down), tap_row.eq(down)]
             with m.Elif(carry[2]):
                 m.d.sync += addr.eq(addr + (d_w * chunks - (chunks - 1)))
