@@ -342,12 +342,12 @@ class ConvAccelerator(wiring.Component):
         # was the engine's critical path).
         load_k = Signal(range(depth))
         k_end = Signal(init=depth == 1)               # load_k == depth - 1
-        # The load's phase, one-hot (each phase test and the final phase a single flip-flop):
-        # weights, then past them 0 biases, (requantized layers) 1 multipliers, 2 shifts, 3 zero
-        # point and clamp bounds, then (run-time pad values) 4 pad values: bit `1 + number`.
-        phase = Signal(6, init=1)
+        load_bias = Signal()                          # past the weights
+        # past the weights: 0 biases, then (requantized layers) 1 multipliers, 2 shifts,
+        # 3 zero point and clamp bounds, then (run-time pad values) 4 pad values
+        load_phase = Signal(range(5))
         final_number = 4 if spec.pad_runtime else 3 if spec.requantize else 0
-        final_phase = phase[1 + final_number]
+        final_phase = Signal()                        # load_bias & (load_phase == final_number)
         load_scalar = Signal(range(3))
         scalar_end = Signal()                         # load_scalar == 2
         load_pad = Signal(range(spec.in_channels))    # the input channel of a pad value
@@ -439,42 +439,44 @@ class ConvAccelerator(wiring.Component):
         with m.If(take & load_discard):
             with m.If(beat.last):
                 m.d.sync += load_discard.eq(0)
-        with m.Elif(take & phase[0]):
+        with m.Elif(take & ~load_bias):
             m.d.comb += array.w_en.eq(load_pe)
             m.d.sync += load_pe.eq(load_pe.rotate_left(1))
             m.d.comb += [check["weight"].eq(1), load_error.eq(beat.last)]
             with m.If(load_pe[-1]):
                 step(load_k, k_end, depth)
                 with m.If(k_end):
-                    m.d.sync += phase.eq(1 << 1)
+                    m.d.sync += [load_bias.eq(1), final_phase.eq(final_number == 0)]
             with m.If(beat.last):                     # too short: start over
                 clear(load_k, k_end, depth)
-                m.d.sync += [phase.eq(1), load_pe.eq(1)]
+                m.d.sync += [load_bias.eq(0), final_phase.eq(0), load_pe.eq(1)]
         with m.Elif(take):
-            with m.If(phase[1]):
-                m.d.comb += [output.b_en.eq(1 << load_lane), check["bias"].eq(1)]
-            if spec.requantize:
-                with m.If(phase[2]):
-                    m.d.comb += [output.m_en.eq(1 << load_lane), check["multiplier"].eq(1)]
-                with m.If(phase[3]):
-                    m.d.comb += [output.s_en.eq(1 << load_lane), check["shift"].eq(1)]
-                with m.If(phase[4]):
-                    m.d.comb += [output.c_en.eq(1 << load_scalar), check["scalar"].eq(1)]
-            if spec.pad_runtime:
-                with m.If(phase[5]):
-                    m.d.comb += [padder.pad_en.eq(1 << (pad_lane if serial_pads else load_pad)),
-                                 check["pad"].eq(1)]
+            with m.Switch(load_phase):
+                with m.Case(0):
+                    m.d.comb += [output.b_en.eq(1 << load_lane), check["bias"].eq(1)]
+                if spec.requantize:
+                    with m.Case(1):
+                        m.d.comb += [output.m_en.eq(1 << load_lane), check["multiplier"].eq(1)]
+                    with m.Case(2):
+                        m.d.comb += [output.s_en.eq(1 << load_lane), check["shift"].eq(1)]
+                    with m.Case(3):
+                        m.d.comb += [output.c_en.eq(1 << load_scalar), check["scalar"].eq(1)]
+                if spec.pad_runtime:
+                    with m.Case(4):
+                        m.d.comb += [padder.pad_en.eq(1 << (pad_lane if serial_pads else
+                                                            load_pad)),
+                                     check["pad"].eq(1)]
             m.d.comb += load_error.eq(beat.last != load_final)
-            with m.If(phase[5]):
+            with m.If(load_phase == 4):
                 step(load_pad, pad_end, spec.in_channels, wrap=False)
                 if serial_pads:
                     step(pad_lane, pad_lane_end, spec.lanes)
                     with m.If(pad_lane_end):
                         m.d.sync += pad_chunk.eq(pad_chunk + 1)
-            with m.Elif(phase[4]):
+            with m.Elif(load_phase == 3):
                 step(load_scalar, scalar_end, 3, wrap=False)
                 with m.If(scalar_end):
-                    m.d.sync += phase.eq(1 << 5)
+                    m.d.sync += [load_phase.eq(4), final_phase.eq(final_number == 4)]
             with m.Else():
                 step(load_lane, lane_end, cols, wrap=False)
                 step(load_channel, table_end, spec.out_channels, wrap=False)
@@ -489,9 +491,10 @@ class ConvAccelerator(wiring.Component):
                     clear(load_channel, table_end, spec.out_channels)
                     m.d.sync += load_group.eq(0)
                     if spec.requantize:
-                        m.d.sync += phase.eq(phase << 1)     # (biases, multipliers, shifts)
+                        m.d.sync += [load_phase.eq(load_phase + 1),
+                                     final_phase.eq(load_phase == final_number - 1)]
                     else:
-                        m.d.sync += phase.eq(1 << 5)
+                        m.d.sync += [load_phase.eq(4), final_phase.eq(final_number == 4)]
             with m.If(load_final | beat.last):
                 clear(load_lane, lane_end, cols)
                 clear(load_channel, table_end, spec.out_channels)
@@ -500,7 +503,8 @@ class ConvAccelerator(wiring.Component):
                 if serial_pads:
                     clear(pad_lane, pad_lane_end, spec.lanes)
                     m.d.sync += pad_chunk.eq(0)
-                m.d.sync += [load_group.eq(0), phase.eq(1)]
+                m.d.sync += [load_group.eq(0), load_bias.eq(0), load_phase.eq(0),
+                             final_phase.eq(0)]
                 if load_in_group is not None:
                     clear(load_in_group, group_end, spec.out_per_group)
                 with m.If(~beat.last):                # too long: drop up to `last`
