@@ -35,7 +35,11 @@ class LineBuffer(wiring.Component):
     next cycle) once the beat that completes its receptive field (its bottom-right tap's last
     chunk) has been written: ``ahead`` counts the beats written beyond that one, less one. Both
     decisions are registered (``row_free``, ``avail``): no adder or comparator lies between a
-    handshake and the next.
+    handshake and the next. The address generator's counters wrap to 0 with a pixel's last
+    vector (a take need not restart them), which of them steps is decided a cycle ahead
+    (``carry_i``, ``free``: flip-flops set from the counters' next values), and the next tap
+    row's address is a flip-flop too: ``take`` is one gate of four flip-flops and no counter
+    enable depends on it (timing on iCE40; no cycle changes).
 
     Latency: a pixel taken in cycle ``h`` issues its vectors on ``o`` in cycles ``h + latency ..
     h + latency + interval - 1`` (the counters, then the memory's synchronous read). The next
