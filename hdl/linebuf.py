@@ -35,7 +35,11 @@ class LineBuffer(wiring.Component):
     next cycle) once the beat that completes its receptive field (its bottom-right tap's last
     chunk) has been written: ``ahead`` counts the beats written beyond that one, less one. Both
     decisions are registered (``row_free``, ``avail``): no adder or comparator lies between a
-    handshake and the next.
+    handshake and the next. The address generator's counters wrap to 0 with a pixel's last
+    vector (a take need not restart them), which of them steps is decided a cycle ahead
+    (``carry_i``, ``free``: flip-flops set from the counters' next values), and the next tap
+    row's address is a flip-flop too: ``take`` is one gate of four flip-flops and no counter
+    enable depends on it (timing on iCE40; no cycle changes).
 
     Latency: a pixel taken in cycle ``h`` issues its vectors on ``o`` in cycles ``h + latency ..
     h + latency + interval - 1`` (the counters, then the memory's synchronous read). The next
@@ -217,11 +221,10 @@ class LineBuffer(wiring.Component):
             return [value.eq(0), end.eq(0)]
 
         def ring_add(value, step):
-            """``(value + step) mod depth`` for a constant ``0 <= step < depth``: an adder and
-            a subtracter, no multiplier."""
+            """``(value + step) mod depth`` for a constant ``0 <= step < depth`` and ``value <
+            depth``: an adder, a subtracter and a comparison side by side, no multiplier."""
             assert 0 <= step < depth
-            total = value + step
-            return Mux(total >= depth, total - depth, total)
+            return Mux(value >= depth - step, value - (depth - step), value + step)
 
         m.submodules.ring = ring = memory.Memory(
             shape=data.ArrayLayout(self._elem_shape, self._lanes), depth=depth, init=[])
@@ -247,22 +250,33 @@ class LineBuffer(wiring.Component):
                          w_row_start.eq(w_pos_end)]
 
         # -- the reader: the counters of the vector being issued (stage 0) ---------------------
+        # The counters run through a pixel's vectors while `busy` and wrap to 0 with its last
+        # vector, so between pixels they stand at 0 and a take need not restart them: no
+        # counter enable depends on `take`. Which counters step in a cycle is decided a cycle
+        # ahead: `carry[i]` (every counter below counter `i` at its end) is a flip-flop set from
+        # the counters' next values, so each enable is a register (and `busy`), and `free`
+        # (``~busy | final``) is one too: `take` is a single gate of four flip-flops.
         busy = Signal()
-        sub, sub_end = counter("sub", self.subwords)
-        chunk, chunk_end = counter("chunk", chunks)
-        kw, kw_end = counter("kw", k_w)
-        kh, kh_end = counter("kh", k_h)
-        block, block_end = counter("block", self._col_folds)
+        free = Signal(init=1)                                 # ~busy | final, registered
+        digits = [counter(name, size) + (size,) for name, size in (
+            ("sub", self.subwords), ("chunk", chunks), ("kw", k_w), ("kh", k_h),
+            ("block", self._col_folds))]
+        (sub, _, _), (chunk, _, _), (kw, _, _), (kh, _, _), (block, _, _) = digits
+        carry = [C(1, 1)]                                     # carry[i]: digits < i at their end
+        for n, (value, end, size) in enumerate(digits):
+            if isinstance(carry[-1], Const) and size == 1:
+                carry.append(C(1, 1))
+            else:
+                carry.append(Signal(name=f"carry_{n + 1}", init=0))
         k = Signal(range(self.interval))
         addr = Signal(range(depth))                           # of the word being read
         tap_row = Signal(range(depth))                        # tap (kh, 0), chunk 0
         pix_base = Signal(range(depth))                       # tap (0, 0), chunk 0
-        first = Signal()                                      # a block's first vector
+        first = Signal(init=1)                                # a block's first vector
         last_pixel = Signal()                                 # the frame's final pixel
         row_last = Signal()                                   # the last pixel of its row
-        tap_end = sub_end & chunk_end
-        fold_end = tap_end & kw_end & kh_end
-        final = busy & fold_end & block_end                   # the pixel's last vector
+        fold_end = carry[4]
+        final = busy & carry[5]                               # the pixel's last vector
 
         # The next pixel to take: its base address, its row's, where it stands.
         nb = Signal(range(depth))
@@ -277,19 +291,59 @@ class LineBuffer(wiring.Component):
         ahead = Signal(range(-need_0 - max(col_step, row_step) - 1,
                              padded_h * per_row + 1))
 
-        take = (~busy | final) & avail & self.credit & armed
+        take = free & avail & self.credit & armed
         m.d.comb += self.take.eq(take)
 
+        # The counters' next values, and the carries from them (registered a cycle ahead).
+        ends_next = []
+        for n, (value, end, size) in enumerate(digits):
+            if size == 1:
+                ends_next.append(C(1, 1))
+                continue
+            end_next = Signal(name=f"{value.name}_end_next")
+            m.d.comb += end_next.eq(Mux(carry[n], ~end & (value == size - 2), end))
+            ends_next.append(end_next)
+        with m.If(busy):
+            m.d.sync += [k.eq(Mux(carry[5], 0, k + 1)), first.eq(fold_end)]
+            for n, (value, end, size) in enumerate(digits):
+                if size > 1:
+                    with m.If(carry[n]):
+                        m.d.sync += value.eq(Mux(end, 0, value + 1))
+                    m.d.sync += end.eq(ends_next[n])
+            for n in range(1, len(carry)):
+                if not isinstance(carry[n], Const):
+                    m.d.sync += carry[n].eq(Cat(*ends_next[:n]).all())
+        busy_next = take | (busy & ~carry[5])
+        final_next = Mux(busy, Cat(*ends_next).all(), carry[5])
+        m.d.sync += [busy.eq(busy_next), free.eq(~busy_next | final_next)]
+
+        # The next tap row's address: a flip-flop where a tap row lasts two cycles or more (it
+        # is set in the cycle after `tap_row` changes, and read at the tap row's last vector).
+        row_vectors = self.subwords * chunks * k_w
+        down_step = (d_h * padded_w * chunks) % depth
+        if row_vectors > 1:
+            down = Signal.like(tap_row, name="down")
+            m.d.sync += down.eq(ring_add(tap_row, down_step))
+        else:
+            down = ring_add(tap_row, down_step)
+
+        # The word's address: loaded with the next pixel's base while `free` (the pixel's last
+        # vector, or idle: harmless, nothing is issued until a take), stepped by the carries.
+        with m.If(free):
+            m.d.sync += [addr.eq(nb), tap_row.eq(nb), pix_base.eq(nb),
+                         last_pixel.eq(ox_end & oy_end), row_last.eq(ox_end)]
+        with m.Elif(busy):
+            with m.If(carry[4]):
+                m.d.sync += [addr.eq(pix_base), tap_row.eq(pix_base)]
+            with m.Elif(carry[3]):
+                m.d.sync += [addr.eq(down), tap_row.eq(down)]
+            with m.Elif(carry[2]):
+                m.d.sync += addr.eq(addr + (d_w * chunks - (chunks - 1)))
+            with m.Elif(carry[1]):
+                m.d.sync += addr.eq(addr + 1)
+
         with m.If(take):
-            m.d.sync += [
-                busy.eq(1), k.eq(0), first.eq(1),
-                *restart(sub, sub_end, self.subwords), *restart(chunk, chunk_end, chunks),
-                *restart(kw, kw_end, k_w), *restart(kh, kh_end, k_h),
-                *restart(block, block_end, self._col_folds),
-                addr.eq(nb), tap_row.eq(nb), pix_base.eq(nb),
-                last_pixel.eq(ox_end & oy_end), row_last.eq(ox_end),
-                *advance(ox, ox_end, out_w),
-            ]
+            m.d.sync += advance(ox, ox_end, out_w)
             with m.If(ox_end):
                 next_row = ring_add(nrb, (s_h * padded_w * chunks) % depth)
                 m.d.sync += [*advance(oy, oy_end, out_h), nrb.eq(next_row), nb.eq(next_row)]
@@ -297,27 +351,6 @@ class LineBuffer(wiring.Component):
                     m.d.sync += armed.eq(0)
             with m.Else():
                 m.d.sync += nb.eq(nb + col_step)
-        with m.Elif(busy):
-            m.d.sync += [k.eq(k + 1), first.eq(fold_end)]
-            with m.If(final):
-                m.d.sync += busy.eq(0)
-            m.d.sync += advance(sub, sub_end, self.subwords)
-            with m.If(sub_end):
-                m.d.sync += advance(chunk, chunk_end, chunks)
-                with m.If(~chunk_end):
-                    m.d.sync += addr.eq(addr + 1)
-                with m.Else():
-                    m.d.sync += advance(kw, kw_end, k_w)
-                    with m.If(~kw_end):
-                        m.d.sync += addr.eq(addr + (d_w * chunks - (chunks - 1)))
-                    with m.Else():
-                        m.d.sync += advance(kh, kh_end, k_h)
-                        with m.If(~kh_end):
-                            down = ring_add(tap_row, (d_h * padded_w * chunks) % depth)
-                            m.d.sync += [addr.eq(down), tap_row.eq(down)]
-                        with m.Else():
-                            m.d.sync += [addr.eq(pix_base), tap_row.eq(pix_base),
-                                         *advance(block, block_end, self._col_folds)]
 
         # The lead: beats written beyond the one the next pixel needs, less one. After this
         # cycle: + a write, - the step to the pixel after the one taken (along the row, or to
@@ -354,8 +387,8 @@ class LineBuffer(wiring.Component):
             self.o.payload.k.eq(k),
             self.o.payload.tag.first.eq(first),
             self.o.payload.tag.last_fold.eq(fold_end),
-            self.o.payload.tag.last_group.eq(fold_end & block_end),
-            self.o.payload.tag.last_col_fold.eq(fold_end & block_end),
+            self.o.payload.tag.last_group.eq(carry[5]),
+            self.o.payload.tag.last_col_fold.eq(carry[5]),
             self.o.payload.tag.last_pixel.eq(last_pixel),
         ]
         if sub_1 is None:

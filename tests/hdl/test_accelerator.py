@@ -287,6 +287,13 @@ SERIAL = {
     "s_per_channel": dict(height=5, width=7, in_channels=8, out_channels=2, kernel=3,
                           stride=2, dilation=(1, 2), padding=(1, 1, 2, 2),
                           pad_value=[-7, 0, 99, 5, -1, 3, 2, -128], rows=2, cols=2, lanes=2),
+    # a tap row of one vector (3x1, one chunk, rows = lanes): the next tap row's address
+    # is computed in the cycle it is used
+    "s_k3x1": dict(height=5, width=3, in_channels=2, out_channels=2, kernel=(3, 1),
+                   padding=(1, 1, 0, 0), rows=2, cols=2, lanes=2),
+    # a pixel of one vector (1x1, one chunk, one block): every vector its pixel's last
+    "s_k1_interval1": dict(height=3, width=4, in_channels=2, out_channels=2, kernel=1,
+                           rows=2, cols=2, lanes=2),
     # requantized, unsigned inputs, the zero point as the pad value
     "s_q": dict(height=5, width=5, in_channels=4, out_channels=4, kernel=3, padding=1,
                 pad_value=17, input_signed=False, rows=2, cols=2, lanes=4, requantize=True),
