@@ -160,7 +160,7 @@ class ConvAccelerator(wiring.Component):
             col_folds=spec.col_folds, in_flight=self._feeder.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
-            groups=spec.groups)
+            requant_multiplier=spec.requant_multiplier, groups=spec.groups)
         self._layouts = {
             "pixels": pixel_in_layout(pixel),
             "results": pixel_out_layout(signed(spec.output_bits), spec.out_channels),
@@ -190,7 +190,7 @@ class ConvAccelerator(wiring.Component):
             col_folds=spec.col_folds, in_flight=self._linebuf.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
-            serial=True)
+            requant_multiplier=spec.requant_multiplier, serial=True)
         self._layouts = {
             "pixels": pixel_in_layout(beat),
             "results": pixel_out_layout(signed(spec.output_bits), spec.cols),
