@@ -645,6 +645,13 @@ class ConvSpec(ConvLayer):
                 f"requant_multiplier 'fabric' needs row_folds >= {FABRIC_MULTIPLY_CYCLES} (a "
                 f"fabric multiplier's cycles per value), and the reduction {self.reduction} "
                 f"gives at most {self.reduction} at rows = 1: use requant_multiplier 'dsp'")
+        most = FABRIC_MULTIPLY_CYCLES * (self.row_folds // FABRIC_MULTIPLY_CYCLES)
+        if self.cols > most:
+            raise ValueError(
+                f"requant_multiplier 'fabric' takes at most {most} columns with {self.row_folds} "
+                f"folds (its multipliers are fed one a cycle, 16 cycles each, within a group's "
+                f"{self.row_folds} cycles), not cols {self.cols}; use cols <= {most}, fewer rows "
+                f"or requant_multiplier 'dsp'")
 
     def _check_lanes(self):
         c = self.in_channels
