@@ -128,6 +128,12 @@ class OutputStage(wiring.Component):
         return self._requant.multipliers if self._requant else ()
 
     @property
+    def logic(self):
+        """The requantizer's logic beyond the fit model's (:attr:`Requantizer.logic`), if
+        any: ``{family: (lut, ff)}``."""
+        return self._requant.logic if self._requant else {}
+
+    @property
     def latency(self):
         """Accumulation, the queue's write and its read, and the requantizer's if any."""
         return 3 + (self._requant.latency if self._requant else 0)

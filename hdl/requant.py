@@ -149,36 +149,37 @@ class Requantizer(wiring.Component):
         return ((16, 16), (16, MULTIPLIER_BITS - 16), (w - 16, 16),
                 (w - 16, MULTIPLIER_BITS - 16)) * self.units
 
-    #: The fabric kind's logic against the dsp kind's, per device family: ``(lut, ff)`` =
-    #: ``base + unit * units`` with each term ``c0 + c1 * value bits``, from Yosys's mapping of
-    #: the requantizer alone (the board's synthesis, :func:`convaccel.boards.cost.synth_cells`)
-    #: of both kinds with one dsp unit. A dsp unit more (a group of more columns than folds, so
-    #: never with the fabric kind) is its datapath again, ``dsp_unit``.
+    #: The fabric kind's logic against the dsp kind's, per device family: ``(c0, c1)`` of
+    #: ``c0 + c1 * value bits`` for the ``"base"`` and each unit (``"unit"``), LUTs and
+    #: flip-flops. Fitted to Yosys's mapping of the requantizer alone (the board's synthesis,
+    #: :func:`convaccel.boards.cost.synth_cells`; ``lut`` counts LUT4s on iCE40), both kinds
+    #: at 1 and 4 columns (1 and 4 fabric units, one dsp unit) and value widths 20 and 33, 16
+    #: folds. (The dsp kind has a single unit wherever the fabric kind is allowed.) A fabric
+    #: unit is about 180 LUTs and 170 flip-flops at 33 bits on both families; one unit
+    #: costs fewer LUTs than the dsp kind's adders, which the fabric kind does not have.
     FABRIC_LOGIC = {
-        "ice40": {"base": ((0, 0), (0, 0)), "unit": ((0, 0), (0, 0)),
-                  "dsp_unit": ((0, 0), (0, 0))},
-        "ecp5": {"base": ((0, 0), (0, 0)), "unit": ((0, 0), (0, 0)),
-                 "dsp_unit": ((0, 0), (0, 0))},
+        "ice40": {"lut": {"base": (178.97, -14.615), "unit": (27.56, 4.538)},
+                  "ff": {"base": (-82.67, -5.0), "unit": (66.67, 3.0)}},
+        "ecp5": {"lut": {"base": (-275.64, 2.949), "unit": (110.64, 2.051)},
+                 "ff": {"base": (-96.0, -5.0), "unit": (70.0, 3.0)}},
     }
 
     @property
     def logic(self):
         """``{family: (lut, ff)}``: the logic that this requantizer takes beyond the dsp
-        kind's for the same layer (the fit's logic model is calibrated on the dsp kind, so
-        ``(0, 0)`` for it; ECP5's figures stand for Gowin's)."""
+        kind's for the same layer (:data:`FABRIC_LOGIC`; the fit's logic model is calibrated
+        on the dsp kind, so ``(0, 0)`` for it; ECP5's figures stand for Gowin's)."""
         families = ("ice40", "ecp5", "gowin")
         if self._multiplier == "dsp":
             return {f: (0, 0) for f in families}
         w = self._value_width
-        dsp_units = -(-self._cols // self._row_folds)
         out = {}
         for family in families:
             model = self.FABRIC_LOGIC.get(family, self.FABRIC_LOGIC["ecp5"])
-            out[family] = tuple(round(
-                model["base"][k][0] + model["base"][k][1] * w
-                + self.units * (model["unit"][k][0] + model["unit"][k][1] * w)
-                - (dsp_units - 1) * (model["dsp_unit"][k][0] + model["dsp_unit"][k][1] * w))
-                for k in (0, 1))
+            out[family] = tuple(
+                round(model[k]["base"][0] + model[k]["base"][1] * w
+                      + self.units * (model[k]["unit"][0] + model[k]["unit"][1] * w))
+                for k in ("lut", "ff"))
         return out
 
     @property

@@ -63,7 +63,7 @@ def test_fastest_folding_on_a_small_exhaustive_case():
     found = fastest_folding(spec, board, app="link")
     assert found.spec is not None and _fit(found.spec, board, "link").fits
     fitting = []
-    for rows, cols, lanes in _folding_candidates(spec):
+    for rows, cols, lanes, _ in _folding_candidates(spec):
         if lanes is not None:
             continue
         candidate = dataclasses.replace(spec, rows=rows, cols=cols)
