@@ -377,7 +377,7 @@ class Requantizer(wiring.Component):
         """One selection, ``units`` shift-add multipliers, one division and clamp: the units
         are fed one after another, a pass every 16 cycles, so their results come out one a
         cycle too; returns the selection of the last channel."""
-        cols, units, passes = self._cols, self.units, self.passes
+        cols, units = self._cols, self.units
         steps = FABRIC_MULTIPLY_CYCLES
         values, params_mult, params_shift = params
         # `step`: cycles since the group's registration, up to its last selection
