@@ -116,6 +116,8 @@ def _board_folding(args, spec, board, app):
             raise UsageError(str(e)) from None
         raise UsageError(f"no folding of this layer fits the {board.name}")
     lanes = f", lanes {found.spec.lanes}" if found.spec.serial else ""
+    if found.spec.requant_multiplier != "dsp":
+        lanes += f", requantizer in {found.spec.requant_multiplier}"
     print(f"folding: {found.spec.rows} x {found.spec.cols} ({found.spec.pe_count} PEs){lanes}: "
           f"the fastest that fits the {board.name} ({found.spec.cycles} cycles per frame)")
     return found.spec
