@@ -165,8 +165,11 @@ def _logic_floor(family, spec, app):
     features = (1, *_logic_features(spec))
     model = _LOGIC_MODEL[family]
     offset = _SELFTEST_OFFSET if app == "selftest" else (0, 0)
-    return (sum(c * f for c, f in zip(model["lut"], features)) + offset[0],
-            sum(c * f for c, f in zip(model["ff"], features)) + offset[1])
+    # (the model's layers had the requantizer's multipliers in DSP blocks; in logic they add
+    # what the requantizer says)
+    extra = spec.engine.extra_logic(family) if spec.requant_multiplier != "dsp" else (0, 0)
+    return (sum(c * f for c, f in zip(model["lut"], features)) + offset[0] + extra[0],
+            sum(c * f for c, f in zip(model["ff"], features)) + offset[1] + extra[1])
 
 
 def _floor_fits(board, spec, app):
@@ -254,18 +257,21 @@ def _selftest_data(spec, app):
 
 
 def _folding_candidates(spec):
-    """Every folding the search considers: ``(rows, cols, lanes)`` with no rows past the
-    reduction or columns past a group's filters (only idle PEs there), and for the
-    channel-serial engine every ``lanes`` that divides ``in_channels`` and that ``ConvSpec``
-    accepts with those rows and columns."""
+    """Every folding the search considers: ``(rows, cols, lanes, requant_multiplier)`` with no
+    rows past the reduction or columns past a group's filters (only idle PEs there), and for
+    the channel-serial engine every ``lanes`` that divides ``in_channels`` and that
+    ``ConvSpec`` accepts with those rows and columns; a requantized layer's with either kind
+    of requantizer multiplier (the fabric kind where ``ConvSpec`` accepts it)."""
     serial_lanes = [d for d in range(1, spec.in_channels + 1) if spec.in_channels % d == 0] \
         if spec.groups == 1 else []
+    kinds = ("dsp", "fabric") if spec.requantize else ("dsp",)
     for rows in range(1, spec.reduction + 1):
         for cols in range(1, spec.out_per_group + 1):
-            yield rows, cols, None
-            for lanes in serial_lanes:
-                if lanes % rows == 0 and spec.out_channels % cols == 0:
-                    yield rows, cols, lanes
+            for kind in kinds:
+                yield rows, cols, None, kind
+                for lanes in serial_lanes:
+                    if lanes % rows == 0 and spec.out_channels % cols == 0:
+                        yield rows, cols, lanes, kind
 
 
 @dataclass(frozen=True)
@@ -309,8 +315,10 @@ def _serial_skip_reason(spec):
     return None
 
 
-def _with_folding(spec, rows, cols, lanes):
-    return dataclasses.replace(spec, rows=rows, cols=cols, lanes=lanes)
+def _with_folding(spec, rows, cols, lanes, requant_multiplier=None):
+    # (`requant_multiplier` None: `spec`'s)
+    return dataclasses.replace(spec, rows=rows, cols=cols, lanes=lanes,
+                               requant_multiplier=requant_multiplier or spec.requant_multiplier)
 
 
 def fastest_folding(spec, board, app="selftest"):
@@ -333,14 +341,14 @@ def fastest_folding(spec, board, app="selftest"):
     skipped = _serial_skip_reason(spec)
     considered = estimated = 0
     feasible = []
-    for rows, cols, lanes in _folding_candidates(spec):
+    for rows, cols, lanes, kind in _folding_candidates(spec):
         considered += 1
         if lanes is not None and skipped:
             continue
         if dsp is not None and _pe_dsps(board.family, spec, rows, cols) > dsp:
             continue                  # (iCE40: an odd row count pairs fewer PEs)
         try:
-            candidate = _with_folding(spec, rows, cols, lanes)
+            candidate = _with_folding(spec, rows, cols, lanes, kind)
         except ValueError:
             continue
         feasible.append(candidate)
@@ -400,9 +408,11 @@ _UNITS = {"dsp": "DSP blocks", "bram": "block RAMs", "spram": "SPRAMs", "lut": "
 
 
 def folding_text(spec):
-    """``rows = R, cols = C (N PEs)[, lanes L]``."""
+    """``rows = R, cols = C (N PEs)[, lanes L][, requant_multiplier = 'fabric']``."""
     lanes = f", lanes = {spec.lanes}" if spec.serial else ""
-    return f"rows = {spec.rows}, cols = {spec.cols} ({spec.pe_count} PEs){lanes}"
+    kind = (f", requant_multiplier = {spec.requant_multiplier!r}"
+            if spec.requant_multiplier != "dsp" else "")
+    return f"rows = {spec.rows}, cols = {spec.cols} ({spec.pe_count} PEs){lanes}{kind}"
 
 
 def check_fit(spec, board, app="selftest"):

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import __version__, golden
 from .sim.runner import SIMULATORS
+from .quant import FABRIC_MULTIPLY_CYCLES
 from .spec import DEFAULT_SPEC, ConfigError, ConvSpec, Folding
 
 __all__ = ["main"]
@@ -115,6 +116,8 @@ def _board_folding(args, spec, board, app):
             raise UsageError(str(e)) from None
         raise UsageError(f"no folding of this layer fits the {board.name}")
     lanes = f", lanes {found.spec.lanes}" if found.spec.serial else ""
+    if found.spec.requant_multiplier != "dsp":
+        lanes += f", requantizer in {found.spec.requant_multiplier}"
     print(f"folding: {found.spec.rows} x {found.spec.cols} ({found.spec.pe_count} PEs){lanes}: "
           f"the fastest that fits the {board.name} ({found.spec.cycles} cycles per frame)")
     return found.spec
@@ -284,6 +287,7 @@ def format_spec(spec):
         f"  folds         {spec.row_folds} (reduction {spec.reduction} over {spec.rows} rows) x "
         f"{folds_cols} = {spec.cycles_per_pixel} cycles per output pixel",
         *idle,
+        *_requantizer_lines(spec),
         f"  MACs          {spec.macs} per frame",
         f"  cycles        {spec.cycles} per frame with no stalls (utilization "
         f"{spec.utilization:.1%})",
@@ -299,6 +303,18 @@ def format_spec(spec):
     if requant_bits:
         lines.append(f"  requantizer   {_format_bits(requant_bits)} (multipliers and shifts)")
     return "\n".join(lines)
+
+
+def _requantizer_lines(spec):
+    """What the requantizer multiplies with (requantized layers only)."""
+    if not spec.requantize:
+        return []
+    if spec.requant_multiplier == "dsp":
+        blocks = len(spec.engine.multipliers)
+        return [f"  requantizer   multipliers in DSP blocks ({blocks} products of at most 16 x 16 "
+                f"bits; requant_multiplier 'dsp')"]
+    return [f"  requantizer   multipliers in logic, no DSP block (shift-add, "
+            f"{FABRIC_MULTIPLY_CYCLES} cycles a value; requant_multiplier 'fabric')"]
 
 
 def format_model(model, config):

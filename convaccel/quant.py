@@ -29,7 +29,7 @@ __all__ = [
     "Requant", "hardware_parameters", "requantize_hw", "requant_from_values", "engine_bias",
     "random_requant", "round_half_away", "requantize_float",
     "OUTPUT_RANGE", "MULTIPLIER_BITS", "MAX_LEFT_SHIFT", "SHIFT_RANGE", "SHIFT_BITS",
-    "SATURATE_BITS",
+    "SATURATE_BITS", "FABRIC_MULTIPLY_CYCLES",
 ]
 
 #: int8 outputs.
@@ -45,6 +45,10 @@ SHIFT_BITS = 6
 #: Before a left shift, the engine saturates the accumulator to this many bits: beyond 256 in
 #: magnitude, a scale of 1 or more clamps the output whatever the zero point.
 SATURATE_BITS = 10
+#: The requantizer's multiplier in logic (``requant_multiplier = "fabric"``) takes one radix-4
+#: Booth digit of the multiplier a cycle: its 31 bits and a zero sign bit are 16 digits, so a
+#: unit starts a value every 16 cycles.
+FABRIC_MULTIPLY_CYCLES = (MULTIPLIER_BITS + 2) // 2
 
 
 def _round_half_away(v):

@@ -19,6 +19,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .quant import FABRIC_MULTIPLY_CYCLES
+
 __all__ = ["ConvLayer", "Folding", "ConvSpec", "DEFAULT_SPEC", "ConfigError", "bits_for",
            "channel_slot"]
 
@@ -47,6 +49,23 @@ def _positive(name, value):
         raise TypeError(f"{name} must be an integer, not {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+#: What a requantizer's multipliers are built of (:attr:`Folding.requant_multiplier`).
+REQUANT_MULTIPLIERS = ("dsp", "fabric")
+
+
+def _check_folding(folding):
+    """The checks of a :class:`Folding`'s own fields (a :class:`ConvSpec` repeats them)."""
+    for field in ("rows", "cols"):
+        _positive(field, getattr(folding, field))
+    if folding.lanes is not None:
+        _positive("lanes", folding.lanes)
+    kind = folding.requant_multiplier
+    if not isinstance(kind, str):
+        raise TypeError(f"requant_multiplier must be a string, not {kind!r}")
+    if kind not in REQUANT_MULTIPLIERS:
+        raise ValueError(f"requant_multiplier must be 'dsp' or 'fabric', not {kind!r}")
 
 
 def _signed_range(bits):
@@ -565,17 +584,24 @@ class Folding:
         of ``in_channels``) and whose line buffer is read by an address generator, ``rows``
         channels of one tap per vector (``rows`` divides ``lanes``): registers grow with the
         array, not with ``kernel_h * kernel_w * in_channels``.
+    requant_multiplier : str
+        What the requantizer of a requantized layer multiplies with (a raw layer has none: it
+        must keep the default). ``"dsp"`` (the default): pipelined multipliers built of DSP
+        blocks (four per unit on iCE40 and ECP5), the fewest units that take a group of
+        ``cols`` accumulators a cycle each. ``"fabric"``: shift-add multipliers in logic, no
+        DSP block, each taking a value every :data:`~convaccel.quant.FABRIC_MULTIPLY_CYCLES`
+        (16) cycles: the requantizer is idle most of the time (a group arrives every
+        ``row_folds`` cycles), so a few units keep up and every DSP block is left to the PEs.
+        It needs ``row_folds`` of at least 16, and adds a few cycles of latency per frame.
     """
 
     rows: int = 4
     cols: int = 4
     lanes: int | None = None
+    requant_multiplier: str = "dsp"
 
     def __post_init__(self):
-        for field in ("rows", "cols"):
-            _positive(field, getattr(self, field))
-        if self.lanes is not None:
-            _positive("lanes", self.lanes)
+        _check_folding(self)
 
 
 @dataclass(frozen=True)
@@ -591,15 +617,41 @@ class ConvSpec(ConvLayer):
     rows: int = 4
     cols: int = 4
     lanes: int | None = None
+    requant_multiplier: str = "dsp"
 
     def __post_init__(self):
-        for field in ("rows", "cols"):
-            _positive(field, getattr(self, field))
-        if self.lanes is not None:
-            _positive("lanes", self.lanes)
+        _check_folding(self)
         super().__post_init__()
         if self.lanes is not None:
             self._check_lanes()
+        self._check_requant_multiplier()
+
+    def _check_requant_multiplier(self):
+        if self.requant_multiplier == "dsp":
+            return
+        if not self.requantize:
+            raise ValueError(
+                f"requant_multiplier {self.requant_multiplier!r} applies to a requantized layer "
+                f"only (requantize = true); a raw layer has no requantizer: remove "
+                f"requant_multiplier or leave it 'dsp'")
+        if self.row_folds < FABRIC_MULTIPLY_CYCLES:
+            raise ValueError(
+                f"requant_multiplier 'fabric' needs a group of accumulators at most every "
+                f"{FABRIC_MULTIPLY_CYCLES} cycles (row_folds >= {FABRIC_MULTIPLY_CYCLES}, a "
+                f"fabric multiplier's cycles per value), not every {self.row_folds} (reduction "
+                f"{self.reduction} over {self.rows} rows); use rows <= "
+                f"{self.reduction // FABRIC_MULTIPLY_CYCLES} or requant_multiplier 'dsp'"
+                if self.reduction >= FABRIC_MULTIPLY_CYCLES else
+                f"requant_multiplier 'fabric' needs row_folds >= {FABRIC_MULTIPLY_CYCLES} (a "
+                f"fabric multiplier's cycles per value), and the reduction {self.reduction} "
+                f"gives at most {self.reduction} at rows = 1: use requant_multiplier 'dsp'")
+        most = FABRIC_MULTIPLY_CYCLES * (self.row_folds // FABRIC_MULTIPLY_CYCLES)
+        if self.cols > most:
+            raise ValueError(
+                f"requant_multiplier 'fabric' takes at most {most} columns with {self.row_folds} "
+                f"folds (its multipliers are fed one a cycle, 16 cycles each, within a group's "
+                f"{self.row_folds} cycles), not cols {self.cols}; use cols <= {most}, fewer rows "
+                f"or requant_multiplier 'dsp'")
 
     def _check_lanes(self):
         c = self.in_channels
@@ -633,11 +685,12 @@ class ConvSpec(ConvLayer):
         """The spec of `layer` on `folding` (a :class:`Folding`; default rows = cols = 4)."""
         folding = folding or Folding()
         return cls(**{f.name: getattr(layer, f.name) for f in dataclasses.fields(ConvLayer)},
-                   rows=folding.rows, cols=folding.cols, lanes=folding.lanes, **changes)
+                   **{f.name: getattr(folding, f.name) for f in dataclasses.fields(Folding)},
+                   **changes)
 
     @property
     def folding(self):
-        return Folding(self.rows, self.cols, self.lanes)
+        return Folding(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Folding)})
 
     @property
     def serial(self):

@@ -50,6 +50,9 @@ class EngineFigures:
         requantizer's).
     pe_pairs : int
         Pairs of PEs that share one dual 8 x 8 multiplier (one SB_MAC16 on iCE40).
+    logic : tuple of (str, int, int)
+        ``(family, lut, ff)``: logic that the fit's model does not count (the requantizer's
+        multipliers in logic, :attr:`~convaccel.hdl.requant.Requantizer.logic`).
     """
 
     front_latency: int
@@ -59,6 +62,11 @@ class EngineFigures:
     memories: tuple
     multipliers: tuple = ()
     pe_pairs: int = 0
+    logic: tuple = ()
+
+    def extra_logic(self, family):
+        """``(lut, ff)`` of :attr:`logic` for `family`."""
+        return next(((lut, ff) for f, lut, ff in self.logic if f == family), (0, 0))
 
 
 @functools.cache
@@ -160,7 +168,7 @@ class ConvAccelerator(wiring.Component):
             col_folds=spec.col_folds, in_flight=self._feeder.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
-            groups=spec.groups)
+            requant_multiplier=spec.requant_multiplier, groups=spec.groups)
         self._layouts = {
             "pixels": pixel_in_layout(pixel),
             "results": pixel_out_layout(signed(spec.output_bits), spec.out_channels),
@@ -190,7 +198,7 @@ class ConvAccelerator(wiring.Component):
             col_folds=spec.col_folds, in_flight=self._linebuf.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
-            serial=True)
+            requant_multiplier=spec.requant_multiplier, serial=True)
         self._layouts = {
             "pixels": pixel_in_layout(beat),
             "results": pixel_out_layout(signed(spec.output_bits), spec.cols),
@@ -270,7 +278,8 @@ class ConvAccelerator(wiring.Component):
         cycles = last + feeder.latency + p - 1 + back + 1
         return EngineFigures(front_latency=front, back_latency=back, cycles=cycles,
                              output_queue_depth=output.queue_depth, memories=self.memories,
-                             multipliers=output.multipliers, pe_pairs=array.pe_pairs)
+                             multipliers=output.multipliers, pe_pairs=array.pe_pairs,
+                             logic=tuple((f, *n) for f, n in sorted(output.logic.items())))
 
     def _serial_figures(self):
         """The channel-serial engine's cycle model: the padder offers padded beat ``b`` in
@@ -287,7 +296,8 @@ class ConvAccelerator(wiring.Component):
         cycles = last + linebuf.latency + linebuf.interval - 1 + back + 1
         return EngineFigures(front_latency=front, back_latency=back, cycles=cycles,
                              output_queue_depth=output.queue_depth, memories=self.memories,
-                             multipliers=output.multipliers, pe_pairs=array.pe_pairs)
+                             multipliers=output.multipliers, pe_pairs=array.pe_pairs,
+                             logic=tuple((f, *n) for f, n in sorted(output.logic.items())))
 
     def elaborate(self, platform):
         m = Module()

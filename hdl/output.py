@@ -48,6 +48,9 @@ class OutputStage(wiring.Component):
     groups : int
         Convolution groups (they divide ``channels``).
     psum_shape, acc_shape, bias_shape, tag_shape : shape-castable
+    requant_multiplier : str
+        With ``requantize``: the requantizer's multipliers, ``"dsp"`` or ``"fabric"``
+        (:attr:`convaccel.spec.Folding.requant_multiplier`).
     in_flight : int
         Cycles from a reservation (a window taken by the feeder) to its first partial sums
         arriving here; with ``groups * row_folds * col_folds`` cycles per pixel this sets
@@ -71,7 +74,8 @@ class OutputStage(wiring.Component):
     """
 
     def __init__(self, *, cols, channels, row_folds, col_folds, in_flight, psum_shape,
-                 acc_shape, bias_shape, tag_shape, requantize=False, groups=1, serial=False):
+                 acc_shape, bias_shape, tag_shape, requantize=False, requant_multiplier="dsp",
+                 groups=1, serial=False):
         assert channels % groups == 0
         assert not serial or (groups == 1 and channels % cols == 0)
         self._serial = serial
@@ -91,7 +95,8 @@ class OutputStage(wiring.Component):
         if requantize:
             self._requant = Requantizer(cols=cols, col_folds=self._blocks,
                                         row_folds=row_folds,
-                                        acc_shape=acc_shape, tag_shape=tag_shape)
+                                        acc_shape=acc_shape, tag_shape=tag_shape,
+                                        multiplier=requant_multiplier)
             self._out_shape = signed(8)
             requant_ports = {
                 "q_data": In(signed(REQUANT_DATA_BITS)),
@@ -121,6 +126,12 @@ class OutputStage(wiring.Component):
     def multipliers(self):
         """The requantizer's multipliers (:attr:`Requantizer.multipliers`), if any."""
         return self._requant.multipliers if self._requant else ()
+
+    @property
+    def logic(self):
+        """The requantizer's logic beyond the fit model's (:attr:`Requantizer.logic`), if
+        any: ``{family: (lut, ff)}``."""
+        return self._requant.logic if self._requant else {}
 
     @property
     def latency(self):

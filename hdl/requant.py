@@ -2,7 +2,8 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..quant import MAX_LEFT_SHIFT, MULTIPLIER_BITS, OUTPUT_RANGE, SATURATE_BITS, SHIFT_BITS
+from ..quant import (FABRIC_MULTIPLY_CYCLES, MAX_LEFT_SHIFT, MULTIPLIER_BITS, OUTPUT_RANGE,
+                     SATURATE_BITS, SHIFT_BITS)
 from .stage import MemoryShape
 
 __all__ = ["Requantizer", "group_layout", "REQUANT_DATA_BITS"]
@@ -14,6 +15,7 @@ REQUANT_DATA_BITS = MULTIPLIER_BITS + 1
 def group_layout(value_shape, cols, tag_shape):
     """A group of ``cols`` output channels of one pixel, with the array's fold tag."""
     return data.StructLayout({"data": data.ArrayLayout(value_shape, cols), "tag": tag_shape})
+
 
 
 class Requantizer(wiring.Component):
@@ -29,12 +31,20 @@ class Requantizer(wiring.Component):
         out   = clamp(r + zero_point, act_min, act_max)
 
     Groups of ``cols`` accumulators arrive at most once every ``row_folds`` cycles (a
-    reduction's folds). ``units`` pipelined multipliers, the fewest that finish a group in that
-    time, take the group's channels in ``passes`` consecutive cycles, so a group never waits:
-    each leaves exactly :attr:`latency` cycles after it arrived. A unit is :attr:`PIPELINE`
-    stages, none chaining more than one carry or a few LUT levels: the product is four
-    registered partial products of at most 16 x 16 bits (a DSP block each on iCE40 and ECP5)
-    and two registered sums, the rounding division's shift two stages.
+    reduction's folds). ``units`` multipliers take the group's channels in ``passes``
+    consecutive passes, a pass every :attr:`interval` cycles, the fewest units that finish a
+    group in ``row_folds`` cycles, so a group never waits: each leaves exactly :attr:`latency`
+    cycles after it arrived. A unit is :attr:`PIPELINE` stages, none chaining more than one
+    carry or a few LUT levels. Its product is made of
+
+    - ``multiplier = "dsp"``: four registered partial products of at most 16 x 16 bits (a DSP
+      block each on iCE40 and ECP5) and two registered sums; a pass every cycle.
+    - ``multiplier = "fabric"``: no DSP block, a shift-add in logic over
+      :data:`~convaccel.quant.FABRIC_MULTIPLY_CYCLES` (16) cycles, one radix-4 Booth digit of
+      the multiplier a cycle (one add or subtract of the value or its double, a single carry
+      chain); a pass every 16 cycles, so it needs ``row_folds >= 16``.
+
+    The rounding division's shift takes two stages.
 
     The multipliers and shifts live in two memories with a word of ``cols`` values per column
     group (``col_folds`` words); the group of an arriving beat is counted here (the groups of a
@@ -47,6 +57,8 @@ class Requantizer(wiring.Component):
         ``col_folds`` is the column groups of a pixel (the engine's column blocks: ``groups *
         col_folds`` of a grouped layer).
     acc_shape, tag_shape : shape-castable
+    multiplier : str
+        ``"dsp"`` or ``"fabric"`` (:attr:`convaccel.spec.Folding.requant_multiplier`).
 
     Members
     -------
@@ -61,13 +73,22 @@ class Requantizer(wiring.Component):
         Write the output zero point (bit 0), ``act_min`` (bit 1) or ``act_max`` (bit 2).
     """
 
-    def __init__(self, *, cols, col_folds, row_folds, acc_shape, tag_shape):
+    def __init__(self, *, cols, col_folds, row_folds, acc_shape, tag_shape, multiplier="dsp"):
+        assert multiplier in ("dsp", "fabric")
         self._cols = cols
         self._col_folds = col_folds
         self._acc_shape = Shape.cast(acc_shape)
         self._tag_shape = tag_shape
-        # the fewest units that take a group's channels within `row_folds` cycles
-        self.units = -(-cols // row_folds)
+        self._multiplier = multiplier
+        self._row_folds = row_folds
+        if multiplier == "dsp":
+            # the fewest units that take a group's channels within `row_folds` cycles
+            self.units = -(-cols // row_folds)
+        else:
+            # the fewest that take them within `row_folds` cycles, 16 cycles a value each
+            # (the spec refuses fewer than 16 folds, and more units than 16 cycles can feed)
+            self.units = -(-cols // (row_folds // FABRIC_MULTIPLY_CYCLES))
+            assert self.units <= FABRIC_MULTIPLY_CYCLES
         self.passes = -(-cols // self.units)
         super().__init__({
             "i": In(stream.Signature(group_layout(acc_shape, cols, tag_shape),
@@ -81,26 +102,85 @@ class Requantizer(wiring.Component):
             "c_en": In(3),
         })
 
-    #: Cycles from the selection of a channel to its result: operands (selected, saturated,
-    #: shifted), partial products, two sums, the high half, the rounding division's sum and
-    #: its shift in two steps, zero point and clamp.
-    PIPELINE = 11
+    @property
+    def multiplier(self):
+        """``"dsp"`` or ``"fabric"``: what the units' multipliers are built of."""
+        return self._multiplier
+
+    @property
+    def interval(self):
+        """Cycles between a unit's successive values: 1 (``"dsp"``, pipelined) or
+        :data:`~convaccel.quant.FABRIC_MULTIPLY_CYCLES` (``"fabric"``)."""
+        return 1 if self._multiplier == "dsp" else FABRIC_MULTIPLY_CYCLES
+
+    @property
+    def PIPELINE(self):
+        """Cycles from the selection of a channel to its group's departure, its result the last:
+        operands (selected, saturated, shifted); the product up to its high half (``"dsp"``:
+        partial products, two sums and the high half; ``"fabric"``: one Booth digit a cycle,
+        the last one's sum the high half, then the unit's high half selected); the rounding
+        division's sum and its shift in two steps, zero point and clamp."""
+        return 3 + (4 if self._multiplier == "dsp" else FABRIC_MULTIPLY_CYCLES + 1) + 4
+
+    def _issue_cycle(self, ch):
+        # cycles from a group's registration to the selection of its channel `ch`: a pass a
+        # cycle (dsp); the units one after another, a pass every 16 cycles (fabric)
+        p, u = divmod(ch, self.units)
+        if self._multiplier == "dsp":
+            return p
+        return p * FABRIC_MULTIPLY_CYCLES + u
 
     @property
     def latency(self):
         """Cycles from a group's arrival on ``i`` to its departure on ``o``: it is registered,
-        its passes issued one a cycle, the last one's results leave ``PIPELINE`` cycles
-        later."""
-        return 1 + self.passes - 1 + self.PIPELINE
+        its last channel selected :meth:`_issue_cycle` cycles later, and the group leaves
+        ``PIPELINE`` cycles after that."""
+        return 1 + self._issue_cycle(self._cols - 1) + self.PIPELINE
 
     @property
     def multipliers(self):
-        """The operand widths ``(signed, unsigned)`` of each unit's multiplier: the
-        accumulator times the multiplier (the fit check counts the DSP blocks they take)."""
+        """The operand widths ``(signed, unsigned)`` of each unit's multiplier built of DSP
+        blocks: the accumulator times the multiplier (the fit check counts the DSP blocks they
+        take); none for ``"fabric"``."""
+        if self._multiplier == "fabric":
+            return ()
         w = self._value_width
         # four partial products: (16 unsigned or the signed rest) x (16 or 15 unsigned)
         return ((16, 16), (16, MULTIPLIER_BITS - 16), (w - 16, 16),
                 (w - 16, MULTIPLIER_BITS - 16)) * self.units
+
+    #: The fabric kind's logic against the dsp kind's, per device family: ``(c0, c1)`` of
+    #: ``c0 + c1 * value bits`` for the ``"base"`` and each unit (``"unit"``), LUTs and
+    #: flip-flops. Fitted to Yosys's mapping of the requantizer alone (the board's synthesis,
+    #: :func:`convaccel.boards.cost.synth_cells`; ``lut`` counts LUT4s on iCE40), both kinds
+    #: at 1 and 4 columns (1 and 4 fabric units, one dsp unit) and value widths 20 and 33, 16
+    #: folds. (The dsp kind has a single unit wherever the fabric kind is allowed.) A fabric
+    #: unit is about 180 LUTs and 170 flip-flops at 33 bits on both families; one unit
+    #: costs fewer LUTs than the dsp kind's adders, which the fabric kind does not have.
+    FABRIC_LOGIC = {
+        "ice40": {"lut": {"base": (178.97, -14.615), "unit": (27.56, 4.538)},
+                  "ff": {"base": (-82.67, -5.0), "unit": (66.67, 3.0)}},
+        "ecp5": {"lut": {"base": (-275.64, 2.949), "unit": (110.64, 2.051)},
+                 "ff": {"base": (-96.0, -5.0), "unit": (70.0, 3.0)}},
+    }
+
+    @property
+    def logic(self):
+        """``{family: (lut, ff)}``: the logic that this requantizer takes beyond the dsp
+        kind's for the same layer (:data:`FABRIC_LOGIC`; the fit's logic model is calibrated
+        on the dsp kind, so ``(0, 0)`` for it; ECP5's figures stand for Gowin's)."""
+        families = ("ice40", "ecp5", "gowin")
+        if self._multiplier == "dsp":
+            return {f: (0, 0) for f in families}
+        w = self._value_width
+        out = {}
+        for family in families:
+            model = self.FABRIC_LOGIC.get(family, self.FABRIC_LOGIC["ecp5"])
+            out[family] = tuple(
+                round(model[k]["base"][0] + model[k]["base"][1] * w
+                      + self.units * (model[k]["unit"][0] + model[k]["unit"][1] * w))
+                for k in ("lut", "ff"))
+        return out
 
     @property
     def _value_width(self):
@@ -117,7 +197,7 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cols, col_folds, units, passes = self._cols, self._col_folds, self.units, self.passes
+        cols, col_folds = self._cols, self._col_folds
         beat = self.i.payload
 
         mults = memory.Memory(shape=data.ArrayLayout(MULTIPLIER_BITS, cols),
@@ -136,10 +216,10 @@ class Requantizer(wiring.Component):
         mult_rd, shift_rd = reads
 
         lo, hi = OUTPUT_RANGE
-        zero_point = Signal(signed(8))
-        act_min = Signal(signed(8), init=lo)
-        act_max = Signal(signed(8), init=hi)
-        for bit, reg in enumerate((zero_point, act_min, act_max)):
+        self._zero_point = Signal(signed(8))
+        self._act_min = Signal(signed(8), init=lo)
+        self._act_max = Signal(signed(8), init=hi)
+        for bit, reg in enumerate((self._zero_point, self._act_min, self._act_max)):
             with m.If(self.c_en[bit]):
                 m.d.sync += reg.eq(self.w_data)
 
@@ -154,129 +234,27 @@ class Requantizer(wiring.Component):
         with m.If(self.i.valid):
             m.d.sync += group.eq(next_group)
 
-        # The group is registered as it arrives, then its channels pass through the units
-        # from there, a pass a cycle.
+        # The group is registered as it arrives, then its channels are selected from there
+        # (:meth:`_issue_cycle`).
         values = Signal(data.ArrayLayout(self._acc_shape, cols))
         params_mult = Signal(data.ArrayLayout(MULTIPLIER_BITS, cols))
         params_shift = Signal(data.ArrayLayout(signed(SHIFT_BITS), cols))
         held_tag = Signal(self._tag_shape)
-        # `step`: the pass to issue this cycle; `passes` when all are issued.
-        step = Signal(range(passes + 1), init=passes)
         with m.If(self.i.valid):
             m.d.sync += [values.eq(beat.data), held_tag.eq(beat.tag),
-                         params_mult.eq(mult_rd.data), params_shift.eq(shift_rd.data),
-                         step.eq(0)]
-        with m.Elif(step != passes):
-            m.d.sync += step.eq(step + 1)
-
-        issue = Signal()                               # a pass is selected this cycle
-        pass_index = Signal(range(max(passes, 2)))
-        m.d.comb += [
-            issue.eq(step != passes),
-            pass_index.eq(step),
-        ]
-
-        # Per unit, PIPELINE registers (see there).
-        width = self._value_width
-        limit = 1 << (SATURATE_BITS - 1)
+                         params_mult.eq(mult_rd.data), params_shift.eq(shift_rd.data)]
+        params = (values, params_mult, params_shift)
         results = Signal(data.ArrayLayout(signed(8), cols))
-        delay = [Signal(range(max(passes, 2)), name=f"pass_d{k}")
-                 for k in range(self.PIPELINE - 1)]
-        valid = [Signal(name=f"valid_d{k}") for k in range(self.PIPELINE - 1)]
-        m.d.sync += [delay[0].eq(pass_index), valid[0].eq(issue)]
-        for k in range(1, self.PIPELINE - 1):
-            m.d.sync += [delay[k].eq(delay[k - 1]), valid[k].eq(valid[k - 1])]
+        if self._multiplier == "dsp":
+            last_issue = self._dsp_units(m, params, results)
+        else:
+            last_issue = self._fabric_units(m, params, results)
 
-        for u in range(units):
-            channels = [p * units + u for p in range(passes)]
-            # Operands, over three stages: this pass's channel; saturated (where its top bits
-            # are not all copies of the sign: LUTs, no carry); shifted left for a positive
-            # shift, the right shift apart.
-            # (at least SATURATE_BITS wide, sign-extended, for the saturation's test)
-            sel_x = Signal(signed(max(self._acc_shape.width, SATURATE_BITS)), name=f"sel_x{u}")
-            sel_m = Signal(MULTIPLIER_BITS, name=f"sel_m{u}")
-            sel_s = Signal(signed(SHIFT_BITS), name=f"sel_s{u}")
-            with m.Switch(pass_index):
-                for p, ch in enumerate(channels):
-                    if ch < cols:
-                        with m.Case(p):
-                            m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
-                                         sel_s.eq(params_shift[ch])]
-            top = sel_x[SATURATE_BITS - 1:]
-            sat_x = Signal(signed(SATURATE_BITS), name=f"sat_x{u}")
-            raw_x = Signal.like(sel_x, name=f"raw_x{u}")
-            sat_m = Signal.like(sel_m, name=f"sat_m{u}")
-            sat_s = Signal.like(sel_s, name=f"sat_s{u}")
-            m.d.sync += [
-                sat_x.eq(Mux((top == 0) | (top == (1 << len(top)) - 1), sel_x[:SATURATE_BITS],
-                             Mux(sel_x[-1], -limit, limit - 1))),
-                raw_x.eq(sel_x), sat_m.eq(sel_m), sat_s.eq(sel_s),
-            ]
-            x = Signal(signed(width), name=f"x{u}")
-            mult = Signal(MULTIPLIER_BITS, name=f"m{u}")
-            shift1 = Signal(SHIFT_BITS - 1, name=f"e{u}_1")      # the right shift
-            m.d.sync += [
-                x.eq(Mux(sat_s > 0, sat_x << sat_s[:MAX_LEFT_SHIFT.bit_length()], raw_x)),
-                mult.eq(sat_m),
-                shift1.eq(Mux(sat_s < 0, -sat_s, 0)),
-            ]
-            # The product from four partial products of at most 16 x 16 bits (one DSP block
-            # each on iCE40), summed over two registered stages: no stage chains more than one
-            # carry.
-            x_lo, x_hi = x[:16], x[16:].as_signed()
-            m_lo, m_hi = mult[:16], mult[16:]
-            pp = {}
-            for name, a, b in (("ll", x_lo, m_lo), ("lh", x_lo, m_hi), ("hl", x_hi, m_lo),
-                               ("hh", x_hi, m_hi)):
-                pp[name] = Signal.like(a * b, name=f"pp_{name}{u}")
-                m.d.sync += pp[name].eq(a * b)
-            t_lo = Signal.like(pp["ll"] + (pp["lh"] << 16), name=f"t_lo{u}")
-            t_hi = Signal.like(pp["hl"] + (pp["hh"] << 16), name=f"t_hi{u}")
-            m.d.sync += [t_lo.eq(pp["ll"] + (pp["lh"] << 16)),
-                         t_hi.eq(pp["hl"] + (pp["hh"] << 16))]
-            product = Signal(signed(width + MULTIPLIER_BITS + 1), name=f"p{u}")
-            m.d.sync += product.eq(t_lo + (t_hi << 16))
-            # rounding doubling high multiply
-            high = Signal(signed(width + 1), name=f"high{u}")
-            m.d.sync += high.eq((product + (1 << 30)) >> 31)
-            # RoundingDivideByPOT: add half (less one for a negative value), then shift right;
-            # the result saturated to SATURATE_BITS (past them the clamp decides).
-            e = [shift1]
-            for k in range(6):
-                e.append(Signal.like(shift1, name=f"e{u}_{k + 2}"))
-                m.d.sync += e[-1].eq(e[-2])
-            e_sum, e_coarse, e_fine = e[4], e[5], e[6]   # (aligned with their stages)
-            half = (Const(1, 1) << e_sum)[1:]         # 2**(e-1), or 0 for e = 0
-            total = Signal(signed(max(width + 1, 32) + 1), name=f"sum{u}")
-            m.d.sync += total.eq(high + half - (high[-1] & (e_sum != 0)))
-            # the shift in two steps: by the multiple of 8, then by the rest
-            coarse = Signal.like(total, name=f"coarse{u}")
-            m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
-            shifted = Signal.like(total, name=f"shifted{u}")
-            m.d.comb += shifted.eq(coarse >> e_fine[:3])
-            # saturated where its top bits are not all copies of the sign (LUTs, no carry)
-            top = shifted[SATURATE_BITS - 1:]
-            fits = (top == 0) | (top == (1 << len(top)) - 1)
-            rounded = Signal(signed(SATURATE_BITS), name=f"r{u}")
-            m.d.sync += rounded.eq(Mux(fits, shifted[:SATURATE_BITS],
-                                       Mux(shifted[-1], -limit, limit - 1)))
-            shifted_zp = Signal(signed(SATURATE_BITS + 1), name=f"z{u}")
-            m.d.comb += shifted_zp.eq(rounded + zero_point)
-            clamped = Mux(shifted_zp < act_min, act_min,
-                          Mux(shifted_zp > act_max, act_max, shifted_zp[:8]))
-            with m.Switch(delay[-1]):
-                for p, ch in enumerate(channels):
-                    if ch < cols:
-                        with m.Case(p):
-                            with m.If(valid[-1]):
-                                m.d.sync += results[ch].eq(clamped)
-
-        # The group leaves the cycle after its last pass's results are written.
+        # The group leaves PIPELINE cycles after its last channel is selected, the cycle after
+        # that channel's result is written.
         tags = [Signal(self._tag_shape, name=f"tag_d{k}") for k in range(self.PIPELINE)]
-        last_pass = Signal()
-        m.d.comb += last_pass.eq(issue & (pass_index == passes - 1))
         done = [Signal(name=f"done_d{k}") for k in range(self.PIPELINE)]
-        m.d.sync += [done[0].eq(last_pass), tags[0].eq(held_tag)]
+        m.d.sync += [done[0].eq(last_issue), tags[0].eq(held_tag)]
         for k in range(1, self.PIPELINE):
             m.d.sync += [done[k].eq(done[k - 1]), tags[k].eq(tags[k - 1])]
         m.d.comb += [
@@ -285,3 +263,231 @@ class Requantizer(wiring.Component):
             self.o.payload.tag.eq(tags[-1]),
         ]
         return m
+
+    def _delays(self, m, index, issue, length):
+        # `length` registered copies of a selection's channel index and its valid bit
+        delay = [Signal.like(index, name=f"{index.name}_d{k}") for k in range(length)]
+        valid = [Signal(name=f"valid_d{k}") for k in range(length)]
+        m.d.sync += [delay[0].eq(index), valid[0].eq(issue)]
+        for k in range(1, length):
+            m.d.sync += [delay[k].eq(delay[k - 1]), valid[k].eq(valid[k - 1])]
+        return delay, valid
+
+    def _operands(self, m, name, sel_x, sel_m, sel_s):
+        """The operands, over two more stages after the selection: saturated (where its top
+        bits are not all copies of the sign: LUTs, no carry); shifted left for a positive
+        shift, the right shift apart. Returns the assignments of the third stage's registers
+        ``(x, shift)`` and the multiplier of the second."""
+        limit = 1 << (SATURATE_BITS - 1)
+        top = sel_x[SATURATE_BITS - 1:]
+        sat_x = Signal(signed(SATURATE_BITS), name=f"sat_x{name}")
+        raw_x = Signal.like(sel_x, name=f"raw_x{name}")
+        sat_m = Signal.like(sel_m, name=f"sat_m{name}")
+        sat_s = Signal.like(sel_s, name=f"sat_s{name}")
+        m.d.sync += [
+            sat_x.eq(Mux((top == 0) | (top == (1 << len(top)) - 1), sel_x[:SATURATE_BITS],
+                         Mux(sel_x[-1], -limit, limit - 1))),
+            raw_x.eq(sel_x), sat_m.eq(sel_m), sat_s.eq(sel_s),
+        ]
+        x = Mux(sat_s > 0, sat_x << sat_s[:MAX_LEFT_SHIFT.bit_length()], raw_x)
+        shift = Mux(sat_s < 0, -sat_s, 0)
+        return x, shift, sat_m
+
+    def _selection(self, name):
+        # (at least SATURATE_BITS wide, sign-extended, for the saturation's test)
+        return (Signal(signed(max(self._acc_shape.width, SATURATE_BITS)), name=f"sel_x{name}"),
+                Signal(MULTIPLIER_BITS, name=f"sel_m{name}"),
+                Signal(signed(SHIFT_BITS), name=f"sel_s{name}"))
+
+    def _divide_and_clamp(self, m, name, high, e_sum):
+        """RoundingDivideByPOT of `high` by `e_sum` (registered with it): add half (less one
+        for a negative value), then shift right; the result saturated to SATURATE_BITS (past
+        them the clamp decides); then the zero point and the clamp. Three registers, the
+        returned clamp combinational."""
+        width = self._value_width
+        limit = 1 << (SATURATE_BITS - 1)
+        e_coarse = Signal.like(e_sum, name=f"e{name}_coarse")
+        e_fine = Signal.like(e_sum, name=f"e{name}_fine")
+        m.d.sync += [e_coarse.eq(e_sum), e_fine.eq(e_coarse)]
+        half = (Const(1, 1) << e_sum)[1:]         # 2**(e-1), or 0 for e = 0
+        total = Signal(signed(max(width + 1, 32) + 1), name=f"sum{name}")
+        m.d.sync += total.eq(high + half - (high[-1] & (e_sum != 0)))
+        # the shift in two steps: by the multiple of 8, then by the rest
+        coarse = Signal.like(total, name=f"coarse{name}")
+        m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
+        shifted = Signal.like(total, name=f"shifted{name}")
+        m.d.comb += shifted.eq(coarse >> e_fine[:3])
+        # saturated where its top bits are not all copies of the sign (LUTs, no carry)
+        top = shifted[SATURATE_BITS - 1:]
+        fits = (top == 0) | (top == (1 << len(top)) - 1)
+        rounded = Signal(signed(SATURATE_BITS), name=f"r{name}")
+        m.d.sync += rounded.eq(Mux(fits, shifted[:SATURATE_BITS],
+                                   Mux(shifted[-1], -limit, limit - 1)))
+        shifted_zp = Signal(signed(SATURATE_BITS + 1), name=f"z{name}")
+        m.d.comb += shifted_zp.eq(rounded + self._zero_point)
+        return Mux(shifted_zp < self._act_min, self._act_min,
+                   Mux(shifted_zp > self._act_max, self._act_max, shifted_zp[:8]))
+
+    def _dsp_units(self, m, params, results):
+        """``units`` whole pipelines, a pass of ``units`` channels a cycle; returns the
+        selection of the last pass."""
+        cols, units, passes = self._cols, self.units, self.passes
+        values, params_mult, params_shift = params
+        # `step`: the pass to issue this cycle; `passes` when all are issued.
+        step = Signal(range(passes + 1), init=passes)
+        with m.If(self.i.valid):
+            m.d.sync += step.eq(0)
+        with m.Elif(step != passes):
+            m.d.sync += step.eq(step + 1)
+        issue = Signal()                               # a pass is selected this cycle
+        pass_index = Signal(range(max(passes, 2)), name="pass")
+        m.d.comb += [issue.eq(step != passes), pass_index.eq(step)]
+        delay, valid = self._delays(m, pass_index, issue, self.PIPELINE - 1)
+
+        for u in range(units):
+            channels = [p * units + u for p in range(passes)]
+            sel_x, sel_m, sel_s = self._selection(u)
+            with m.Switch(pass_index):
+                for p, ch in enumerate(channels):
+                    if ch < cols:
+                        with m.Case(p):
+                            m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
+                                         sel_s.eq(params_shift[ch])]
+            x_value, shift_value, sat_m = self._operands(m, u, sel_x, sel_m, sel_s)
+            x = Signal(signed(self._value_width), name=f"x{u}")
+            mult = Signal(MULTIPLIER_BITS, name=f"m{u}")
+            shift1 = Signal(SHIFT_BITS - 1, name=f"e{u}_1")      # the right shift
+            m.d.sync += [x.eq(x_value), mult.eq(sat_m), shift1.eq(shift_value)]
+            high = Signal(signed(self._value_width + 1), name=f"high{u}")
+            self._dsp_product(m, u, x, mult, high)
+            e = [shift1]
+            for k in range(4):                        # (aligned with the product's stages)
+                e.append(Signal.like(shift1, name=f"e{u}_{k + 2}"))
+                m.d.sync += e[-1].eq(e[-2])
+            clamped = self._divide_and_clamp(m, u, high, e[-1])
+            with m.Switch(delay[-1]):
+                for p, ch in enumerate(channels):
+                    if ch < cols:
+                        with m.Case(p):
+                            with m.If(valid[-1]):
+                                m.d.sync += results[ch].eq(clamped)
+        return issue & (pass_index == passes - 1)
+
+    def _fabric_units(self, m, params, results):
+        """One selection, ``units`` shift-add multipliers, one division and clamp: the units
+        are fed one after another, a pass every 16 cycles, so their results come out one a
+        cycle too; returns the selection of the last channel."""
+        cols, units = self._cols, self.units
+        steps = FABRIC_MULTIPLY_CYCLES
+        values, params_mult, params_shift = params
+        # `step`: cycles since the group's registration, up to its last selection
+        last = self._issue_cycle(cols - 1)
+        step = Signal(range(last + 2), init=last + 1)
+        channel = Signal(range(cols), name="channel")
+        unit = Signal(range(max(units, 2)), name="unit")
+        issue = Signal()
+        with m.If(self.i.valid):
+            m.d.sync += [step.eq(0), channel.eq(0), unit.eq(0)]
+        with m.Elif(step != last + 1):
+            m.d.sync += step.eq(step + 1)
+        with m.If(issue & ~self.i.valid):
+            m.d.sync += [channel.eq(channel + 1),
+                         unit.eq(Mux(unit == units - 1, 0, unit + 1))]
+        # the units are selected in the first `units` cycles of each 16
+        m.d.comb += issue.eq((step != last + 1) & (step[:4] < units))
+        assert steps == 16                            # (`step[:4]`: the cycle of 16)
+        channels, c_valid = self._delays(m, channel, issue, self.PIPELINE - 1)
+        units_d, _ = self._delays(m, unit, issue, 3 + steps)
+
+        sel_x, sel_m, sel_s = self._selection("")
+        with m.Switch(channel):
+            for ch in range(cols):
+                with m.Case(ch):
+                    m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
+                                 sel_s.eq(params_shift[ch])]
+        x_value, shift_value, sat_m = self._operands(m, "", sel_x, sel_m, sel_s)
+        width = self._value_width
+        highs, shifts = [], []
+        for u in range(units):
+            # the operands are held for the unit's 16 cycles, from the selection's third stage
+            load = c_valid[1] & (units_d[1] == u)
+            x = Signal(signed(width), name=f"x{u}")
+            shift = Signal(SHIFT_BITS - 1, name=f"e{u}")
+            with m.If(load):
+                m.d.sync += [x.eq(x_value), shift.eq(shift_value)]
+            high = Signal(signed(width + 1), name=f"high{u}")
+            self._fabric_product(m, u, x, sat_m, high, load=load,
+                                 last=c_valid[1 + steps] & (units_d[1 + steps] == u))
+            # (the next value's load may come with the last step: the shift goes along)
+            shift_high = Signal.like(shift, name=f"e{u}_high")
+            m.d.sync += shift_high.eq(shift)
+            highs.append(high)
+            shifts.append(shift_high)
+        # the high half of the unit whose last step was the cycle before, and its shift
+        high = Signal(signed(width + 1), name="high")
+        e_sum = Signal(SHIFT_BITS - 1, name="e_sum")
+        with m.Switch(units_d[2 + steps]):
+            for u in range(units):
+                with m.Case(u):
+                    m.d.sync += [high.eq(highs[u]), e_sum.eq(shifts[u])]
+        clamped = self._divide_and_clamp(m, "", high, e_sum)
+        with m.If(c_valid[-1]):
+            with m.Switch(channels[-1]):
+                for ch in range(cols):
+                    with m.Case(ch):
+                        m.d.sync += results[ch].eq(clamped)
+        return issue & (channel == cols - 1)
+
+    @staticmethod
+    def _dsp_product(m, u, x, mult, high):
+        # The product from four partial products of at most 16 x 16 bits (one DSP block each
+        # on iCE40), summed over two registered stages: no stage chains more than one carry;
+        # then the rounding doubling high multiply.
+        x_lo, x_hi = x[:16], x[16:].as_signed()
+        m_lo, m_hi = mult[:16], mult[16:]
+        pp = {}
+        for name, a, b in (("ll", x_lo, m_lo), ("lh", x_lo, m_hi), ("hl", x_hi, m_lo),
+                           ("hh", x_hi, m_hi)):
+            pp[name] = Signal.like(a * b, name=f"pp_{name}{u}")
+            m.d.sync += pp[name].eq(a * b)
+        t_lo = Signal.like(pp["ll"] + (pp["lh"] << 16), name=f"t_lo{u}")
+        t_hi = Signal.like(pp["hl"] + (pp["hh"] << 16), name=f"t_hi{u}")
+        m.d.sync += [t_lo.eq(pp["ll"] + (pp["lh"] << 16)),
+                     t_hi.eq(pp["hl"] + (pp["hh"] << 16))]
+        product = Signal(signed(len(x) + MULTIPLIER_BITS + 1), name=f"p{u}")
+        m.d.sync += product.eq(t_lo + (t_hi << 16))
+        m.d.sync += high.eq((product + (1 << 30)) >> 31)
+
+    @staticmethod
+    def _fabric_product(m, u, x, mult, high, *, load, last):
+        # (`x` is loaded with `load`, from the stage that presents `mult`)
+        # A shift-add over the multiplier's radix-4 Booth digits d_k = -2 m[2k+1] + m[2k] +
+        # m[2k-1] (m[-1] = m[31] = 0, so sum d_k 4**k = m), least significant first. `acc`
+        # holds floor(x * sum_{j<k} d_j 4**j / 4**k): the bits below 4**k never change again,
+        # so they are dropped, two a step. A step adds 0, x or 2x, or their complement with a
+        # carry in (-x, -2x), and shifts right by 2: one carry chain, |acc| < 2/3 |x|. The
+        # rounding's 2**30 = 4**15 is a carry into the last step (d_15 = m[30] + m[29] is never
+        # negative, so that carry is free), whose sum, halved, is (x * m + 2**30) >> 31.
+        # The operands are loaded (`load`) the cycle before the first step; the last step
+        # (`last`) may coincide with the next value's load.
+        width = len(x)
+        digits = Signal(MULTIPLIER_BITS + 2, name=f"booth{u}")    # m[-1] .. m[31], shifted
+        acc = Signal(signed(width + 1), name=f"acc{u}")
+        b = digits[:3]
+        one = b[0] ^ b[1]
+        two = (b[2] & ~b[1] & ~b[0]) | (~b[2] & b[1] & b[0])
+        neg = b[2] & ~(b[1] & b[0])
+        term = Signal(signed(width + 1), name=f"term{u}")
+        m.d.comb += term.eq(Mux(two, x << 1, Mux(one, x, 0)))
+        addend = Signal(signed(width + 1), name=f"addend{u}")
+        m.d.comb += addend.eq(Mux(neg, ~term, term))
+        carry = neg | last
+        # one adder with a carry in: (2 acc + 1) + (2 addend + carry), halved
+        total = Signal(signed(width + 3), name=f"step{u}")
+        m.d.comb += total.eq((Cat(Const(1, 1), acc).as_signed() +
+                              Cat(carry, addend).as_signed()) >> 1)
+        with m.If(load):
+            m.d.sync += [digits.eq(Cat(Const(0, 1), mult, Const(0, 1))), acc.eq(0)]
+        with m.Else():
+            m.d.sync += [digits.eq(digits >> 2), acc.eq(total >> 2)]
+        m.d.sync += high.eq(total >> 1)

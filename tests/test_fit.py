@@ -5,13 +5,14 @@ search for the fastest folding that fits."""
 import dataclasses
 import re
 import time
+from pathlib import Path
 
 import pytest
 
 from convaccel import DEFAULT_SPEC, ConvSpec
 from convaccel.boards import get_board
 from convaccel.boards.fit import (FitError, _folding_candidates, _fit, check_fit, estimate,
-                                  fastest_folding, weight_placement_for)
+                                  fastest_folding, folding_text, weight_placement_for)
 from convaccel.tools import tool_path
 
 #: The three convolutions of a ResNet-8 (3x3, "same").
@@ -20,6 +21,9 @@ RESNET8 = {
     "32x16x16": dict(height=16, width=16, in_channels=32, out_channels=32),
     "64x8x8": dict(height=8, width=8, in_channels=64, out_channels=64),
 }
+
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 def _layer(**kw):
@@ -63,7 +67,7 @@ def test_fastest_folding_on_a_small_exhaustive_case():
     found = fastest_folding(spec, board, app="link")
     assert found.spec is not None and _fit(found.spec, board, "link").fits
     fitting = []
-    for rows, cols, lanes in _folding_candidates(spec):
+    for rows, cols, lanes, _ in _folding_candidates(spec):
         if lanes is not None:
             continue
         candidate = dataclasses.replace(spec, rows=rows, cols=cols)
@@ -177,3 +181,37 @@ def test_array_option_wrong():
                        match=r"^expected ROWSxCOLS or ROWSxCOLSxLANES, e\.g\. 4x2 or 8x2x8, "
                              r"not '4x2x'$"):
         _array("4x2x")
+
+
+def _stage1(**folding):
+    return dataclasses.replace(ConvSpec.from_toml(EXAMPLES / "resnet8_stage1.toml"), **folding)
+
+
+def test_fit_fabric_requantizer_takes_no_dsp():
+    # ResNet-8's first stage on 16 PEs (8 SB_MAC16 in pairs): the dsp requantizer's four
+    # partial products do not fit beside them; in logic they take no DSP block, and the logic
+    # estimate grows by what the requantizer says its multipliers cost
+    from convaccel.boards.fit import _dsps, _pe_dsps
+    board = get_board("icebreaker")
+    dsp = _stage1(rows=8, cols=2, lanes=16)
+    fabric = dataclasses.replace(dsp, requant_multiplier="fabric")
+    assert _pe_dsps("ice40", dsp) == _pe_dsps("ice40", fabric) == 8
+    assert _dsps("ice40", dsp) == 12 and _dsps("ice40", fabric) == 8
+    assert not _fit(dsp, board, "link").fits and _fit(fabric, board, "link").fits
+    lut, ff = fabric.engine.extra_logic("ice40")
+    assert lut > 0 and ff > 0
+    dsp_needs, fabric_needs = estimate(dsp, board, "link"), estimate(fabric, board, "link")
+    assert (fabric_needs["lut"], fabric_needs["ff"]) == (dsp_needs["lut"] + lut,
+                                                         dsp_needs["ff"] + ff)
+
+
+def test_fastest_folding_tries_the_fabric_requantizer():
+    # with the requantizer in logic, the UP5K's 8 DSP blocks all go to PEs: 16 of them, half
+    # the cycles of the best folding with the dsp kind (8 PEs)
+    board = get_board("icebreaker")
+    found = fastest_folding(_stage1(), board, app="link")
+    assert found.spec.requant_multiplier == "fabric" and found.spec.pe_count == 16
+    assert found.fit.needed["dsp"] == 8
+    best_dsp = min(_stage1(rows=r, cols=c, lanes=16).cycles for r, c in ((4, 2), (8, 1)))
+    assert found.spec.cycles < 0.51 * best_dsp
+    assert "requant_multiplier = 'fabric'" in folding_text(found.spec)

@@ -7,7 +7,7 @@ import re
 import pytest
 from hypothesis import given, strategies as st
 
-from convaccel import DEFAULT_SPEC, ConfigError, ConvSpec
+from convaccel import DEFAULT_SPEC, ConfigError, ConvSpec, Folding
 
 BASE = dict(height=8, width=8, in_channels=3, out_channels=4, kernel=3)
 
@@ -548,3 +548,62 @@ def test_lanes_edge_padding_wrong(mode):
         ConvSpec(**layer, padding=1)
     # without padding the mode does not matter
     assert ConvSpec(**layer, padding="valid").serial
+
+
+# -- the requantizer's multiplier (a folding choice) -------------------------------------------
+
+QLAYER = dict(height=6, width=6, in_channels=4, out_channels=4, kernel=3, padding=1,
+              requantize=True)
+
+
+def test_requant_multiplier():
+    # 36 folds at rows 1: a group every 36 cycles, two fabric multipliers a pass of 16 cycles
+    fabric = ConvSpec(**QLAYER, rows=1, cols=4, requant_multiplier="fabric")
+    dsp = ConvSpec(**QLAYER, rows=1, cols=4)
+    assert dsp.requant_multiplier == "dsp" and dsp.folding.requant_multiplier == "dsp"
+    assert fabric.folding == Folding(1, 4, None, "fabric")
+    assert ConvSpec.of(fabric.layer, fabric.folding) == fabric
+    assert fabric.engine.multipliers == () and len(dsp.engine.multipliers) == 4
+    # the same folds, a longer requantizer: a few cycles more per frame
+    assert dsp.cycles_per_pixel == fabric.cycles_per_pixel and dsp.cycles < fabric.cycles
+
+
+def test_requant_multiplier_toml(tmp_path):
+    text = ('[layer]\nheight = 6\nwidth = 6\nin_channels = 4\nout_channels = 4\nkernel = 3\n'
+            'requantize = true\n[array]\nrows = 1\ncols = 2\nrequant_multiplier = "{}"\n')
+    path = tmp_path / "layer.toml"
+    path.write_text(text.format("fabric"))
+    assert ConvSpec.from_toml(path).requant_multiplier == "fabric"
+    path.write_text(text.format("lut"))
+    with pytest.raises(ConfigError, match=r"^.*layer\.toml: requant_multiplier must be 'dsp' or "
+                                          r"'fabric', not 'lut'$"):
+        ConvSpec.from_toml(path)
+
+
+def test_requant_multiplier_wrong():
+    with pytest.raises(TypeError, match=r"^requant_multiplier must be a string, not True$"):
+        Folding(2, 2, requant_multiplier=True)
+    with pytest.raises(ValueError, match=r"^requant_multiplier must be 'dsp' or 'fabric', not "
+                                         r"'DSP'$"):
+        ConvSpec(**QLAYER, requant_multiplier="DSP")
+    with pytest.raises(ValueError, match=r"^requant_multiplier 'fabric' applies to a requantized "
+                                         r"layer only \(requantize = true\); a raw layer has no "
+                                         r"requantizer: remove requant_multiplier or leave it "
+                                         r"'dsp'$"):
+        ConvSpec(**{**QLAYER, "requantize": False}, rows=1, requant_multiplier="fabric")
+    # 36 / 4 = 9 folds: a group every 9 cycles, a fabric multiplier busy for 16
+    with pytest.raises(ValueError, match=r"^requant_multiplier 'fabric' needs a group of "
+                                         r"accumulators at most every 16 cycles \(row_folds >= "
+                                         r"16, .*\), not every 9 \(reduction 36 over 4 rows\); "
+                                         r"use rows <= 2 or requant_multiplier 'dsp'$"):
+        ConvSpec(**QLAYER, rows=4, cols=2, requant_multiplier="fabric")
+    with pytest.raises(ValueError, match=r"^requant_multiplier 'fabric' needs row_folds >= 16 "
+                                         r".*, and the reduction 9 gives at most 9 at rows = 1: "
+                                         r"use requant_multiplier 'dsp'$"):
+        ConvSpec(**{**QLAYER, "in_channels": 1}, rows=1, cols=1, requant_multiplier="fabric")
+    # 18 folds: one pass of at most 16 multipliers
+    with pytest.raises(ValueError, match=r"^requant_multiplier 'fabric' takes at most 16 columns "
+                                         r"with 18 folds .*, not cols 17; use cols <= 16, fewer "
+                                         r"rows or requant_multiplier 'dsp'$"):
+        ConvSpec(**{**QLAYER, "out_channels": 17}, rows=2, cols=17,
+                 requant_multiplier="fabric")

@@ -73,6 +73,10 @@ GEOMETRIES = {
                       padding="same", padding_mode="reflect", rows=4, cols=2, requantize=True),
     "q_runtime": dict(height=5, width=5, in_channels=2, out_channels=3, kernel=3, padding=1,
                       pad_value=[-5, 3], pad_runtime=True, rows=3, cols=2, requantize=True),
+    # the requantizer's multipliers in logic (16 cycles a value): 36 folds, two units of two
+    # passes (one idle), a pass every 16 cycles
+    "qf_k3": dict(height=4, width=5, in_channels=4, out_channels=3, kernel=3, padding="same",
+                  pad_value=-7, rows=1, cols=3, requantize=True, requant_multiplier="fabric"),
 }
 
 
@@ -297,6 +301,10 @@ SERIAL = {
     # requantized, unsigned inputs, the zero point as the pad value
     "s_q": dict(height=5, width=5, in_channels=4, out_channels=4, kernel=3, padding=1,
                 pad_value=17, input_signed=False, rows=2, cols=2, lanes=4, requantize=True),
+    # the requantizer in logic: 18 folds, one unit a column, two blocks a pixel
+    "s_qf": dict(height=4, width=4, in_channels=4, out_channels=4, kernel=3, padding=1,
+                 pad_value=-3, rows=2, cols=2, lanes=2, requantize=True,
+                 requant_multiplier="fabric"),
 }
 
 

@@ -14,12 +14,13 @@ from convaccel.quant import (hardware_parameters, quantize_multiplier, requantiz
 from simutil import run_simulation
 
 
-def run_requantizer(cols, col_folds, row_folds, acc_bits, acc, rq):
+def run_requantizer(cols, col_folds, row_folds, acc_bits, acc, rq, multiplier="dsp"):
     """Load `rq`, send `acc` ((channels, pixels)) a group every `row_folds` cycles; returns
     the outputs as (channels, pixels) and the cycles from each group's arrival to its
     departure."""
     dut = Requantizer(cols=cols, col_folds=col_folds, row_folds=row_folds,
-                      acc_shape=signed(acc_bits), tag_shape=fold_tag_layout())
+                      acc_shape=signed(acc_bits), tag_shape=fold_tag_layout(),
+                      multiplier=multiplier)
     pixels = acc.shape[1]
     got, sent, left = [], [], []
 
@@ -68,14 +69,20 @@ def run_requantizer(cols, col_folds, row_folds, acc_bits, acc, rq):
     return out, [b - a for a, b in zip(sent, left)], dut
 
 
-@pytest.mark.parametrize("cols, col_folds, row_folds, acc_bits", [
-    (2, 4, 9, 33),    # the default layer's folding: one unit, two passes
-    (3, 2, 1, 20),    # a group every cycle: a unit per column
-    (5, 1, 2, 40),    # three units, two passes, one idle lane
-    (1, 3, 1, 12),
-    (4, 2, 3, 33),
+@pytest.mark.parametrize("kind, cols, col_folds, row_folds, acc_bits", [
+    ("dsp", 2, 4, 9, 33),       # the default layer's folding: one unit, two passes
+    ("dsp", 3, 2, 1, 20),       # a group every cycle: a unit per column
+    ("dsp", 5, 1, 2, 40),       # three units, two passes, one idle lane
+    ("dsp", 1, 3, 1, 12),
+    ("dsp", 4, 2, 3, 33),
+    # in logic, 16 cycles a value: a unit per column at the fewest folds; two passes of
+    # three units, one idle; one unit, two passes; one column
+    ("fabric", 3, 2, 16, 20),
+    ("fabric", 5, 1, 36, 40),
+    ("fabric", 2, 3, 33, 33),
+    ("fabric", 1, 2, 20, 12),
 ])
-def test_requantizer_matches_tflite(cols, col_folds, row_folds, acc_bits):
+def test_requantizer_matches_tflite(kind, cols, col_folds, row_folds, acc_bits):
     rng = np.random.default_rng(cols * 100 + row_folds)
     channels = cols * col_folds
     # scales over ten decades, some above 1 (positive TFLite shifts, some beyond the cap)
@@ -88,7 +95,7 @@ def test_requantizer_matches_tflite(cols, col_folds, row_folds, acc_bits):
     acc[:, :3] = rng.integers(max(lo, -3000), min(hi, 3000), size=(channels, 3))
     acc[:, 3] = lo
     acc[:, 4] = hi
-    out, latencies, dut = run_requantizer(cols, col_folds, row_folds, acc_bits, acc, rq)
+    out, latencies, dut = run_requantizer(cols, col_folds, row_folds, acc_bits, acc, rq, kind)
     np.testing.assert_array_equal(out, requantize_hw(acc, rq))
     # TFLite's own form agrees wherever TFLite's int32 arithmetic is defined
     defined = (np.abs(acc) < 1 << 31) & (
@@ -96,16 +103,45 @@ def test_requantizer_matches_tflite(cols, col_folds, row_folds, acc_bits):
     tflite = requantize(acc, multiplier, shift, zero_point, -100, 120)
     np.testing.assert_array_equal(out[defined], tflite[defined])
     assert latencies == [dut.latency] * (8 * col_folds)
-    assert dut.passes <= row_folds and dut.units * dut.passes >= cols
+    assert dut.passes * dut.interval <= row_folds and dut.units * dut.passes >= cols
+    assert (dut.multipliers == ()) == (kind == "fabric")
 
 
+@pytest.mark.parametrize("multiplier", ["dsp", "fabric"])
 @pytest.mark.parametrize("acc_bits", [2, 5, 9, 10])
-def test_requantizer_narrow_accumulators(acc_bits):
+def test_requantizer_narrow_accumulators(acc_bits, multiplier):
     # Accumulators narrower than the saturation (10 bits) on the left-shift path: negative
     # ones stay negative (found by the fuzzer: -1 came out as 15 from a 4-bit accumulator).
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     acc = np.array([[lo, -1, 0, 1, hi, lo, hi, -1]])
     rq = hardware_parameters([1 << 30], [1], 0)             # scale 1: out = acc, clamped
-    out, _, _ = run_requantizer(1, 1, 1, acc_bits, acc, rq)
+    out, _, _ = run_requantizer(1, 1, 16 if multiplier == "fabric" else 1, acc_bits, acc, rq,
+                                multiplier)
     np.testing.assert_array_equal(out, requantize_hw(acc, rq))
     np.testing.assert_array_equal(out, np.clip(acc, -128, 127))
+
+
+@pytest.mark.parametrize("kind", ["dsp", "fabric"])
+def test_requantizer_rounds_like_tflite(kind):
+    # Accumulators that land inside the int8 range, at scales from 2**-12 to 2 (right shifts
+    # of 0 to 12, a left shift of 1): the rounding of the high multiply and of the division
+    # decide many outputs here, where random accumulators mostly clamp.
+    rng = np.random.default_rng(5)
+    cols, col_folds, pixels = 3, 2, 24
+    channels = cols * col_folds
+    scales = 2.0 ** rng.uniform(-12, 1, size=channels)
+    multiplier, shift = zip(*(quantize_multiplier(s) for s in scales))
+    rq = hardware_parameters(multiplier, shift, 3, -128, 127)
+    acc = np.round(rng.uniform(-120, 120, size=(channels, pixels)) / scales[:, None])
+    acc = acc.astype(np.int64) + rng.integers(-1, 2, size=(channels, pixels))
+    out, _, _ = run_requantizer(cols, col_folds, 16, 24, acc, rq, kind)
+    expected = requantize(acc, multiplier, shift, 3, -128, 127)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(out, requantize_hw(acc, rq))
+    assert np.mean((expected > -128) & (expected < 127)) > 0.9      # (few clamp)
+    # the high multiply's rounding matters for a fair share of these outputs
+    unrounded = np.array([[(int(a) * multiplier[c]) >> 31 for a in acc[c]]
+                          for c in range(channels)])
+    rounded = np.array([[(int(a) * multiplier[c] + (1 << 30)) >> 31 for a in acc[c]]
+                        for c in range(channels)])
+    assert np.mean(unrounded != rounded) > 0.3
