@@ -156,8 +156,10 @@ def test_fit_pairs_pes_on_ice40():
     assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, input_signed=False)) == 4
     assert _pe_dsps("ice40", dataclasses.replace(DEFAULT_SPEC, input_bits=9)) == 8
     assert _pe_dsps("ecp5", dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4)) == 16
-    # 16 PEs on the UP5K's 8 blocks (four of the eight pairs' memories in SPRAM)
-    assert largest_array(DEFAULT_SPEC, ice40, app="link") == (4, 4)
+    # 16 PEs on the UP5K's 8 blocks (four of the eight pairs' memories in SPRAM); behind the
+    # link the 4 x 4 array takes more logic cells than the placer can use (its real build did
+    # not place at 89-90 %), the 16 x 1 (a narrower output stage) fewer
+    assert largest_array(DEFAULT_SPEC, ice40, app="link") == (16, 1)
     assert _dsp_memories(estimate(dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4), ice40,
                                   app="link")) == {"dsp": 8, "bram": 22, "spram": 4}
     assert estimate(dataclasses.replace(DEFAULT_SPEC, rows=4, cols=4), ecp5)["dsp"] == 16
