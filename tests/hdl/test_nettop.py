@@ -105,11 +105,8 @@ def _brute_force(net, family, budget):
     return best
 
 
-@pytest.mark.parametrize("family, budget", [
-    ("ecp5", 16),
-    pytest.param("ice40", 20, marks=pytest.mark.full),
-    pytest.param("ecp5", 30, marks=pytest.mark.full),
-])
+@pytest.mark.full
+@pytest.mark.parametrize("family, budget", [("ecp5", 16), ("ice40", 20), ("ecp5", 30)])
 def test_compile_digits_is_optimal(digits, family, budget):
     """The search's plan is the fastest within the budget (then the fewest DSP blocks): a
     brute force over every folding combination agrees; the beat widths chain."""
@@ -122,6 +119,20 @@ def test_compile_digits_is_optimal(digits, family, budget):
     assert plan.interval == max(s.interval for s in plan.stages)
     assert plan.queue_depths == tuple(math.prod(s.stage.output_shape) // s.out_lanes
                                       for s in plan.hardware[:-1])
+
+
+@pytest.mark.full
+def test_compile_digits_ulx3s(digits):
+    """The plan for the ULX3S's 156 DSP blocks: within the budget, the beat widths chain, the
+    frame interval is the slowest stage's."""
+    from convaccel.boards.board import get_board
+    net, _, _ = digits
+    board = get_board("ulx3s-85f")
+    plan = compile_network(net, board)
+    assert plan.dsp <= board.resources["dsp"]
+    for a, b in zip(plan.stages, plan.stages[1:]):
+        assert a.out_lanes == b.in_lanes
+    assert plan.interval == max(s.interval for s in plan.stages)
 
 
 def test_compile_wrong(digits):
