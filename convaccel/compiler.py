@@ -240,8 +240,9 @@ class NetworkPlan:
             queues = sum(memory_mapping(board.family, m.width, m.depth, m.rom)[1] * m.count
                          for m in queue_shapes(self))
             bram_total += queues
-            lines.append(f"  {'':<2} {'queues':<16} {', '.join(map(str, self.queue_depths)) + ' beats':<22} "
-                         f"{'':>7} {'':>8} {0:>4} {queues:>5}")
+            depths = ", ".join(map(str, self.queue_depths)) + " beats"
+            lines.append(f"  {'':<2} {'queues':<16} {depths:<22} {'':>7} {'':>8} {0:>4} "
+                         f"{queues:>5}")
         total = f"  total: {self.dsp} DSP"
         if board:
             total += f" (of {board.resources.get('dsp', '?')}), {bram_total} BRAM (of " \
