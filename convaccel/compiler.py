@@ -1,0 +1,474 @@
+# amaranth: UnusedElaboratable=no
+# (Stages are built here only to read their figures; the network top builds its own.)
+"""The network compiler, first version: each stage's folding, chosen for a DSP budget.
+
+A network (:func:`convaccel.network.load_network`) runs as a dataflow pipeline, one engine per
+stage, joined by queues (:class:`convaccel.hdl.nettop.NetworkTop`). Its throughput is set by
+its slowest stage: in steady state a frame leaves every ``interval`` cycles, the largest of
+the stages' own intervals (a stage's cycles between the starts of two frames whose beats
+follow each other, from its exact cycle model: ``ConvSpec.cycles`` for a convolution engine,
+which takes a frame only after the previous one's last result has left; ``MaxPool.interval``
+or ``AvgPool.interval``; ``Dense.cycles``). A ``RESHAPE`` (a flatten) moves no data and costs
+nothing.
+
+The stream between two stages carries the producer's result beats as they are: the consumer's
+``lanes`` equals the producer's channels per result beat (a convolution engine's ``cols``
+with ``lanes`` set, its ``out_channels`` without; a pool keeps its input's; the dense stage
+emits one logit a beat). So the foldings are chosen together: :func:`compile_network`
+enumerates each stage's foldings (a convolution: every ``rows x cols`` array with whole-pixel
+beats if its input carries whole pixels, and every channel-serial ``rows x cols`` with
+``lanes`` = the input's channels per beat; a dense stage: ``rows`` dividing its input's beat,
+``cols`` dividing its units), keeps per stage and per input and output beat width only the
+foldings no other one beats in both interval and DSP blocks (exact intervals, computed lazily
+behind the lower bound ``output pixels x cycles per pixel``), and joins the stages by a
+dynamic program over the beat widths: the fastest pipeline within the budget, ties broken by
+fewer DSP blocks. The search is exhaustive over that space (no greedy step).
+
+DSP blocks are counted as :mod:`convaccel.boards.fit` counts them for one engine (its PEs, and
+the requantizer's multipliers), a dense stage's multipliers with the same rule; block RAM as
+Yosys maps each stage's memories (:func:`convaccel.boards.mapping.memory_mapping`), the PEs'
+weights placed as the engine places them on the board.
+
+**Queue depths.** The queue after stage ``n`` holds one whole frame of that boundary's beats
+(the producer's result beats per frame). Then a stage never waits for its consumer while it
+produces a frame (the consumer, no slower per frame, frees a frame's worth of room while the
+producer makes the next) and the slowest stage finds its next frame's beats already queued
+when it starts it: it runs every frame exactly as its cycle model (input always valid, output
+always ready) says, so the pipeline's frame interval is exactly the largest stage interval.
+The rule is checked in simulation (``tests/hdl/test_nettop.py``: measured cycles per image
+equal :attr:`NetworkPlan.interval`), and with random stalls at both ends nothing deadlocks (a
+queue only decouples; back-pressure keeps every beat).
+"""
+
+import math
+from dataclasses import dataclass
+
+from .network import Conv, Dense, Pool, Reshape
+from .spec import ConfigError, ConvSpec
+
+__all__ = ["StagePlan", "NetworkPlan", "plan_network", "compile_network", "CompileError"]
+
+
+class CompileError(ConfigError):
+    """No folding of the network fits the budget, or a stage cannot be mapped yet."""
+
+
+@dataclass(frozen=True, eq=False)
+class StagePlan:
+    """One stage of a network on its folding.
+
+    Members
+    -------
+    stage : Conv, Pool, Dense or Reshape
+        The network's stage.
+    in_lanes, out_lanes : int
+        Elements per input and output beat.
+    spec : ConvSpec or None
+        A convolution's engine (its folding: ``rows``, ``cols``, ``lanes``).
+    rows, cols : int or None
+        The array (a convolution's, or a dense stage's multipliers: ``rows`` elements of a
+        beat by ``cols`` units a cycle).
+    cycles : int
+        Cycles of a frame alone (input always valid, output always ready), from its first
+        beat offered to its last result taken.
+    interval : int
+        Cycles between the starts of frames that follow each other (0 for a reshape).
+    dsp : int
+        DSP blocks (in the family's units).
+    """
+
+    stage: object
+    in_lanes: int
+    out_lanes: int
+    spec: object = None
+    rows: int | None = None
+    cols: int | None = None
+    cycles: int = 0
+    interval: int = 0
+    dsp: int = 0
+
+    @property
+    def operator(self):
+        return self.stage.operator
+
+    @property
+    def in_beats(self):
+        """Input beats per frame."""
+        return math.prod(self.stage.input_shape) // self.in_lanes
+
+    @property
+    def out_beats(self):
+        """Output beats per frame."""
+        return math.prod(self.stage.output_shape) // self.out_lanes
+
+    @property
+    def folding_text(self):
+        if isinstance(self.stage, Conv):
+            lanes = f", lanes {self.spec.lanes}" if self.spec.serial else ", whole pixels"
+            return f"{self.rows} x {self.cols}{lanes}"
+        if isinstance(self.stage, Dense):
+            return f"{self.rows} x {self.cols}, lanes {self.in_lanes}"
+        if isinstance(self.stage, Pool):
+            return f"lanes {self.in_lanes}"
+        return "-"
+
+    def component(self):
+        """The stage's hardware (a new component; None for a reshape)."""
+        return _component(self.stage, self.in_lanes, self.rows, self.cols, self.spec)
+
+    def memories(self, board=None):
+        """The stage's memories (:class:`~convaccel.hdl.stage.MemoryShape`), the PEs' weights
+        placed as on `board`, and the count of SPRAMs they take there: ``(shapes, spram)``.
+        A convolution's include the ROM of its weight load."""
+        if isinstance(self.stage, Reshape):
+            return (), 0
+        if not isinstance(self.stage, Conv):
+            return tuple(self.component().memories), 0
+        from .hdl.nettop import load_rom_shape
+        spec = self.spec
+        rom = load_rom_shape(_load_beats(self.stage, spec))
+        if board is None:
+            return (*spec.memories, rom), 0
+        from .boards.fit import weight_placement_for
+        placement = weight_placement_for(spec, board)
+        depth = max(m.depth for m in spec.memories if m.name == "PE weights")
+        weights, spram = placement.memories(spec.rows, spec.cols, depth, spec.weight_bits)
+        others = tuple(m for m in spec.memories if m.name != "PE weights")
+        return (*others, *weights, rom), spram
+
+    def bram(self, board):
+        """Block RAMs of the stage on `board` (Yosys's mapping of each memory)."""
+        from .boards.mapping import memory_mapping
+        shapes, _ = self.memories(board)
+        return sum(memory_mapping(board.family, m.width, m.depth, m.rom)[1] * m.count
+                   for m in shapes)
+
+
+def _load_beats(conv, spec):
+    from .beats import weight_beats
+    c = conv.conv
+    return weight_beats(c.weights, c.engine_bias, spec, c.requant)
+
+
+def _component(stage, lanes, rows, cols, spec):
+    if isinstance(stage, Conv):
+        from .hdl.accelerator import ConvAccelerator
+        return ConvAccelerator(spec)
+    if isinstance(stage, Pool):
+        from .hdl.pool import AvgPool, MaxPool
+        cls = MaxPool if stage.operator == "MAX_POOL_2D" else AvgPool
+        _, height, width, channels = stage.input_shape
+        return cls(height=height, width=width, channels=channels, lanes=lanes,
+                   kernel=stage.kernel, stride=stage.stride, pads=stage.pads,
+                   act_min=stage.act_min, act_max=stage.act_max)
+    if isinstance(stage, Dense):
+        from .hdl.dense import Dense as DenseStage
+        return DenseStage.of(stage, lanes=lanes, rows=rows, cols=cols)
+    return None
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkPlan:
+    """A network on chosen foldings: what :class:`convaccel.hdl.nettop.NetworkTop` builds.
+
+    Members
+    -------
+    network : Network
+    stages : tuple of StagePlan
+        One per network stage, in order.
+    family : str or None
+        The FPGA family the DSP blocks are counted for.
+    """
+
+    network: object
+    stages: tuple
+    family: str | None = None
+
+    @property
+    def interval(self):
+        """Cycles per frame in steady state: the slowest stage's interval."""
+        return max(s.interval for s in self.stages)
+
+    @property
+    def bottleneck(self):
+        return max(range(len(self.stages)), key=lambda n: self.stages[n].interval)
+
+    @property
+    def dsp(self):
+        return sum(s.dsp for s in self.stages)
+
+    @property
+    def in_lanes(self):
+        return self.stages[0].in_lanes
+
+    @property
+    def out_lanes(self):
+        return self.stages[-1].out_lanes
+
+    @property
+    def hardware(self):
+        """The stages that are hardware (every stage but a reshape), in order."""
+        return tuple(s for s in self.stages if not isinstance(s.stage, Reshape))
+
+    @property
+    def queue_depths(self):
+        """Beats of the queue after each hardware stage but the last: one frame of that
+        boundary's beats (the module's doc gives the rule)."""
+        return tuple(s.out_beats for s in self.hardware[:-1])
+
+    def frames_per_second(self, mhz):
+        return mhz * 1e6 / self.interval
+
+    def table(self, board=None):
+        """The per-stage table (text): folding, cycles per frame alone, interval, DSP and
+        (with `board`) block RAM; then the pipeline's figures."""
+        head = f"  {'#':<2} {'operator':<16} {'folding':<22} {'cycles':>7} {'interval':>8} " \
+               f"{'DSP':>4}" + (f" {'BRAM':>5}" if board else "")
+        lines = [head]
+        bram_total = 0
+        for n, s in enumerate(self.stages):
+            row = (f"  {n:<2} {s.operator:<16} {s.folding_text:<22} {s.cycles:>7} "
+                   f"{s.interval:>8} {s.dsp:>4}")
+            if board:
+                b = s.bram(board)
+                bram_total += b
+                row += f" {b:>5}"
+            lines.append(row)
+        if board:
+            from .boards.mapping import memory_mapping
+            from .hdl.nettop import queue_shapes
+            queues = sum(memory_mapping(board.family, m.width, m.depth, m.rom)[1] * m.count
+                         for m in queue_shapes(self))
+            bram_total += queues
+            depths = ", ".join(map(str, self.queue_depths)) + " beats"
+            lines.append(f"  {'':<2} {'queues':<16} {depths:<22} {'':>7} {'':>8} {0:>4} "
+                         f"{queues:>5}")
+        total = f"  total: {self.dsp} DSP"
+        if board:
+            total += f" (of {board.resources.get('dsp', '?')}), {bram_total} BRAM (of " \
+                     f"{board.resources.get('bram', '?')})"
+        lines.append(total)
+        lines.append(f"  frame interval {self.interval} cycles (stage {self.bottleneck}, "
+                     f"{self.stages[self.bottleneck].operator})")
+        return "\n".join(lines)
+
+
+# -- building plans --------------------------------------------------------------------------
+
+def _conv_plan(stage, in_lanes, spec, family):
+    from .boards import fit
+    dsp = fit._dsps(family, spec) if family else spec.pe_count
+    return StagePlan(stage=stage, in_lanes=in_lanes, out_lanes=spec.result_channels,
+                     spec=spec, rows=spec.rows, cols=spec.cols, cycles=spec.cycles,
+                     interval=spec.cycles, dsp=dsp)
+
+
+def _multiplier_dsps(family, multipliers):
+    from .boards import fit
+    if family is None:
+        return len(multipliers)
+    return sum(fit._blocks(family, a, b) for a, b in multipliers)
+
+
+def _stage_plan(stage, in_lanes, folding, family):
+    """The plan of `stage` fed beats of `in_lanes` elements on `folding` (a conv's
+    ``Folding``, a dense stage's ``(rows, cols)``, nothing for the others)."""
+    if isinstance(stage, Conv):
+        layer = stage.layer
+        spec = ConvSpec.of(layer, folding)
+        if spec.beat_channels != in_lanes:
+            raise ValueError(f"the folding {folding} takes beats of {spec.beat_channels} "
+                             f"channels; the stream carries {in_lanes}")
+        return _conv_plan(stage, in_lanes, spec, family)
+    if isinstance(stage, Reshape):
+        return StagePlan(stage=stage, in_lanes=in_lanes, out_lanes=in_lanes)
+    if isinstance(stage, Pool):
+        pool = _component(stage, in_lanes, None, None, None)
+        return StagePlan(stage=stage, in_lanes=in_lanes, out_lanes=in_lanes, cycles=pool.cycles,
+                         interval=pool.interval,
+                         dsp=_multiplier_dsps(family, getattr(pool, "multipliers", ())))
+    rows, cols = folding
+    dense = _component(stage, in_lanes, rows, cols, None)
+    return StagePlan(stage=stage, in_lanes=in_lanes, out_lanes=1, rows=rows, cols=cols,
+                     cycles=dense.cycles, interval=dense.cycles,
+                     dsp=_multiplier_dsps(family, dense.multipliers))
+
+
+def _check_supported(network):
+    for s in network.stages:
+        if isinstance(s, Conv):
+            layer = s.layer
+            if (layer.height, layer.width) != tuple(s.input_shape[1:3]):
+                raise CompileError(
+                    f"stage {s.index} ({s.operator}) reads only the first {layer.height} x "
+                    f"{layer.width} of its {s.input_shape[1]} x {s.input_shape[2]} input; the "
+                    f"network top does not crop a stream yet: use SAME padding or a stride "
+                    f"that divides the input")
+
+
+def plan_network(network, foldings, *, family=None):
+    """The plan of `network` on explicit foldings: one entry per stage, a ``Folding`` for a
+    convolution, ``(rows, cols)`` for a dense stage, None for the others. The first stage's
+    input beat is its ``beat_channels`` (a convolution) or one element. Raises
+    ``ValueError`` where a folding does not take its input's beats."""
+    _check_supported(network)
+    if len(foldings) != len(network.stages):
+        raise ValueError(f"foldings must be {len(network.stages)}, one per stage, not "
+                         f"{len(foldings)}")
+    first = network.stages[0]
+    lanes = (ConvSpec.of(first.layer, foldings[0]).beat_channels if isinstance(first, Conv)
+             else 1)
+    plans = []
+    for stage, folding in zip(network.stages, foldings):
+        plan = _stage_plan(stage, lanes, folding, family)
+        plans.append(plan)
+        lanes = plan.out_lanes
+    return NetworkPlan(network=network, stages=tuple(plans), family=family)
+
+
+# -- the search ------------------------------------------------------------------------------
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _stage_input_widths(stage):
+    """The beat widths a first stage can take."""
+    if isinstance(stage, Conv):
+        c = stage.layer.in_channels
+        return sorted(set(_divisors(c)) if stage.layer.groups == 1 else {c})
+    return [1]
+
+
+def _conv_candidates(stage, in_lanes, family, budget, smallest=False):
+    """The Pareto front ``{out_lanes: [plan]}`` of a convolution's foldings fed `in_lanes`
+    channels a beat (`smallest`: the 1 x 1 arrays only, the fewest DSP blocks)."""
+    from .boards import fit
+    from .spec import Folding
+    layer = stage.layer
+    raw = []
+    folds = []
+    if in_lanes == layer.in_channels:
+        folds += [Folding(r, c) for r in range(1, layer.reduction + 1)
+                  for c in range(1, layer.out_per_group + 1)]
+    folds += [Folding(r, c, in_lanes) for r in _divisors(in_lanes)
+              for c in _divisors(layer.out_channels)]
+    for f in folds:
+        if smallest and (f.rows, f.cols) != (1, 1):
+            continue
+        try:
+            spec = ConvSpec.of(layer, f)
+        except ValueError:
+            continue
+        pe = fit._pe_dsps(family, spec) if family else spec.pe_count
+        if budget is not None and pe > budget:
+            continue
+        raw.append((pe, spec.output_pixels * spec.cycles_per_pixel, spec))
+    fronts = {}
+    # Lazily exact: by DSP (their floor first), an exact interval only where the lower bound
+    # could beat the best one found with no more DSP blocks.
+    by_width = {}
+    for item in raw:
+        by_width.setdefault(item[2].result_channels, []).append(item)
+    for width, items in by_width.items():
+        evaluated = []
+        for pe, bound, spec in sorted(items, key=lambda t: (t[0], t[1])):
+            best = min((p.interval for p in evaluated if p.dsp <= pe), default=None)
+            if best is not None and bound >= best:
+                continue
+            plan = _conv_plan(stage, in_lanes, spec, family)
+            if budget is not None and plan.dsp > budget:
+                continue
+            evaluated.append(plan)
+        fronts[width] = _pareto(evaluated)
+    return fronts
+
+
+def _pareto(plans):
+    """Plans no other beats in both interval and DSP blocks (ties: the first kept)."""
+    front = []
+    for p in sorted(plans, key=lambda p: (p.interval, p.dsp)):
+        if not front or p.dsp < front[-1].dsp:
+            front.append(p)
+    return front
+
+
+def _candidates(stage, in_lanes, family, budget, smallest=False):
+    """``{out_lanes: [plan]}``, each list a Pareto front."""
+    if isinstance(stage, Conv):
+        return _conv_candidates(stage, in_lanes, family, budget, smallest)
+    if isinstance(stage, Dense):
+        inputs = math.prod(stage.input_shape)
+        if inputs % in_lanes:
+            return {}
+        plans = [_stage_plan(stage, in_lanes, (r, c), family)
+                 for r in _divisors(in_lanes) for c in _divisors(stage.units)]
+        plans = [p for p in plans if budget is None or p.dsp <= budget]
+        return {1: _pareto(plans)} if plans else {}
+    if isinstance(stage, Pool) and stage.input_shape[3] % in_lanes:
+        return {}
+    return {in_lanes: [_stage_plan(stage, in_lanes, None, family)]}
+
+
+def compile_network(network, board=None, *, dsp=None, family=None):
+    """The fastest plan of `network` (:class:`NetworkPlan`) within a DSP budget: `dsp`
+    blocks, or `board`'s (``board.resources["dsp"]``); DSP blocks counted for `family` (default
+    the board's). Ties in the frame interval go to fewer DSP blocks. Raises
+    :class:`CompileError` when no folding fits, naming the fewest DSP blocks any needs."""
+    _check_supported(network)
+    if board is not None:
+        family = family or board.family
+        if dsp is None:
+            dsp = board.resources.get("dsp")
+    if dsp is not None and (isinstance(dsp, bool) or not isinstance(dsp, int) or dsp < 0):
+        raise ValueError(f"dsp must be a non-negative integer (DSP blocks), not {dsp!r}")
+    # states: beat width -> Pareto list of (interval, dsp, plans)
+    states = {w: [(0, 0, ())] for w in _stage_input_widths(network.stages[0])}
+    cache = {}
+    for stage in network.stages:
+        new = {}
+        for width, partials in states.items():
+            key = (stage.index, width)
+            if key not in cache:
+                cache[key] = _candidates(stage, width, family, dsp)
+            for out, plans in cache[key].items():
+                for interval, used, chosen in partials:
+                    for p in plans:
+                        total = used + p.dsp
+                        if dsp is not None and total > dsp:
+                            continue
+                        new.setdefault(out, []).append(
+                            (max(interval, p.interval), total, chosen + (p,)))
+        states = {w: _front(items) for w, items in new.items()}
+    finals = [item for items in states.values() for item in items]
+    if not finals:
+        least = _all_dsp_floor(network, family)
+        raise CompileError(
+            f"no folding of the network fits {dsp} DSP blocks"
+            f"{f' (the {board.name} board)' if board else ''}: the smallest folding needs "
+            f"{least} ({family or 'PE'} count)")
+    interval, used, chosen = min(finals, key=lambda t: (t[0], t[1]))
+    return NetworkPlan(network=network, stages=chosen, family=family)
+
+
+def _front(items):
+    front = []
+    for item in sorted(items, key=lambda t: (t[0], t[1])):
+        if not front or item[1] < front[-1][1]:
+            front.append(item)
+    return front
+
+
+def _all_dsp_floor(network, family):
+    """The fewest DSP blocks of any folding: 1 x 1 arrays (a PE, one requantizer; a dense
+    stage's 1 x 1 is among its candidates)."""
+    states = {w: [(0, 0)] for w in _stage_input_widths(network.stages[0])}
+    for stage in network.stages:
+        new = {}
+        for width, partials in states.items():
+            for out, plans in _candidates(stage, width, family, None, True).items():
+                least = min(p.dsp for p in plans)
+                best = min(u for _, u in partials)
+                new.setdefault(out, []).append((0, best + least))
+        states = new
+    return min(u for items in states.values() for _, u in items)

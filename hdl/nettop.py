@@ -1,0 +1,225 @@
+# amaranth: UnusedElaboratable=no
+# (The top builds its stages in its constructor, so that their figures are known before
+# elaboration.)
+"""A whole network as one component: its stages joined by queues, the weights baked in."""
+
+import math
+
+import numpy as np
+from amaranth import *
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..network import Conv, from_project, to_project
+from ..spec import bits_for
+from .accelerator import ConvAccelerator, load_layout
+from .padder import pixel_in_layout
+from .stage import MemoryShape
+from .stream import Queue
+
+__all__ = ["LoadRom", "NetworkTop", "load_rom_shape", "queue_shapes", "input_beats",
+           "output_tensor"]
+
+
+def _word_bits(values):
+    return bits_for(min(values), max(values), True)
+
+
+def load_rom_shape(beats):
+    """The :class:`MemoryShape` of the ROM that holds `beats` (``(value, last)`` pairs): the
+    narrowest two's complement word that holds every value, a beat a word."""
+    values = [int(v) for v, _ in beats]
+    return MemoryShape("weight-load ROM", _word_bits(values), len(values), rom=True)
+
+
+class LoadRom(wiring.Component):
+    """Streams a fixed weight load once after reset: a ROM of its values, read in turn.
+
+    The ROM's words are the narrowest that hold every value, sign-extended on the way out
+    (to ``value_bits``); ``last`` marks the final beat; ``done`` rises in the cycle after it
+    is taken and stays. A beat is offered from the second cycle after reset (the ROM's read
+    port is synchronous), then one per cycle while ``o.ready`` holds.
+
+    Parameters
+    ----------
+    values : sequence of int
+    value_bits : int
+        The width of the stream's (signed) value.
+
+    Members
+    -------
+    o : Out(stream.Signature(load_layout(signed(value_bits))))
+    done : Out(1)
+    """
+
+    def __init__(self, values, value_bits):
+        self._values = [int(v) for v in values]
+        assert self._values
+        self._bits = _word_bits(self._values)
+        assert self._bits <= value_bits
+        super().__init__({
+            "o": Out(stream.Signature(load_layout(signed(value_bits)))),
+            "done": Out(1),
+        })
+
+    @property
+    def memories(self):
+        return (MemoryShape("weight-load ROM", self._bits, len(self._values), rom=True),)
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = len(self._values)
+        m.submodules.rom = rom = memory.Memory(shape=signed(self._bits), depth=depth,
+                                               init=self._values)
+        rd = rom.read_port()
+        addr = Signal(range(depth))
+        primed = Signal()                     # the read port holds the word at `addr`
+        take = self.o.valid & self.o.ready
+        # Read the next address as the current beat is taken: a beat a cycle.
+        m.d.comb += [rd.en.eq(1), rd.addr.eq(Mux(take & (addr != depth - 1), addr + 1, addr)),
+                     self.o.valid.eq(primed & ~self.done),
+                     self.o.payload.data.eq(rd.data),
+                     self.o.payload.last.eq(addr == depth - 1)]
+        m.d.sync += primed.eq(1)
+        with m.If(take):
+            with m.If(addr == depth - 1):
+                m.d.sync += self.done.eq(1)
+            with m.Else():
+                m.d.sync += addr.eq(addr + 1)
+        return m
+
+
+def _beat_layout(lanes):
+    return pixel_in_layout(data.ArrayLayout(signed(8), lanes))
+
+
+def queue_shapes(plan):
+    """The queues' memories between the hardware stages of `plan` (a ``NetworkPlan``)."""
+    return tuple(MemoryShape("queue", Shape.cast(_beat_layout(s.out_lanes)).width, depth)
+                 for s, depth in zip(plan.hardware, plan.queue_depths))
+
+
+def input_beats(plan, x):
+    """The network's input tensor `x` (as the LiteRT interpreter's, NHWC int8) as the top's
+    input beats: ``(values, last)``, raster order, ``plan.in_lanes`` channels a beat (a
+    pixel's beats in turn)."""
+    x = plan.network.check_input(x)
+    flat = to_project(x).astype(np.int64)
+    flat = flat.reshape(flat.shape[0], -1).T.reshape(-1, plan.in_lanes)
+    return [([int(v) for v in beat], n == len(flat) - 1) for n, beat in enumerate(flat)]
+
+
+def output_tensor(plan, beats):
+    """The output tensor (int8, as the LiteRT interpreter's) from a frame's output beats
+    (lists of ``plan.out_lanes`` values)."""
+    net = plan.network
+    values = np.array(beats, dtype=np.int64).ravel()
+    shape = net.output_shape
+    if values.size != math.prod(shape):
+        raise ValueError(f"a frame has {math.prod(shape)} output values, not {values.size}")
+    if len(shape) == 4:       # (h, w, c) order, as the stream delivers it
+        return values.reshape(shape).astype(np.int8)
+    return from_project(values, shape).astype(np.int8)
+
+
+class NetworkTop(wiring.Component):
+    """A network's stages as one pipeline: ``i`` → stage 0 → queue → stage 1 → ... → ``o``.
+
+    Each hardware stage of `plan` (:class:`convaccel.compiler.NetworkPlan`; a reshape is
+    none) is its own engine on its own folding: a :class:`ConvAccelerator` per convolution,
+    with a :class:`LoadRom` streaming its weight load (:func:`convaccel.beats.weight_beats`:
+    weights, biases, requantization) after reset; a max or average pool; a dense stage (its
+    weights in its own ROM). Between two stages a :class:`Queue` of ``plan.queue_depths`` beats:
+    the beats flow as the producer emits them (the plan matched the widths: a stage's input
+    ``lanes`` is its producer's channels per result beat).
+
+    The input is refused (``i.ready`` low) until every weight load has been taken
+    (``loaded``). Frames then follow each other; in steady state one leaves every
+    ``plan.interval`` cycles (with input always valid and output always ready).
+
+    Parameters
+    ----------
+    plan : NetworkPlan
+
+    Members
+    -------
+    i : In(stream.Signature(pixel_in_layout(ArrayLayout(signed(8), plan.in_lanes))))
+        The network's input, raster order, ``in_lanes`` channels a beat (:func:`input_beats`),
+        ``last`` on a frame's final beat.
+    o : Out(stream.Signature(pixel_in_layout(ArrayLayout(signed(8), plan.out_lanes))))
+        The output tensor's values in its order (a classifier's logits, a beat each;
+        :func:`output_tensor`), ``last`` on a frame's final beat.
+    loaded : Out(1)
+        Every weight load has been taken.
+    error : Out(1)
+        Sticky: a stage flagged an error (a frame of the wrong length, a bad load value).
+    """
+
+    def __init__(self, plan):
+        self._plan = plan
+        self._stages = []
+        self._roms = []
+        for s in plan.hardware:
+            component = s.component()
+            self._stages.append(component)
+            if isinstance(s.stage, Conv):
+                from ..compiler import _load_beats
+                beats = _load_beats(s.stage, s.spec)
+                self._roms.append((len(self._stages) - 1,
+                                   LoadRom([v for v, _ in beats], s.spec.load_bits)))
+        self._queues = [Queue(_beat_layout(s.out_lanes), depth)
+                        for s, depth in zip(plan.hardware, plan.queue_depths)]
+        super().__init__({
+            "i": In(stream.Signature(_beat_layout(plan.in_lanes))),
+            "o": Out(stream.Signature(_beat_layout(plan.out_lanes))),
+            "loaded": Out(1),
+            "error": Out(1),
+        })
+
+    @property
+    def plan(self):
+        return self._plan
+
+    @property
+    def stages(self):
+        return tuple(self._stages)
+
+    @property
+    def memories(self):
+        return tuple(mem for part in (*self._stages, *self._queues, *(r for _, r in self._roms))
+                     for mem in part.memories)
+
+    def elaborate(self, platform):
+        m = Module()
+
+        def ports(component):
+            if isinstance(component, ConvAccelerator):
+                return component.pixels, component.results
+            return component.i, component.o
+
+        for n, stage in enumerate(self._stages):
+            m.submodules[f"stage{n}"] = stage
+        for n, queue in enumerate(self._queues):
+            m.submodules[f"queue{n}"] = queue
+        for n, rom in self._roms:
+            m.submodules[f"load{n}"] = rom
+            wiring.connect(m, rom.o, self._stages[n].weights)
+        m.d.comb += self.loaded.eq(Cat(rom.done for _, rom in self._roms).all()
+                                   if self._roms else 1)
+
+        # The input waits for the loads: an engine takes no frame while a load is offered.
+        first, _ = ports(self._stages[0])
+        m.d.comb += [first.payload.eq(self.i.payload),
+                     first.valid.eq(self.i.valid & self.loaded),
+                     self.i.ready.eq(first.ready & self.loaded)]
+        for n, queue in enumerate(self._queues):
+            _, out = ports(self._stages[n])
+            into, _ = ports(self._stages[n + 1])
+            wiring.connect(m, out, queue.i)
+            wiring.connect(m, queue.o, into)
+        _, last = ports(self._stages[-1])
+        wiring.connect(m, last, wiring.flipped(self.o))
+
+        with m.If(Cat(stage.error for stage in self._stages).any()):
+            m.d.sync += self.error.eq(1)
+        return m
