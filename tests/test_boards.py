@@ -176,7 +176,12 @@ def test_fit_too_large_wrong():
     assert time.perf_counter() - start < 5
 
 
-@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f", "tangnano9k"])
+@pytest.mark.parametrize("board", [
+    "icebreaker",
+    # (a minute of Yosys each: the other families under the full suite)
+    pytest.param("ulx3s-85f", marks=pytest.mark.full),
+    pytest.param("tangnano9k", marks=pytest.mark.full),
+])
 def test_fit_counts_the_requantizers_dsps_as_yosys_maps_them(board):
     # The requantizer's multiplier (an accumulator of 19 to 33 bits times TFLite's 31-bit
     # multiplier, as four partial products) takes DSP blocks; the estimate must be what Yosys
