@@ -284,6 +284,9 @@ def format_spec(spec):
             f"(int8, requantized from int{spec.acc_bits} as TFLite does)" if spec.requantize
             else f"(int{spec.acc_bits}, exact)"),
         f"array {spec.rows} x {spec.cols} = {spec.pe_count} MAC/cycle",
+        *([f"  lanes         {spec.lanes} input channels a beat ({spec.chunks} beats a pixel), "
+           f"{spec.result_channels} output channels a result beat: the channel-serial engine"]
+          if spec.serial else []),
         f"  folds         {spec.row_folds} (reduction {spec.reduction} over {spec.rows} rows) x "
         f"{folds_cols} = {spec.cycles_per_pixel} cycles per output pixel",
         *idle,
