@@ -185,8 +185,12 @@ def _test_times(results_xml):
         case = next(ElementTree.parse(results_xml).getroot().iter("testcase"))
     except (OSError, ElementTree.ParseError, StopIteration):
         return None, None
-    wall, sim_ns = case.get("time"), case.get("sim_time_ns")
-    return (float(wall) if wall else None), (float(sim_ns) if sim_ns else None)
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    wall = case.get("time")
+    sim_ns = None
+    if props.get("sim_time_stop") is not None and props.get("sim_time_start") is not None:
+        sim_ns = float(props["sim_time_stop"]) - float(props["sim_time_start"])
+    return (float(wall) if wall else None), sim_ns
 
 
 def measure_cocotb(spec, verilog_text, simulator="verilator", seed=1):
@@ -277,8 +281,8 @@ class BenchTop(Elaboratable):
 
         # -- the stimulus ----------------------------------------------------------------------
         m.submodules.engine = engine = self.engine
-        pixel_data = engine.pixels.payload.data.as_value()
-        weight_data = engine.weights.payload.data.as_value()
+        pixel_data = Value.cast(engine.pixels.payload.data)
+        weight_data = Value.cast(engine.weights.payload.data)
         lfsr = Signal(16, init=1)
         m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[2] ^ lfsr[3] ^ lfsr[5]))
         source = Signal(len(pixel_data) + len(weight_data))
@@ -432,12 +436,15 @@ def _figures(spec, board, cycles):
 
 
 def run_bench(*, layers=None, boards=None, seeds=3, out="benchmarks", build=True, quick=False,
-              log=print):
-    """Run the bench; returns the results (what :func:`write_results` writes).
+              build_dir="build/bench", previous=None, log=print):
+    """Run the bench; returns the results (what :func:`write_results` writes), written to
+    `out` (without the plots) after each layer, so that an interrupted run keeps what it
+    measured.
 
     `layers` and `boards` are names (default: every one of the suite, every board); `seeds`
-    the number of nextpnr seeds (1, 2, ...). ``quick`` runs :data:`QUICK_LAYERS` in
-    amaranth.sim (no Verilator, no builds)."""
+    the number of nextpnr seeds (1, 2, ...), the builds in ``build_dir/<board>/<layer>``.
+    ``quick`` runs :data:`QUICK_LAYERS` in amaranth.sim (no Verilator, no builds).
+    `previous` (earlier results) keeps its rows for the (layer, board) pairs not run now."""
     from .boards import boards as all_boards
     from .boards import get_board
     from .boards.flow import BuildError
@@ -461,11 +468,24 @@ def run_bench(*, layers=None, boards=None, seeds=3, out="benchmarks", build=True
             icarus = True
         except SimulatorMissing:
             pass
-    results = {"machine": machine(), "quick": quick, "seeds": list(range(1, seeds + 1)),
-               "build": build, "simulator": "amaranth.sim" if quick else "verilator",
-               "icarus": icarus, "target_mhz": BENCH_MHZ,
-               "layers": {n: suite[n][0] for n in layers}, "rows": []}
+    run = {"boards": [b.name for b in boards], "layers": layers, "quick": quick,
+           "build": build, "seeds": list(range(1, seeds + 1)) if build else [],
+           "simulator": "amaranth.sim" if quick else "verilator", "icarus": icarus,
+           "date": time.strftime("%Y-%m-%d")}
+    results = {"machine": machine(), "quick": quick, "target_mhz": BENCH_MHZ,
+               "layers": {n: suite[n][0] for n in suite}, "runs": [run], "rows": []}
+    if previous is not None and previous.get("quick") == quick:
+        done = {(n, b.name) for n in layers for b in boards}
+        results["runs"] = previous.get("runs", []) + [run]
+        results["rows"] = [r for r in previous["rows"] if (r["layer"], r["board"]) not in done]
     out = Path(out)
+
+    def add(row):
+        results["rows"].append(row)
+        order = {(n, b.name): k for k, (b, n) in enumerate(
+            (b, n) for b in all_boards() for n in suite)}
+        results["rows"].sort(key=lambda r: order.get((r["layer"], r["board"]), 0))
+        write_results(results, out, plots=False)
     for board in boards:
         log(f"{board.name} ({board.device}): peak {peak_macs_per_cycle(board)} MAC/cycle")
         chosen = {n: suite[n] for n in layers}
@@ -474,7 +494,7 @@ def run_bench(*, layers=None, boards=None, seeds=3, out="benchmarks", build=True
                    "family": board.family}
             if spec is None:
                 row["error"] = "no array fits"
-                results["rows"].append(row)
+                add(row)
                 log(f"  {name}: no array fits")
                 continue
             row.update(rows=spec.rows, cols=spec.cols, pes=spec.pe_count)
@@ -495,7 +515,7 @@ def run_bench(*, layers=None, boards=None, seeds=3, out="benchmarks", build=True
             if build:
                 try:
                     row["build"] = built = build_bench(
-                        spec, board, output=out / "build" / board.name / name,
+                        spec, board, output=Path(build_dir) / board.name / name,
                         seeds=list(range(1, seeds + 1)), log=log)
                 except BuildError as e:
                     row["build"] = {"error": str(e)}
@@ -510,7 +530,7 @@ def run_bench(*, layers=None, boards=None, seeds=3, out="benchmarks", build=True
                     log(f"    Fmax {built['fmax_mhz']} MHz"
                         + (f" (icetime {built['icetime_mhz']})" if built["icetime"] else "")
                         + f": {row['mmacs']} M MAC/s, {row['of_peak']:.1%} of peak")
-            results["rows"].append(row)
+            add(row)
     return results
 
 

@@ -851,6 +851,8 @@ def _add_bench_command(subparsers):
     p.add_argument("--out", default="benchmarks", metavar="DIR",
                    help="where to write the results (default: benchmarks)")
     p.add_argument("--no-build", action="store_true", help="simulation only, no bitstreams")
+    p.add_argument("--append", action="store_true",
+                   help="keep DIR/results.json's other rows (layers and boards not run now)")
     p.add_argument("--quick", action="store_true",
                    help="small layers in amaranth.sim only (seconds; what the tests run)")
     p.set_defaults(func=cmd_bench)
@@ -868,10 +870,13 @@ def cmd_bench(args):
             except ValueError as e:
                 raise UsageError(f"--boards: {e}") from None
     out = _output_dir(args.out, "the results")
+    previous = None
+    if args.append and (out / "results.json").exists():
+        previous = json.loads((out / "results.json").read_text())
     start = time.perf_counter()
     try:
         results = run_bench(layers=args.layers, boards=args.boards, seeds=args.seeds, out=out,
-                            build=not args.no_build, quick=args.quick)
+                            build=not args.no_build, quick=args.quick, previous=previous)
     except SimulatorMissing as e:
         raise UsageError(str(e)) from None
     paths = write_results(results, out)
