@@ -329,6 +329,18 @@ def _nextpnr_line(script):
     raise RuntimeError("the build script runs no nextpnr")
 
 
+def overflow(log_path):
+    """What nextpnr's log `log_path` says the design needs beyond the device: e.g. ``"5885 of
+    5280 ICESTORM_LC (111%)"``, or None."""
+    try:
+        text = Path(log_path).read_text(errors="replace")
+    except OSError:
+        return None
+    over = [f"{used} of {avail} {bel} ({pct}%)" for bel, used, avail, pct in re.findall(
+        r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", text) if int(used) > int(avail)]
+    return "; ".join(dict.fromkeys(over)) or None
+
+
 def build_bench(spec, board, *, output, seeds=(1, 2, 3), log=print):
     """Build :class:`BenchTop` of `spec` for `board` in `output`: Yosys and nextpnr at
     ``seeds[0]`` and the packer (the timed bitstream build), then nextpnr alone at each other
@@ -376,7 +388,9 @@ def build_bench(spec, board, *, output, seeds=(1, 2, 3), log=print):
             plan.execute_local(str(output))
             build_s = time.perf_counter() - start
         except subprocess.CalledProcessError as e:
-            raise BuildError(f"the {board.family} flow failed (exit status {e.returncode}); "
+            over = overflow(output / f"{name}.tim")
+            raise BuildError(f"does not fit the device: needs {over}" if over else
+                             f"the {board.family} flow failed (exit status {e.returncode}); "
                              f"see {output / (name + '.tim')}") from None
         first, report = seed_result(seeds[0], output / f"{name}.report.json", build_s)
         rows = [first]
@@ -556,7 +570,7 @@ def markdown(results):
             if built.get("icetime_mhz") is not None:
                 fmax += f" (icetime {built['icetime_mhz']:.1f})"
         elif "error" in built:
-            fmax = "build failed"
+            fmax = built["error"].replace("does not fit the device: ", "does not place: ")
 
         def used(k, res=res):
             return f"{res[k]['used']}/{res[k]['available']}" if k in res else "-"

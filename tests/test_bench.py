@@ -12,7 +12,7 @@ import re
 import pytest
 
 from convaccel import cli
-from convaccel.bench import (LAYERS, QUICK_LAYERS, BenchTop, bench_array, bench_specs,
+from convaccel.bench import (LAYERS, QUICK_LAYERS, BenchTop, bench_array, bench_specs, overflow,
                              peak_macs_per_cycle, run_bench, write_results)
 from convaccel.boards import get_board
 from convaccel.boards.fit import _pe_dsps
@@ -112,3 +112,12 @@ def test_bench_names_wrong(capsys):
         cli.main(["bench", "--boards", ","])
     assert re.search(r"argument --boards: expected names separated by commas, not ','$",
                      capsys.readouterr().err.strip())
+
+
+def test_overflow_from_nextpnr_log(tmp_path):
+    log = tmp_path / "x.tim"
+    log.write_text("Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    5885/   5280   "
+                   "111%\nInfo: \t        ICESTORM_RAM:      25/     30    83%\n")
+    assert overflow(log) == "5885 of 5280 ICESTORM_LC (111%)"
+    log.write_text("Info: \t        ICESTORM_RAM:      25/     30    83%\n")
+    assert overflow(log) is None
