@@ -555,12 +555,12 @@ def _cell(row, key, fmt="{}"):
 def markdown(results):
     """The results as Markdown tables: performance, then the tools' times."""
     lines = ["| layer | board | array (PEs) | MACs | cycles (model) | ideal | utilization "
-             "| Fmax MHz | LUT | FF | DSP | BRAM | M MAC/s | of peak |",
+             "| Fmax MHz | seeds | LUT (iCE40: LC) | FF | DSP | BRAM | M MAC/s | of peak |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-             "| ---: | ---: |"]
+             "| ---: | ---: | ---: |"]
     for row in results["rows"]:
         if "error" in row:
-            lines.append(f"| {row['layer']} | {row['board']} | {row['error']} |" + " |" * 11)
+            lines.append(f"| {row['layer']} | {row['board']} | {row['error']} |" + " |" * 12)
             continue
         built = row.get("build") or {}
         res = built.get("resources", {})
@@ -575,12 +575,13 @@ def markdown(results):
         def used(k, res=res):
             return f"{res[k]['used']}/{res[k]['available']}" if k in res else "-"
 
-        lut = used("lut") if "lut" in res else used("logic")
+        lut = used("logic") if "logic" in res else used("lut")     # (iCE40: logic cells)
         exact = "" if row["cycles"] == row["model_cycles"] else " ≠"
         lines.append(
             f"| {row['layer']} | {row['board']} | {row['rows']} x {row['cols']} ({row['pes']}) "
             f"| {row['macs']} | {row['cycles']} ({row['model_cycles']}{exact}) "
-            f"| {row['ideal_cycles']} | {row['utilization']:.1%} | {fmax} | {lut} "
+            f"| {row['ideal_cycles']} | {row['utilization']:.1%} | {fmax} "
+            f"| {len(built.get('seeds', [])) or '-'} | {lut} "
             f"| {used('ff')} | {used('dsp')} | {used('bram')} | {_cell(row, 'mmacs', '{:.0f}')} "
             f"| {_cell(row, 'of_peak', '{:.1%}')} |")
     if results["quick"]:
