@@ -830,7 +830,6 @@ def _names(text):
 
 def _add_bench_command(subparsers):
     """Add ``bench`` to `subparsers`."""
-    from .bench import LAYERS, QUICK_LAYERS
     p = subparsers.add_parser(
         "bench", help="measure the engine on a fixed suite of real layers on each board",
         description="For each layer of the suite and each board, size the array to the device "
@@ -844,8 +843,8 @@ def _add_bench_command(subparsers):
     p.add_argument("--boards", type=_names, metavar="NAME[,NAME...]",
                    help="the boards (default: every one; `convaccel boards` lists them)")
     p.add_argument("--layers", type=_names, metavar="NAME[,NAME...]",
-                   help=f"the layers (default: all of {', '.join(LAYERS)}; with --quick: "
-                        f"{', '.join(QUICK_LAYERS)})")
+                   help="the layers (default: the whole suite, or with --quick the quick one; "
+                        "an unknown name lists them)")
     p.add_argument("--seeds", type=int, default=3, metavar="N",
                    help="nextpnr seeds per build, 1 to N (default: 3)")
     p.add_argument("--out", default="benchmarks", metavar="DIR",
