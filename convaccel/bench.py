@@ -341,6 +341,23 @@ def overflow(log_path):
     return "; ".join(dict.fromkeys(over)) or None
 
 
+def build_failure(output, name, family, returncode):
+    """Why the build of `name` in `output` failed, from the tools' logs: a resource nextpnr
+    found over (:func:`overflow`), else Yosys's error, else where to look."""
+    over = overflow(Path(output) / f"{name}.tim")
+    if over:
+        return f"does not fit the device: needs {over}"
+    try:
+        errors = [line for line in Path(output, f"{name}.rpt").read_text(
+            errors="replace").splitlines() if line.startswith("ERROR:")]
+    except OSError:
+        errors = []
+    if errors:
+        return f"Yosys failed: {errors[-1].removeprefix('ERROR: ')}"
+    return (f"the {family} flow failed (exit status {returncode}); see "
+            f"{Path(output) / (name + '.tim')}")
+
+
 def build_bench(spec, board, *, output, seeds=(1, 2, 3), log=print):
     """Build :class:`BenchTop` of `spec` for `board` in `output`: Yosys and nextpnr at
     ``seeds[0]`` and the packer (the timed bitstream build), then nextpnr alone at each other
@@ -388,10 +405,7 @@ def build_bench(spec, board, *, output, seeds=(1, 2, 3), log=print):
             plan.execute_local(str(output))
             build_s = time.perf_counter() - start
         except subprocess.CalledProcessError as e:
-            over = overflow(output / f"{name}.tim")
-            raise BuildError(f"does not fit the device: needs {over}" if over else
-                             f"the {board.family} flow failed (exit status {e.returncode}); "
-                             f"see {output / (name + '.tim')}") from None
+            raise BuildError(build_failure(output, name, board.family, e.returncode)) from None
         first, report = seed_result(seeds[0], output / f"{name}.report.json", build_s)
         rows = [first]
         line = _nextpnr_line(plan.files[f"{plan.script}.sh"].decode()
