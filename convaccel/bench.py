@@ -601,7 +601,7 @@ def markdown(results):
     if results["quick"]:
         return "\n".join(lines) + "\n"
     lines += ["", "| layer | board | Verilog s | Verilator compile s | sim cycles/s (Verilator) "
-              "| Icarus cycles/s | bitstream build s | nextpnr s per seed |",
+              "| Icarus cycles/s | bitstream build s | nextpnr alone s, further seeds |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for row in results["rows"]:
         if "error" in row:
