@@ -655,20 +655,20 @@ def plot(results, out):
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
 
-    if any(r.get("mmacs") is not None for r in rows):
-        fig, ax = plt.subplots(figsize=(9, 4.5))
-        bars(ax, "mmacs")
-        for k, board in enumerate(boards):
-            for i, layer in enumerate(layers):
-                row = next((r for r in rows if r["layer"] == layer and r["board"] == board),
-                           None)
-                if row is not None and row.get("peak_mmacs") is not None:
-                    x = i + (k - (len(boards) - 1) / 2) * width
-                    ax.plot([x - width / 2, x + width / 2], [row["peak_mmacs"]] * 2, "k-",
-                            linewidth=1.5)
-        ax.set_yscale("log")
-        ax.set_ylabel("M MAC/s (black line: the device's peak at that clock)")
-        ax.set_title("Achieved MAC rate: MACs per cycle x Fmax")
+    built = [r for r in rows if r.get("mmacs") is not None]
+    if built:
+        fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(built) + 2), 4.5))
+        xs = range(len(built))
+        ax.bar(xs, [r["peak_mmacs"] for r in built], 0.6, fill=False, edgecolor="black",
+               label="peak: every multiplier busy at that clock")
+        ax.bar(xs, [r["mmacs"] for r in built], 0.6, label="achieved")
+        for x, r in zip(xs, built):
+            ax.annotate(f"{r['of_peak']:.1%}", (x, r["mmacs"]), ha="center", va="bottom")
+        ax.set_xticks(list(xs), [f"{r['layer']}\n{r['board']}" for r in built])
+        ax.set_ylabel("M MAC/s (MACs per cycle x Fmax)")
+        ax.set_title("Achieved MAC rate against the device's peak")
+        ax.set_ylim(0, 1.3 * max(r["peak_mmacs"] for r in built))
+        ax.legend(loc="upper center")
         fig.tight_layout()
         paths.append(Path(out) / "mmacs.png")
         fig.savefig(paths[-1], dpi=100)
