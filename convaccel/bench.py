@@ -354,6 +354,18 @@ def build_failure(output, name, family, returncode):
         errors = []
     if errors:
         return f"Yosys failed: {errors[-1].removeprefix('ERROR: ')}"
+    try:
+        log = Path(output, f"{name}.tim").read_text(errors="replace")
+    except OSError:
+        log = ""
+    errors = [line.removeprefix("ERROR: ") for line in log.splitlines()
+              if line.startswith("ERROR:")]
+    if errors:
+        # (the resources at 80 % or more; not the one-of-a-kind constants)
+        full = [f"{used} of {avail} {bel}" for bel, used, avail, pct in re.findall(
+            r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", log)
+            if int(avail) > 1 and int(pct) >= 80]
+        return f"nextpnr: {errors[-1]}" + (f" ({', '.join(full)} used)" if full else "")
     return (f"the {family} flow failed (exit status {returncode}); see "
             f"{Path(output) / (name + '.tim')}")
 

@@ -12,8 +12,9 @@ import re
 import pytest
 
 from convaccel import cli
-from convaccel.bench import (LAYERS, QUICK_LAYERS, BenchTop, bench_array, bench_specs, overflow,
-                             peak_macs_per_cycle, run_bench, write_results)
+from convaccel.bench import (LAYERS, QUICK_LAYERS, BenchTop, bench_array, bench_specs,
+                             build_failure, overflow, peak_macs_per_cycle, run_bench,
+                             write_results)
 from convaccel.boards import get_board
 from convaccel.boards.fit import _pe_dsps
 from convaccel.spec import ConvSpec, Folding
@@ -124,3 +125,16 @@ def test_overflow_from_nextpnr_log(tmp_path):
     assert overflow(log) == "5885 of 5280 ICESTORM_LC (111%)"
     log.write_text("Info: \t        ICESTORM_RAM:      25/     30    83%\n")
     assert overflow(log) is None
+
+
+def test_build_failure_from_logs(tmp_path):
+    (tmp_path / "x.tim").write_text(
+        "Info: \t                 VCC:       1/      1   100%\nInfo: \t                LUT4:    "
+        "3172/   8640    36%\nInfo: \t                 DFF:    5721/   6480    88%\nERROR: Unable "
+        "to find legal placement for all cells, design is probably at utilisation limit.\n")
+    assert build_failure(tmp_path, "x", "gowin", 125) == (
+        "nextpnr: Unable to find legal placement for all cells, design is probably at "
+        "utilisation limit. (5721 of 6480 DFF used)")
+    (tmp_path / "x.tim").unlink()
+    (tmp_path / "x.rpt").write_text("2.46.17.7. Executing ABC_OPS\nERROR: Assert failed\n")
+    assert build_failure(tmp_path, "x", "ecp5", 1) == "Yosys failed: Assert failed"
