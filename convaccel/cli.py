@@ -986,7 +986,79 @@ def build_parser():
     p.add_argument("--lint", action="store_true",
                    help="also run verilator --lint-only on the result")
     p.set_defaults(func=cmd_generate)
+
+    _add_bench_command(sub)
     return parser
+
+
+def _names(text):
+    """A comma-separated list of names."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected names separated by commas, not {text!r}")
+    return names
+
+
+def _add_bench_command(subparsers):
+    """Add ``bench`` to `subparsers`."""
+    p = subparsers.add_parser(
+        "bench", help="measure the engine on a fixed suite of real layers on each board",
+        description="For each layer of the suite and each board, size the array to the device "
+                    "(the fit search), run a random frame through the generated Verilog under "
+                    "cocotb on Verilator with no stalls (bit-exact; cycles vs the model and "
+                    "utilization), build the engine with the open tools (Fmax: the median over "
+                    "the nextpnr seeds, and icetime on iCE40; resources), and write "
+                    "DIR/results.json, DIR/results.md and PNG plots. Builds take minutes each. "
+                    "Exit status 1 if any layer was not bit-exact or its cycles differ from "
+                    "the model.")
+    p.add_argument("--boards", type=_names, metavar="NAME[,NAME...]",
+                   help="the boards (default: every one; `convaccel boards` lists them)")
+    p.add_argument("--layers", type=_names, metavar="NAME[,NAME...]",
+                   help="the layers (default: the whole suite, or with --quick the quick one; "
+                        "an unknown name lists them)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N",
+                   help="nextpnr seeds per build, 1 to N (default: 3)")
+    p.add_argument("--out", default="benchmarks", metavar="DIR",
+                   help="where to write the results (default: benchmarks)")
+    p.add_argument("--no-build", action="store_true", help="simulation only, no bitstreams")
+    p.add_argument("--append", action="store_true",
+                   help="keep DIR/results.json's other rows (layers and boards not run now)")
+    p.add_argument("--quick", action="store_true",
+                   help="small layers in amaranth.sim only (seconds; what the tests run)")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args):
+    from .bench import run_bench, write_results
+    from .sim.runner import SimulatorMissing
+
+    if args.boards:
+        from .boards import get_board
+        for name in args.boards:
+            try:
+                get_board(name)
+            except ValueError as e:
+                raise UsageError(f"--boards: {e}") from None
+    out = _output_dir(args.out, "the results")
+    previous = None
+    if args.append and (out / "results.json").exists():
+        previous = json.loads((out / "results.json").read_text())
+    start = time.perf_counter()
+    try:
+        results = run_bench(layers=args.layers, boards=args.boards, seeds=args.seeds, out=out,
+                            build=not args.no_build, quick=args.quick, previous=previous)
+    except SimulatorMissing as e:
+        raise UsageError(str(e)) from None
+    paths = write_results(results, out)
+    print((out / "results.md").read_text(), end="")
+    print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - start:.0f} s")
+    bad = [f"{r['layer']} on {r['board']}" for r in results["rows"] if "sim" in r and
+           (not r["sim"]["matches"] or r["cycles"] != r["model_cycles"])]
+    if bad:
+        print(f"convaccel: FAIL: not bit-exact or not the model's cycles: {', '.join(bad)}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv=None):
