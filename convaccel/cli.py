@@ -202,7 +202,11 @@ def _load_args(args):
     """``(spec, model)`` of ``args.config``, on ``--array`` if given."""
     spec, model = _load_layer(args.config)
     if getattr(args, "array", None) is not None:
-        spec = ConvSpec.of(spec.layer, args.array).check_array()
+        try:
+            spec = ConvSpec.of(spec.layer, args.array)
+        except ValueError as e:
+            raise ConfigError(f"--array: {e}") from None
+        spec = spec.check_array()
     return spec, model
 
 

@@ -65,7 +65,10 @@ def test_quick_writes_results(quick):
     assert json.loads((out / "results.json").read_text())["rows"] == results["rows"]
     table = (out / "results.md").read_text().splitlines()
     assert len(table) == 2 + len(results["rows"])
-    assert table[2].startswith("| quick_5x5_valid | icebreaker | 8 x 2 (16) |")
+    first = results["rows"][0]
+    pes = first["rows"] * first["cols"]
+    assert table[2].startswith(f"| quick_5x5_valid | icebreaker | {first['rows']} x "
+                               f"{first['cols']} ({pes}) |")
     assert (out / "utilization.png") in paths and (out / "utilization.png").stat().st_size
 
 

@@ -171,7 +171,8 @@ def test_fit_too_large_wrong():
     with pytest.raises(FitError, match=r"^The 8 x 4 array does not fit the icebreaker board: "
                                        r"needs 16 DSP blocks, the iCE40UP5K-SG48 has 8 \(8 over\)"
                                        r".*; the fastest folding that fits is rows = \d+, "
-                                       r"cols = \d+ \(16 PEs\): \d+ cycles per frame$"):
+                                       r"cols = \d+ \(16 PEs\)(, lanes = \d+)?: \d+ cycles "
+                                       r"per frame$"):
         check_fit(spec, get_board("icebreaker"))
     assert time.perf_counter() - start < 5
 
@@ -440,7 +441,7 @@ def test_build_too_large_wrong(tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.fullmatch(r"convaccel: error: The 8 x 4 array does not fit the icebreaker board: "
                         r"needs 16 DSP blocks, .*; the fastest folding that fits is rows = \d+, "
-                        r"cols = \d+ \(16 PEs\): \d+ cycles per frame\n", err)
+                        r"cols = \d+ \(16 PEs\)(, lanes = \d+)?: \d+ cycles per frame\n", err)
     assert not (tmp_path / "out" / "big.bin").exists()
 
 

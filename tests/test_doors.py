@@ -226,13 +226,19 @@ DOORS = [
          ERROR + "The OrangeCrab r0.2 85F (ECP5 LFE5U-85F) has no USB-serial port for the host "
          "link; build the self-test (without --link)"),
     _argparse("spec", "--array", "no columns", "spec --array 4",
-              "argument --array: expected ROWSxCOLS, e.g. 4x2, not '4'"),
+              "argument --array: expected ROWSxCOLS or ROWSxCOLSxLANES, e.g. 4x2 or 8x2x8, "
+              "not '4'"),
     _argparse("generate", "--array", "zero rows", "generate --array 0x2",
               "argument --array: rows must be a positive integer, not 0"),
-    _argparse("simulate", "--array", "three sizes", "simulate --array 4x2x1",
-              "argument --array: expected ROWSxCOLS, e.g. 4x2, not '4x2x1'"),
+    _argparse("simulate", "--array", "four sizes", "simulate --array 4x2x1x1",
+              "argument --array: expected ROWSxCOLS or ROWSxCOLSxLANES, e.g. 4x2 or 8x2x8, "
+              "not '4x2x1x1'"),
+    Door("--array", "lanes that rows do not divide", "simulate --array 4x2x1",
+         ERROR + "--array: rows 4 does not divide lanes 1: the channel-serial engine's vector "
+         "is rows channels of one beat; use rows in 1 (or leave lanes unset)"),
     _argparse("build", "--array", "a fraction", "build --array 2.5x2",
-              "argument --array: expected ROWSxCOLS, e.g. 4x2, not '2.5x2'"),
+              "argument --array: expected ROWSxCOLS or ROWSxCOLSxLANES, e.g. 4x2 or 8x2x8, "
+              "not '2.5x2'"),
     Door("--array", "more rows than the layer's reduction", "spec --array 99999x99999",
          ERROR + "rows 99999 is more than the reduction 36 (kernel_h * kernel_w * in_channels = "
          "3 * 3 * 4): the rows past it would only multiply zeros; use rows <= 36"),
@@ -377,7 +383,7 @@ DOORS = [
     _argparse("", "COMMAND", "none", "", "the following arguments are required: COMMAND"),
     _argparse("", "COMMAND", "unknown", "frobnicate",
               "argument COMMAND: invalid choice: 'frobnicate' (choose from 'spec', 'demo', "
-              "'simulate', 'run', 'build', 'boards', 'golden', 'generate')"),
+              "'simulate', 'run', 'build', 'boards', 'golden', 'generate', 'bench')"),
     _argparse("", "CONFIG", "two of them", "spec a.toml b.toml",
               "unrecognized arguments: b.toml"),
     _argparse("", "boards", "an argument", "boards icebreaker",

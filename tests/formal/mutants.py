@@ -25,21 +25,21 @@ __all__ = ["CreditlessFeeder", "EagerSender", "HalfCrcReceiver", "LateTagArray",
            "SilentPadder", "StutteringQueue", "mutant"]
 
 
-def mutant(name, cls, old, new, doc):
-    """A subclass `name` of `cls` whose ``elaborate`` is ``cls.elaborate``'s source with the text
-    `old` (which must occur exactly once) replaced by `new`, compiled in the namespace of
-    `cls`'s module and at its lines there (so that the failing assertion's trace points into
-    the stage's own file)."""
-    lines, first = inspect.getsourcelines(cls.elaborate)
+def mutant(name, cls, old, new, doc, method="elaborate"):
+    """A subclass `name` of `cls` whose `method` (``elaborate`` unless told) is ``cls``'s source
+    of it with the text `old` (which must occur exactly once) replaced by `new`, compiled in the
+    namespace of `cls`'s module and at its lines there (so that the failing assertion's trace
+    points into the stage's own file)."""
+    lines, first = inspect.getsourcelines(getattr(cls, method))
     source = textwrap.dedent("".join(lines))
     if source.count(old) != 1:
-        raise AssertionError(f"{cls.__name__}.elaborate has {source.count(old)} copies of "
+        raise AssertionError(f"{cls.__name__}.{method} has {source.count(old)} copies of "
                              f"{old!r}, not 1: the mutant needs updating")
     code = compile("\n" * (first - 1) + source.replace(old, new), inspect.getsourcefile(cls),
                    "exec")
     namespace = dict(vars(sys.modules[cls.__module__]))
     exec(code, namespace)
-    return type(name, (cls,), {"elaborate": namespace["elaborate"], "__doc__": doc,
+    return type(name, (cls,), {method: namespace[method], "__doc__": doc,
                                "__module__": __name__})
 
 
@@ -136,7 +136,8 @@ RoundingRequantizer = mutant(
     "RoundingRequantizer", Requantizer, "total.eq(high + half - (high[-1] & (e_sum != 0)))",
     "total.eq(high + half)",
     """Bug: the rounding division's nudge is the same for negative values: their ties round
-    up (toward zero), not away from zero as gemmlowp's RoundingDivideByPOT does.""")
+    up (toward zero), not away from zero as gemmlowp's RoundingDivideByPOT does.""",
+    method="_divide_and_clamp")
 
 HalfCrcReceiver = mutant(
     "HalfCrcReceiver", RequestReceiver, "crc_ok.eq(crc.match_detected)",

@@ -151,7 +151,8 @@ def test_plan_wrong(digits):
     net, _, _ = digits
     with pytest.raises(ValueError, match=r"^foldings must be 5, one per stage, not 2$"):
         plan_network(net, SIM_FOLDINGS[:2])
-    with pytest.raises(ValueError, match=r"^the folding Folding\(rows=2, cols=4, lanes=2\) "
-                                         r"takes beats of 2 channels; the stream carries 8$"):
+    with pytest.raises(ValueError, match=r"^the folding Folding\(rows=2, cols=4, lanes=2, "
+                                         r"requant_multiplier='dsp'\) takes beats of 2 "
+                                         r"channels; the stream carries 8$"):
         plan_network(net, [Folding(1, 8, 1), Folding(2, 4, 2), None, None, (1, 1)])
     assert isinstance(net.stages[0], Conv) and isinstance(net.stages[-1], Dense)
