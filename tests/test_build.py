@@ -105,6 +105,7 @@ def _check_build(board_name, tmp_path_factory, *extra, app="selftest"):
     return summary, out
 
 
+@pytest.mark.full                # (the iCEBreaker's link build runs in the default suite)
 def test_build_icebreaker(tmp_path_factory):
     summary, _ = _check_build("icebreaker", tmp_path_factory)
     # The SB_MAC16 blocks are instantiated in their dual 8 x 8 mode: one per pair of PEs, no
@@ -145,6 +146,7 @@ def test_build_tangnano9k_link(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.full                # (the ULX3S's link build covers the ECP5 flow by default)
 def test_build_orangecrab(tmp_path_factory):
     _, out = _check_build("orangecrab-85f", tmp_path_factory)
     suffix = parse_suffix((out / "conv3x3.bit").read_bytes())
