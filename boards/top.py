@@ -10,7 +10,7 @@ from ..link.gateware import SerialAccelerator
 from .pll import pll_instance, pll_params
 from .selftest import SelfTest
 
-__all__ = ["LED_ROLES", "POR_CYCLES", "BoardCore", "BoardTop", "link_divisor"]
+__all__ = ["LED_ROLES", "POR_CYCLES", "BoardCore", "BoardTop", "clock_and_reset", "link_divisor"]
 
 #: Cycles the engine stays in reset after the PLL locks. iCE40 block RAM reads are not valid
 #: for about 3 µs after configuration; at the fastest clock this covers it several times.
@@ -96,6 +96,37 @@ class BoardCore(wiring.Component):
         return m
 
 
+def clock_and_reset(m, platform, board, pll):
+    """Define the ``sync`` domain of the top module `m`: `board`'s oscillator through `pll`
+    (:func:`~.pll.pll_instance`), held in reset until the PLL has locked and then for
+    ``POR_CYCLES`` more (its logic in a submodule ``cd_sync``). nextpnr derives the engine
+    clock's constraint through the PLL from the oscillator's."""
+    m.submodules.cd_sync = crg = Module()
+    clk_port = platform.request(platform.default_clk, dir="-")
+    if board.pll_pad:
+        clk_in = clk_port.io                     # SB_PLL40_PAD takes the pin itself
+    else:
+        crg.submodules.clk_buf = clk_buf = io.Buffer("i", clk_port)
+        clk_in = clk_buf.i
+    # The domains are defined in the top, their logic in `cd_sync`.
+    m.domains.sync = cd_sync = ClockDomain("sync")
+    m.domains.por = cd_por = ClockDomain("por", reset_less=True, local=True)
+    locked = Signal()
+    crg.submodules.pll = pll_instance(pll, clk_in, cd_sync.clk, locked, pad=board.pll_pad)
+    crg.d.comb += cd_por.clk.eq(cd_sync.clk)
+    locked_sync = Signal()
+    crg.submodules.locked_sync = FFSynchronizer(locked, locked_sync, o_domain="por")
+    timer = Signal(range(POR_CYCLES), init=POR_CYCLES - 1)
+    with crg.If(~locked_sync):
+        crg.d.por += timer.eq(POR_CYCLES - 1)
+    with crg.Elif(timer != 0):
+        crg.d.por += timer.eq(timer - 1)
+    # The reset leaves a register: it fans out to every flip-flop of the engine.
+    reset = Signal(init=1)
+    crg.d.por += reset.eq(timer != 0)
+    crg.d.comb += ResetSignal("sync").eq(reset)
+
+
 class BoardTop(Elaboratable):
     """The engine on a board: behind its serial host link, or running its built-in self-test.
 
@@ -143,32 +174,7 @@ class BoardTop(Elaboratable):
         board = self._board
 
         # -- clock and reset -------------------------------------------------------------------
-        m.submodules.cd_sync = crg = Module()
-        clk_port = platform.request(platform.default_clk, dir="-")
-        if board.pll_pad:
-            clk_in = clk_port.io                     # SB_PLL40_PAD takes the pin itself
-        else:
-            crg.submodules.clk_buf = clk_buf = io.Buffer("i", clk_port)
-            clk_in = clk_buf.i
-        # The domains are defined here, in the top, their logic in `cd_sync`. nextpnr derives
-        # the engine clock's constraint through the PLL from the oscillator's.
-        m.domains.sync = cd_sync = ClockDomain("sync")
-        m.domains.por = cd_por = ClockDomain("por", reset_less=True, local=True)
-        locked = Signal()
-        crg.submodules.pll = pll_instance(self.pll, clk_in, cd_sync.clk, locked,
-                                          pad=board.pll_pad)
-        crg.d.comb += cd_por.clk.eq(cd_sync.clk)
-        locked_sync = Signal()
-        crg.submodules.locked_sync = FFSynchronizer(locked, locked_sync, o_domain="por")
-        timer = Signal(range(POR_CYCLES), init=POR_CYCLES - 1)
-        with crg.If(~locked_sync):
-            crg.d.por += timer.eq(POR_CYCLES - 1)
-        with crg.Elif(timer != 0):
-            crg.d.por += timer.eq(timer - 1)
-        # The reset leaves a register: it fans out to every flip-flop of the engine.
-        reset = Signal(init=1)
-        crg.d.por += reset.eq(timer != 0)
-        crg.d.comb += ResetSignal("sync").eq(reset)
+        clock_and_reset(m, platform, board, self.pll)
 
         # -- the engine's host, its LEDs and its serial pins -----------------------------------
         m.submodules.core = core = BoardCore(self.app)

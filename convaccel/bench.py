@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 from amaranth import *
 from amaranth.lib import io
-from amaranth.lib.cdc import FFSynchronizer
 
 from . import __version__, golden
 from .beats import pixel_beats, result_array, weight_beats
@@ -248,36 +247,13 @@ class BenchTop(Elaboratable):
         self.engine = ConvAccelerator(spec)
 
     def elaborate(self, platform):
-        from .boards.pll import pll_instance
-        from .boards.top import POR_CYCLES
+        from .boards.top import clock_and_reset
 
         m = Module()
         board, spec = self._board, self._spec
 
         # -- clock and reset (as BoardTop makes them) ------------------------------------------
-        m.submodules.cd_sync = crg = Module()
-        clk_port = platform.request(platform.default_clk, dir="-")
-        if board.pll_pad:
-            clk_in = clk_port.io
-        else:
-            crg.submodules.clk_buf = clk_buf = io.Buffer("i", clk_port)
-            clk_in = clk_buf.i
-        m.domains.sync = cd_sync = ClockDomain("sync")
-        m.domains.por = cd_por = ClockDomain("por", reset_less=True, local=True)
-        locked = Signal()
-        crg.submodules.pll = pll_instance(self.pll, clk_in, cd_sync.clk, locked,
-                                          pad=board.pll_pad)
-        crg.d.comb += cd_por.clk.eq(cd_sync.clk)
-        locked_sync = Signal()
-        crg.submodules.locked_sync = FFSynchronizer(locked, locked_sync, o_domain="por")
-        timer = Signal(range(POR_CYCLES), init=POR_CYCLES - 1)
-        with crg.If(~locked_sync):
-            crg.d.por += timer.eq(POR_CYCLES - 1)
-        with crg.Elif(timer != 0):
-            crg.d.por += timer.eq(timer - 1)
-        reset = Signal(init=1)
-        crg.d.por += reset.eq(timer != 0)
-        crg.d.comb += ResetSignal("sync").eq(reset)
+        clock_and_reset(m, platform, board, self.pll)
 
         # -- the stimulus ----------------------------------------------------------------------
         m.submodules.engine = engine = self.engine
