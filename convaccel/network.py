@@ -33,7 +33,7 @@ import numpy as np
 
 from . import golden, quant
 from .tflite import (CONV_OPERATORS, INT8_ONLY, QuantizedConv, _Reader, _read, _readonly,
-                     _tflite_axis, _vector)
+                     _tflite_axis, _vector, check_input_tensor)
 
 __all__ = ["Network", "Conv", "Pool", "Dense", "Reshape", "load_network", "to_project",
            "from_project", "project_shape", "NETWORK_OPERATORS"]
@@ -43,7 +43,6 @@ NETWORK_OPERATORS = (*CONV_OPERATORS, "MAX_POOL_2D", "AVERAGE_POOL_2D", "FULLY_C
                      "RESHAPE")
 
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
-_INT8 = (-128, 127)
 
 
 # -- layouts -----------------------------------------------------------------------------------
@@ -323,15 +322,7 @@ class Network:
     def check_input(self, x):
         """``x`` as the model's input tensor: ``input_shape``, int8 values. Raises
         ``TypeError`` or ``ValueError``."""
-        x = np.asarray(x)
-        if x.dtype.kind not in "iu":
-            raise TypeError(f"the input must hold integers, not {x.dtype}")
-        if x.shape != self.input_shape:
-            raise ValueError(f"the input must have the model's shape {self.input_shape}, "
-                             f"not {x.shape}")
-        if x.size and not (_INT8[0] <= x.min() and x.max() <= _INT8[1]):
-            raise ValueError("the input must hold int8 values (-128..127)")
-        return x
+        return check_input_tensor(x, self.input_shape)
 
     def trace(self, x):
         """Every stage's output (the project's layout, int64) for the input tensor ``x``."""

@@ -113,6 +113,20 @@ def _readonly(array):
     return array
 
 
+def check_input_tensor(x, shape, layout=""):
+    """``x`` as a model's int8 input tensor of `shape` (`layout` is said after the shape in the
+    message). Raises ``TypeError`` or ``ValueError``."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"the input must hold integers, not {x.dtype}")
+    if x.shape != shape:
+        raise ValueError(f"the input must have the model's shape {shape}{layout}, "
+                         f"not {x.shape}")
+    if x.size and not (_INT8[0] <= x.min() and x.max() <= _INT8[1]):
+        raise ValueError("the input must hold int8 values (-128..127)")
+    return x
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     """A tensor of a model: its index in the graph, name, shape, element type (the schema's
@@ -337,15 +351,7 @@ class QuantizedConv:
     # -- data ------------------------------------------------------------------------------------
 
     def _check_input(self, x):
-        x = np.asarray(x)
-        if x.dtype.kind not in "iu":
-            raise TypeError(f"the input must hold integers, not {x.dtype}")
-        if x.shape != self.input_shape:
-            raise ValueError(f"the input must have the model's shape {self.input_shape} (NHWC), "
-                             f"not {x.shape}")
-        if x.size and not (_INT8[0] <= x.min() and x.max() <= _INT8[1]):
-            raise ValueError("the input must hold int8 values (-128..127)")
-        return x.astype(np.int64)
+        return check_input_tensor(x, self.input_shape, " (NHWC)").astype(np.int64)
 
     def to_layer_input(self, x):
         """The model's input ``x`` (NHWC, int8 values) as the layer's ``(C, H, W)`` int64

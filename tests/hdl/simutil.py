@@ -49,3 +49,31 @@ async def stream_get(ctx, stream, stall=None):
         if ready and valid:
             ctx.set(stream.ready, 0)
             return payload
+
+
+def back_to_back(dut, beats, count):
+    """Offer `beats` (``(data, last)``) on ``dut.i`` back to back with ``dut.o`` always ready,
+    until `count` output beats have left: ``(cycle, data, last)`` of each, cycle 0 being the
+    one in which the first beat is offered."""
+    out = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        n, cycle = 0, 0
+        ctx.set(dut.i.payload, {"data": beats[0][0], "last": beats[0][1]})
+        ctx.set(dut.i.valid, 1)
+        while len(out) < count:
+            _, _, taken, valid, payload = await ctx.tick().sample(dut.i.ready, dut.o.valid,
+                                                                  dut.o.payload)
+            if n < len(beats) and taken:
+                n += 1
+                if n < len(beats):
+                    ctx.set(dut.i.payload, {"data": beats[n][0], "last": beats[n][1]})
+                else:
+                    ctx.set(dut.i.valid, 0)
+            if valid:
+                out.append((cycle, [int(v) for v in payload.data], int(payload.last)))
+            cycle += 1
+
+    run_simulation(dut, bench)
+    return out

@@ -12,7 +12,7 @@ from convaccel import golden, quant
 from convaccel.hdl.dense import Dense, exact_requant, requantize_fixed
 from convaccel.network import load_network
 
-from simutil import gaps, run_simulation, stream_get, stream_put
+from simutil import back_to_back, gaps, run_simulation, stream_get, stream_put
 from tflite_models import reference_interpreter
 
 DIGITS = Path(__file__).parents[2] / "examples" / "digits"
@@ -144,28 +144,7 @@ def test_exact_requant_needs_more_than_rounding():
 
 def cycle_run(dut, frames, lanes):
     beats = [b for x in frames for b in beats_of(x, lanes)]
-    out = []
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        n, cycle = 0, 0
-        ctx.set(dut.i.payload, {"data": beats[0][0], "last": beats[0][1]})
-        ctx.set(dut.i.valid, 1)
-        while len(out) < len(frames) * dut.output_beats:
-            _, _, taken, valid, payload = await ctx.tick().sample(dut.i.ready, dut.o.valid,
-                                                                  dut.o.payload)
-            if n < len(beats) and taken:
-                n += 1
-                if n < len(beats):
-                    ctx.set(dut.i.payload, {"data": beats[n][0], "last": beats[n][1]})
-                else:
-                    ctx.set(dut.i.valid, 0)
-            if valid:
-                out.append((cycle, [int(v) for v in payload.data], int(payload.last)))
-            cycle += 1
-
-    run_simulation(dut, bench)
-    return out
+    return back_to_back(dut, beats, len(frames) * dut.output_beats)
 
 
 @pytest.mark.parametrize("lanes, rows, cols, out_lanes", [(4, 1, 3, 1), (2, 2, 1, 3)])

@@ -10,7 +10,7 @@ from convaccel import golden
 from convaccel.hdl.pool import AvgPool, MaxPool
 from convaccel.tflite import _tflite_axis
 
-from simutil import gaps, run_simulation, stream_get, stream_put
+from simutil import back_to_back, gaps, run_simulation, stream_get, stream_put
 
 
 def frame_beats(x, lanes):
@@ -91,28 +91,7 @@ def cycle_run(dut, frames, lanes):
     """Offer the beats of ``frames`` back to back with output always ready: the output beats
     with the cycle in which each was taken (cycle 0: the first beat offered)."""
     beats = [b for x in frames for b in frame_beats(x, lanes)]
-    out = []
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        n, cycle = 0, 0
-        ctx.set(dut.i.payload, {"data": beats[0][0], "last": beats[0][1]})
-        ctx.set(dut.i.valid, 1)
-        while len(out) < len(frames) * dut.output_beats:
-            _, _, taken, valid, payload = await ctx.tick().sample(dut.i.ready, dut.o.valid,
-                                                                  dut.o.payload)
-            if n < len(beats) and taken:
-                n += 1
-                if n < len(beats):
-                    ctx.set(dut.i.payload, {"data": beats[n][0], "last": beats[n][1]})
-                else:
-                    ctx.set(dut.i.valid, 0)
-            if valid:
-                out.append((cycle, [int(v) for v in payload.data], int(payload.last)))
-            cycle += 1
-
-    run_simulation(dut, bench)
-    return out
+    return back_to_back(dut, beats, len(frames) * dut.output_beats)
 
 
 @pytest.mark.parametrize("kind, kernel, stride, padding, size, lanes, chunks", [
