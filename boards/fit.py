@@ -308,8 +308,6 @@ class SearchResult:
     considered, estimated : int
         Foldings considered, and foldings whose whole estimate was made (the others were
         ruled out by their DSP blocks or by a bound on their cycles).
-    skipped : str or None
-        Why some candidates (channel-serial ones) were left out, if any were.
     seconds : float
     """
 
@@ -317,23 +315,11 @@ class SearchResult:
     fit: object
     considered: int
     estimated: int
-    skipped: str | None
     seconds: float
 
     @property
     def folding(self):
         return None if self.spec is None else self.spec.folding
-
-
-def _serial_skip_reason(spec):
-    """Why the channel-serial candidates cannot be estimated yet, or None when they can."""
-    if spec.groups > 1:
-        return None
-    try:
-        _with_folding(spec, 1, 1, spec.in_channels).engine
-    except NotImplementedError as e:
-        return f"the channel-serial candidates (lanes) are skipped: {e}"
-    return None
 
 
 def _with_folding(spec, rows, cols, lanes, requant_multiplier=None):
@@ -352,20 +338,16 @@ def fastest_folding(spec, board, app="selftest"):
     them); the others are taken in order of their cycles per
     output pixel, which bounds a frame's cycles from below (``output pixels x P``: a window
     takes the array ``P`` cycles), so the search stops once that bound passes the fastest
-    folding found. The channel-serial candidates are skipped, with the reason, while their
-    engine cannot say its figures.
+    folding found.
     """
     start = time.perf_counter()
     _check_app(spec, app)
     selftest = _selftest_data(spec, app)
     dsp = board.resources.get("dsp")
-    skipped = _serial_skip_reason(spec)
     considered = estimated = 0
     feasible = []
     for rows, cols, lanes, kind in _folding_candidates(spec):
         considered += 1
-        if lanes is not None and skipped:
-            continue
         if dsp is not None and _pe_dsps(board.family, spec, rows, cols) > dsp:
             continue                  # (iCE40: an odd row count pairs fewer PEs)
         try:
@@ -391,7 +373,7 @@ def fastest_folding(spec, board, app="selftest"):
         if best is None or key < best[0]:
             best = (key, candidate, fit)
     return SearchResult(spec=best and best[1], fit=best and best[2], considered=considered,
-                        estimated=estimated, skipped=skipped,
+                        estimated=estimated,
                         seconds=time.perf_counter() - start)
 
 
