@@ -1073,11 +1073,6 @@ def main(argv=None):
     except (ConfigError, UsageError) as e:
         print(f"convaccel: error: {e}", file=sys.stderr)
         return 2
-    except NotImplementedError as e:
-        # (a folding with lanes before the channel-serial engine exists)
-        print(f"convaccel: error: {e}; use a folding without lanes (ROWSxCOLS)",
-              file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":
