@@ -13,7 +13,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import Out
 
 from .. import golden
-from ..beats import pixel_beats, weight_beats
+from ..beats import pixel_beats, result_beats, weight_beats
 from ..hdl.accelerator import ConvAccelerator
 from ..hdl.stage import MemoryShape
 from ..spec import bits_for
@@ -97,12 +97,7 @@ class SelfTest(wiring.Component):
                              f"not {expected.shape}")
         self._weights = [v for v, _ in weight_beats(w, b, spec)]
         self._pixels = [p for p, _ in pixel_beats(x, spec)]
-        # result beats: each pixel's channels in beats of result_channels (one beat, or a
-        # channel-serial engine's column blocks)
-        per = spec.result_channels
-        self._expected = [[int(v) for v in pixel[n:n + per]]
-                          for pixel in expected.reshape(spec.out_channels, -1).T
-                          for n in range(0, spec.out_channels, per)]
+        self._expected = result_beats(expected, spec)
         self._engine = ConvAccelerator(spec)
         super().__init__()
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from .golden import check_array, check_requant, resolve_pad
 
-__all__ = ["pixel_beats", "weight_beats", "result_array"]
+__all__ = ["pixel_beats", "weight_beats", "result_beats", "result_array"]
 
 
 def pixel_beats(x, spec):
@@ -56,6 +56,15 @@ def weight_beats(w, b, spec, requant=None, pad=None):
         values += [int(v) for v in pads]
     assert len(values) == spec.load_beats
     return [(v, n == len(values) - 1) for n, v in enumerate(values)]
+
+
+def result_beats(y, spec):
+    """The output array `y` as the engine's result beats (lists of ``result_channels``
+    integers, raster order): :func:`result_array`'s inverse."""
+    pixels = np.asarray(y).reshape(spec.out_channels, -1).T
+    per = spec.result_channels
+    return [[int(v) for v in pixel[n:n + per]] for pixel in pixels
+            for n in range(0, spec.out_channels, per)]
 
 
 def result_array(beats, spec):

@@ -714,9 +714,14 @@ class ConvSpec(ConvLayer):
         return self.cols if self.serial else self.out_channels
 
     @property
+    def pixel_result_beats(self):
+        """Result beats per output pixel: ``out_channels / result_channels``."""
+        return self.out_channels // self.result_channels
+
+    @property
     def result_beats(self):
-        """Result beats per frame: ``output_pixels * out_channels / result_channels``."""
-        return self.output_pixels * (self.out_channels // self.result_channels)
+        """Result beats per frame: ``output_pixels * pixel_result_beats``."""
+        return self.output_pixels * self.pixel_result_beats
 
     @property
     def input_beats(self):

@@ -103,7 +103,7 @@ class EngineBench:
         self.result_layout = layouts["results"]
         self.out_h, self.out_w = spec.output_size
         # result beats a pixel: one, or (the channel-serial engine) a column block each
-        self.blocks = spec.out_channels // spec.result_channels
+        self.blocks = spec.pixel_result_beats
         self.received = [[] for _ in self.frames]
         self.frame = 0
         self.last_transfer = []

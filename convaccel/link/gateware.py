@@ -95,8 +95,7 @@ class HostLink(wiring.Component):
                                             acc_shape=results.elem_shape,
                                             result_bytes=fmt.result_bytes,
                                             queue_pixels=queue_pixels,
-                                            beats_per_pixel=spec.result_beats
-                                            // spec.output_pixels)
+                                            beats_per_pixel=spec.pixel_result_beats)
         self._sender = ResponseSender(max_payload)
         super().__init__({
             "i": In(stream.Signature(8, always_ready=True)),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from convaccel import DEFAULT_SPEC, ConvSpec, golden
-from convaccel.beats import pixel_beats, result_array, weight_beats
+from convaccel.beats import pixel_beats, result_array, result_beats, weight_beats
 
 from enginebench import check_engine, run_engine
 from helpers import random_data, random_spec
@@ -404,6 +404,7 @@ def test_serial_beats():
     y = np.arange(16).reshape(4, 2, 2)
     blocks = [list(y[j * 2:j * 2 + 2, p // 2, p % 2]) for p in range(4) for j in range(2)]
     np.testing.assert_array_equal(result_array(blocks, spec), y)
+    assert result_beats(y, spec) == blocks
     with pytest.raises(ValueError, match=r"^a frame has 8 result beats, not 7$"):
         result_array(blocks[:7], spec)
 
