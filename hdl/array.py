@@ -2,6 +2,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .ecp5 import Mul18x18
 from .ice40 import DualMul8x8, dual_mul_fits
 from .weights import (WeightMemory, device_spram, platform_family, weight_groups,
                       weight_placement)
@@ -235,9 +236,9 @@ class ProcessingElement(wiring.Component):
 
     Holds its weight for every fold in a small memory addressed by ``k``. The input element and
     its address enter from the left and leave to the right one cycle later; the partial sum
-    enters from above and leaves below. Every stage is registered so that the multiplier maps to
-    a DSP block with its input, pipeline and output registers (SB_MAC16 on iCE40, MULT18X18D on
-    ECP5): ``x``/``w`` inputs, product, sum.
+    enters from above and leaves below. Every stage is registered: the multiplier's operands and
+    product (:class:`~convaccel.hdl.ecp5.Mul18x18`: on ECP5 the registers inside a MULT18X18D;
+    elsewhere fabric registers that a DSP mapping may absorb), then the sum.
 
     Latency: an element entering in cycle ``T`` meets the partial sum entering in ``T + 3`` and
     their sum leaves in ``T + 4``; ``x_out`` and ``k_out`` follow in ``T + 1``.
@@ -264,7 +265,7 @@ class ProcessingElement(wiring.Component):
         (as a memory read at ``k_in`` gives it).
     """
 
-    latency = 4
+    latency = 2 + Mul18x18.latency
 
     def __init__(self, *, depth, elem_shape, weight_shape, psum_shape, fault=False,
                  own_memory=True):
@@ -299,18 +300,16 @@ class ProcessingElement(wiring.Component):
             weight = weights.w[0]
         else:
             weight = self.w_in
-        x_dsp = Signal.like(self.x_in)
-        w_dsp = Signal(self._weight_shape)
-        product = Signal(self.psum_out.shape())
+        # The multiplier's operand and product registers (on ECP5 the MULT18X18D's own).
+        m.submodules.mul = mul = Mul18x18(a_shape=self.x_in.shape(),
+                                          b_shape=self._weight_shape)
+        m.d.comb += [mul.a.eq(self.x_out), mul.b.eq(weight)]
         m.d.sync += [
             self.x_out.eq(self.x_in),
             self.k_out.eq(self.k_in),
-            x_dsp.eq(self.x_out),
-            w_dsp.eq(weight),
             # A test-only fault (the verification must catch it): the product's lowest bit
             # flipped.
-            product.eq(x_dsp * w_dsp ^ int(self._fault)),
-            self.psum_out.eq(self.psum_in + product),
+            self.psum_out.eq(self.psum_in + (mul.p ^ int(self._fault))),
         ]
         return m
 

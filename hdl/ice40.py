@@ -20,6 +20,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.vendor import SiliconBluePlatform
 
+from .ecp5 import Mul18x18
+
 __all__ = ["DualMul8x8", "SCRIPT_AFTER_SYNTH", "SCRIPT_BEFORE_SYNTH", "dual_mul_fits",
            "is_ice40"]
 
@@ -77,9 +79,9 @@ class DualMul8x8(wiring.Component):
     multiplier registers on and both outputs the registered products (the configuration that
     iCEcube calls MUL_S_8X8_ALL_PIPELINE, unsigned operands where the shapes are): ``a0``/``b0``
     in the low bytes of ``A``/``B``, ``p0`` in ``O[15:0]``; ``a1``/``b1`` in the high bytes,
-    ``p1`` in ``O[31:16]``. Elsewhere (simulation, other families) the same two registered
-    stages in plain Amaranth, which the other families' DSP mapping absorbs as it does any
-    registered multiplier.
+    ``p1`` in ``O[31:16]``. Elsewhere two :class:`~convaccel.hdl.ecp5.Mul18x18` with the same
+    two registered stages (on ECP5 two MULT18X18D with their registers on; in simulation and
+    on other families plain Amaranth, which their DSP mapping takes as any multiplier).
 
     Latency: operands in cycle ``T``, their products in cycle ``T + latency``; one pair of
     products per cycle. The registers have no reset (the block's have none that the
@@ -150,14 +152,10 @@ class DualMul8x8(wiring.Component):
             )
             m.d.comb += [self.p0.eq(o[:16]), self.p1.eq(o[16:])]
         else:
-            # The block's registers, in the same places: operands, then products.
-            a_reg = [Signal(a_shape, reset_less=True, name=f"a{n}_reg") for n in range(2)]
-            b_reg = [Signal(b_shape, reset_less=True, name=f"b{n}_reg") for n in range(2)]
-            p_reg = [Signal.like(self.p0, reset_less=True, name=f"p{n}_reg") for n in range(2)]
-            m.d.sync += [
-                a_reg[0].eq(self.a0), a_reg[1].eq(self.a1),
-                b_reg[0].eq(self.b0), b_reg[1].eq(self.b1),
-                p_reg[0].eq(a_reg[0] * b_reg[0]), p_reg[1].eq(a_reg[1] * b_reg[1]),
-            ]
-            m.d.comb += [self.p0.eq(p_reg[0]), self.p1.eq(p_reg[1])]
+            # Two multipliers with the block's registers, in the same places: operands, then
+            # products (on ECP5 each a MULT18X18D with its own registers).
+            for n, (a, b, p) in enumerate([(self.a0, self.b0, self.p0),
+                                           (self.a1, self.b1, self.p1)]):
+                m.submodules[f"mul{n}"] = mul = Mul18x18(a_shape=a_shape, b_shape=b_shape)
+                m.d.comb += [mul.a.eq(a), mul.b.eq(b), p.eq(mul.p)]
         return m

@@ -20,6 +20,7 @@ from convaccel import ConvSpec, golden
 from convaccel.boards import get_board
 from convaccel.boards.netlist import cells_sim, synth_netlist
 from convaccel.hdl.accelerator import ConvAccelerator
+from convaccel.hdl.ecp5 import MULT18X18D_SIM, Mul18x18
 from convaccel.hdl.ice40 import DualMul8x8
 from convaccel.hdl.weights import WeightMemory
 from convaccel.tools import tool_path
@@ -228,3 +229,60 @@ def test_spram_weights_after_synthesis():
                     wrong.append(f"{key} lane {lane}, read {t} at {k}: {got}, "
                                  f"not {words[key][k, lane]}")
     assert wrong == []
+
+
+#: The ECP5 multipliers under test: (a, b) shapes: the PEs' int8 x int8 and uint8 x int8, and
+#: the widest operands the block takes (signed 18 bits, unsigned 17).
+MUL18_SHAPES = {"s8": (signed(8), signed(8)), "u8": (unsigned(8), signed(8)),
+                "s18": (signed(18), signed(18)), "u17": (unsigned(17), signed(18))}
+
+
+class _Mul18Multipliers(wiring.Component):
+    """One Mul18x18 per entry of MUL18_SHAPES, on the same operand bits."""
+
+    def __init__(self):
+        super().__init__({
+            "a": In(18), "b": In(18),
+            **{f"{key}_p": Out(a.width + b.width) for key, (a, b) in MUL18_SHAPES.items()},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for key, (a_shape, b_shape) in MUL18_SHAPES.items():
+            m.submodules[key] = mul = Mul18x18(a_shape=a_shape, b_shape=b_shape)
+            m.d.comb += [
+                mul.a.eq(self.a[:a_shape.width]), mul.b.eq(self.b[:b_shape.width]),
+                getattr(self, f"{key}_p").eq(mul.p),
+            ]
+        return m
+
+
+def test_ecp5_multipliers_after_synthesis():
+    """Each Mul18x18 is one MULT18X18D with its input and output registers in the ULX3S's
+    netlist (no logic or register in the fabric), and the netlist's products, on a model of
+    the block (hdl/ecp5.py: Yosys has none of its registered modes), are the exact ones
+    ``latency`` cycles later, for signed, unsigned and the widest operands."""
+    need_simulator()
+    from convaccel.sim.runner import play_vectors
+    netlist = synth_netlist(_Mul18Multipliers(), get_board("ulx3s-85f"), "multipliers")
+    cells = re.findall(r"^\s*(\w+) #?\(?", netlist, re.MULTILINE)
+    assert cells.count("MULT18X18D") == len(MUL18_SHAPES)
+    assert netlist.count('.REG_OUTPUT_CLK("CLK0")') == len(MUL18_SHAPES)
+    assert "TRELLIS_FF" not in netlist and "LUT4" not in netlist
+    rng = np.random.default_rng(2)
+    cycles = 1200
+    corners = [0, 1, 0x1FFFF, 0x20000, 0x20001, 0x3FFFF, 0x7F, 0x80, 0xFF, 0xFF80]
+    ops = {name: list(rng.integers(0, 1 << 18, cycles)) for name in ("a", "b")}
+    for t, (a, b) in enumerate((a, b) for a in corners for b in corners):
+        ops["a"][t], ops["b"][t] = a, b
+    outputs = [f"{key}_p" for key in MUL18_SHAPES]
+    recorded = play_vectors(netlist + MULT18X18D_SIM, "multipliers", ops, outputs)
+    wrong = []
+    for key, (a_shape, b_shape) in MUL18_SHAPES.items():
+        product = Mul18x18(a_shape=a_shape, b_shape=b_shape).p.shape()
+        for t in range(cycles - Mul18x18.latency):
+            a, b = _value(int(ops["a"][t]), a_shape), _value(int(ops["b"][t]), b_shape)
+            got = _value(recorded[f"{key}_p"][t + Mul18x18.latency], product)
+            if got != a * b:
+                wrong.append(f"{key}, cycle {t}: {a} * {b} = {a * b}, not {got}")
+    assert wrong[:5] == []
