@@ -384,8 +384,43 @@ def format_network(network, config):
         *table,
         f"  total         {network.macs} MACs per frame, {network.weight_count} weights and "
         f"biases",
-        "folding: not yet chosen (the network compiler will choose each stage's rows, columns "
-        "and lanes)",
+    ])
+
+
+def _network_board(args):
+    """The board a network is compiled for: ``--board``, else the default one."""
+    from .boards import DEFAULT_BOARD
+    return _board(args.board or DEFAULT_BOARD)
+
+
+def _no_board(args):
+    """Refuse ``--board`` with a layer (its folding is ``--array`` or the layer file's)."""
+    if getattr(args, "board", None) is not None:
+        raise UsageError("--board applies to a .tflite network (the network compiler folds its "
+                         "stages for the board); a layer's folding is --array or its file's "
+                         "[array]")
+
+
+def compile_for(network, board):
+    """The network compiler's plan of `network` for `board`'s DSP budget (a UsageError when no
+    folding fits)."""
+    from .compiler import CompileError, compile_network
+    try:
+        return compile_network(network, board)
+    except CompileError as e:
+        raise UsageError(f"{e}; choose a larger board with --board (`convaccel boards` lists "
+                         f"them)") from None
+
+
+def format_plan(plan, board):
+    """The network compiler's plan for `board`: the per-stage table, the queues, the slowest
+    stage and the frames per second at the board's default clock."""
+    return "\n".join([
+        f"folding for the {board.name} ({board.device}: {board.resources.get('dsp', '?')} DSP, "
+        f"{board.resources.get('bram', '?')} BRAM), chosen by the network compiler",
+        plan.table(board),
+        f"  throughput {plan.frames_per_second(board.default_mhz):.0f} frames per second at "
+        f"{board.default_mhz:g} MHz (the board's default clock)",
     ])
 
 
@@ -399,15 +434,27 @@ def network_json(network):
                     "weights": s.weight_count} for s in network.stages]}}
 
 
+def _no_array(args):
+    if getattr(args, "array", None) is not None:
+        raise UsageError("--array: a network's stages each get their own folding (chosen by "
+                         "the network compiler); --array folds a single layer")
+
+
 def cmd_spec(args):
     network = _network(args.config)
     if network is not None:
-        if args.array is not None:
-            raise UsageError("--array: a network's stages each get their own folding (chosen "
-                             "by the network compiler); --array folds a single layer")
-        print(json.dumps(network_json(network), indent=2) if args.json else
-              format_network(network, args.config))
+        _no_array(args)
+        board = _network_board(args)
+        plan = compile_for(network, board)
+        if args.json:
+            doc = network_json(network)
+            doc["plan"] = plan.figures(board)
+            print(json.dumps(doc, indent=2))
+        else:
+            print(format_network(network, args.config))
+            print(format_plan(plan, board))
         return 0
+    _no_board(args)
     spec, model = _load_args(args)
     if args.json:
         print(json.dumps({"parameters": spec.parameters(), "figures": spec.figures()},
@@ -816,6 +863,9 @@ ARRAY_HELP = ("the folding, e.g. 4x2: the systolic array's rows (reduction lanes
 BOARD_ARRAY_HELP = ARRAY_HELP[:-len("(default: it, or 4x4)")] + (
     "(default: it, or, for a layer file without one or a .tflite model, the fastest folding "
     "that fits the board)")
+NETWORK_BOARD_HELP = ("for a .tflite network: the board whose DSP budget the network compiler "
+                      "folds the stages for (default: icebreaker; `convaccel boards` lists "
+                      "them)")
 OUTPUT_HELP = ("write the {} output here (for a .tflite model: the interpreter's output "
                "tensor, NHWC int8)")
 PAD_HELP = ("pad the frame with these values, loaded with the weights before it (a layer with "
@@ -916,9 +966,14 @@ def build_parser():
 
     p = sub.add_parser("spec", help="print a layer's derived figures",
                        description="Print the shapes, widths, memory and predicted cycles of a "
-                                   "layer (the default layer when no CONFIG is given).")
+                                   "layer (the default layer when no CONFIG is given); for a "
+                                   ".tflite network, its stages and the network compiler's "
+                                   "plan for the board (each stage's folding, cycles, DSP and "
+                                   "block RAM, the queues, the slowest stage, frames per "
+                                   "second).")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
     p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=ARRAY_HELP)
+    p.add_argument("--board", metavar="NAME", help=NETWORK_BOARD_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_spec)
 
