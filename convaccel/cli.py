@@ -232,8 +232,13 @@ def design_name(spec, config):
         return spec.name
     if config is None:
         return "convaccel"
-    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(config).stem)
-    return stem if re.match(r"[A-Za-z_]", stem) else f"conv_{stem}"
+    return _file_identifier(config, "conv_")
+
+
+def _file_identifier(path, prefix):
+    """The file name of `path` (without its suffix) made into a Verilog identifier."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(path).stem)
+    return stem if re.match(r"[A-Za-z_]", stem) else f"{prefix}{stem}"
 
 
 def _format_bits(bits):
@@ -467,16 +472,32 @@ def cmd_spec(args):
 
 
 def cmd_generate(args):
-    from .generate import lint, write_design
+    from .generate import lint, write_design, write_network_design
 
-    spec = _load_spec(args)
-    name = design_name(spec, args.config)
+    network = _network(args.config)
     start = time.perf_counter()
-    try:
-        verilog_path, json_path = write_design(spec, _output_dir(args.output, "the design"),
-                                               name=name)
-    except OSError as e:
-        raise UsageError(f"cannot write the design to {args.output}: {e.strerror}") from None
+    if network is not None:
+        _no_array(args)
+        board = _network_board(args)
+        plan = compile_for(network, board)
+        name = _file_identifier(args.config, "net_")
+        out = _output_dir(args.output, "the design")
+        print(format_plan(plan, board))
+        try:
+            verilog_path, json_path = write_network_design(plan, out, name=name, board=board)
+        except OSError as e:
+            raise UsageError(f"cannot write the design to {args.output}: {e.strerror}") \
+                from None
+    else:
+        _no_board(args)
+        spec = _load_spec(args)
+        name = design_name(spec, args.config)
+        try:
+            verilog_path, json_path = write_design(spec, _output_dir(args.output, "the design"),
+                                                   name=name)
+        except OSError as e:
+            raise UsageError(f"cannot write the design to {args.output}: {e.strerror}") \
+                from None
     elapsed = time.perf_counter() - start
     lines = verilog_path.read_text().count("\n")
     print(f"wrote {verilog_path} ({lines} lines, top module `{name}`) and {json_path} "
@@ -1037,9 +1058,13 @@ def build_parser():
                        description="Write DIR/<name>.v (the engine, its ports documented at the "
                                    "head) and DIR/<name>.json (the spec and every derived "
                                    "figure). <name> is the config's `name`, else its file "
-                                   "name; with no CONFIG, the default layer.")
+                                   "name; with no CONFIG, the default layer. For a .tflite "
+                                   "network: the whole pipeline (every stage on the network "
+                                   "compiler's folding for --board, the queues, the weights "
+                                   "in ROMs) and the plan's figures.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
     p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=ARRAY_HELP)
+    p.add_argument("--board", metavar="NAME", help=NETWORK_BOARD_HELP)
     p.add_argument("-o", "--output", default="build", metavar="DIR",
                    help="output folder (default: build)")
     p.add_argument("--lint", action="store_true",

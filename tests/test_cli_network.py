@@ -84,6 +84,29 @@ def test_spec_network_plan(board_name):
     assert figures["bram"] == sum(s.bram(board) for s in plan.stages) + plan.queue_bram(board)
 
 
+def test_generate_network(tmp_path):
+    """`generate` of a network: the Verilog of the whole pipeline on the compiler's plan for the
+    board (a module per stage and queue, as NetworkTop names them), its plan in the header and
+    in the JSON."""
+    import re
+    plan, board = _plan("tangnano9k")
+    result = run("generate", DIGITS, "--board", "tangnano9k", "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    verilog = (tmp_path / "digits.v").read_text()
+    assert f"wrote {tmp_path / 'digits.v'} ({verilog.count(chr(10))} lines, top module " \
+           f"`digits`)" in result.stdout
+    header = "\n".join(line[3:] for line in verilog.splitlines() if line.startswith("// "))
+    assert plan.table(board) in header
+    assert re.search(r"^module digits\(", verilog, re.M)
+    modules = set(re.findall(r"^module \\digits\.(\w+) ", verilog, re.M))
+    assert modules >= {f"stage{n}" for n in range(len(plan.hardware))} | \
+        {f"queue{n}" for n in range(len(plan.queue_depths))}
+    assert f"stage{len(plan.hardware)}" not in modules
+    doc = json.loads((tmp_path / "digits.json").read_text())
+    assert doc["name"] == "digits" and doc["input_shape"] == [1, 8, 8, 1]
+    assert doc["plan"] == json.loads(json.dumps(plan.figures(board)))
+
+
 def test_golden_equals_litert(tmp_path):
     from tflite_models import run_reference
     x = np.load(DIGITS.with_name("digits_test.npz"))["x"][5]
@@ -107,6 +130,9 @@ def test_golden_equals_litert(tmp_path):
     (["spec", "--board", "ulx3s-85f"],
      r"--board applies to a \.tflite network \(the network compiler folds its stages for the "
      r"board\); a layer's folding is --array or its file's \[array\]"),
+    (["generate", DIGITS, "--array", "2x2"],
+     r"--array: a network's stages each get their own folding \(chosen by the network "
+     r"compiler\); --array folds a single layer"),
     (["spec", DIGITS, "--array", "2x2"],
      r"--array: a network's stages each get their own folding \(chosen by the network "
      r"compiler\); --array folds a single layer"),
