@@ -608,10 +608,115 @@ class ProgressBar:
             self.stream.write("\n")
 
 
+def _bundled_input(config, network):
+    """The first image of the model's bundled test set (``<model>_test.npz`` beside it, its
+    array ``x`` of input tensors), and where it came from; ``(None, None)`` without one."""
+    path = Path(config).with_name(Path(config).stem + "_test.npz")
+    if not path.is_file():
+        return None, None
+    try:
+        with np.load(path, allow_pickle=False) as bundle:
+            xs = bundle["x"] if "x" in bundle else None
+    except (OSError, ValueError):
+        return None, None
+    if xs is None or len(xs) == 0 or xs.dtype != np.int8 or \
+            tuple(xs.shape[1:]) != tuple(network.input_shape):
+        return None, None
+    return xs[0], f"{path.name}, image 0"
+
+
+#: Frames a network's simulation sends with no stalls: two back to back, one frame interval
+#: apart once the pipeline is full (the plan's prediction, checked).
+STEADY_FRAMES = 2
+
+
+def cmd_simulate_network(args, network):
+    from .sim.runner import SimulatorMissing
+    from .simulate import _wave_format, simulate_network
+
+    _no_array(args)
+    for option in ("weights", "bias"):
+        if getattr(args, option):
+            raise UsageError(f"--{option}: a .tflite model holds its own {option}; give "
+                             f"--{option} with a TOML layer")
+    _check_pad(args, None, network, None)
+    if args.stall is not None and not 0 <= args.stall < 1:
+        raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
+                         f"not {args.stall}")
+    seed = args.seed if args.seed is not None else int(time.time()) % 100000
+    simulator = _simulator(args.simulator)
+    try:
+        _wave_format(args.waves, simulator)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    output = _npy_output(args.output)
+    _output_file(args.waves, "the waveform")
+    board = _network_board(args)
+    if args.input:
+        x, origin = _model_input(args.input, network), args.input
+    else:
+        x, origin = _bundled_input(args.config, network)
+        if x is None:
+            x = np.random.default_rng(seed).integers(-128, 128, size=network.input_shape) \
+                .astype(np.int8)
+            origin = f"random, seed {seed}"
+    plan = compile_for(network, board)
+    name = _file_identifier(args.config, "net_")
+    stall = args.stall or 0.0
+    frames = [x] * (STEADY_FRAMES + (1 if stall else 0))
+    print(f"simulating {name} on {simulator}: the network {Path(args.config).name} on the "
+          f"{board.name}'s plan, {_shape_text(network.input_shape)} (NHWC int8) in ({origin}), "
+          f"{_shape_text(network.output_shape)} (NHWC int8) out, seed {seed}"
+          f"{f', stall {stall}' if stall else ''}")
+    print(f"  frames          {len(frames)} of this input: {STEADY_FRAMES} back to back with no "
+          f"stalls" + (f", then 1 with stalls (probability {stall} a cycle at each end)"
+                       if stall else ""))
+    start = time.perf_counter()
+    try:
+        result = simulate_network(plan, frames, steady=STEADY_FRAMES, stall=stall, seed=seed,
+                                  simulator=simulator, waves=args.waves, name=name,
+                                  board=board)
+    except SimulatorMissing as e:
+        raise UsageError(str(e)) from None
+    elapsed = time.perf_counter() - start
+    if result.loaded is not None:
+        print(f"  loaded          the weights {result.loaded} cycles after reset (from the "
+              f"ROMs)")
+    if result.intervals:
+        print(f"  cycles          {result.intervals[-1]} per image, frames back to back with no "
+              f"stalls (plan: {result.predicted_interval})")
+    if result.first_frame_cycles is not None:
+        print(f"  first frame     {result.first_frame_cycles} cycles from its first input beat "
+              f"to its last output beat")
+    if result.beats:
+        seen = ", ".join(f"{t['title']} {n}" for t, n in zip(result.taps, result.beats))
+        print(f"  beats checked   {seen}")
+    if result.waves:
+        print(f"  waves           {result.waves}")
+    if not result.matches:
+        print(f"FAIL: {result.message or 'the hardware did not match the golden model'}")
+        print(f"  log: {result.log}")
+        return 1
+    y = result.outputs[0]
+    if y.ndim == 2 and y.shape[1] <= 32:
+        print(f"  values          {' '.join(map(str, y[0]))}")
+        print(f"  arg-max         {int(np.argmax(y[0]))}")
+    if output is not None:
+        _save_array(output, y)
+    print(f"PASS: every beat at the {len(result.taps)} stage boundaries and the "
+          f"{_shape_text(y.shape)} output tensor match the golden model bit for bit "
+          f"({elapsed:.1f} s)")
+    return 0
+
+
 def cmd_simulate(args):
     from .sim.runner import SimulatorMissing
     from .simulate import _wave_format, simulate
 
+    network = _network(args.config)
+    if network is not None:
+        return cmd_simulate_network(args, network)
+    _no_board(args)
     spec, model = _load_args(args)
     if args.stall is not None and not 0 <= args.stall < 1:
         raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
@@ -887,6 +992,8 @@ BOARD_ARRAY_HELP = ARRAY_HELP[:-len("(default: it, or 4x4)")] + (
 NETWORK_BOARD_HELP = ("for a .tflite network: the board whose DSP budget the network compiler "
                       "folds the stages for (default: icebreaker; `convaccel boards` lists "
                       "them)")
+NETWORK_INPUT_HELP = ("; for a network, by default the first image of the model's test set "
+                      "(<model>_test.npz beside it) if there is one, else random")
 OUTPUT_HELP = ("write the {} output here (for a .tflite model: the interpreter's output "
                "tensor, NHWC int8)")
 PAD_HELP = ("pad the frame with these values, loaded with the weights before it (a layer with "
@@ -1009,11 +1116,17 @@ def build_parser():
                        description="Run a frame through the engine's Verilog on a Verilog "
                                    "simulator under cocotb and check every output beat against "
                                    "the golden model as it appears. Random data where no "
-                                   "array is given. Exit status 0 only when the hardware "
+                                   "array is given. For a .tflite network: the whole pipeline "
+                                   "on the network compiler's plan for --board, the input "
+                                   "twice back to back with no stalls (the cycles per image "
+                                   "measured against the plan), and once more with --stall, "
+                                   "every beat at every stage boundary checked against the "
+                                   "golden model. Exit status 0 only when the hardware "
                                    "matched.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
     p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=ARRAY_HELP)
-    p.add_argument("--input", metavar="x.npy", help=INPUT_HELP)
+    p.add_argument("--board", metavar="NAME", help=NETWORK_BOARD_HELP)
+    p.add_argument("--input", metavar="x.npy", help=INPUT_HELP + NETWORK_INPUT_HELP)
     p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
     p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
     p.add_argument("--output", metavar="y.npy", help=OUTPUT_HELP.format("hardware's"))
