@@ -61,7 +61,7 @@ _NETWORK_PORT_NOTES = {
     "i": "the input tensor, raster order, the first stage's input beat (channels) per beat",
     "o": "the output tensor, in its order (a classifier's logits: one a beat)",
     "loaded": "every stage's weights are loaded (from the ROMs, after reset); `i` waits for it",
-    "error": "sticky: a stage flagged an error (a frame of the wrong length)",
+    "error": "sticky: a stage flagged an error (a frame of the wrong length, a bad load value)",
 }
 
 
