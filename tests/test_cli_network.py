@@ -107,6 +107,25 @@ def test_generate_network(tmp_path):
     assert doc["plan"] == json.loads(json.dumps(plan.figures(board)))
 
 
+def test_simulate_default_input(tmp_path):
+    """`simulate MODEL.tflite` without --input takes the first image of the model's test set
+    beside it (``<model>_test.npz``, its ``x``), when it holds the model's input tensors."""
+    import shutil
+
+    from convaccel.cli import _bundled_input
+    from convaccel.network import load_network
+    net = load_network(DIGITS)
+    x, origin = _bundled_input(DIGITS, net)
+    np.testing.assert_array_equal(x, np.load(DIGITS.with_name("digits_test.npz"))["x"][0])
+    assert origin == "digits_test.npz, image 0"
+    model = shutil.copy(DIGITS, tmp_path / "digits.tflite")
+    assert _bundled_input(model, net) == (None, None)
+    for bad in ({"x": np.zeros((3, 1, 8, 8, 2), np.int8)}, {"x": np.zeros((3, 1, 8, 8, 1))},
+                {"images": np.zeros((3, 1, 8, 8, 1), np.int8)}):
+        np.savez(tmp_path / "digits_test.npz", **bad)
+        assert _bundled_input(model, net) == (None, None)
+
+
 def test_golden_equals_litert(tmp_path):
     from tflite_models import run_reference
     x = np.load(DIGITS.with_name("digits_test.npz"))["x"][5]
