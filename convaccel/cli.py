@@ -232,8 +232,13 @@ def design_name(spec, config):
         return spec.name
     if config is None:
         return "convaccel"
-    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(config).stem)
-    return stem if re.match(r"[A-Za-z_]", stem) else f"conv_{stem}"
+    return _file_identifier(config, "conv_")
+
+
+def _file_identifier(path, prefix):
+    """The file name of `path` (without its suffix) made into a Verilog identifier."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(path).stem)
+    return stem if re.match(r"[A-Za-z_]", stem) else f"{prefix}{stem}"
 
 
 def _format_bits(bits):
@@ -384,8 +389,43 @@ def format_network(network, config):
         *table,
         f"  total         {network.macs} MACs per frame, {network.weight_count} weights and "
         f"biases",
-        "folding: not yet chosen (the network compiler will choose each stage's rows, columns "
-        "and lanes)",
+    ])
+
+
+def _network_board(args):
+    """The board a network is compiled for: ``--board``, else the default one."""
+    from .boards import DEFAULT_BOARD
+    return _board(args.board or DEFAULT_BOARD)
+
+
+def _no_board(args):
+    """Refuse ``--board`` with a layer (its folding is ``--array`` or the layer file's)."""
+    if getattr(args, "board", None) is not None:
+        raise UsageError("--board applies to a .tflite network (the network compiler folds its "
+                         "stages for the board); a layer's folding is --array or its file's "
+                         "[array]")
+
+
+def compile_for(network, board):
+    """The network compiler's plan of `network` for `board`'s DSP budget (a UsageError when no
+    folding fits)."""
+    from .compiler import CompileError, compile_network
+    try:
+        return compile_network(network, board)
+    except CompileError as e:
+        raise UsageError(f"{e}; choose a larger board with --board (`convaccel boards` lists "
+                         f"them)") from None
+
+
+def format_plan(plan, board):
+    """The network compiler's plan for `board`: the per-stage table, the queues, the slowest
+    stage and the frames per second at the board's default clock."""
+    return "\n".join([
+        f"folding for the {board.name} ({board.device}: {board.resources.get('dsp', '?')} DSP, "
+        f"{board.resources.get('bram', '?')} BRAM), chosen by the network compiler",
+        plan.table(board),
+        f"  throughput {plan.frames_per_second(board.default_mhz):.0f} frames per second at "
+        f"{board.default_mhz:g} MHz (the board's default clock)",
     ])
 
 
@@ -399,15 +439,27 @@ def network_json(network):
                     "weights": s.weight_count} for s in network.stages]}}
 
 
+def _no_array(args):
+    if getattr(args, "array", None) is not None:
+        raise UsageError("--array: a network's stages each get their own folding (chosen by "
+                         "the network compiler); --array folds a single layer")
+
+
 def cmd_spec(args):
     network = _network(args.config)
     if network is not None:
-        if args.array is not None:
-            raise UsageError("--array: a network's stages each get their own folding (chosen "
-                             "by the network compiler); --array folds a single layer")
-        print(json.dumps(network_json(network), indent=2) if args.json else
-              format_network(network, args.config))
+        _no_array(args)
+        board = _network_board(args)
+        plan = compile_for(network, board)
+        if args.json:
+            doc = network_json(network)
+            doc["plan"] = plan.figures(board)
+            print(json.dumps(doc, indent=2))
+        else:
+            print(format_network(network, args.config))
+            print(format_plan(plan, board))
         return 0
+    _no_board(args)
     spec, model = _load_args(args)
     if args.json:
         print(json.dumps({"parameters": spec.parameters(), "figures": spec.figures()},
@@ -420,16 +472,32 @@ def cmd_spec(args):
 
 
 def cmd_generate(args):
-    from .generate import lint, write_design
+    from .generate import lint, write_design, write_network_design
 
-    spec = _load_spec(args)
-    name = design_name(spec, args.config)
+    network = _network(args.config)
     start = time.perf_counter()
-    try:
-        verilog_path, json_path = write_design(spec, _output_dir(args.output, "the design"),
-                                               name=name)
-    except OSError as e:
-        raise UsageError(f"cannot write the design to {args.output}: {e.strerror}") from None
+    if network is not None:
+        _no_array(args)
+        board = _network_board(args)
+        plan = compile_for(network, board)
+        name = _file_identifier(args.config, "net_")
+        out = _output_dir(args.output, "the design")
+        print(format_plan(plan, board))
+        try:
+            verilog_path, json_path = write_network_design(plan, out, name=name, board=board)
+        except OSError as e:
+            raise UsageError(f"cannot write the design to {args.output}: {e.strerror}") \
+                from None
+    else:
+        _no_board(args)
+        spec = _load_spec(args)
+        name = design_name(spec, args.config)
+        try:
+            verilog_path, json_path = write_design(spec, _output_dir(args.output, "the design"),
+                                                   name=name)
+        except OSError as e:
+            raise UsageError(f"cannot write the design to {args.output}: {e.strerror}") \
+                from None
     elapsed = time.perf_counter() - start
     lines = verilog_path.read_text().count("\n")
     print(f"wrote {verilog_path} ({lines} lines, top module `{name}`) and {json_path} "
@@ -540,10 +608,115 @@ class ProgressBar:
             self.stream.write("\n")
 
 
+def _bundled_input(config, network):
+    """The first image of the model's bundled test set (``<model>_test.npz`` beside it, its
+    array ``x`` of input tensors), and where it came from; ``(None, None)`` without one."""
+    path = Path(config).with_name(Path(config).stem + "_test.npz")
+    if not path.is_file():
+        return None, None
+    try:
+        with np.load(path, allow_pickle=False) as bundle:
+            xs = bundle["x"] if "x" in bundle else None
+    except (OSError, ValueError):
+        return None, None
+    if xs is None or len(xs) == 0 or xs.dtype != np.int8 or \
+            tuple(xs.shape[1:]) != tuple(network.input_shape):
+        return None, None
+    return xs[0], f"{path.name}, image 0"
+
+
+#: Frames a network's simulation sends with no stalls: two back to back, one frame interval
+#: apart once the pipeline is full (the plan's prediction, checked).
+STEADY_FRAMES = 2
+
+
+def cmd_simulate_network(args, network):
+    from .sim.runner import SimulatorMissing
+    from .simulate import _wave_format, simulate_network
+
+    _no_array(args)
+    for option in ("weights", "bias"):
+        if getattr(args, option):
+            raise UsageError(f"--{option}: a .tflite model holds its own {option}; give "
+                             f"--{option} with a TOML layer")
+    _check_pad(args, None, network, None)
+    if args.stall is not None and not 0 <= args.stall < 1:
+        raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
+                         f"not {args.stall}")
+    seed = args.seed if args.seed is not None else int(time.time()) % 100000
+    simulator = _simulator(args.simulator)
+    try:
+        _wave_format(args.waves, simulator)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    output = _npy_output(args.output)
+    _output_file(args.waves, "the waveform")
+    board = _network_board(args)
+    if args.input:
+        x, origin = _model_input(args.input, network), args.input
+    else:
+        x, origin = _bundled_input(args.config, network)
+        if x is None:
+            x = np.random.default_rng(seed).integers(-128, 128, size=network.input_shape) \
+                .astype(np.int8)
+            origin = f"random, seed {seed}"
+    plan = compile_for(network, board)
+    name = _file_identifier(args.config, "net_")
+    stall = args.stall or 0.0
+    frames = [x] * (STEADY_FRAMES + (1 if stall else 0))
+    print(f"simulating {name} on {simulator}: the network {Path(args.config).name} on the "
+          f"{board.name}'s plan, {_shape_text(network.input_shape)} (NHWC int8) in ({origin}), "
+          f"{_shape_text(network.output_shape)} (NHWC int8) out, seed {seed}"
+          f"{f', stall {stall}' if stall else ''}")
+    print(f"  frames          {len(frames)} of this input: {STEADY_FRAMES} back to back with no "
+          f"stalls" + (f", then 1 with stalls (probability {stall} a cycle at each end)"
+                       if stall else ""))
+    start = time.perf_counter()
+    try:
+        result = simulate_network(plan, frames, steady=STEADY_FRAMES, stall=stall, seed=seed,
+                                  simulator=simulator, waves=args.waves, name=name,
+                                  board=board)
+    except SimulatorMissing as e:
+        raise UsageError(str(e)) from None
+    elapsed = time.perf_counter() - start
+    if result.loaded is not None:
+        print(f"  loaded          the weights {result.loaded} cycles after reset (from the "
+              f"ROMs)")
+    if result.intervals:
+        print(f"  cycles          {result.intervals[-1]} per image, frames back to back with no "
+              f"stalls (plan: {result.predicted_interval})")
+    if result.first_frame_cycles is not None:
+        print(f"  first frame     {result.first_frame_cycles} cycles from its first input beat "
+              f"to its last output beat")
+    if result.beats:
+        seen = ", ".join(f"{t['title']} {n}" for t, n in zip(result.taps, result.beats))
+        print(f"  beats checked   {seen}")
+    if result.waves:
+        print(f"  waves           {result.waves}")
+    if not result.matches:
+        print(f"FAIL: {result.message or 'the hardware did not match the golden model'}")
+        print(f"  log: {result.log}")
+        return 1
+    y = result.outputs[0]
+    if y.ndim == 2 and y.shape[1] <= 32:
+        print(f"  values          {' '.join(map(str, y[0]))}")
+        print(f"  arg-max         {int(np.argmax(y[0]))}")
+    if output is not None:
+        _save_array(output, y)
+    print(f"PASS: every beat at the {len(result.taps)} stage boundaries and the "
+          f"{_shape_text(y.shape)} output tensor match the golden model bit for bit "
+          f"({elapsed:.1f} s)")
+    return 0
+
+
 def cmd_simulate(args):
     from .sim.runner import SimulatorMissing
     from .simulate import _wave_format, simulate
 
+    network = _network(args.config)
+    if network is not None:
+        return cmd_simulate_network(args, network)
+    _no_board(args)
     spec, model = _load_args(args)
     if args.stall is not None and not 0 <= args.stall < 1:
         raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
@@ -816,6 +989,11 @@ ARRAY_HELP = ("the folding, e.g. 4x2: the systolic array's rows (reduction lanes
 BOARD_ARRAY_HELP = ARRAY_HELP[:-len("(default: it, or 4x4)")] + (
     "(default: it, or, for a layer file without one or a .tflite model, the fastest folding "
     "that fits the board)")
+NETWORK_BOARD_HELP = ("for a .tflite network: the board whose DSP budget the network compiler "
+                      "folds the stages for (default: icebreaker; `convaccel boards` lists "
+                      "them)")
+NETWORK_INPUT_HELP = ("; for a network, by default the first image of the model's test set "
+                      "(<model>_test.npz beside it) if there is one, else random")
 OUTPUT_HELP = ("write the {} output here (for a .tflite model: the interpreter's output "
                "tensor, NHWC int8)")
 PAD_HELP = ("pad the frame with these values, loaded with the weights before it (a layer with "
@@ -916,9 +1094,14 @@ def build_parser():
 
     p = sub.add_parser("spec", help="print a layer's derived figures",
                        description="Print the shapes, widths, memory and predicted cycles of a "
-                                   "layer (the default layer when no CONFIG is given).")
+                                   "layer (the default layer when no CONFIG is given); for a "
+                                   ".tflite network, its stages and the network compiler's "
+                                   "plan for the board (each stage's folding, cycles, DSP and "
+                                   "block RAM, the queues, the slowest stage, frames per "
+                                   "second).")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
     p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=ARRAY_HELP)
+    p.add_argument("--board", metavar="NAME", help=NETWORK_BOARD_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_spec)
 
@@ -933,11 +1116,17 @@ def build_parser():
                        description="Run a frame through the engine's Verilog on a Verilog "
                                    "simulator under cocotb and check every output beat against "
                                    "the golden model as it appears. Random data where no "
-                                   "array is given. Exit status 0 only when the hardware "
+                                   "array is given. For a .tflite network: the whole pipeline "
+                                   "on the network compiler's plan for --board, the input "
+                                   "twice back to back with no stalls (the cycles per image "
+                                   "measured against the plan), and once more with --stall, "
+                                   "every beat at every stage boundary checked against the "
+                                   "golden model. Exit status 0 only when the hardware "
                                    "matched.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
     p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=ARRAY_HELP)
-    p.add_argument("--input", metavar="x.npy", help=INPUT_HELP)
+    p.add_argument("--board", metavar="NAME", help=NETWORK_BOARD_HELP)
+    p.add_argument("--input", metavar="x.npy", help=INPUT_HELP + NETWORK_INPUT_HELP)
     p.add_argument("--weights", metavar="w.npy", help="weights (C_out, C_in, K_h, K_w)")
     p.add_argument("--bias", metavar="b.npy", help="bias (C_out,)")
     p.add_argument("--output", metavar="y.npy", help=OUTPUT_HELP.format("hardware's"))
@@ -982,9 +1171,13 @@ def build_parser():
                        description="Write DIR/<name>.v (the engine, its ports documented at the "
                                    "head) and DIR/<name>.json (the spec and every derived "
                                    "figure). <name> is the config's `name`, else its file "
-                                   "name; with no CONFIG, the default layer.")
+                                   "name; with no CONFIG, the default layer. For a .tflite "
+                                   "network: the whole pipeline (every stage on the network "
+                                   "compiler's folding for --board, the queues, the weights "
+                                   "in ROMs) and the plan's figures.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
     p.add_argument("--array", type=_array, metavar="ROWSxCOLS[xLANES]", help=ARRAY_HELP)
+    p.add_argument("--board", metavar="NAME", help=NETWORK_BOARD_HELP)
     p.add_argument("-o", "--output", default="build", metavar="DIR",
                    help="output folder (default: build)")
     p.add_argument("--lint", action="store_true",

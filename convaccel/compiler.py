@@ -219,6 +219,38 @@ class NetworkPlan:
     def frames_per_second(self, mhz):
         return mhz * 1e6 / self.interval
 
+    def queue_bram(self, board):
+        """Block RAMs of the queues on `board` (Yosys's mapping of each)."""
+        from .boards.mapping import memory_mapping
+        from .hdl.nettop import queue_shapes
+        return sum(memory_mapping(board.family, m.width, m.depth, m.rom)[1] * m.count
+                   for m in queue_shapes(self))
+
+    def figures(self, board=None):
+        """The plan's figures (JSON-ready): per stage its folding, beat widths, cycles,
+        interval, DSP and (with `board`) block RAM; the queue depths; the frame interval and
+        its stage; with `board`, the totals against its resources and the frames per second at
+        its default clock."""
+        stages = []
+        for n, s in enumerate(self.stages):
+            stage = {"stage": n, "operator": s.operator, "folding": s.folding_text,
+                     "rows": s.rows, "cols": s.cols,
+                     "lanes": s.spec.lanes if s.spec is not None else None,
+                     "in_lanes": s.in_lanes, "out_lanes": s.out_lanes, "cycles": s.cycles,
+                     "interval": s.interval, "dsp": s.dsp}
+            if board is not None:
+                stage["bram"] = s.bram(board)
+            stages.append(stage)
+        doc = {"family": self.family, "stages": stages, "queue_depths": list(self.queue_depths),
+               "interval": self.interval, "bottleneck": self.bottleneck, "dsp": self.dsp}
+        if board is not None:
+            doc["queue_bram"] = self.queue_bram(board)
+            doc["bram"] = sum(s["bram"] for s in stages) + doc["queue_bram"]
+            doc["board"] = {"name": board.name, "dsp": board.resources.get("dsp"),
+                            "bram": board.resources.get("bram"), "mhz": board.default_mhz}
+            doc["frames_per_second"] = self.frames_per_second(board.default_mhz)
+        return doc
+
     def table(self, board=None):
         """The per-stage table (text): folding, cycles per frame alone, interval, DSP and
         (with `board`) block RAM; then the pipeline's figures."""
@@ -235,10 +267,7 @@ class NetworkPlan:
                 row += f" {b:>5}"
             lines.append(row)
         if board:
-            from .boards.mapping import memory_mapping
-            from .hdl.nettop import queue_shapes
-            queues = sum(memory_mapping(board.family, m.width, m.depth, m.rom)[1] * m.count
-                         for m in queue_shapes(self))
+            queues = self.queue_bram(board)
             bram_total += queues
             depths = ", ".join(map(str, self.queue_depths)) + " beats"
             lines.append(f"  {'':<2} {'queues':<16} {depths:<22} {'':>7} {'':>8} {0:>4} "

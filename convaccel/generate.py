@@ -10,7 +10,8 @@ from amaranth.lib import data, wiring
 from . import __version__
 from .tools import setup_environment
 
-__all__ = ["generate", "write_design", "lint", "LINT_WAIVERS", "port_table"]
+__all__ = ["generate", "write_design", "generate_network", "write_network_design", "lint",
+           "LINT_WAIVERS", "port_table"]
 
 #: Verilator warnings that Amaranth's Verilog (written by Yosys) raises by construction, and
 #: why each is harmless. `lint` passes exactly these to `verilator --lint-only`.
@@ -55,17 +56,26 @@ def _fields(layout, prefix=""):
             yield path, field.offset, field.width, Shape.cast(shape).signed
 
 
-def port_table(top):
+_NETWORK_PORT_NOTES = {
+    **_PORT_NOTES,
+    "i": "the input tensor, raster order, the first stage's input beat (channels) per beat",
+    "o": "the output tensor, in its order (a classifier's logits: one a beat)",
+    "loaded": "every stage's weights are loaded (from the ROMs, after reset); `i` waits for it",
+    "error": "sticky: a stage flagged an error (a frame of the wrong length, a bad load value)",
+}
+
+
+def port_table(top, notes=_PORT_NOTES):
     """Rows (name, direction, width, note) for the Verilog ports of `top`, and payload maps."""
-    rows = [("clk", "input", 1, _PORT_NOTES["clk"]), ("rst", "input", 1, _PORT_NOTES["rst"])]
+    rows = [("clk", "input", 1, notes["clk"]), ("rst", "input", 1, notes["rst"])]
     payloads = []
     for path, member, _ in top.signature.flatten(top):
         name = "__".join(str(p) for p in path)
         direction = "input" if member.flow == wiring.In else "output"
         width = Shape.cast(member.shape).width
         note = ""
-        if path[0] in _PORT_NOTES and (len(path) == 1 or path[-1] == "payload"):
-            note = _PORT_NOTES[path[0]]
+        if path[0] in notes and (len(path) == 1 or path[-1] == "payload"):
+            note = notes[path[0]]
         if path[-1] == "valid":
             note = "beat offered"
         if path[-1] == "ready":
@@ -76,8 +86,33 @@ def port_table(top):
     return rows, payloads
 
 
+def _port_lines(top, notes=_PORT_NOTES):
+    """The "Ports:" and "Payload bits" sections of a header."""
+    rows, payloads = port_table(top, notes)
+    lines = ["Ports:"]
+    width = max(len(r[0]) for r in rows)
+    for port, direction, bits, note in rows:
+        lines.append(f"  {direction:6} {f'[{bits - 1}:0]' if bits > 1 else '':8} "
+                     f"{port:{width}}  {note}".rstrip())
+    lines += ["", "Payload bits (two's complement fields, lowest bit first):"]
+    for port, fields in payloads:
+        lines.append(f"  {port}:")
+        shown = fields if len(fields) <= 6 else fields[:2] + [None] + fields[-2:]
+        for field in shown:
+            if field is None:
+                lines.append("    ...")
+                continue
+            fname, lo, bits, signed = field
+            lines.append(f"    [{lo + bits - 1}:{lo}] {fname}"
+                         f"{' (signed)' if signed else ''}")
+    return lines
+
+
+def _comment(lines):
+    return "".join(f"// {line}".rstrip() + "\n" for line in lines) + "\n"
+
+
 def _header(spec, top, name):
-    rows, payloads = port_table(top)
     c_out, out_h, out_w = spec.output_shape
     lines = [
         f"convaccel {__version__}: 2-D convolution engine `{name}`",
@@ -105,24 +140,9 @@ def _header(spec, top, name):
         + "; convaccel.beats.weight_beats() computes it from a "
         f"(C_out, {'C_in' if spec.groups == 1 else 'C_in / groups'}, K_h, K_w) array.",
         "",
-        "Ports:",
+        *_port_lines(top),
     ]
-    width = max(len(r[0]) for r in rows)
-    for port, direction, bits, note in rows:
-        lines.append(f"  {direction:6} {f'[{bits - 1}:0]' if bits > 1 else '':8} "
-                     f"{port:{width}}  {note}".rstrip())
-    lines += ["", "Payload bits (two's complement fields, lowest bit first):"]
-    for port, fields in payloads:
-        lines.append(f"  {port}:")
-        shown = fields if len(fields) <= 6 else fields[:2] + [None] + fields[-2:]
-        for field in shown:
-            if field is None:
-                lines.append("    ...")
-                continue
-            fname, lo, bits, signed = field
-            lines.append(f"    [{lo + bits - 1}:{lo}] {fname}"
-                         f"{' (signed)' if signed else ''}")
-    return "".join(f"// {line}".rstrip() + "\n" for line in lines) + "\n"
+    return _comment(lines)
 
 
 def generate(spec, *, name=None, faulty_pe=None):
@@ -165,3 +185,65 @@ def lint(verilog_path, top):
     args.append(verilog_path.name)
     result = subprocess.run(args, cwd=verilog_path.parent, capture_output=True, text=True)
     return result.returncode == 0, result.stdout + result.stderr
+
+
+def _dims(shape):
+    return " x ".join(map(str, shape))
+
+
+def _network_header(plan, top, name, board):
+    net = plan.network
+    lines = [
+        f"convaccel {__version__}: the network `{name}` ({Path(net.path).name}, "
+        f"{len(net.stages)} stages) as one pipeline",
+        "",
+        f"input  {_dims(net.input_shape)} int8 (NHWC), {plan.in_lanes} value(s) a beat; "
+        f"output {_dims(net.output_shape)} int8, {plan.out_lanes} value(s) a beat",
+        f"folding for {'the ' + board.name if board else 'a ' + str(plan.family) + ' budget'}"
+        f" (the network compiler's plan):",
+        *plan.table(board).splitlines(),
+        "",
+        "Streams are valid/ready: a beat transfers in a cycle where both are high; `valid` "
+        "never waits for `ready`.",
+        "The weights are in ROMs: after reset each stage's load streams in; `i` is refused until "
+        "`loaded`. Mark a frame's last input beat with `last`.",
+        "convaccel.hdl.nettop.input_beats() makes the input beats from the input tensor, "
+        "output_tensor() the tensor from the output beats.",
+        "",
+        *_port_lines(top, _NETWORK_PORT_NOTES),
+    ]
+    return _comment(lines)
+
+
+def generate_network(plan, *, name="network", board=None):
+    """The Verilog of :class:`~convaccel.hdl.nettop.NetworkTop` for the network compiler's
+    `plan`: one module `name` and its submodules (``stage<n>``, ``queue<n>``, ``load<n>``, as
+    the top names them), its plan and ports documented in a comment block (the plan's block
+    RAM counted for `board`, if given)."""
+    from amaranth.back import verilog
+    from .hdl.nettop import NetworkTop
+
+    setup_environment()
+    top = NetworkTop(plan)
+    return (_network_header(plan, top, name, board) +
+            verilog.convert(top, name=name, emit_src=False))
+
+
+def write_network_design(plan, out_dir, *, name="network", board=None):
+    """Write ``<name>.v`` (:func:`generate_network`) and ``<name>.json`` (the plan's figures:
+    :meth:`~convaccel.compiler.NetworkPlan.figures`) into ``out_dir``. Returns the two
+    paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = out_dir / f"{name}.v"
+    json_path = out_dir / f"{name}.json"
+    verilog_path.write_text(generate_network(plan, name=name, board=board))
+    json_path.write_text(json.dumps({
+        "name": name,
+        "generator": f"convaccel {__version__}",
+        "model": str(plan.network.path),
+        "input_shape": list(plan.network.input_shape),
+        "output_shape": list(plan.network.output_shape),
+        "plan": plan.figures(board),
+    }, indent=2) + "\n")
+    return verilog_path, json_path

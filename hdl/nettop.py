@@ -10,15 +10,15 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..network import Conv, from_project, to_project
+from ..network import Conv, Reshape, from_project, to_project
 from ..spec import bits_for
 from .accelerator import ConvAccelerator, load_layout
 from .padder import pixel_in_layout
 from .stage import MemoryShape
 from .stream import Queue
 
-__all__ = ["LoadRom", "NetworkTop", "load_rom_shape", "queue_shapes", "input_beats",
-           "output_tensor"]
+__all__ = ["LoadRom", "NetworkTop", "load_rom_shape", "queue_shapes", "beat_layout",
+           "input_beats", "stage_beats", "output_tensor"]
 
 
 def _word_bits(values):
@@ -89,14 +89,25 @@ class LoadRom(wiring.Component):
         return m
 
 
-def _beat_layout(lanes):
+def beat_layout(lanes):
+    """The payload of a stream between stages: `lanes` int8 values and ``last``."""
     return pixel_in_layout(data.ArrayLayout(signed(8), lanes))
 
 
 def queue_shapes(plan):
     """The queues' memories between the hardware stages of `plan` (a ``NetworkPlan``)."""
-    return tuple(MemoryShape("queue", Shape.cast(_beat_layout(s.out_lanes)).width, depth)
+    return tuple(MemoryShape("queue", Shape.cast(beat_layout(s.out_lanes)).width, depth)
                  for s, depth in zip(plan.hardware, plan.queue_depths))
+
+
+def _stream_values(value, lanes):
+    """A frame in the project's layout (``(C, H, W)``, or ``(N,)`` in TFLite's ``(h, w, c)``
+    order) as the values of its beats in stream order, ``(beats, lanes)``: raster order, a
+    pixel's channels in turn, `lanes` a beat."""
+    value = np.asarray(value, dtype=np.int64)
+    if value.ndim == 3:
+        value = value.reshape(value.shape[0], -1).T
+    return value.reshape(-1, lanes)
 
 
 def input_beats(plan, x):
@@ -104,9 +115,18 @@ def input_beats(plan, x):
     input beats: ``(values, last)``, raster order, ``plan.in_lanes`` channels a beat (a
     pixel's beats in turn)."""
     x = plan.network.check_input(x)
-    flat = to_project(x).astype(np.int64)
-    flat = flat.reshape(flat.shape[0], -1).T.reshape(-1, plan.in_lanes)
+    flat = _stream_values(to_project(x), plan.in_lanes)
     return [([int(v) for v in beat], n == len(flat) - 1) for n, beat in enumerate(flat)]
+
+
+def stage_beats(plan, trace):
+    """The beats each hardware stage of `plan` emits for a frame whose stages' outputs are
+    `trace` (:meth:`convaccel.network.Network.trace`): per hardware stage (``plan.hardware``,
+    in order), an int64 array ``(beats, out_lanes)`` of its output beats' values in stream
+    order (``last`` is on each frame's final beat)."""
+    assert len(trace) == len(plan.stages)
+    return [_stream_values(value, s.out_lanes) for s, value in zip(plan.stages, trace)
+            if not isinstance(s.stage, Reshape)]
 
 
 def output_tensor(plan, beats):
@@ -167,11 +187,11 @@ class NetworkTop(wiring.Component):
                 beats = _load_beats(s.stage, s.spec)
                 self._roms.append((len(self._stages) - 1,
                                    LoadRom([v for v, _ in beats], s.spec.load_bits)))
-        self._queues = [Queue(_beat_layout(s.out_lanes), depth)
+        self._queues = [Queue(beat_layout(s.out_lanes), depth)
                         for s, depth in zip(plan.hardware, plan.queue_depths)]
         super().__init__({
-            "i": In(stream.Signature(_beat_layout(plan.in_lanes))),
-            "o": Out(stream.Signature(_beat_layout(plan.out_lanes))),
+            "i": In(stream.Signature(beat_layout(plan.in_lanes))),
+            "o": Out(stream.Signature(beat_layout(plan.out_lanes))),
             "loaded": Out(1),
             "error": Out(1),
         })

@@ -303,6 +303,29 @@ DOORS = [
               "argument --pad: expected 'mean' or integers separated by commas (one, or one per "
               "input channel), e.g. 0 or 3,-1,7, not 'average'"),
 
+    # -- a .tflite network (spec, generate, simulate) -----------------------------------------
+    Door("--board", "a network too large for the default board", "spec digits.tflite",
+         ERROR + "no folding of the network fits 8 DSP blocks (the icebreaker board): the "
+         "smallest folding needs 15 (ice40 count); choose a larger board with --board "
+         "(`convaccel boards` lists them)", covered="test_cli_network.py::test_network_cli_wrong"),
+    Door("--board", "given with a layer", "generate --board ulx3s-85f",
+         ERROR + "--board applies to a .tflite network (the network compiler folds its stages "
+         "for the board); a layer's folding is --array or its file's [array]"),
+    Door("--board", "unknown", "simulate digits.tflite --board nope",
+         ERROR + f"Unknown board 'nope'; choose one of {BOARDS}"),
+    Door("--array", "given with a network", "simulate digits.tflite --array 2x2",
+         ERROR + "--array: a network's stages each get their own folding (chosen by the network "
+         "compiler); --array folds a single layer"),
+    Door("--weights", "given with a network", "simulate digits.tflite --weights w-shape.npy",
+         ERROR + "--weights: a .tflite model holds its own weights; give --weights with a TOML "
+         "layer"),
+    Door("--input", "not a network's input tensor", "simulate digits.tflite --board tangnano9k "
+         "--input x-shape.npy",
+         ERROR + "--input x-shape.npy: the model's input tensor is 1 x 8 x 8 x 1 int8 (NHWC, as "
+         "the LiteRT interpreter takes it), not 4 x 16 x 15 int8"),
+    Door("simulate --stall", "out of range, with a network",
+         "simulate digits.tflite --board tangnano9k --stall 1", ERROR + STALL + "1.0"),
+
     # -- outputs -------------------------------------------------------------------------------
     Door("generate -o", "an unwritable folder", "generate -o /proc/x",
          ERROR + "cannot write the design to /proc/x: No such file or directory"),
@@ -464,6 +487,7 @@ def make_files(folder):
               "b-range": np.full(8, 1 << 40, np.int64)}
     for name, array in arrays.items():
         np.save(folder / f"{name}.npy", array)
+    shutil.copy(Path(__file__).parents[1] / "examples" / "digits" / "digits.tflite", folder)
     if CONDITIONS["litert"]():
         _make_models(folder)
     return folder
