@@ -22,8 +22,10 @@ from .mapping import FAMILY_MAPPING as _FAMILIES
 from .mapping import memory_mapping
 from .selftest import SelfTest, selftest_data
 
-__all__ = ["Fit", "FitError", "SearchResult", "check_fit", "estimate", "fastest_folding",
-           "folding_text", "largest_array", "memories", "weight_placement_for"]
+__all__ = ["Fit", "FitError", "SearchResult", "check_fit", "check_network_fit", "estimate",
+           "fastest_folding", "folding_text", "largest_array", "logic_capacity",
+           "logic_needed", "memories", "network_estimate", "stage_logic",
+           "weight_placement_for"]
 
 
 class FitError(ValueError):
@@ -198,9 +200,9 @@ def _floor_fits(board, spec, app):
     return all(round(floors[k]) <= n for k, n in capacities.items())
 
 
-def _logic(family, spec, mems, placement, app):
-    """``{"lut": n, "ff": n}`` estimated for the board top (:data:`_LOGIC_MODEL`)."""
-    lut, ff = _logic_floor(family, spec, app)
+def _memory_logic(family, mems):
+    """``(lut, ff)`` of the memories that Yosys lowers to logic or LUT RAM."""
+    lut = ff = 0
     for m in mems:
         kind, _ = memory_mapping(family, m.width, m.depth, m.rom)
         bits = m.width * m.depth * m.count
@@ -212,7 +214,15 @@ def _logic(family, spec, mems, placement, app):
         elif kind == "lutram":
             abits, lut_width, _ = _FAMILIES[family].lutram
             lut += math.ceil(m.depth / (1 << abits)) * math.ceil(m.width / lut_width) * m.count
-    ff += placement.delay_bits(spec.rows, spec.cols, spec.weight_bits)
+    return lut, ff
+
+
+def _logic(family, spec, mems, placement, app):
+    """``{"lut": n, "ff": n}`` estimated for the board top (:data:`_LOGIC_MODEL`)."""
+    lut, ff = _logic_floor(family, spec, app)
+    mem_lut, mem_ff = _memory_logic(family, mems)
+    lut += mem_lut
+    ff += mem_ff + placement.delay_bits(spec.rows, spec.cols, spec.weight_bits)
     return {"lut": round(lut), "ff": round(ff)}
 
 
@@ -404,6 +414,139 @@ def largest_array(spec, board, app="selftest"):
         if fitting:
             return max(fitting)[2]
     return None
+
+
+# -- a network's stages --------------------------------------------------------------------
+
+#: Logic of a network stage that no model was fitted for (a pool, a dense stage, a queue),
+#: counted from its registers and adders: ``(lut, ff)`` per register bit of its data path
+#: (each about one flip-flop and one LUT of an adder or a multiplexer), plus a controller's.
+#: Not calibrated by a build yet (the network's build summary compares).
+_STAGE_CONTROL = (40, 30)
+
+
+def _host_logic(family):
+    """``(lut, ff)`` of what a network shares once: the host link and an engine's control
+    (the constant of the engine's logic model, :data:`_LOGIC_MODEL`, measured with the link)."""
+    model = _LOGIC_MODEL[family]
+    return model["lut"][0], model["ff"][0]
+
+
+def stage_logic(plan, board):
+    """``(lut, ff)`` estimated for one stage of a network (a
+    :class:`~convaccel.compiler.StagePlan`) on `board`, less what :func:`_host_logic` counts
+    once for the whole network.
+
+    A convolution: the engine's logic model with the link (:func:`_logic`: the model's terms,
+    a fabric requantizer's extra logic, memories lowered to logic, the weights' delays) less
+    its constant, which :func:`_host_logic` counts once (the channel-serial model's larger
+    constant keeps its excess, its own address generator and chunked padder). A dense stage,
+    a pool: their register bits (:data:`_STAGE_CONTROL`). A reshape: nothing."""
+    from ..network import Conv, Dense, Pool
+    family = board.family
+    stage = plan.stage
+    if isinstance(stage, Conv):
+        spec = plan.spec
+        mems, _ = plan.memories(board)
+        lut, ff = _logic_floor(family, spec, "link")
+        mem_lut, mem_ff = _memory_logic(family, mems)
+        placement = weight_placement_for(spec, board)
+        host_lut, host_ff = _host_logic(family)
+        return (lut + mem_lut - host_lut,
+                ff + mem_ff + placement.delay_bits(spec.rows, spec.cols, spec.weight_bits)
+                - host_ff)
+    if isinstance(stage, Dense):
+        dense = plan.component()
+        acc, mbits = dense.acc_bits, dense.multiplier_bits
+        units, lanes = dense.units, plan.in_lanes
+        rows, cols, out = plan.rows, plan.cols, plan.out_lanes
+        psum = 16 + (rows - 1).bit_length() + 1
+        # accumulators, the beat, a word's operands, the products' sums, the requantizer's
+        # magnitude, multiplier and product, the output beat
+        regs = (units * acc + lanes * 8 + rows * 8 + cols * psum
+                + out * (2 * (acc + mbits) + 8))
+        # the accumulators' adders, the products' adder trees, the requantizer's selection
+        # of an accumulator and its rounding adder (and the fabric kind's shift-add)
+        adders = (units * acc + cols * psum * max(rows - 1, 0) + out * (acc + acc + mbits)
+                  + (out * (acc + mbits) if dense.requant_multiplier == "fabric" else 0))
+        mem_lut, mem_ff = _memory_logic(family, dense.memories)
+        return (adders + mem_lut + _STAGE_CONTROL[0], regs + mem_ff + _STAGE_CONTROL[1])
+    if isinstance(stage, Pool):
+        pool = plan.component()
+        beat = 8 * plan.in_lanes
+        mem_lut, mem_ff = _memory_logic(family, pool.memories)
+        # per pipeline stage of a pool: a beat held and its comparison or sum
+        stages = len(getattr(pool, "stages", ())) or 1
+        return (3 * beat * stages + mem_lut + _STAGE_CONTROL[0],
+                3 * beat * stages + mem_ff + _STAGE_CONTROL[1])
+    return 0, 0
+
+
+def network_estimate(plan, board):
+    """``{"dsp", "bram", "spram", "lut", "ff"[, "logic"]: n}``: what a network's board top (a
+    :class:`~convaccel.compiler.NetworkPlan` behind the host link) needs on `board`. DSP and
+    block RAM as the plan counts them (with the link's packet buffers and result queue);
+    logic: :func:`_host_logic` once, :func:`stage_logic` per stage, the queues' memories
+    lowered to logic and a controller each."""
+    from ..hdl.nettop import queue_shapes
+    from ..link.gateware import HostLink
+    from ..link.network import NetworkEngine, NetworkLinkSpec
+    family = board.family
+    link_mems = HostLink(NetworkLinkSpec(plan), engine=NetworkEngine(plan)).own_memories
+    lut, ff = _host_logic(family)
+    spram = 0
+    bram = plan.queue_bram(board)
+    for s in plan.stages:
+        s_lut, s_ff = stage_logic(s, board)
+        lut += s_lut
+        ff += s_ff
+        bram += s.bram(board)
+        spram += s.memories(board)[1]
+    queues = queue_shapes(plan)
+    q_lut, q_ff = _memory_logic(family, queues)
+    lut += q_lut + _STAGE_CONTROL[0] * len(queues)
+    ff += q_ff + _STAGE_CONTROL[1] * len(queues)
+    for m in link_mems:
+        bram += memory_mapping(family, m.width, m.depth, m.rom)[1] * m.count
+    needed = {"dsp": plan.dsp, "bram": bram, "spram": spram, "lut": round(lut),
+              "ff": round(ff)}
+    if family == "ice40":
+        needed["logic"] = round(_LC_PER_LUT_FF * (lut + ff))
+    return needed
+
+
+def logic_capacity(board):
+    """``{resource: n}``: the logic a design may take on `board` (an iCE40's logic cells with
+    the placer's headroom, :data:`_ICE40_PLACEABLE`)."""
+    keys = [k for k in ("logic", "lut", "ff") if k in board.resources]
+    if board.family == "ice40":
+        keys = ["logic"]
+    return _capacities(board, keys)
+
+
+def logic_needed(board, lut, ff):
+    """The logic figures :func:`logic_capacity` bounds, for `lut` and `ff`."""
+    if board.family == "ice40":
+        return {"logic": round(_LC_PER_LUT_FF * (lut + ff))}
+    return {k: v for k, v in (("lut", round(lut)), ("ff", round(ff)))
+            if k in board.resources}
+
+
+def check_network_fit(plan, board):
+    """Raise :class:`FitError` unless the network's board top (:func:`network_estimate`) fits
+    `board`; return the :class:`Fit`."""
+    needed = network_estimate(plan, board)
+    fit = Fit(needed, _capacities(board, needed))
+    if fit.fits:
+        return fit
+    problems = "; ".join(
+        f"needs {fit.needed[k]} {_UNITS[k]}, the {board.device} has "
+        f"{board.resources.get(k, 0)}"
+        + (f", of which the placer can use {fit.available[k]}"
+           if fit.available[k] != board.resources.get(k, 0) else "")
+        + f" ({excess} over)" for k, excess in fit.over.items())
+    raise FitError(f"The network does not fit the {board.name} board behind the host link: "
+                   f"{problems}; choose a larger board")
 
 
 _UNITS = {"dsp": "DSP blocks", "bram": "block RAMs", "spram": "SPRAMs", "lut": "LUTs",

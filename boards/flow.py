@@ -29,6 +29,7 @@ __all__ = [
     "BuildError",
     "ProgramError",
     "build",
+    "build_network",
     "find_openfpgaloader",
     "missing_usb_libraries",
     "program",
@@ -151,7 +152,43 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, app="selftest"
     fit = check_fit(spec, board, app=app)
     x, w, b = selftest_data(spec)
     top = BoardTop(board, spec, x, w, b, f_mhz=freq_mhz, app=app, baud=baud)
+    what = f"serial link at {baud} baud" if app == "link" else "built-in self-test"
+    summary = _run_flow(top, board, output=output, name=name, freq_mhz=freq_mhz, seed=seed,
+                        what=what, log=log, extra={
+                            "app": app, **({"baud": baud} if app == "link" else {}),
+                            "pe_count": spec.pe_count, "estimate": fit.needed})
+    return summary
 
+
+def build_network(plan, board, *, output, name, freq_mhz=None, seed=None, baud=115200,
+                  log=print):
+    """Build the bitstream of a network (a :class:`~convaccel.compiler.NetworkPlan`) for
+    `board` behind the serial host link at `baud` (its
+    :class:`~convaccel.link.network.NetworkEngine`: the weights in ROMs), as :func:`build`
+    does a layer's. The fit check counts the plan (:func:`~.fit.check_network_fit`); the
+    summary holds the estimate beside the tools' counts."""
+    from ..link.network import NetworkEngine, NetworkLinkSpec
+    from .fit import check_network_fit
+
+    freq_mhz = board.default_mhz if freq_mhz is None else freq_mhz
+    _check_freq(freq_mhz)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"--seed must be an integer, like 1, not {seed!r}")
+    pll = pll_params(board.family, board.clock_mhz, freq_mhz)
+    if not board.uart:
+        raise ValueError(f"The {board.title} has no USB-serial port for the host link")
+    link_divisor(pll.f_out, baud)
+    fit = check_network_fit(plan, board)
+    top = BoardTop(board, NetworkLinkSpec(plan), f_mhz=freq_mhz, app="link", baud=baud,
+                   engine=NetworkEngine(plan))
+    return _run_flow(top, board, output=output, name=name, freq_mhz=freq_mhz, seed=seed,
+                     what=f"a network behind the serial link at {baud} baud", log=log,
+                     extra={"app": "link", "baud": baud, "network": True,
+                            "interval": plan.interval, "estimate": fit.needed})
+
+
+def _run_flow(top, board, *, output, name, freq_mhz, seed, what, log, extra):
+    """Yosys, nextpnr and the packer on `top` in `output`; the summary (with `extra`)."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     setup_environment()
@@ -172,7 +209,6 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, app="selftest"
     overrides["script_after_synth"] = "\n".join(filter(None, [
         board.build_options.get("script_after_synth"), f"tee -q -o {name}.stat.json stat -json"]))
 
-    what = f"serial link at {baud} baud" if app == "link" else "built-in self-test"
     log(f"building {name} for {board.name} ({board.device}) in {output}: engine clock "
         f"{top.pll.f_out:g} MHz from the {board.clock_mhz:g} MHz oscillator, {what}")
     start = time.perf_counter()
@@ -200,11 +236,7 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, app="selftest"
         report=read_nextpnr_report(output / f"{name}.report.json"),
         stat=read_yosys_stat(output / f"{name}.stat.json"),
         requested_mhz=freq_mhz, pll=top.pll, seed=seed)
-    summary["app"] = app
-    if app == "link":
-        summary["baud"] = baud
-    summary["pe_count"] = spec.pe_count
-    summary["estimate"] = fit.needed
+    summary.update(extra)
     summary["build_seconds"] = round(elapsed, 1)
     if board.family == "ice40":
         # nextpnr times SB_MAC16 ports as registers; icetime has the block's delays.

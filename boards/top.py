@@ -152,10 +152,14 @@ class BoardTop(Elaboratable):
         The self-test's frame, weights and bias.
     expected : array or None
         Passed to :class:`SelfTest`.
+    engine : component or None
+        With the link, what computes (:class:`~convaccel.link.gateware.HostLink`'s
+        ``engine``: a network's :class:`~convaccel.link.network.NetworkEngine`, `spec` its
+        :class:`~convaccel.link.network.NetworkLinkSpec`).
     """
 
     def __init__(self, board, spec, x=None, w=None, b=None, *, f_mhz, app="selftest",
-                 baud=115200, expected=None):
+                 baud=115200, expected=None, engine=None):
         self._board = board
         self.pll = pll_params(board.family, board.clock_mhz, f_mhz)
         if app == "link":
@@ -163,7 +167,7 @@ class BoardTop(Elaboratable):
                 raise ValueError(f"The {board.title} has no USB-serial port for the host link; "
                                  f"build the self-test instead")
             self.divisor = link_divisor(self.pll.f_out, baud)
-            self.app = SerialAccelerator(spec, divisor=self.divisor)
+            self.app = SerialAccelerator(spec, divisor=self.divisor, engine=engine)
         elif app == "selftest":
             self.app = SelfTest(spec, x, w, b, expected=expected)
         else:

@@ -946,6 +946,9 @@ def cmd_build(args):
     if args.dry_run and not args.program:
         raise UsageError("--dry-run only applies to --program; add --program")
     board = _board(args.board)
+    network = _network(args.config)
+    if network is not None:
+        return cmd_build_network(args, network, board)
     spec = _load_spec(args)
     name = design_name(spec, args.config)
     spec = _board_folding(args, spec, board, "link" if args.link else "selftest")
@@ -977,6 +980,40 @@ def cmd_build(args):
         except ProgramError as e:
             raise UsageError(str(e)) from None
     return status
+
+
+def cmd_build_network(args, network, board):
+    from .boards.fit import FitError
+    from .boards.flow import BuildError, build_network
+    from .boards.report import format_summary
+
+    _no_array(args)
+    if not args.link:
+        raise UsageError("a network runs on a board behind the serial host link: add --link "
+                         "(there is no self-test for a network)")
+    if args.program:
+        raise UsageError("--program: program a network's bitstream with the board's "
+                         "programmer after the build (not yet part of `build` for a network)")
+    plan = compile_for(network, board)
+    name = _file_identifier(args.config, "net_")
+    output = _output_dir(args.output or Path("build") / board.name, "the build")
+    print(format_plan(plan, board))
+    try:
+        summary = build_network(plan, board, output=output, name=name, freq_mhz=args.freq,
+                                seed=args.seed, baud=args.baud)
+    except (FitError, BuildError, TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    print(format_summary(summary))
+    estimate = summary["estimate"]
+    print("  estimate  " + ", ".join(f"{k} {v}" for k, v in estimate.items()))
+    print(f"summary: {output / (name + '.summary.json')}")
+    if not summary["timing_met"]:
+        print(f"convaccel: timing missed: {summary['fmax_mhz']:.2f} MHz achieved, "
+              f"{summary['target_mhz']:.2f} MHz required; lower --freq"
+              + ("" if args.allow_timing_fail else " or pass --allow-timing-fail"),
+              file=sys.stderr)
+        return 0 if args.allow_timing_fail else 1
+    return 0
 
 
 CONFIG_HELP = ("layer configuration (TOML), or an int8 .tflite model of one CONV_2D or "

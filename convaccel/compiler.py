@@ -75,6 +75,12 @@ class StagePlan:
         Cycles between the starts of frames that follow each other (0 for a reshape).
     dsp : int
         DSP blocks (in the family's units).
+    requant_multiplier : str
+        A convolution's or a dense stage's requantizer multiplier: ``"dsp"`` or ``"fabric"``
+        (shift-add in logic, no DSP block).
+    lut, ff : int
+        The stage's logic on the board it was compiled for
+        (:func:`convaccel.boards.fit.stage_logic`; 0 without a board).
     """
 
     stage: object
@@ -86,6 +92,9 @@ class StagePlan:
     cycles: int = 0
     interval: int = 0
     dsp: int = 0
+    requant_multiplier: str = "dsp"
+    lut: int = 0
+    ff: int = 0
 
     @property
     def operator(self):
@@ -103,18 +112,20 @@ class StagePlan:
 
     @property
     def folding_text(self):
+        fabric = ", fabric rq" if self.requant_multiplier == "fabric" else ""
         if isinstance(self.stage, Conv):
             lanes = f", lanes {self.spec.lanes}" if self.spec.serial else ", whole pixels"
-            return f"{self.rows} x {self.cols}{lanes}"
+            return f"{self.rows} x {self.cols}{lanes}{fabric}"
         if isinstance(self.stage, Dense):
-            return f"{self.rows} x {self.cols}, lanes {self.in_lanes}"
+            return f"{self.rows} x {self.cols}, lanes {self.in_lanes}{fabric}"
         if isinstance(self.stage, Pool):
             return f"lanes {self.in_lanes}"
         return "-"
 
     def component(self):
         """The stage's hardware (a new component; None for a reshape)."""
-        return _component(self.stage, self.in_lanes, self.rows, self.cols, self.spec)
+        return _component(self.stage, self.in_lanes, self.rows, self.cols, self.spec,
+                          self.requant_multiplier)
 
     def memories(self, board=None):
         """The stage's memories (:class:`~convaccel.hdl.stage.MemoryShape`), the PEs' weights
@@ -150,7 +161,7 @@ def _load_beats(conv, spec):
     return weight_beats(c.weights, c.engine_bias, spec, c.requant)
 
 
-def _component(stage, lanes, rows, cols, spec):
+def _component(stage, lanes, rows, cols, spec, requant_multiplier="dsp"):
     if isinstance(stage, Conv):
         from .hdl.accelerator import ConvAccelerator
         return ConvAccelerator(spec)
@@ -163,7 +174,8 @@ def _component(stage, lanes, rows, cols, spec):
                    act_min=stage.act_min, act_max=stage.act_max)
     if isinstance(stage, Dense):
         from .hdl.dense import Dense as DenseStage
-        return DenseStage.of(stage, lanes=lanes, rows=rows, cols=cols)
+        return DenseStage.of(stage, lanes=lanes, rows=rows, cols=cols,
+                             requant_multiplier=requant_multiplier)
     return None
 
 
@@ -196,6 +208,12 @@ class NetworkPlan:
     @property
     def dsp(self):
         return sum(s.dsp for s in self.stages)
+
+    def estimate(self, board):
+        """What the network's board top needs on `board`, behind the host link
+        (:func:`convaccel.boards.fit.network_estimate`)."""
+        from .boards.fit import network_estimate
+        return network_estimate(self, board)
 
     @property
     def in_lanes(self):
@@ -237,7 +255,9 @@ class NetworkPlan:
                      "rows": s.rows, "cols": s.cols,
                      "lanes": s.spec.lanes if s.spec is not None else None,
                      "in_lanes": s.in_lanes, "out_lanes": s.out_lanes, "cycles": s.cycles,
-                     "interval": s.interval, "dsp": s.dsp}
+                     "interval": s.interval, "dsp": s.dsp,
+                     "requant_multiplier": s.requant_multiplier
+                     if isinstance(s.stage, (Conv, Dense)) else None}
             if board is not None:
                 stage["bram"] = s.bram(board)
             stages.append(stage)
@@ -249,6 +269,7 @@ class NetworkPlan:
             doc["board"] = {"name": board.name, "dsp": board.resources.get("dsp"),
                             "bram": board.resources.get("bram"), "mhz": board.default_mhz}
             doc["frames_per_second"] = self.frames_per_second(board.default_mhz)
+            doc["estimate"] = self.estimate(board)
         return doc
 
     def table(self, board=None):
@@ -277,9 +298,20 @@ class NetworkPlan:
             total += f" (of {board.resources.get('dsp', '?')}), {bram_total} BRAM (of " \
                      f"{board.resources.get('bram', '?')})"
         lines.append(total)
+        if board:
+            from .boards.fit import logic_capacity
+            needed = self.estimate(board)
+            caps = logic_capacity(board)
+            logic = ", ".join(f"{needed[k]} {_LOGIC_UNITS[k]} (of {n} usable)"
+                              for k, n in caps.items())
+            lines.append(f"  logic: {logic}, estimated with the host link (the fit check's "
+                         f"model per engine, the link counted once)")
         lines.append(f"  frame interval {self.interval} cycles (stage {self.bottleneck}, "
                      f"{self.stages[self.bottleneck].operator})")
         return "\n".join(lines)
+
+
+_LOGIC_UNITS = {"logic": "logic cells", "lut": "LUTs", "ff": "flip-flops"}
 
 
 # -- building plans --------------------------------------------------------------------------
@@ -289,7 +321,8 @@ def _conv_plan(stage, in_lanes, spec, family):
     dsp = fit._dsps(family, spec) if family else spec.pe_count
     return StagePlan(stage=stage, in_lanes=in_lanes, out_lanes=spec.result_channels,
                      spec=spec, rows=spec.rows, cols=spec.cols, cycles=spec.cycles,
-                     interval=spec.cycles, dsp=dsp)
+                     interval=spec.cycles, dsp=dsp,
+                     requant_multiplier=spec.requant_multiplier)
 
 
 def _multiplier_dsps(family, multipliers):
@@ -301,7 +334,8 @@ def _multiplier_dsps(family, multipliers):
 
 def _stage_plan(stage, in_lanes, folding, family):
     """The plan of `stage` fed beats of `in_lanes` elements on `folding` (a conv's
-    ``Folding``, a dense stage's ``(rows, cols)``, nothing for the others)."""
+    ``Folding``, a dense stage's ``(rows, cols)`` or ``(rows, cols, requant_multiplier)``,
+    nothing for the others)."""
     if isinstance(stage, Conv):
         layer = stage.layer
         spec = ConvSpec.of(layer, folding)
@@ -316,11 +350,12 @@ def _stage_plan(stage, in_lanes, folding, family):
         return StagePlan(stage=stage, in_lanes=in_lanes, out_lanes=in_lanes, cycles=pool.cycles,
                          interval=pool.interval,
                          dsp=_multiplier_dsps(family, getattr(pool, "multipliers", ())))
-    rows, cols = folding
-    dense = _component(stage, in_lanes, rows, cols, None)
+    rows, cols, *kind = folding
+    kind = kind[0] if kind else "dsp"
+    dense = _component(stage, in_lanes, rows, cols, None, kind)
     return StagePlan(stage=stage, in_lanes=in_lanes, out_lanes=1, rows=rows, cols=cols,
                      cycles=dense.cycles, interval=dense.cycles,
-                     dsp=_multiplier_dsps(family, dense.multipliers))
+                     dsp=_multiplier_dsps(family, dense.multipliers), requant_multiplier=kind)
 
 
 def _check_supported(network):
@@ -337,7 +372,8 @@ def _check_supported(network):
 
 def plan_network(network, foldings, *, family=None):
     """The plan of `network` on explicit foldings: one entry per stage, a ``Folding`` for a
-    convolution, ``(rows, cols)`` for a dense stage, None for the others. The first stage's
+    convolution, ``(rows, cols)`` or ``(rows, cols, requant_multiplier)`` for a dense stage,
+    None for the others. The first stage's
     input beat is its ``beat_channels`` (a convolution) or one element. Raises
     ``ValueError`` where a folding does not take its input's beats."""
     _check_supported(network)
@@ -369,37 +405,42 @@ def _stage_input_widths(stage):
     return [1]
 
 
-def _conv_candidates(stage, in_lanes, family, budget, smallest=False):
+def _conv_candidates(stage, in_lanes, family, budget, smallest=False, board=None):
     """The Pareto front ``{out_lanes: [plan]}`` of a convolution's foldings fed `in_lanes`
-    channels a beat (`smallest`: the 1 x 1 arrays only, the fewest DSP blocks)."""
+    channels a beat, with either requantizer multiplier where ``ConvSpec`` accepts it
+    (`smallest`: the 1 x 1 arrays only, the fewest DSP blocks)."""
     from .boards import fit
     from .spec import Folding
     layer = stage.layer
     raw = []
-    folds = []
+    shapes = []
     if in_lanes == layer.in_channels:
-        folds += [Folding(r, c) for r in range(1, layer.reduction + 1)
-                  for c in range(1, layer.out_per_group + 1)]
-    folds += [Folding(r, c, in_lanes) for r in _divisors(in_lanes)
-              for c in _divisors(layer.out_channels)]
-    for f in folds:
-        if smallest and (f.rows, f.cols) != (1, 1):
+        shapes += [(r, c, None) for r in range(1, layer.reduction + 1)
+                   for c in range(1, layer.out_per_group + 1)]
+    shapes += [(r, c, in_lanes) for r in _divisors(in_lanes)
+               for c in _divisors(layer.out_channels)]
+    kinds = ("dsp", "fabric") if layer.requantize else ("dsp",)
+    for r, c, lanes in shapes:
+        if smallest and (r, c) != (1, 1):
             continue
-        try:
-            spec = ConvSpec.of(layer, f)
-        except ValueError:
-            continue
-        pe = fit._pe_dsps(family, spec) if family else spec.pe_count
-        if budget is not None and pe > budget:
-            continue
-        raw.append((pe, spec.output_pixels * spec.cycles_per_pixel, spec))
+        for kind in kinds:
+            try:
+                spec = ConvSpec.of(layer, Folding(r, c, lanes, kind))
+            except ValueError:
+                continue
+            pe = fit._pe_dsps(family, spec) if family else spec.pe_count
+            if budget is not None and pe > budget:
+                continue
+            raw.append((pe, spec.output_pixels * spec.cycles_per_pixel, spec))
     fronts = {}
     # Lazily exact: by DSP (their floor first), an exact interval only where the lower bound
-    # could beat the best one found with no more DSP blocks.
+    # could beat the best one found with no more DSP blocks (per kind of requantizer: the
+    # fabric kind trades DSP blocks for logic, which the bound does not see).
     by_width = {}
     for item in raw:
-        by_width.setdefault(item[2].result_channels, []).append(item)
-    for width, items in by_width.items():
+        key = (item[2].result_channels, item[2].requant_multiplier)
+        by_width.setdefault(key, []).append(item)
+    for (width, _), items in by_width.items():
         evaluated = []
         for pe, bound, spec in sorted(items, key=lambda t: (t[0], t[1])):
             best = min((p.interval for p in evaluated if p.dsp <= pe), default=None)
@@ -409,41 +450,96 @@ def _conv_candidates(stage, in_lanes, family, budget, smallest=False):
             if budget is not None and plan.dsp > budget:
                 continue
             evaluated.append(plan)
-        fronts[width] = _pareto(evaluated)
-    return fronts
+        fronts.setdefault(width, []).extend(_pareto(evaluated))
+    return {w: _pareto(_with_logic(plans, board)) for w, plans in fronts.items()}
+
+
+def _with_logic(plans, board):
+    """`plans` with their logic on `board` (unchanged without one)."""
+    if board is None:
+        return plans
+    import dataclasses
+
+    from .boards.fit import stage_logic
+    out = []
+    for p in plans:
+        lut, ff = stage_logic(p, board)
+        out.append(dataclasses.replace(p, lut=round(lut), ff=round(ff)))
+    return out
+
+
+def _dominates(a, b):
+    """Plan (or state) figures `a` no worse than `b` in every one: interval, DSP, LUT, FF."""
+    return all(x <= y for x, y in zip(a, b))
 
 
 def _pareto(plans):
-    """Plans no other beats in both interval and DSP blocks (ties: the first kept)."""
+    """Plans no other beats in interval, DSP blocks and logic (ties: the first kept)."""
     front = []
-    for p in sorted(plans, key=lambda p: (p.interval, p.dsp)):
-        if not front or p.dsp < front[-1].dsp:
+    for p in sorted(plans, key=lambda p: (p.interval, p.dsp, p.lut, p.ff)):
+        key = (p.interval, p.dsp, p.lut, p.ff)
+        if not any(_dominates((q.interval, q.dsp, q.lut, q.ff), key) for q in front):
             front.append(p)
     return front
 
 
-def _candidates(stage, in_lanes, family, budget, smallest=False):
+def _candidates(stage, in_lanes, family, budget, smallest=False, board=None):
     """``{out_lanes: [plan]}``, each list a Pareto front."""
     if isinstance(stage, Conv):
-        return _conv_candidates(stage, in_lanes, family, budget, smallest)
+        return _conv_candidates(stage, in_lanes, family, budget, smallest, board)
     if isinstance(stage, Dense):
         inputs = math.prod(stage.input_shape)
         if inputs % in_lanes:
             return {}
-        plans = [_stage_plan(stage, in_lanes, (r, c), family)
-                 for r in _divisors(in_lanes) for c in _divisors(stage.units)]
+        plans = [_stage_plan(stage, in_lanes, (r, c, kind), family)
+                 for r in _divisors(in_lanes) for c in _divisors(stage.units)
+                 for kind in ("dsp", "fabric")]
         plans = [p for p in plans if budget is None or p.dsp <= budget]
-        return {1: _pareto(plans)} if plans else {}
+        return {1: _pareto(_with_logic(plans, board))} if plans else {}
     if isinstance(stage, Pool) and stage.input_shape[3] % in_lanes:
         return {}
-    return {in_lanes: [_stage_plan(stage, in_lanes, None, family)]}
+    return {in_lanes: _with_logic([_stage_plan(stage, in_lanes, None, family)], board)}
+
+
+def _search(network, family, dsp, board, logic):
+    """The DP over beat widths: every final ``(interval, dsp, lut, ff, plans)`` within the
+    budgets (`logic`: a function of ``(lut, ff)`` that tells whether they fit, or None)."""
+    from .boards.fit import _host_logic
+    host = _host_logic(board.family) if board is not None else (0, 0)
+    states = {w: [(0, 0, *host, ())] for w in _stage_input_widths(network.stages[0])}
+    cache = {}
+    for stage in network.stages:
+        new = {}
+        for width, partials in states.items():
+            key = (stage.index, width)
+            if key not in cache:
+                cache[key] = _candidates(stage, width, family, dsp, board=board)
+            for out, plans in cache[key].items():
+                for interval, used, lut, ff, chosen in partials:
+                    for p in plans:
+                        total = used + p.dsp
+                        if dsp is not None and total > dsp:
+                            continue
+                        if logic is not None and not logic(lut + p.lut, ff + p.ff):
+                            continue
+                        new.setdefault(out, []).append(
+                            (max(interval, p.interval), total, lut + p.lut, ff + p.ff,
+                             chosen + (p,)))
+        states = {w: _front(items) for w, items in new.items()}
+    return [item for items in states.values() for item in items]
 
 
 def compile_network(network, board=None, *, dsp=None, family=None):
     """The fastest plan of `network` (:class:`NetworkPlan`) within a DSP budget: `dsp`
     blocks, or `board`'s (``board.resources["dsp"]``); DSP blocks counted for `family` (default
-    the board's). Ties in the frame interval go to fewer DSP blocks. Raises
-    :class:`CompileError` when no folding fits, naming the fewest DSP blocks any needs."""
+    the board's). A convolution's and a dense stage's requantizer may multiply in DSP blocks
+    or in logic (``requant_multiplier = "fabric"``), so with a `board` the plan must also fit
+    its logic: each stage's estimate (:func:`convaccel.boards.fit.stage_logic`), the host
+    link counted once, within the device's (an iCE40's logic cells with the placer's
+    headroom). Ties in the frame interval go to the lighter load on the device (the sum of
+    the fractions of its DSP blocks and logic used), without a board to fewer DSP blocks.
+    Raises :class:`CompileError` when no folding fits, naming the fewest DSP blocks any needs
+    or the least logic."""
     _check_supported(network)
     if board is not None:
         family = family or board.family
@@ -451,39 +547,48 @@ def compile_network(network, board=None, *, dsp=None, family=None):
             dsp = board.resources.get("dsp")
     if dsp is not None and (isinstance(dsp, bool) or not isinstance(dsp, int) or dsp < 0):
         raise ValueError(f"dsp must be a non-negative integer (DSP blocks), not {dsp!r}")
-    # states: beat width -> Pareto list of (interval, dsp, plans)
-    states = {w: [(0, 0, ())] for w in _stage_input_widths(network.stages[0])}
-    cache = {}
-    for stage in network.stages:
-        new = {}
-        for width, partials in states.items():
-            key = (stage.index, width)
-            if key not in cache:
-                cache[key] = _candidates(stage, width, family, dsp)
-            for out, plans in cache[key].items():
-                for interval, used, chosen in partials:
-                    for p in plans:
-                        total = used + p.dsp
-                        if dsp is not None and total > dsp:
-                            continue
-                        new.setdefault(out, []).append(
-                            (max(interval, p.interval), total, chosen + (p,)))
-        states = {w: _front(items) for w, items in new.items()}
-    finals = [item for items in states.values() for item in items]
+    logic = None
+    if board is not None:
+        from .boards.fit import logic_capacity, logic_needed
+        caps = logic_capacity(board)
+
+        def logic(lut, ff):
+            return all(n <= caps[k] for k, n in logic_needed(board, lut, ff).items())
+    finals = _search(network, family, dsp, board, logic)
+    if not finals and logic is not None:
+        unbounded = _search(network, family, dsp, board, None)
+        if unbounded:
+            least = min(unbounded, key=lambda t: sum(
+                n / caps[k] for k, n in logic_needed(board, t[2], t[3]).items()))
+            needed = logic_needed(board, least[2], least[3])
+            what = ", ".join(f"{n} {_LOGIC_UNITS[k]} (the placer can use {caps[k]})"
+                             for k, n in needed.items())
+            raise CompileError(
+                f"no folding of the network fits the logic of the {board.name} board within "
+                f"its {dsp} DSP blocks: the lightest needs {what}, estimated with the host "
+                f"link")
     if not finals:
         least = _all_dsp_floor(network, family)
         raise CompileError(
             f"no folding of the network fits {dsp} DSP blocks"
             f"{f' (the {board.name} board)' if board else ''}: the smallest folding needs "
             f"{least} ({family or 'PE'} count)")
-    interval, used, chosen = min(finals, key=lambda t: (t[0], t[1]))
+    if board is not None:
+        dsp_total = board.resources.get("dsp") or 0
+
+        def load(t):
+            share = sum(n / caps[k] for k, n in logic_needed(board, t[2], t[3]).items())
+            return share + (t[1] / dsp_total if dsp_total else 0)
+        _, _, _, _, chosen = min(finals, key=lambda t: (t[0], load(t)))
+    else:
+        _, _, _, _, chosen = min(finals, key=lambda t: (t[0], t[1]))
     return NetworkPlan(network=network, stages=chosen, family=family)
 
 
 def _front(items):
     front = []
-    for item in sorted(items, key=lambda t: (t[0], t[1])):
-        if not front or item[1] < front[-1][1]:
+    for item in sorted(items, key=lambda t: t[:4]):
+        if not any(_dominates(f[:4], item[:4]) for f in front):
             front.append(item)
     return front
 

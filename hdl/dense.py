@@ -148,6 +148,11 @@ class Dense(wiring.Component):
         Elements and units per cycle; ``rows`` divides ``lanes``, ``cols`` divides ``units``.
     out_lanes : int
         Outputs per output beat; divides ``units``.
+    requant_multiplier : str
+        What the requantizer multiplies with: ``"dsp"`` (the default), a product a cycle (DSP
+        blocks), or ``"fabric"``, a shift-add in logic over :attr:`product_cycles` cycles (a
+        bit of ``M`` a cycle, no DSP block): the requantizer works once a frame, on ``units``
+        values, so on a small device its DSP blocks are better spent on the convolutions.
 
     Members
     -------
@@ -160,11 +165,9 @@ class Dense(wiring.Component):
 
     #: MAC pipeline: the weight read, the products' sum, the accumulation.
     mac_latency = 2
-    #: Requantizer pipeline: select and magnitude, product, round and clamp.
-    requant_latency = 3
-
     def __init__(self, *, weights, bias, scales, output_zero_point=0, act_min=_INT8[0],
-                 act_max=_INT8[1], lanes, rows=1, cols=None, out_lanes=1):
+                 act_max=_INT8[1], lanes, rows=1, cols=None, out_lanes=1,
+                 requant_multiplier="dsp"):
         w = np.asarray(weights)
         if w.ndim != 2 or w.dtype.kind not in "iu" or not w.size:
             raise ValueError(f"weights must be an integer array (units, inputs), not "
@@ -183,6 +186,9 @@ class Dense(wiring.Component):
                 or not _INT8[0] <= output_zero_point <= _INT8[1]):
             raise ValueError(f"output_zero_point must be an integer in -128..127, not "
                              f"{output_zero_point!r}")
+        if requant_multiplier not in ("dsp", "fabric"):
+            raise ValueError(f"requant_multiplier must be 'dsp' or 'fabric', not "
+                             f"{requant_multiplier!r}")
         cols = units if cols is None else cols
         for name, value in (("lanes", lanes), ("rows", rows), ("cols", cols),
                             ("out_lanes", out_lanes)):
@@ -201,6 +207,7 @@ class Dense(wiring.Component):
         self._lanes, self._rows, self._cols, self._out_lanes = lanes, rows, cols, out_lanes
         self._zp = output_zero_point
         self._act = (act_min, act_max)
+        self._requant_multiplier = requant_multiplier
         # Every accumulator int8 inputs can make, per unit: what the requantizer must get right
         # and what the accumulator must hold.
         pos = np.where(self._weights > 0, self._weights, 0).sum(axis=1)
@@ -220,12 +227,12 @@ class Dense(wiring.Component):
         })
 
     @classmethod
-    def of(cls, stage, *, lanes, rows=1, cols=None, out_lanes=1):
+    def of(cls, stage, *, lanes, rows=1, cols=None, out_lanes=1, requant_multiplier="dsp"):
         """The stage for a network's :class:`convaccel.network.Dense`."""
         return cls(weights=stage.stream_weights, bias=stage.engine_bias, scales=stage.scales,
                    output_zero_point=stage.output_zero_point, act_min=stage.act_min,
                    act_max=stage.act_max, lanes=lanes, rows=rows, cols=cols,
-                   out_lanes=out_lanes)
+                   out_lanes=out_lanes, requant_multiplier=requant_multiplier)
 
     # -- figures -------------------------------------------------------------------------------
 
@@ -260,11 +267,28 @@ class Dense(wiring.Component):
         return max(self._multipliers).bit_length()
 
     @property
+    def requant_multiplier(self):
+        return self._requant_multiplier
+
+    @property
+    def product_cycles(self):
+        """Cycles of the requantizer's product: 1 (``"dsp"``), or a bit of ``M`` a cycle
+        (``"fabric"``)."""
+        return 1 if self._requant_multiplier == "dsp" else self.multiplier_bits
+
+    @property
+    def requant_latency(self):
+        """Requantizer pipeline: select and magnitude, the product, round and clamp."""
+        return 2 + self.product_cycles
+
+    @property
     def multipliers(self):
-        """Operand widths of every multiplier: ``rows * cols`` of 8 x 8 (signed), then
-        ``out_lanes`` of the requantizer's (accumulator magnitude x ``M``, unsigned)."""
-        return ((8, 8),) * (self._rows * self._cols) + \
-            ((self._acc_bits - 1, self.multiplier_bits),) * self._out_lanes
+        """Operand widths of every multiplier built of DSP blocks: ``rows * cols`` of 8 x 8
+        (signed), then (``requant_multiplier = "dsp"``) ``out_lanes`` of the requantizer's
+        (accumulator magnitude x ``M``, unsigned)."""
+        requant = ((self._acc_bits - 1, self.multiplier_bits),) * self._out_lanes \
+            if self._requant_multiplier == "dsp" else ()
+        return ((8, 8),) * (self._rows * self._cols) + requant
 
     @property
     def weight_depth(self):
@@ -392,14 +416,21 @@ class Dense(wiring.Component):
                          for b in range(self.output_beats))[ob]
             with m.If(out & (phase == 0)):
                 m.d.sync += [negs[lane].eq(acc < 0), mags[lane].eq(Mux(acc < 0, -acc, acc)),
-                             mults[lane].eq(mult)]
-            with m.If(out & (phase == 1)):
-                m.d.sync += prods[lane].eq(mags[lane] * mults[lane])
+                             mults[lane].eq(mult), prods[lane].eq(0)]
+            if self._requant_multiplier == "dsp":
+                with m.If(out & (phase == 1)):
+                    m.d.sync += prods[lane].eq(mags[lane] * mults[lane])
+            else:
+                # Shift-add, the most significant bit of M first: one adder, no DSP block.
+                with m.If(out & (phase >= 1) & (phase <= self.product_cycles)):
+                    m.d.sync += [prods[lane].eq((prods[lane] << 1) +
+                                                Mux(mults[lane][-1], mags[lane], 0)),
+                                 mults[lane].eq(mults[lane] << 1)]
             q = Signal(signed(max(2, len(prods[lane]) - shift + 2)), name=f"q{lane}")
             m.d.comb += q.eq((prods[lane] + (1 << (shift - 1))) >> shift)
             v = Signal(signed(len(q) + 2), name=f"v{lane}")
             m.d.comb += v.eq(Mux(negs[lane], -q, q) + zp)
-            with m.If(out & (phase == 2)):
+            with m.If(out & (phase == 1 + self.product_cycles)):
                 m.d.sync += self.o.payload.data[lane].eq(Mux(v < lo, lo, Mux(v > hi, hi, v)))
         with m.If(out & (phase < self.requant_latency)):
             m.d.sync += phase.eq(phase + 1)

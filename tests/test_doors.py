@@ -304,10 +304,11 @@ DOORS = [
               "input channel), e.g. 0 or 3,-1,7, not 'average'"),
 
     # -- a .tflite network (spec, generate, simulate) -----------------------------------------
-    Door("--board", "a network too large for the default board", "spec digits.tflite",
-         ERROR + "no folding of the network fits 8 DSP blocks (the icebreaker board): the "
-         "smallest folding needs 15 (ice40 count); choose a larger board with --board "
-         "(`convaccel boards` lists them)", covered="test_cli_network.py::test_network_cli_wrong"),
+    Door("--board", "a network too large for the default board's logic", "spec digits.tflite",
+         ERROR + "no folding of the network fits the logic of the icebreaker board within its "
+         "8 DSP blocks: the lightest needs 5476 logic cells (the placer can use 4752), estimated "
+         "with the host link; choose a larger board with --board (`convaccel boards` lists "
+         "them)", covered="test_cli_network.py::test_network_cli_wrong"),
     Door("--board", "given with a layer", "generate --board ulx3s-85f",
          ERROR + "--board applies to a .tflite network (the network compiler folds its stages "
          "for the board); a layer's folding is --array or its file's [array]"),

@@ -47,6 +47,9 @@ class RequestDecoder(wiring.Component):
         Bytes of a result pixel on the wire.
     queue_pixels : int
         The most result pixels that can wait in the result queue.
+    preloaded : bool
+        The engine holds its weights already (a network's ROMs): ``loaded`` from reset, and a
+        LOAD is refused with BAD_STATE (``load_beats`` is then 0).
 
     Members
     -------
@@ -69,7 +72,8 @@ class RequestDecoder(wiring.Component):
     """
 
     def __init__(self, *, max_payload, load_beats, frame_pixels, result_pixel_bytes,
-                 queue_pixels):
+                 queue_pixels, preloaded=False):
+        self._preloaded = preloaded
         self._max_payload = max_payload
         self._load_beats = load_beats
         self._frame_pixels = frame_pixels
@@ -99,7 +103,7 @@ class RequestDecoder(wiring.Component):
 
         beats_loaded = Signal(range(load_total + 1))
         pixels_sent = Signal(range(frame_total + 1))
-        loaded = Signal()
+        loaded = Signal(init=self._preloaded)
         m.d.comb += [self.beats_loaded.eq(beats_loaded), self.pixels_sent.eq(pixels_sent),
                      self.loaded.eq(loaded)]
 
@@ -167,7 +171,7 @@ class RequestDecoder(wiring.Component):
             with m.If(~request.crc_ok):
                 respond(Status.BAD_CRC)
             with m.Elif(is_command[Command.LOAD]):
-                with m.If(frame_open):
+                with m.If(frame_open | self._preloaded):
                     respond(Status.BAD_STATE)
                 with m.Elif(pending):
                     respond(Status.BUSY)
@@ -212,5 +216,5 @@ class RequestDecoder(wiring.Component):
                 respond(Status.UNKNOWN_COMMAND)
 
         with m.If(self.clear):
-            m.d.sync += [beats_loaded.eq(0), pixels_sent.eq(0), loaded.eq(0)]
+            m.d.sync += [beats_loaded.eq(0), pixels_sent.eq(0), loaded.eq(self._preloaded)]
         return m

@@ -20,7 +20,7 @@ from .protocol import (
     encode_request,
 )
 
-__all__ = ["Device", "DeviceError", "DeviceTimeout"]
+__all__ = ["Device", "DeviceError", "DeviceTimeout", "NetworkDevice"]
 
 
 class DeviceError(RuntimeError):
@@ -181,9 +181,14 @@ class Device:
             values = resolve_pad(self.spec, pad, x)
             if values != self._pads:
                 self.load(*self._loaded, values)
-        wanted = self.spec.output_pixels
+        return self.format.result_array(self._exchange(self.format.pixels(x),
+                                                       self.spec.output_pixels))
+
+    def _exchange(self, pixels, wanted):
+        """Send a frame's `pixels` (:meth:`LinkFormat.pixels`) and return its `wanted` result
+        pixels (lists of values), read as they come."""
         results = []
-        for payload in self.format.frame_payloads(self.format.pixels(x)):
+        for payload in self.format.frame_payloads(pixels):
             self._send_chunk(Command.FRAME, payload, results, wanted)
             results += self._read(wanted - len(results))
         deadline = time.monotonic() + max(self.timeout, 1.0) * 10
@@ -192,4 +197,29 @@ class Device:
             if not got and time.monotonic() > deadline:
                 raise DeviceTimeout(f"only {len(results)} of {wanted} result pixels arrived")
             results += got
-        return self.format.result_array(results)
+        return results
+
+
+class NetworkDevice(Device):
+    """A network (a :class:`~convaccel.compiler.NetworkPlan`) on the other end of ``port``,
+    behind the same link (:class:`~convaccel.link.network.NetworkEngine`): its weights are in
+    ROMs, so there is nothing to load; :meth:`run` sends the input tensor and returns the
+    output tensor, both as the LiteRT interpreter's (NHWC int8). Other parameters as for
+    :class:`Device`."""
+
+    def __init__(self, port, plan, **options):
+        from .network import NetworkLinkSpec
+        super().__init__(port, NetworkLinkSpec(plan), **options)
+        self.plan = plan
+
+    def load(self, *args, **kwargs):
+        raise DeviceError("a network's weights are in the board's ROMs: there is nothing to "
+                          "load")
+
+    def run(self, x):
+        """Send the input tensor ``x`` and return the output tensor."""
+        from ..hdl.nettop import output_tensor
+        from ..network import to_project
+        x = self.plan.network.check_input(x)
+        beats = self._exchange(self.format.pixels(to_project(x)), self.spec.output_pixels)
+        return output_tensor(self.plan, beats)

@@ -59,6 +59,11 @@ class HostLink(wiring.Component):
         Bytes of results that can wait to be read.
     timeout : int
         Clock cycles without a byte after which a partial request is dropped.
+    engine : component or None
+        What computes: by default a :class:`ConvAccelerator` for `spec`; a network's
+        :class:`~convaccel.link.network.NetworkEngine` (with `spec` its
+        :class:`~convaccel.link.network.NetworkLinkSpec`), whose weights are in ROMs: the link
+        then takes no LOAD, and ``loaded`` is the engine's.
 
     Members
     -------
@@ -70,11 +75,12 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, spec, *, max_payload=MAX_PAYLOAD, result_queue=RESULT_QUEUE,
-                 timeout=100_000):
+                 timeout=100_000, engine=None):
         fmt = LinkFormat(spec, max_payload)
         self._result_queue = max(result_queue, fmt.result_pixel_bytes)
         queue_pixels = self._result_queue // fmt.result_pixel_bytes
-        self._engine = ConvAccelerator(spec)
+        self._engine = ConvAccelerator(spec) if engine is None else engine
+        self._preloaded = spec.load_beats == 0
         self._receiver = RequestReceiver(max_payload=max_payload, timeout=timeout,
                                          weight_bytes=fmt.weight_bytes,
                                          pixel_bytes=fmt.pixel_bytes)
@@ -82,13 +88,14 @@ class HostLink(wiring.Component):
         self._decoder = RequestDecoder(max_payload=max_payload, load_beats=spec.load_beats,
                                        frame_pixels=spec.input_pixels,
                                        result_pixel_bytes=fmt.result_pixel_bytes,
-                                       queue_pixels=queue_pixels)
+                                       queue_pixels=queue_pixels, preloaded=self._preloaded)
         layouts = self._engine.layouts
         self._streamer = ChunkStreamer(max_payload=max_payload, weight_bytes=fmt.weight_bytes,
                                        input_bytes=fmt.input_bytes,
                                        weight_shape=layouts["weights"]["data"].shape,
                                        pixel_shape=layouts["pixels"]["data"].shape,
-                                       load_beats=spec.load_beats,
+                                       # (a preloaded engine's is never used)
+                                       load_beats=max(spec.load_beats, 1),
                                        frame_beats=spec.input_beats)
         results = layouts["results"]["data"].shape
         self._serialiser = ResultSerialiser(channels=results.length,
@@ -104,12 +111,16 @@ class HostLink(wiring.Component):
         })
 
     @property
-    def memories(self):
-        """The link's memories (:class:`~convaccel.hdl.stage.MemoryShape`), then the engine's."""
+    def own_memories(self):
+        """The link's own memories (:class:`~convaccel.hdl.stage.MemoryShape`)."""
         return (*self._streamer.memories,
                 # (a SyncFIFOBuffered's memory is a word shorter: its output register holds one)
-                MemoryShape("link result queue", 8, self._result_queue - 1),
-                *self._engine.memories)
+                MemoryShape("link result queue", 8, self._result_queue - 1))
+
+    @property
+    def memories(self):
+        """The link's memories, then the engine's."""
+        return (*self.own_memories, *self._engine.memories)
 
     def elaborate(self, platform):
         m = Module()
@@ -152,7 +163,8 @@ class HostLink(wiring.Component):
 
         m.d.comb += [
             self.busy.eq(engine.busy), self.done.eq(engine.done),
-            self.error.eq(engine.error | streamer.error), self.loaded.eq(decoder.loaded),
+            self.error.eq(engine.error | streamer.error),
+            self.loaded.eq(engine.loaded if self._preloaded else decoder.loaded),
             decoder.busy.eq(engine.busy),
         ]
         status = sender.status
@@ -160,7 +172,7 @@ class HostLink(wiring.Component):
             status.flags.busy.eq(engine.busy),
             status.flags.done.eq(engine.done),
             status.flags.error.eq(self.error),
-            status.flags.loaded.eq(decoder.loaded),
+            status.flags.loaded.eq(self.loaded),
             status.flags.pending.eq(streamer.chunk.pending),
             status.results_ready.eq(serialiser.ready),
             status.beats_loaded.eq(decoder.beats_loaded),
@@ -181,7 +193,7 @@ class SerialAccelerator(wiring.Component):
     spec : ConvSpec
     divisor : int
         Clock cycles per bit (clock frequency / baud rate).
-    max_payload, result_queue : int
+    max_payload, result_queue, engine :
         As for :class:`HostLink`.
 
     Members
@@ -191,11 +203,12 @@ class SerialAccelerator(wiring.Component):
     busy, done, error, loaded : Out(1)
     """
 
-    def __init__(self, spec, *, divisor, max_payload=MAX_PAYLOAD, result_queue=RESULT_QUEUE):
+    def __init__(self, spec, *, divisor, max_payload=MAX_PAYLOAD, result_queue=RESULT_QUEUE,
+                 engine=None):
         self._divisor = divisor
         # A request that pauses for 50 byte times is taken as truncated.
         self._link = HostLink(spec, max_payload=max_payload, result_queue=result_queue,
-                              timeout=500 * divisor)
+                              timeout=500 * divisor, engine=engine)
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
@@ -207,6 +220,10 @@ class SerialAccelerator(wiring.Component):
         """The link's and the engine's memories (:attr:`HostLink.memories`); the transmit
         queue is a register."""
         return self._link.memories
+
+    @property
+    def own_memories(self):
+        return self._link.own_memories
 
     def elaborate(self, platform):
         m = Module()

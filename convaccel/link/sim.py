@@ -11,7 +11,7 @@ import numpy as np
 from .. import __version__, golden
 from ..tools import setup_environment
 
-__all__ = ["SIM_DIVISOR", "LinkRun", "run_simulated"]
+__all__ = ["SIM_DIVISOR", "LinkRun", "run_simulated", "run_simulated_network"]
 
 #: Clock cycles per UART bit in simulation. The protocol and the gateware are the same at any
 #: divisor; a small one keeps the simulation short (a byte is 10 bit times either way).
@@ -35,16 +35,17 @@ class LinkRun:
         return link["bytes"] / link["bit_times"] * baud
 
 
-def serial_verilog(spec, divisor=SIM_DIVISOR, name="serial_top"):
+def serial_verilog(spec, divisor=SIM_DIVISOR, name="serial_top", engine=None):
     """The board top of the link, less its PLL, power-on reset and pin buffers (its
-    :class:`~convaccel.boards.top.BoardCore`): serial pins ``rx``/``tx``, LEDs ``led_*``."""
+    :class:`~convaccel.boards.top.BoardCore`): serial pins ``rx``/``tx``, LEDs ``led_*``
+    (`engine`: :class:`~convaccel.link.gateware.HostLink`'s)."""
     from amaranth.back import verilog
 
     from ..boards.top import BoardCore
     from .gateware import SerialAccelerator
 
     setup_environment()
-    core = BoardCore(SerialAccelerator(spec, divisor=divisor))
+    core = BoardCore(SerialAccelerator(spec, divisor=divisor, engine=engine))
     return verilog.convert(core, name=name, emit_src=False)
 
 
@@ -76,6 +77,37 @@ def run_simulated(spec, frames, w, b, *, requant=None, pad=None, scenario="run",
     if requant is not None:
         arrays["r"] = np.array(requant.values(), dtype=np.int64)
     np.savez(job_dir / "data.npz", **arrays)
+    run = run_cocotb(verilog_path, "serial_top", "convaccel.link.tb_board", build_dir=build_dir,
+                     simulator=simulator, seed=seed, test_dir=job_dir,
+                     extra_env={"CONVACCEL_TB_JOB": str(job_dir)})
+    report = {}
+    if (job_dir / "report.json").exists():
+        report = json.loads((job_dir / "report.json").read_text())
+    outputs = np.load(job_dir / "out.npz")["y"] if (job_dir / "out.npz").exists() else None
+    return LinkRun(outputs, report, run.passed,
+                   "" if run.passed else _failure_message(run.results_xml), job_dir / "sim.log")
+
+
+def run_simulated_network(plan, model, board, frames, *, simulator=None, seed=None):
+    """Run the input tensors `frames` through a network's board top (its
+    :class:`~convaccel.link.network.NetworkEngine` behind the link), the real host driver
+    (:class:`~convaccel.link.device.NetworkDevice`) talking to its simulated UART pins; the
+    bench recompiles `model` for `board` (the same plan) and checks each output tensor against
+    the golden model."""
+    from ..sim.runner import build_key, cache_dir, default_simulator, run_cocotb, write_source
+    from ..simulate import _failure_message
+    from .network import NetworkEngine, NetworkLinkSpec
+
+    text = serial_verilog(NetworkLinkSpec(plan), engine=NetworkEngine(plan))
+    simulator = simulator or default_simulator()
+    build_dir = cache_dir() / "board" / f"serial-{simulator}-{build_key(text, __version__)}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = write_source(build_dir, "serial_top.v", text)
+    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=build_dir))
+    (job_dir / "job.json").write_text(json.dumps({
+        "network": str(Path(model).resolve()), "board": board.name, "divisor": SIM_DIVISOR,
+        "scenario": "run"}))
+    np.savez(job_dir / "data.npz", x=np.stack(frames))
     run = run_cocotb(verilog_path, "serial_top", "convaccel.link.tb_board", build_dir=build_dir,
                      simulator=simulator, seed=seed, test_dir=job_dir,
                      extra_env={"CONVACCEL_TB_JOB": str(job_dir)})

@@ -138,11 +138,75 @@ def fault_checks(device, spec, x):
     return seen
 
 
+async def start(dut, divisor):
+    """Clock, reset, and the host's serial pins."""
+    dut.rx.value = 1
+    dut.rst.value = 1
+    Clock(dut.clk, PERIOD_NS, unit="ns").start()
+    await ClockCycles(dut.clk, 4)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+    pins = SerialPins(dut, divisor, read_timeout=2000 * 10 * divisor)
+    cocotb.start_soon(pins.send_loop())
+    cocotb.start_soon(pins.receive_loop())
+    return pins
+
+
+async def network_session(dut, job, job_dir, arrays):
+    """A network's board top: the input tensors sent, the output tensors read, each equal to
+    the golden model's; its LEDs: the ROMs loaded, no error, done, idle."""
+    from convaccel.boards import get_board
+    from convaccel.compiler import compile_network
+    from convaccel.link.device import NetworkDevice
+    from convaccel.network import load_network
+
+    network = load_network(job["network"])
+    plan = compile_network(network, get_board(job["board"]))
+    divisor = int(job["divisor"])
+    pins = await start(dut, divisor)
+
+    def cycle():
+        return get_sim_time("ns") // PERIOD_NS
+
+    @resume
+    async def read_leds():
+        await RisingEdge(dut.clk)
+        return {role: int(getattr(dut, f"led_{role}").value) for role in LED_ROLES}
+
+    def session():
+        device = NetworkDevice(SimTransport(pins), plan, retries=3)
+        report = {}
+        device.reset()
+        start_bytes, start_cycle = device.bytes_sent + device.bytes_received, cycle()
+        outputs = [device.run(x) for x in arrays["x"]]
+        report["status"] = device.status()
+        report["leds"] = {f"{role} after the frames": value for role, value in
+                          read_leds().items() if role in ("pass", "fail", "done", "busy")}
+        moved = device.bytes_sent + device.bytes_received - start_bytes
+        report["link"] = {"bytes": moved, "bit_times": (cycle() - start_cycle) / divisor,
+                          "resent": device.resent}
+        return report, outputs
+
+    report, outputs = await bridge(session)()
+    np.savez(job_dir / "out.npz", y=np.array(outputs))
+    (job_dir / "report.json").write_text(json.dumps(report, indent=1))
+    assert report["leds"] == {"pass after the frames": 1, "fail after the frames": 0,
+                              "done after the frames": 1, "busy after the frames": 0}, \
+        report["leds"]
+    for n, (x, y) in enumerate(zip(arrays["x"], outputs)):
+        expected = network.golden(x)
+        assert np.array_equal(y, expected), f"frame {n}: the device's output tensor differs " \
+            f"from the golden model at {np.argwhere(y != expected)[0].tolist()}"
+
+
 @cocotb.test()
 async def host_session(dut):
     job_dir = Path(os.environ["CONVACCEL_TB_JOB"])
     job = json.loads((job_dir / "job.json").read_text())
     arrays = np.load(job_dir / "data.npz")
+    if "network" in job:
+        await network_session(dut, job, job_dir, arrays)
+        return
     spec = ConvSpec(**job["spec"])
     divisor = int(job["divisor"])
     frames = list(arrays["x"])

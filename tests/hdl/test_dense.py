@@ -63,18 +63,21 @@ def random_layer(rng, units, inputs):
     return w, engine_bias, scales, zp, act
 
 
-@pytest.mark.parametrize("units, inputs, lanes, rows, cols, out_lanes", [
-    (3, 12, 4, 2, 3, 1),
-    (4, 10, 5, 1, 2, 2),
-    (6, 8, 8, 4, 1, 3),
-    (2, 9, 3, 3, 2, 2),
+@pytest.mark.parametrize("units, inputs, lanes, rows, cols, out_lanes, kind", [
+    (3, 12, 4, 2, 3, 1, "dsp"),
+    (4, 10, 5, 1, 2, 2, "dsp"),
+    (6, 8, 8, 4, 1, 3, "dsp"),
+    (2, 9, 3, 3, 2, 2, "dsp"),
+    (3, 12, 4, 2, 3, 1, "fabric"),
+    (4, 10, 5, 1, 2, 2, "fabric"),
 ])
-def test_dense_random(rng, units, inputs, lanes, rows, cols, out_lanes):
+def test_dense_random(rng, units, inputs, lanes, rows, cols, out_lanes, kind):
     """Random small layers and foldings, three frames, random gaps and stalls: every output
-    equal to golden.dense."""
+    equal to golden.dense (the requantizer's product in DSP blocks or shift-add in logic)."""
     w, b, scales, zp, (lo, hi) = random_layer(rng, units, inputs)
     dut = Dense(weights=w, bias=b, scales=scales, output_zero_point=zp, act_min=lo,
-                act_max=hi, lanes=lanes, rows=rows, cols=cols, out_lanes=out_lanes)
+                act_max=hi, lanes=lanes, rows=rows, cols=cols, out_lanes=out_lanes,
+                requant_multiplier=kind)
     frames = [rng.integers(-128, 128, inputs) for _ in range(3)]
     got = run_frames(dut, frames, lanes, stall=0.3, seed=units)
     ys = [golden.dense(x, w, b, scales, zp, lo, hi) for x in frames]
@@ -147,19 +150,25 @@ def cycle_run(dut, frames, lanes):
     return back_to_back(dut, beats, len(frames) * dut.output_beats)
 
 
-@pytest.mark.parametrize("lanes, rows, cols, out_lanes", [(4, 1, 3, 1), (2, 2, 1, 3)])
-def test_dense_cycles(rng, lanes, rows, cols, out_lanes):
+@pytest.mark.parametrize("lanes, rows, cols, out_lanes, kind", [
+    (4, 1, 3, 1, "dsp"), (2, 2, 1, 3, "dsp"), (4, 1, 3, 1, "fabric"), (2, 2, 1, 3, "fabric")])
+def test_dense_cycles(rng, lanes, rows, cols, out_lanes, kind):
     """With input always valid and output always ready a frame takes exactly ``cycles``, from
-    its first beat taken to its last output beat taken; the next starts right after."""
+    its first beat taken to its last output beat taken; the next starts right after. The
+    fabric requantizer's product takes a cycle per bit of ``M``."""
     w, b, scales, zp, (lo, hi) = random_layer(rng, 3, 8)
     dut = Dense(weights=w, bias=b, scales=scales, output_zero_point=zp, act_min=lo,
-                act_max=hi, lanes=lanes, rows=rows, cols=cols, out_lanes=out_lanes)
+                act_max=hi, lanes=lanes, rows=rows, cols=cols, out_lanes=out_lanes,
+                requant_multiplier=kind)
     frames = [rng.integers(-128, 128, 8) for _ in range(2)]
     out = cycle_run(dut, frames, lanes)
     ys = [golden.dense(x, w, b, scales, zp, lo, hi) for x in frames]
     assert [(v, last) for _, v, last in out] == expected_beats(ys, out_lanes)
     n = dut.output_beats
-    assert dut.cycles == (8 // lanes) * (lanes // rows) * (3 // cols) + 3 + n * 4
+    product = 1 if kind == "dsp" else dut.multiplier_bits
+    assert dut.cycles == (8 // lanes) * (lanes // rows) * (3 // cols) + 3 + n * (3 + product)
+    if kind == "fabric":
+        assert len(dut.multipliers) == rows * cols          # (no DSP block requantizes)
     assert out[n - 1][0] + 1 == dut.cycles
     assert out[2 * n - 1][0] + 1 == dut.cycles + dut.interval
 
@@ -221,6 +230,8 @@ def _params(**changes):
     (dict(output_zero_point=200), r"^output_zero_point must be an integer in -128\.\.127, "
                                   r"not 200$"),
     (dict(act_max=128), r"^act_max must be in -128\.\.127 \(int8\), not 128$"),
+    (dict(requant_multiplier="lut"), r"^requant_multiplier must be 'dsp' or 'fabric', not "
+                                     r"'lut'$"),
 ])
 def test_dense_wrong(changes, message):
     with pytest.raises((TypeError, ValueError), match=message):

@@ -135,12 +135,47 @@ def test_compile_digits_ulx3s(digits):
     assert plan.interval == max(s.interval for s in plan.stages)
 
 
+def _fits(net, dsp):
+    try:
+        compile_network(net, dsp=dsp, family="ice40")
+    except CompileError:
+        return False
+    return True
+
+
+def test_compile_fabric_requantizer(digits):
+    """With few DSP blocks the compiler moves requantizers into logic: on 8 ice40 DSP blocks
+    (the UP5K's) the digits network needs the fabric kind somewhere (its 1 x 1 foldings with
+    every requantizer in DSP blocks need more), and the plan's DSP blocks are recounted from
+    its stages' components."""
+    from convaccel.boards import fit
+    net, _, _ = digits
+    plan = compile_network(net, dsp=8, family="ice40")
+    assert plan.dsp <= 8
+    kinds = [s.requant_multiplier for s in plan.stages]
+    assert "fabric" in kinds
+    for s in plan.stages:
+        if s.spec is not None:
+            assert s.dsp == fit._dsps("ice40", s.spec)
+            assert s.spec.requant_multiplier == s.requant_multiplier
+        elif s.rows is not None:
+            assert s.component().requant_multiplier == s.requant_multiplier
+            assert s.dsp == sum(fit._blocks("ice40", a, b) for a, b in s.component().multipliers)
+
+
 def test_compile_wrong(digits):
     net, _, _ = digits
-    with pytest.raises(CompileError, match=r"^no folding of the network fits 8 DSP blocks "
-                                           r"\(the icebreaker board\): the smallest folding "
-                                           r"needs 15 \(ice40 count\)$"):
-        from convaccel.boards.board import get_board
+    # the fewest DSP blocks: 1 x 1 arrays, the fabric requantizer wherever it is allowed
+    least = next(n for n in range(64) if _fits(net, n))
+    with pytest.raises(CompileError, match=rf"^no folding of the network fits {least - 1} DSP "
+                                           rf"blocks: the smallest folding needs {least} "
+                                           rf"\(ice40 count\)$"):
+        compile_network(net, dsp=least - 1, family="ice40")
+    from convaccel.boards.board import get_board
+    with pytest.raises(CompileError, match=r"^no folding of the network fits the logic of the "
+                                           r"icebreaker board within its 8 DSP blocks: the "
+                                           r"lightest needs \d+ logic cells \(the placer can "
+                                           r"use 4752\), estimated with the host link$"):
         compile_network(net, get_board("icebreaker"))
     with pytest.raises(ValueError, match=r"^dsp must be a non-negative integer \(DSP blocks\), "
                                          r"not -1$"):
