@@ -42,7 +42,8 @@ class Requantizer(wiring.Component):
     - ``multiplier = "fabric"``: no DSP block, a shift-add in logic over
       :data:`~convaccel.quant.FABRIC_MULTIPLY_CYCLES` (16) cycles, one radix-4 Booth digit of
       the multiplier a cycle (one add or subtract of the value or its double, a single carry
-      chain); a pass every 16 cycles, so it needs ``row_folds >= 16``.
+      chain, the digit's addend selected and registered the cycle before); a pass every 16
+      cycles, so it needs ``row_folds >= 16``.
 
     The rounding division's shift takes two stages.
 
@@ -113,14 +114,21 @@ class Requantizer(wiring.Component):
         :data:`~convaccel.quant.FABRIC_MULTIPLY_CYCLES` (``"fabric"``)."""
         return 1 if self._multiplier == "dsp" else FABRIC_MULTIPLY_CYCLES
 
+    #: The fabric kind's cycles from a digit's addend selection to its add: the Booth select
+    #: (a few LUT levels) is registered apart from the accumulator's carry chain.
+    FABRIC_ADDEND_STAGES = 1
+
     @property
     def PIPELINE(self):
         """Cycles from the selection of a channel to its group's departure, its result the last:
         operands (selected, saturated, shifted); the product up to its high half (``"dsp"``:
-        partial products, two sums and the high half; ``"fabric"``: one Booth digit a cycle,
-        the last one's sum the high half, then the unit's high half selected); the rounding
-        division's sum and its shift in two steps, zero point and clamp."""
-        return 3 + (4 if self._multiplier == "dsp" else FABRIC_MULTIPLY_CYCLES + 1) + 4
+        partial products, two sums and the high half; ``"fabric"``: the first digit's addend
+        registered, then one Booth digit a cycle, the last one's sum the high half, then the
+        unit's high half selected); the rounding division's sum and its shift in two steps,
+        zero point and clamp."""
+        product = (4 if self._multiplier == "dsp"
+                   else self.FABRIC_ADDEND_STAGES + FABRIC_MULTIPLY_CYCLES + 1)
+        return 3 + product + 4
 
     def _issue_cycle(self, ch):
         # cycles from a group's registration to the selection of its channel `ch`: a pass a
@@ -397,7 +405,11 @@ class Requantizer(wiring.Component):
         m.d.comb += issue.eq((step != last + 1) & (step[:4] < units))
         assert steps == 16                            # (`step[:4]`: the cycle of 16)
         channels, c_valid = self._delays(m, channel, issue, self.PIPELINE - 1)
-        units_d, _ = self._delays(m, unit, issue, 3 + steps)
+        # (from the load, a unit's last digit is selected `steps` cycles later, added
+        # FABRIC_ADDEND_STAGES after that, and its high half selected the cycle after)
+        assert self.FABRIC_ADDEND_STAGES == 1         # (what _fabric_product registers)
+        added = 1 + steps + self.FABRIC_ADDEND_STAGES
+        units_d, _ = self._delays(m, unit, issue, added + 2)
 
         sel_x, sel_m, sel_s = self._selection("")
         with m.Switch(channel):
@@ -418,15 +430,19 @@ class Requantizer(wiring.Component):
             high = Signal(signed(width + 1), name=f"high{u}")
             self._fabric_product(m, u, x, sat_m, high, load=load,
                                  last=c_valid[1 + steps] & (units_d[1 + steps] == u))
-            # (the next value's load may come with the last step: the shift goes along)
-            shift_high = Signal.like(shift, name=f"e{u}_high")
-            m.d.sync += shift_high.eq(shift)
+            # (the next value's load may come with the last digit's selection: the shift goes
+            # along, a register for the selection's and one for the add's)
+            shift_d = [shift]
+            for k in range(self.FABRIC_ADDEND_STAGES + 1):
+                shift_d.append(Signal.like(shift, name=f"e{u}_d{k}"))
+                m.d.sync += shift_d[-1].eq(shift_d[-2])
+            shift_high = shift_d[-1]
             highs.append(high)
             shifts.append(shift_high)
         # the high half of the unit whose last step was the cycle before, and its shift
         high = Signal(signed(width + 1), name="high")
         e_sum = Signal(SHIFT_BITS - 1, name="e_sum")
-        with m.Switch(units_d[2 + steps]):
+        with m.Switch(units_d[added + 1]):
             for u in range(units):
                 with m.Case(u):
                     m.d.sync += [high.eq(highs[u]), e_sum.eq(shifts[u])]
@@ -468,8 +484,12 @@ class Requantizer(wiring.Component):
         # carry in (-x, -2x), and shifts right by 2: one carry chain, |acc| < 2/3 |x|. The
         # rounding's 2**30 = 4**15 is a carry into the last step (d_15 = m[30] + m[29] is never
         # negative, so that carry is free), whose sum, halved, is (x * m + 2**30) >> 31.
-        # The operands are loaded (`load`) the cycle before the first step; the last step
-        # (`last`) may coincide with the next value's load.
+        # A digit's addend and carry are selected (a few LUT levels) and registered the cycle
+        # before their add (FABRIC_ADDEND_STAGES), so that the add is a register plus a
+        # register on the carry chain: at 36 MHz on the UP5K the two did not fit one cycle.
+        # The operands are loaded (`load`) the cycle before the first digit's selection, and
+        # `acc` cleared the cycle after (`start`), while the previous value's last digit is
+        # added; that digit's selection (`last`) may coincide with the next value's load.
         width = len(x)
         digits = Signal(MULTIPLIER_BITS + 2, name=f"booth{u}")    # m[-1] .. m[31], shifted
         acc = Signal(signed(width + 1), name=f"acc{u}")
@@ -477,17 +497,21 @@ class Requantizer(wiring.Component):
         one = b[0] ^ b[1]
         two = (b[2] & ~b[1] & ~b[0]) | (~b[2] & b[1] & b[0])
         neg = b[2] & ~(b[1] & b[0])
-        term = Signal(signed(width + 1), name=f"term{u}")
-        m.d.comb += term.eq(Mux(two, x << 1, Mux(one, x, 0)))
+        term = Mux(two, x << 1, Mux(one, x, 0))
         addend = Signal(signed(width + 1), name=f"addend{u}")
-        m.d.comb += addend.eq(Mux(neg, ~term, term))
-        carry = neg | last
+        carry = Signal(name=f"carry{u}")
+        start = Signal(name=f"start{u}")
+        m.d.sync += [addend.eq(Mux(neg, ~term, term)), carry.eq(neg | last), start.eq(load)]
+        with m.If(load):
+            m.d.sync += digits.eq(Cat(Const(0, 1), mult, Const(0, 1)))
+        with m.Else():
+            m.d.sync += digits.eq(digits >> 2)
         # one adder with a carry in: (2 acc + 1) + (2 addend + carry), halved
         total = Signal(signed(width + 3), name=f"step{u}")
         m.d.comb += total.eq((Cat(Const(1, 1), acc).as_signed() +
                               Cat(carry, addend).as_signed()) >> 1)
-        with m.If(load):
-            m.d.sync += [digits.eq(Cat(Const(0, 1), mult, Const(0, 1))), acc.eq(0)]
+        with m.If(start):
+            m.d.sync += acc.eq(0)
         with m.Else():
-            m.d.sync += [digits.eq(digits >> 2), acc.eq(total >> 2)]
+            m.d.sync += acc.eq(total >> 2)
         m.d.sync += high.eq(total >> 1)
