@@ -317,8 +317,15 @@ class ConvAccelerator(wiring.Component):
             wiring.connect(m, linebuf.o, array.i)
             wiring.connect(m, array.o, output.i)
             wiring.connect(m, output.o, wiring.flipped(self.results))
+            # The line buffer restarts the cycle after the padder's start (a flip-flop: the
+            # start's decode of the load's and the link's state is not chained into the line
+            # buffer's counters, the engine's critical path at 36 MHz), still before the
+            # frame's first padded beat reaches it.
+            assert padder.start_cycles + padder.latency >= 2
+            restart = Signal()
+            m.d.sync += restart.eq(padder.start)
             m.d.comb += [
-                linebuf.start.eq(padder.start),
+                linebuf.start.eq(restart),
                 linebuf.credit.eq(output.credit),
                 output.reserve.eq(linebuf.take),
             ]
@@ -521,8 +528,13 @@ class ConvAccelerator(wiring.Component):
                     m.d.sync += load_discard.eq(1)
 
         # -- frames, status and counters -------------------------------------------------------
-        m.d.comb += padder.start_ok.eq(~self.busy & load_idle & ~load_discard &
-                                       ~self.weights.valid)
+        # The engine and the load are idle, in a flip-flop (a frame's start is decoded from few
+        # signals): set from this cycle's state unless a weight is taken in it, the only event
+        # that moves the load's (a frame that starts meanwhile has its padder active, and the
+        # engine's end lets the next frame start a cycle later).
+        frame_ok = Signal()
+        m.d.sync += frame_ok.eq(~self.busy & load_idle & ~load_discard & ~take)
+        m.d.comb += padder.start_ok.eq(frame_ok & ~self.weights.valid)
         frame_end = self.results.valid & self.results.ready & self.results.payload.last
         with m.If(padder.start):
             m.d.sync += [self.busy.eq(1), self.done.eq(0)]
