@@ -42,8 +42,8 @@ class Requantizer(wiring.Component):
     - ``multiplier = "fabric"``: no DSP block, a shift-add in logic over
       :data:`~convaccel.quant.FABRIC_MULTIPLY_CYCLES` (16) cycles, one radix-4 Booth digit of
       the multiplier a cycle (one add or subtract of the value or its double, a single carry
-      chain, the digit's addend selected and registered the cycle before); a pass every 16
-      cycles, so it needs ``row_folds >= 16``.
+      chain; the digit's decode registered the cycle before); a pass every 16 cycles, so it
+      needs ``row_folds >= 16``.
 
     The rounding division's shift takes two stages.
 
@@ -114,21 +114,14 @@ class Requantizer(wiring.Component):
         :data:`~convaccel.quant.FABRIC_MULTIPLY_CYCLES` (``"fabric"``)."""
         return 1 if self._multiplier == "dsp" else FABRIC_MULTIPLY_CYCLES
 
-    #: The fabric kind's cycles from a digit's addend selection to its add: the Booth select
-    #: (a few LUT levels) is registered apart from the accumulator's carry chain.
-    FABRIC_ADDEND_STAGES = 1
-
     @property
     def PIPELINE(self):
         """Cycles from the selection of a channel to its group's departure, its result the last:
         operands (selected, saturated, shifted); the product up to its high half (``"dsp"``:
-        partial products, two sums and the high half; ``"fabric"``: the first digit's addend
-        registered, then one Booth digit a cycle, the last one's sum the high half, then the
-        unit's high half selected); the rounding division's sum and its shift in two steps,
-        zero point and clamp."""
-        product = (4 if self._multiplier == "dsp"
-                   else self.FABRIC_ADDEND_STAGES + FABRIC_MULTIPLY_CYCLES + 1)
-        return 3 + product + 4
+        partial products, two sums and the high half; ``"fabric"``: one Booth digit a cycle,
+        the last one's sum the high half, then the unit's high half selected); the rounding
+        division's sum, its shift in two steps and its saturation, zero point and clamp."""
+        return 3 + (4 if self._multiplier == "dsp" else FABRIC_MULTIPLY_CYCLES + 1) + 5
 
     def _issue_cycle(self, ch):
         # cycles from a group's registration to the selection of its channel `ch`: a pass a
@@ -166,8 +159,8 @@ class Requantizer(wiring.Component):
     #: unit is about 180 LUTs and 170 flip-flops at 33 bits on both families; one unit
     #: costs fewer LUTs than the dsp kind's adders, which the fabric kind does not have.
     FABRIC_LOGIC = {
-        "ice40": {"lut": {"base": (178.97, -14.615), "unit": (27.56, 4.538)},
-                  "ff": {"base": (-82.67, -5.0), "unit": (66.67, 3.0)}},
+        "ice40": {"lut": {"base": (151.21, -13.744), "unit": (44.64, 4.051)},
+                  "ff": {"base": (-115.0, -5.0), "unit": (71.0, 3.0)}},
         "ecp5": {"lut": {"base": (-275.64, 2.949), "unit": (110.64, 2.051)},
                  "ff": {"base": (-96.0, -5.0), "unit": (70.0, 3.0)}},
     }
@@ -309,9 +302,9 @@ class Requantizer(wiring.Component):
 
     def _divide_and_clamp(self, m, name, high, e_sum):
         """RoundingDivideByPOT of `high` by `e_sum` (registered with it): add half (less one
-        for a negative value), then shift right; the result saturated to SATURATE_BITS (past
-        them the clamp decides); then the zero point and the clamp. Three registers, the
-        returned clamp combinational."""
+        for a negative value), then shift right (by the multiple of 8, then by the rest); the
+        result saturated to SATURATE_BITS (past them the clamp decides); then the zero point
+        and the clamp. Four registers, the returned clamp combinational."""
         width = self._value_width
         limit = 1 << (SATURATE_BITS - 1)
         e_coarse = Signal.like(e_sum, name=f"e{name}_coarse")
@@ -323,8 +316,10 @@ class Requantizer(wiring.Component):
         # the shift in two steps: by the multiple of 8, then by the rest
         coarse = Signal.like(total, name=f"coarse{name}")
         m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
+        # (registered: the fine shift's multiplexers and the saturation's test of the top bits
+        # were the critical path at 36 MHz on the UP5K in one cycle)
         shifted = Signal.like(total, name=f"shifted{name}")
-        m.d.comb += shifted.eq(coarse >> e_fine[:3])
+        m.d.sync += shifted.eq(coarse >> e_fine[:3])
         # saturated where its top bits are not all copies of the sign (LUTs, no carry)
         top = shifted[SATURATE_BITS - 1:]
         fits = (top == 0) | (top == (1 << len(top)) - 1)
@@ -405,11 +400,7 @@ class Requantizer(wiring.Component):
         m.d.comb += issue.eq((step != last + 1) & (step[:4] < units))
         assert steps == 16                            # (`step[:4]`: the cycle of 16)
         channels, c_valid = self._delays(m, channel, issue, self.PIPELINE - 1)
-        # (from the load, a unit's last digit is selected `steps` cycles later, added
-        # FABRIC_ADDEND_STAGES after that, and its high half selected the cycle after)
-        assert self.FABRIC_ADDEND_STAGES == 1         # (what _fabric_product registers)
-        added = 1 + steps + self.FABRIC_ADDEND_STAGES
-        units_d, _ = self._delays(m, unit, issue, added + 2)
+        units_d, _ = self._delays(m, unit, issue, 3 + steps)
 
         sel_x, sel_m, sel_s = self._selection("")
         with m.Switch(channel):
@@ -417,7 +408,7 @@ class Requantizer(wiring.Component):
                 with m.Case(ch):
                     m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
                                  sel_s.eq(params_shift[ch])]
-        x_value, shift_value, sat_m = self._operands(m, "", sel_x, sel_m, sel_s)
+        x_value, shift_value, _ = self._operands(m, "", sel_x, sel_m, sel_s)
         width = self._value_width
         highs, shifts = [], []
         for u in range(units):
@@ -428,21 +419,19 @@ class Requantizer(wiring.Component):
             with m.If(load):
                 m.d.sync += [x.eq(x_value), shift.eq(shift_value)]
             high = Signal(signed(width + 1), name=f"high{u}")
-            self._fabric_product(m, u, x, sat_m, high, load=load,
-                                 last=c_valid[1 + steps] & (units_d[1 + steps] == u))
-            # (the next value's load may come with the last digit's selection: the shift goes
-            # along, a register for the selection's and one for the add's)
-            shift_d = [shift]
-            for k in range(self.FABRIC_ADDEND_STAGES + 1):
-                shift_d.append(Signal.like(shift, name=f"e{u}_d{k}"))
-                m.d.sync += shift_d[-1].eq(shift_d[-2])
-            shift_high = shift_d[-1]
+            # (the multiplier's digits a stage ahead of the value, from the selection)
+            self._fabric_product(m, u, x, sel_m, high, load=load,
+                                 load_digits=c_valid[0] & (units_d[0] == u),
+                                 last_digit=c_valid[steps] & (units_d[steps] == u))
+            # (the next value's load may come with the last step: the shift goes along)
+            shift_high = Signal.like(shift, name=f"e{u}_high")
+            m.d.sync += shift_high.eq(shift)
             highs.append(high)
             shifts.append(shift_high)
         # the high half of the unit whose last step was the cycle before, and its shift
         high = Signal(signed(width + 1), name="high")
         e_sum = Signal(SHIFT_BITS - 1, name="e_sum")
-        with m.Switch(units_d[added + 1]):
+        with m.Switch(units_d[2 + steps]):
             for u in range(units):
                 with m.Case(u):
                     m.d.sync += [high.eq(highs[u]), e_sum.eq(shifts[u])]
@@ -475,8 +464,8 @@ class Requantizer(wiring.Component):
         m.d.sync += high.eq((product + (1 << 30)) >> 31)
 
     @staticmethod
-    def _fabric_product(m, u, x, mult, high, *, load, last):
-        # (`x` is loaded with `load`, from the stage that presents `mult`)
+    def _fabric_product(m, u, x, mult, high, *, load, load_digits, last_digit):
+        # (`mult` is loaded with `load_digits`, the cycle before `x` is loaded with `load`)
         # A shift-add over the multiplier's radix-4 Booth digits d_k = -2 m[2k+1] + m[2k] +
         # m[2k-1] (m[-1] = m[31] = 0, so sum d_k 4**k = m), least significant first. `acc`
         # holds floor(x * sum_{j<k} d_j 4**j / 4**k): the bits below 4**k never change again,
@@ -484,33 +473,37 @@ class Requantizer(wiring.Component):
         # carry in (-x, -2x), and shifts right by 2: one carry chain, |acc| < 2/3 |x|. The
         # rounding's 2**30 = 4**15 is a carry into the last step (d_15 = m[30] + m[29] is never
         # negative, so that carry is free), whose sum, halved, is (x * m + 2**30) >> 31.
-        # A digit's addend and carry are selected (a few LUT levels) and registered the cycle
-        # before their add (FABRIC_ADDEND_STAGES), so that the add is a register plus a
-        # register on the carry chain: at 36 MHz on the UP5K the two did not fit one cycle.
-        # The operands are loaded (`load`) the cycle before the first digit's selection, and
-        # `acc` cleared the cycle after (`start`), while the previous value's last digit is
-        # added; that digit's selection (`last`) may coincide with the next value's load.
+        # A digit is decoded (which multiple, negated or not, and the carry in) the cycle
+        # before its step, into registers, so that a step is one LUT level of selection and
+        # the carry chain (decode, selection and carry in one cycle missed 36 MHz on the UP5K).
+        # The multiplier's digits are loaded (`load_digits`) two cycles before the first step,
+        # the value (`load`) the cycle before it; the last step may coincide with the next
+        # value's load, and its digit's decode (`last_digit`) with the next digits' load.
         width = len(x)
         digits = Signal(MULTIPLIER_BITS + 2, name=f"booth{u}")    # m[-1] .. m[31], shifted
         acc = Signal(signed(width + 1), name=f"acc{u}")
         b = digits[:3]
-        one = b[0] ^ b[1]
-        two = (b[2] & ~b[1] & ~b[0]) | (~b[2] & b[1] & b[0])
-        neg = b[2] & ~(b[1] & b[0])
-        term = Mux(two, x << 1, Mux(one, x, 0))
-        addend = Signal(signed(width + 1), name=f"addend{u}")
+        one, two, neg = (Signal(name=f"{n}{u}") for n in ("one", "two", "neg"))
         carry = Signal(name=f"carry{u}")
-        start = Signal(name=f"start{u}")
-        m.d.sync += [addend.eq(Mux(neg, ~term, term)), carry.eq(neg | last), start.eq(load)]
-        with m.If(load):
+        m.d.sync += [
+            one.eq(b[0] ^ b[1]),
+            two.eq((b[2] & ~b[1] & ~b[0]) | (~b[2] & b[1] & b[0])),
+            neg.eq(b[2] & ~(b[1] & b[0])),
+            carry.eq((b[2] & ~(b[1] & b[0])) | last_digit),
+        ]
+        with m.If(load_digits):
             m.d.sync += digits.eq(Cat(Const(0, 1), mult, Const(0, 1)))
         with m.Else():
             m.d.sync += digits.eq(digits >> 2)
+        term = Signal(signed(width + 1), name=f"term{u}")
+        m.d.comb += term.eq(Mux(two, x << 1, Mux(one, x, 0)))
+        addend = Signal(signed(width + 1), name=f"addend{u}")
+        m.d.comb += addend.eq(Mux(neg, ~term, term))
         # one adder with a carry in: (2 acc + 1) + (2 addend + carry), halved
         total = Signal(signed(width + 3), name=f"step{u}")
         m.d.comb += total.eq((Cat(Const(1, 1), acc).as_signed() +
                               Cat(carry, addend).as_signed()) >> 1)
-        with m.If(start):
+        with m.If(load):
             m.d.sync += acc.eq(0)
         with m.Else():
             m.d.sync += acc.eq(total >> 2)
