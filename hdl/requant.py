@@ -146,7 +146,8 @@ class Requantizer(wiring.Component):
         if self._multiplier == "fabric":
             return ()
         w = self._value_width
-        # four partial products: (16 unsigned or the signed rest) x (16 or 15 unsigned)
+        # four partial products: (16 unsigned or the rest, the sign apart) x (16 or 15
+        # unsigned); as :func:`~convaccel.boards.fit._blocks` counts a signed operand
         return ((16, 16), (16, MULTIPLIER_BITS - 16), (w - 16, 16),
                 (w - 16, MULTIPLIER_BITS - 16)) * self.units
 
@@ -159,10 +160,10 @@ class Requantizer(wiring.Component):
     #: unit is about 180 LUTs and 170 flip-flops at 33 bits on both families; one unit
     #: costs fewer LUTs than the dsp kind's adders, which the fabric kind does not have.
     FABRIC_LOGIC = {
-        "ice40": {"lut": {"base": (151.21, -13.744), "unit": (44.64, 4.051)},
-                  "ff": {"base": (-115.0, -5.0), "unit": (71.0, 3.0)}},
-        "ecp5": {"lut": {"base": (-11.8, -6.077), "unit": (34.03, 4.615)},
-                 "ff": {"base": (-119.03, -5.282), "unit": (62.64, 3.051)}},
+        "ice40": {"lut": {"base": (-129.23, -3.205), "unit": (44.31, 4.051)},
+                  "ff": {"base": (-223.69, -4.615), "unit": (71.0, 3.0)}},
+        "ecp5": {"lut": {"base": (-166.18, -2.641), "unit": (50.49, 4.026)},
+                 "ff": {"base": (-232.33, -4.667), "unit": (62.64, 3.051)}},
     }
 
     @property
@@ -445,23 +446,34 @@ class Requantizer(wiring.Component):
 
     @staticmethod
     def _dsp_product(m, u, x, mult, high):
-        # The product from four partial products of at most 16 x 16 bits (one DSP block each
-        # on iCE40), summed over two registered stages: no stage chains more than one carry;
-        # then the rounding doubling high multiply.
-        x_lo, x_hi = x[:16], x[16:].as_signed()
+        # The product from four unsigned partial products of at most 16 x 16 bits of the
+        # value's bits below its sign (one DSP block each on iCE40, nothing between it and its
+        # register), summed over two registered stages; the sign's weight, -2**(w-1) * m,
+        # joins the rounding's 2**30 in a register beside them, added in the last stage: no
+        # stage chains more than one carry, and no logic follows a DSP block (with a signed
+        # operand Yosys put its top bit in a carry chain behind the block: icetime's critical
+        # path at 36 MHz on the UP5K). Then the rounding doubling high multiply.
+        w = len(x)
+        x_lo, x_hi = x[:16], x[16:w - 1]
         m_lo, m_hi = mult[:16], mult[16:]
         pp = {}
         for name, a, b in (("ll", x_lo, m_lo), ("lh", x_lo, m_hi), ("hl", x_hi, m_lo),
                            ("hh", x_hi, m_hi)):
             pp[name] = Signal.like(a * b, name=f"pp_{name}{u}")
             m.d.sync += pp[name].eq(a * b)
+        offset = [Signal(signed(w + MULTIPLIER_BITS + 1), name=f"offset{u}_{k}")
+                  for k in range(3)]
+        sign_part = Cat(Mux(x[w - 1], mult, 0), Const(0, 1)).as_signed()
+        m.d.sync += offset[0].eq((1 << 30) - (sign_part << (w - 1)))
+        for k in range(1, 3):
+            m.d.sync += offset[k].eq(offset[k - 1])
         t_lo = Signal.like(pp["ll"] + (pp["lh"] << 16), name=f"t_lo{u}")
         t_hi = Signal.like(pp["hl"] + (pp["hh"] << 16), name=f"t_hi{u}")
         m.d.sync += [t_lo.eq(pp["ll"] + (pp["lh"] << 16)),
                      t_hi.eq(pp["hl"] + (pp["hh"] << 16))]
-        product = Signal(signed(len(x) + MULTIPLIER_BITS + 1), name=f"p{u}")
+        product = Signal(w - 1 + MULTIPLIER_BITS, name=f"p{u}")    # the unsigned bits' product
         m.d.sync += product.eq(t_lo + (t_hi << 16))
-        m.d.sync += high.eq((product + (1 << 30)) >> 31)
+        m.d.sync += high.eq((product + offset[-1]) >> 31)
 
     @staticmethod
     def _fabric_product(m, u, x, mult, high, *, load, load_digits, last_digit):
