@@ -146,8 +146,9 @@ class Requantizer(wiring.Component):
         if self._multiplier == "fabric":
             return ()
         w = self._value_width
-        # four partial products: (16 unsigned or the rest, the sign apart) x (16 or 15
-        # unsigned); as :func:`~convaccel.boards.fit._blocks` counts a signed operand
+        # four partial products: the value's bits below its sign in two parts of at most 16
+        # (:meth:`_dsp_product`) x (16 or 15 unsigned), given as (16 or the signed rest): the
+        # blocks :func:`~convaccel.boards.fit._blocks` counts (its sign apart)
         return ((16, 16), (16, MULTIPLIER_BITS - 16), (w - 16, 16),
                 (w - 16, MULTIPLIER_BITS - 16)) * self.units
 
@@ -160,10 +161,10 @@ class Requantizer(wiring.Component):
     #: unit is about 180 LUTs and 170 flip-flops at 33 bits on both families; one unit
     #: costs fewer LUTs than the dsp kind's adders, which the fabric kind does not have.
     FABRIC_LOGIC = {
-        "ice40": {"lut": {"base": (-129.23, -3.205), "unit": (44.31, 4.051)},
-                  "ff": {"base": (-223.69, -4.615), "unit": (71.0, 3.0)}},
-        "ecp5": {"lut": {"base": (-166.18, -2.641), "unit": (50.49, 4.026)},
-                 "ff": {"base": (-232.33, -4.667), "unit": (62.64, 3.051)}},
+        "ice40": {"lut": {"base": (-130.08, -3.179), "unit": (45.15, 4.026)},
+                  "ff": {"base": (-259.23, -3.538), "unit": (71.0, 3.0)}},
+        "ecp5": {"lut": {"base": (-168.72, -2.564), "unit": (35.26, 4.487)},
+                 "ff": {"base": (-274.64, -3.385), "unit": (61.8, 3.077)}},
     }
 
     @property
@@ -454,7 +455,10 @@ class Requantizer(wiring.Component):
         # operand Yosys put its top bit in a carry chain behind the block: icetime's critical
         # path at 36 MHz on the UP5K). Then the rounding doubling high multiply.
         w = len(x)
-        x_lo, x_hi = x[:16], x[16:w - 1]
+        # (cut in halves up to 16 bits, never below 9: Gowin's Yosys makes narrower products
+        # of logic, not of the blocks that the fit check counts; w >= 19)
+        cut = min(16, (w - 1) // 2)
+        x_lo, x_hi = x[:cut], x[cut:w - 1]
         m_lo, m_hi = mult[:16], mult[16:]
         pp = {}
         for name, a, b in (("ll", x_lo, m_lo), ("lh", x_lo, m_hi), ("hl", x_hi, m_lo),
@@ -472,7 +476,7 @@ class Requantizer(wiring.Component):
         m.d.sync += [t_lo.eq(pp["ll"] + (pp["lh"] << 16)),
                      t_hi.eq(pp["hl"] + (pp["hh"] << 16))]
         product = Signal(w - 1 + MULTIPLIER_BITS, name=f"p{u}")    # the unsigned bits' product
-        m.d.sync += product.eq(t_lo + (t_hi << 16))
+        m.d.sync += product.eq(t_lo + (t_hi << cut))
         m.d.sync += high.eq((product + offset[-1]) >> 31)
 
     @staticmethod
