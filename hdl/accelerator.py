@@ -317,8 +317,15 @@ class ConvAccelerator(wiring.Component):
             wiring.connect(m, linebuf.o, array.i)
             wiring.connect(m, array.o, output.i)
             wiring.connect(m, output.o, wiring.flipped(self.results))
+            # The line buffer restarts the cycle after the padder's start (a flip-flop: the
+            # start's decode of the load's and the link's state is not chained into the line
+            # buffer's counters, the engine's critical path at 36 MHz), still before the
+            # frame's first padded beat reaches it.
+            assert padder.start_cycles + padder.latency >= 2
+            restart = Signal()
+            m.d.sync += restart.eq(padder.start)
             m.d.comb += [
-                linebuf.start.eq(padder.start),
+                linebuf.start.eq(restart),
                 linebuf.credit.eq(output.credit),
                 output.reserve.eq(linebuf.take),
             ]
@@ -443,13 +450,20 @@ class ConvAccelerator(wiring.Component):
         kind = Signal(len(oks))                       # one-hot: the check for the beat taken
         check = {name: kind[n] for n, name in enumerate(checks)}
         load_error = Signal()                         # the beat's `last` is misplaced
-        with m.If(take):
-            # the load is at its start again after its final beat, or after an early `last`
-            m.d.sync += load_idle.eq(Mux(load_discard, beat.last, beat.last | load_final))
-        with m.If(take & load_discard):
-            with m.If(beat.last):
-                m.d.sync += load_discard.eq(0)
-        with m.Elif(take & ~load_bias):
+        # The load's idle and discard flags after this cycle, for their registers and the
+        # frame's start (`frame_ok`): the load is at its start again after its final beat, or
+        # after an early `last`; it drops the rest of an overlong load, from a final beat
+        # without `last` up to the next `last`.
+        idle_next = Signal()
+        discard_next = Signal()
+        m.d.comb += [
+            idle_next.eq(Mux(take, Mux(load_discard, beat.last, beat.last | load_final),
+                             load_idle)),
+            discard_next.eq(Mux(take & (load_discard | load_bias),
+                                ~beat.last & (load_discard | load_final), load_discard)),
+        ]
+        m.d.sync += [load_idle.eq(idle_next), load_discard.eq(discard_next)]
+        with m.If(take & ~load_discard & ~load_bias):
             m.d.comb += array.w_en.eq(load_pe)
             m.d.sync += load_pe.eq(load_pe.rotate_left(1))
             m.d.comb += [check["weight"].eq(1), load_error.eq(beat.last)]
@@ -460,7 +474,7 @@ class ConvAccelerator(wiring.Component):
             with m.If(beat.last):                     # too short: start over
                 clear(load_k, k_end, depth)
                 m.d.sync += [load_bias.eq(0), final_phase.eq(0), load_pe.eq(1)]
-        with m.Elif(take):
+        with m.Elif(take & ~load_discard):
             with m.Switch(load_phase):
                 with m.Case(0):
                     m.d.comb += [output.b_en.eq(1 << load_lane), check["bias"].eq(1)]
@@ -517,17 +531,21 @@ class ConvAccelerator(wiring.Component):
                              final_phase.eq(0)]
                 if load_in_group is not None:
                     clear(load_in_group, group_end, spec.out_per_group)
-                with m.If(~beat.last):                # too long: drop up to `last`
-                    m.d.sync += load_discard.eq(1)
 
         # -- frames, status and counters -------------------------------------------------------
-        m.d.comb += padder.start_ok.eq(~self.busy & load_idle & ~load_discard &
-                                       ~self.weights.valid)
         frame_end = self.results.valid & self.results.ready & self.results.payload.last
+        busy_next = Mux(padder.start, 1, Mux(frame_end, 0, self.busy))
+        m.d.sync += self.busy.eq(busy_next)
         with m.If(padder.start):
-            m.d.sync += [self.busy.eq(1), self.done.eq(0)]
+            m.d.sync += self.done.eq(0)
         with m.Elif(frame_end):
-            m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+            m.d.sync += self.done.eq(1)
+        # The engine and the load are idle: a flip-flop set from their next states, so that a
+        # frame's start is decoded from few signals (the load's state -> the padder's start ->
+        # the line buffer was the critical path at 36 MHz on the UP5K).
+        frame_ok = Signal(init=1)                     # ~busy & load_idle & ~load_discard
+        m.d.sync += frame_ok.eq(~busy_next & idle_next & ~discard_next)
+        m.d.comb += padder.start_ok.eq(frame_ok & ~self.weights.valid)
 
         # Error events pass a register on their way to the sticky flag (a cycle later).
         # (each source in its own flip-flops: no logic joins the padder's and the load's)

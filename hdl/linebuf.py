@@ -67,7 +67,8 @@ class LineBuffer(wiring.Component):
         The padded beats.
     o : Out(stream.Signature(vector_layout(...), always_ready=True))
     start : In(1)
-        A frame begins (the padder's ``start``): the ring, the counters and the lead restart.
+        A frame begins (the engine's register of the padder's ``start``, before the frame's
+        first beat): the ring, the counters and the lead restart.
     credit : In(1)
     take : Out(1)
         An output pixel is taken in this cycle (a reservation downstream).

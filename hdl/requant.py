@@ -42,7 +42,8 @@ class Requantizer(wiring.Component):
     - ``multiplier = "fabric"``: no DSP block, a shift-add in logic over
       :data:`~convaccel.quant.FABRIC_MULTIPLY_CYCLES` (16) cycles, one radix-4 Booth digit of
       the multiplier a cycle (one add or subtract of the value or its double, a single carry
-      chain); a pass every 16 cycles, so it needs ``row_folds >= 16``.
+      chain; the digit's decode registered the cycle before); a pass every 16 cycles, so it
+      needs ``row_folds >= 16``.
 
     The rounding division's shift takes two stages.
 
@@ -119,8 +120,8 @@ class Requantizer(wiring.Component):
         operands (selected, saturated, shifted); the product up to its high half (``"dsp"``:
         partial products, two sums and the high half; ``"fabric"``: one Booth digit a cycle,
         the last one's sum the high half, then the unit's high half selected); the rounding
-        division's sum and its shift in two steps, zero point and clamp."""
-        return 3 + (4 if self._multiplier == "dsp" else FABRIC_MULTIPLY_CYCLES + 1) + 4
+        division's sum, its shift in two steps and its saturation, zero point and clamp."""
+        return 3 + (4 if self._multiplier == "dsp" else FABRIC_MULTIPLY_CYCLES + 1) + 5
 
     def _issue_cycle(self, ch):
         # cycles from a group's registration to the selection of its channel `ch`: a pass a
@@ -145,7 +146,9 @@ class Requantizer(wiring.Component):
         if self._multiplier == "fabric":
             return ()
         w = self._value_width
-        # four partial products: (16 unsigned or the signed rest) x (16 or 15 unsigned)
+        # four partial products: the value's bits below its sign in two parts of at most 16
+        # (:meth:`_dsp_product`) x (16 or 15 unsigned), given as (16 or the signed rest): the
+        # blocks :func:`~convaccel.boards.fit._blocks` counts (its sign apart)
         return ((16, 16), (16, MULTIPLIER_BITS - 16), (w - 16, 16),
                 (w - 16, MULTIPLIER_BITS - 16)) * self.units
 
@@ -158,10 +161,10 @@ class Requantizer(wiring.Component):
     #: unit is about 180 LUTs and 170 flip-flops at 33 bits on both families; one unit
     #: costs fewer LUTs than the dsp kind's adders, which the fabric kind does not have.
     FABRIC_LOGIC = {
-        "ice40": {"lut": {"base": (178.97, -14.615), "unit": (27.56, 4.538)},
-                  "ff": {"base": (-82.67, -5.0), "unit": (66.67, 3.0)}},
-        "ecp5": {"lut": {"base": (-275.64, 2.949), "unit": (110.64, 2.051)},
-                 "ff": {"base": (-96.0, -5.0), "unit": (70.0, 3.0)}},
+        "ice40": {"lut": {"base": (-130.08, -3.179), "unit": (45.15, 4.026)},
+                  "ff": {"base": (-259.23, -3.538), "unit": (71.0, 3.0)}},
+        "ecp5": {"lut": {"base": (-168.72, -2.564), "unit": (35.26, 4.487)},
+                 "ff": {"base": (-274.64, -3.385), "unit": (61.8, 3.077)}},
     }
 
     @property
@@ -301,9 +304,9 @@ class Requantizer(wiring.Component):
 
     def _divide_and_clamp(self, m, name, high, e_sum):
         """RoundingDivideByPOT of `high` by `e_sum` (registered with it): add half (less one
-        for a negative value), then shift right; the result saturated to SATURATE_BITS (past
-        them the clamp decides); then the zero point and the clamp. Three registers, the
-        returned clamp combinational."""
+        for a negative value), then shift right (by the multiple of 8, then by the rest); the
+        result saturated to SATURATE_BITS (past them the clamp decides); then the zero point
+        and the clamp. Four registers, the returned clamp combinational."""
         width = self._value_width
         limit = 1 << (SATURATE_BITS - 1)
         e_coarse = Signal.like(e_sum, name=f"e{name}_coarse")
@@ -315,8 +318,10 @@ class Requantizer(wiring.Component):
         # the shift in two steps: by the multiple of 8, then by the rest
         coarse = Signal.like(total, name=f"coarse{name}")
         m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
+        # (registered: the fine shift's multiplexers and the saturation's test of the top bits
+        # were the critical path at 36 MHz on the UP5K in one cycle)
         shifted = Signal.like(total, name=f"shifted{name}")
-        m.d.comb += shifted.eq(coarse >> e_fine[:3])
+        m.d.sync += shifted.eq(coarse >> e_fine[:3])
         # saturated where its top bits are not all copies of the sign (LUTs, no carry)
         top = shifted[SATURATE_BITS - 1:]
         fits = (top == 0) | (top == (1 << len(top)) - 1)
@@ -405,7 +410,7 @@ class Requantizer(wiring.Component):
                 with m.Case(ch):
                     m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
                                  sel_s.eq(params_shift[ch])]
-        x_value, shift_value, sat_m = self._operands(m, "", sel_x, sel_m, sel_s)
+        x_value, shift_value, _ = self._operands(m, "", sel_x, sel_m, sel_s)
         width = self._value_width
         highs, shifts = [], []
         for u in range(units):
@@ -416,8 +421,10 @@ class Requantizer(wiring.Component):
             with m.If(load):
                 m.d.sync += [x.eq(x_value), shift.eq(shift_value)]
             high = Signal(signed(width + 1), name=f"high{u}")
-            self._fabric_product(m, u, x, sat_m, high, load=load,
-                                 last=c_valid[1 + steps] & (units_d[1 + steps] == u))
+            # (the multiplier's digits a stage ahead of the value, from the selection)
+            self._fabric_product(m, u, x, sel_m, high, load=load,
+                                 load_digits=c_valid[0] & (units_d[0] == u),
+                                 last_digit=c_valid[steps] & (units_d[steps] == u))
             # (the next value's load may come with the last step: the shift goes along)
             shift_high = Signal.like(shift, name=f"e{u}_high")
             m.d.sync += shift_high.eq(shift)
@@ -440,27 +447,41 @@ class Requantizer(wiring.Component):
 
     @staticmethod
     def _dsp_product(m, u, x, mult, high):
-        # The product from four partial products of at most 16 x 16 bits (one DSP block each
-        # on iCE40), summed over two registered stages: no stage chains more than one carry;
-        # then the rounding doubling high multiply.
-        x_lo, x_hi = x[:16], x[16:].as_signed()
+        # The product from four unsigned partial products of at most 16 x 16 bits of the
+        # value's bits below its sign (one DSP block each on iCE40, nothing between it and its
+        # register), summed over two registered stages; the sign's weight, -2**(w-1) * m,
+        # joins the rounding's 2**30 in a register beside them, added in the last stage: no
+        # stage chains more than one carry, and no logic follows a DSP block (with a signed
+        # operand Yosys put its top bit in a carry chain behind the block: icetime's critical
+        # path at 36 MHz on the UP5K). Then the rounding doubling high multiply.
+        w = len(x)
+        # (cut in halves up to 16 bits, never below 9: Gowin's Yosys makes narrower products
+        # of logic, not of the blocks that the fit check counts; w >= 19)
+        cut = min(16, (w - 1) // 2)
+        x_lo, x_hi = x[:cut], x[cut:w - 1]
         m_lo, m_hi = mult[:16], mult[16:]
         pp = {}
         for name, a, b in (("ll", x_lo, m_lo), ("lh", x_lo, m_hi), ("hl", x_hi, m_lo),
                            ("hh", x_hi, m_hi)):
             pp[name] = Signal.like(a * b, name=f"pp_{name}{u}")
             m.d.sync += pp[name].eq(a * b)
+        offset = [Signal(signed(w + MULTIPLIER_BITS + 1), name=f"offset{u}_{k}")
+                  for k in range(3)]
+        sign_part = Cat(Mux(x[w - 1], mult, 0), Const(0, 1)).as_signed()
+        m.d.sync += offset[0].eq((1 << 30) - (sign_part << (w - 1)))
+        for k in range(1, 3):
+            m.d.sync += offset[k].eq(offset[k - 1])
         t_lo = Signal.like(pp["ll"] + (pp["lh"] << 16), name=f"t_lo{u}")
         t_hi = Signal.like(pp["hl"] + (pp["hh"] << 16), name=f"t_hi{u}")
         m.d.sync += [t_lo.eq(pp["ll"] + (pp["lh"] << 16)),
                      t_hi.eq(pp["hl"] + (pp["hh"] << 16))]
-        product = Signal(signed(len(x) + MULTIPLIER_BITS + 1), name=f"p{u}")
-        m.d.sync += product.eq(t_lo + (t_hi << 16))
-        m.d.sync += high.eq((product + (1 << 30)) >> 31)
+        product = Signal(w - 1 + MULTIPLIER_BITS, name=f"p{u}")    # the unsigned bits' product
+        m.d.sync += product.eq(t_lo + (t_hi << cut))
+        m.d.sync += high.eq((product + offset[-1]) >> 31)
 
     @staticmethod
-    def _fabric_product(m, u, x, mult, high, *, load, last):
-        # (`x` is loaded with `load`, from the stage that presents `mult`)
+    def _fabric_product(m, u, x, mult, high, *, load, load_digits, last_digit):
+        # (`mult` is loaded with `load_digits`, the cycle before `x` is loaded with `load`)
         # A shift-add over the multiplier's radix-4 Booth digits d_k = -2 m[2k+1] + m[2k] +
         # m[2k-1] (m[-1] = m[31] = 0, so sum d_k 4**k = m), least significant first. `acc`
         # holds floor(x * sum_{j<k} d_j 4**j / 4**k): the bits below 4**k never change again,
@@ -468,26 +489,38 @@ class Requantizer(wiring.Component):
         # carry in (-x, -2x), and shifts right by 2: one carry chain, |acc| < 2/3 |x|. The
         # rounding's 2**30 = 4**15 is a carry into the last step (d_15 = m[30] + m[29] is never
         # negative, so that carry is free), whose sum, halved, is (x * m + 2**30) >> 31.
-        # The operands are loaded (`load`) the cycle before the first step; the last step
-        # (`last`) may coincide with the next value's load.
+        # A digit is decoded (which multiple, negated or not, and the carry in) the cycle
+        # before its step, into registers, so that a step is one LUT level of selection and
+        # the carry chain (decode, selection and carry in one cycle missed 36 MHz on the UP5K).
+        # The multiplier's digits are loaded (`load_digits`) two cycles before the first step,
+        # the value (`load`) the cycle before it; the last step may coincide with the next
+        # value's load, and its digit's decode (`last_digit`) with the next digits' load.
         width = len(x)
         digits = Signal(MULTIPLIER_BITS + 2, name=f"booth{u}")    # m[-1] .. m[31], shifted
         acc = Signal(signed(width + 1), name=f"acc{u}")
         b = digits[:3]
-        one = b[0] ^ b[1]
-        two = (b[2] & ~b[1] & ~b[0]) | (~b[2] & b[1] & b[0])
-        neg = b[2] & ~(b[1] & b[0])
+        one, two, neg = (Signal(name=f"{n}{u}") for n in ("one", "two", "neg"))
+        carry = Signal(name=f"carry{u}")
+        m.d.sync += [
+            one.eq(b[0] ^ b[1]),
+            two.eq((b[2] & ~b[1] & ~b[0]) | (~b[2] & b[1] & b[0])),
+            neg.eq(b[2] & ~(b[1] & b[0])),
+            carry.eq((b[2] & ~(b[1] & b[0])) | last_digit),
+        ]
+        with m.If(load_digits):
+            m.d.sync += digits.eq(Cat(Const(0, 1), mult, Const(0, 1)))
+        with m.Else():
+            m.d.sync += digits.eq(digits >> 2)
         term = Signal(signed(width + 1), name=f"term{u}")
         m.d.comb += term.eq(Mux(two, x << 1, Mux(one, x, 0)))
         addend = Signal(signed(width + 1), name=f"addend{u}")
         m.d.comb += addend.eq(Mux(neg, ~term, term))
-        carry = neg | last
         # one adder with a carry in: (2 acc + 1) + (2 addend + carry), halved
         total = Signal(signed(width + 3), name=f"step{u}")
         m.d.comb += total.eq((Cat(Const(1, 1), acc).as_signed() +
                               Cat(carry, addend).as_signed()) >> 1)
         with m.If(load):
-            m.d.sync += [digits.eq(Cat(Const(0, 1), mult, Const(0, 1))), acc.eq(0)]
+            m.d.sync += acc.eq(0)
         with m.Else():
-            m.d.sync += [digits.eq(digits >> 2), acc.eq(total >> 2)]
+            m.d.sync += acc.eq(total >> 2)
         m.d.sync += high.eq(total >> 1)

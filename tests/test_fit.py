@@ -199,8 +199,10 @@ def test_fit_fabric_requantizer_takes_no_dsp():
     assert _pe_dsps("ice40", dsp) == _pe_dsps("ice40", fabric) == 8
     assert _dsps("ice40", dsp) == 12 and _dsps("ice40", fabric) == 8
     assert not _fit(dsp, board, "link").fits and _fit(fabric, board, "link").fits
+    # (more LUTs and more logic in all; the dsp kind's product, its sign's offset registered
+    # beside its sums, has more flip-flops than two fabric units)
     lut, ff = fabric.engine.extra_logic("ice40")
-    assert lut > 0 and ff > 0
+    assert lut > 0 and lut + ff > 0
     dsp_needs, fabric_needs = estimate(dsp, board, "link"), estimate(fabric, board, "link")
     assert (fabric_needs["lut"], fabric_needs["ff"]) == (dsp_needs["lut"] + lut,
                                                          dsp_needs["ff"] + ff)

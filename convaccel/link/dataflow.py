@@ -106,6 +106,10 @@ class ChunkStreamer(wiring.Component):
         beat_valid = Signal()
         load_index = Signal(range(load_total))
         pixel_index = Signal(range(frame_total))
+        # Each beat's `last` is a flip-flop, set a cycle ahead from its count's next value: it
+        # heads the engine's load control, whose decode of it was the critical path at 36 MHz.
+        load_last = Signal(init=load_total == 1)          # load_index == load_total - 1
+        pixel_last = Signal(init=frame_total == 1)        # pixel_index == frame_total - 1
         value_error = Signal()
         m.d.comb += [self.chunk.pending.eq(pending), self.chunk.pending_pixels.eq(chunk_pixels),
                      self.error.eq(value_error)]
@@ -136,7 +140,7 @@ class ChunkStreamer(wiring.Component):
         w_value = word[:8 * wb].as_signed()
         m.d.comb += [
             self.weights.payload.data.eq(w_value),
-            self.weights.payload.last.eq(load_index == load_total - 1),
+            self.weights.payload.last.eq(load_last),
             self.weights.valid.eq(pending & beat_valid & ~chunk_pixels),
         ]
         # pixels: channel 0 first, each input_bytes big-endian, must fit the input range
@@ -148,7 +152,7 @@ class ChunkStreamer(wiring.Component):
             values.append(raw.as_signed() if elem.signed else raw)
             m.d.comb += self.pixels.payload.data[c].eq(raw)
         m.d.comb += [
-            self.pixels.payload.last.eq(pixel_index == frame_total - 1),
+            self.pixels.payload.last.eq(pixel_last),
             self.pixels.valid.eq(pending & beat_valid & chunk_pixels),
         ]
         w_lo, w_hi = -(1 << (w_width - 1)), (1 << (w_width - 1)) - 1
@@ -157,15 +161,17 @@ class ChunkStreamer(wiring.Component):
         else:
             x_lo, x_hi = 0, (1 << elem.width) - 1
         with m.If(self.weights.valid & self.weights.ready):
-            m.d.sync += [beat_valid.eq(0), load_index.eq(load_index + 1)]
-            with m.If(load_index == load_total - 1):
-                m.d.sync += load_index.eq(0)
+            m.d.sync += [beat_valid.eq(0),
+                         load_index.eq(Mux(load_last, 0, load_index + 1)),
+                         load_last.eq(Mux(load_last, load_total == 1,
+                                          load_index == load_total - 2))]
             with m.If((w_value < w_lo) | (w_value > w_hi)):
                 m.d.sync += value_error.eq(1)
         with m.If(self.pixels.valid & self.pixels.ready):
-            m.d.sync += [beat_valid.eq(0), pixel_index.eq(pixel_index + 1)]
-            with m.If(pixel_index == frame_total - 1):
-                m.d.sync += pixel_index.eq(0)
+            m.d.sync += [beat_valid.eq(0),
+                         pixel_index.eq(Mux(pixel_last, 0, pixel_index + 1)),
+                         pixel_last.eq(Mux(pixel_last, frame_total == 1,
+                                           pixel_index == frame_total - 2))]
             for value in values:
                 with m.If((value < x_lo) | (value > x_hi)):
                     m.d.sync += value_error.eq(1)
@@ -178,6 +184,7 @@ class ChunkStreamer(wiring.Component):
                          read_addr.eq(0), fetched.eq(0), unit.eq(0)]
         with m.If(self.clear):
             m.d.sync += [pending.eq(0), beat_valid.eq(0), load_index.eq(0), pixel_index.eq(0),
+                         load_last.eq(load_total == 1), pixel_last.eq(frame_total == 1),
                          value_error.eq(0)]
         return m
 
