@@ -60,7 +60,9 @@ class RequestDecoder(wiring.Component):
         Result pixels queued and not yet claimed.
     chunk : Out(chunk_signature(max_payload))
     claim : Out(range(queue_pixels + 1))
-        Result pixels that the READ being answered takes (one cycle).
+        Result pixels that the READ answered in the cycle before takes (one cycle). Registered:
+        the decision to the serialiser's count was the iCEBreaker link's critical path; the
+        count a READ decides on is many cycles (a request's bytes) after the last claim.
     respond : Out(stream.Signature(response_layout(max_payload), always_ready=True))
     loaded : Out(1)
         The weights are loaded.
@@ -98,6 +100,8 @@ class RequestDecoder(wiring.Component):
         rpb = self._result_pixel_bytes
         max_read = max_payload // rpb
         request = self.request
+        claim = Signal.like(self.claim)         # taken by the READ decided in this cycle
+        m.d.sync += self.claim.eq(claim)
         length, units, arg = request.length, request.units, request.arg
         results_ready = self.results_ready
 
@@ -200,7 +204,7 @@ class RequestDecoder(wiring.Component):
                 with m.If(~length_two):
                     respond(Status.BAD_LENGTH)
                 with m.Else():
-                    m.d.comb += self.claim.eq(read_count)
+                    m.d.comb += claim.eq(read_count)
                     respond(Status.OK, read_bytes, results=True)
             with m.Elif(is_command[Command.STATUS]):
                 with m.If(~empty):
