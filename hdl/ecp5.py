@@ -107,7 +107,9 @@ class Mul18x18(wiring.Component):
                 p_REG_PIPELINE_CLK="NONE",
                 p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
                 p_GSR="DISABLED", p_RESETMODE="SYNC", p_MULT_BYPASS="DISABLED",
-                p_CAS_MATCH_REG="FALSE", p_SOURCEB_MODE="B_INPUT",
+                # (SOURCEB_MODE stays at its default, B_SHIFT: SOURCEB low takes B anyway, and
+                # ecppack's database has no B_INPUT)
+                p_CAS_MATCH_REG="FALSE",
                 i_SIGNEDA=C(1, 1), i_SIGNEDB=C(1, 1), i_SOURCEA=C(0, 1), i_SOURCEB=C(0, 1),
                 i_CLK0=ClockSignal(), i_CE0=C(1, 1), i_RST0=C(0, 1),
                 **ports,
