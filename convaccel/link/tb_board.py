@@ -152,6 +152,20 @@ async def start(dut, divisor):
     return pins
 
 
+def cycle():
+    """The clock cycle the simulation is in."""
+    return get_sim_time("ns") // PERIOD_NS
+
+
+def led_reader(dut):
+    """A blocking function for the host's thread: the board's LEDs at the next clock edge."""
+    @resume
+    async def read_leds():
+        await RisingEdge(dut.clk)
+        return {role: int(getattr(dut, f"led_{role}").value) for role in LED_ROLES}
+    return read_leds
+
+
 async def network_session(dut, job, job_dir, arrays):
     """A network's board top: the input tensors sent, the output tensors read, each equal to
     the golden model's; its LEDs: the ROMs loaded, no error, done, idle."""
@@ -164,14 +178,7 @@ async def network_session(dut, job, job_dir, arrays):
     plan = compile_network(network, get_board(job["board"]))
     divisor = int(job["divisor"])
     pins = await start(dut, divisor)
-
-    def cycle():
-        return get_sim_time("ns") // PERIOD_NS
-
-    @resume
-    async def read_leds():
-        await RisingEdge(dut.clk)
-        return {role: int(getattr(dut, f"led_{role}").value) for role in LED_ROLES}
+    read_leds = led_reader(dut)
 
     def session():
         device = NetworkDevice(SimTransport(pins), plan, retries=3)
@@ -214,24 +221,8 @@ async def host_session(dut):
     requant = requant_from_values(arrays["r"]) if "r" in arrays else None
     pad = job.get("pad")
 
-    dut.rx.value = 1
-    dut.rst.value = 1
-    Clock(dut.clk, PERIOD_NS, unit="ns").start()
-    await ClockCycles(dut.clk, 4)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
-
-    pins = SerialPins(dut, divisor, read_timeout=2000 * 10 * divisor)
-    cocotb.start_soon(pins.send_loop())
-    cocotb.start_soon(pins.receive_loop())
-
-    def cycle():
-        return get_sim_time("ns") // PERIOD_NS
-
-    @resume
-    async def read_leds():
-        await RisingEdge(dut.clk)
-        return {role: int(getattr(dut, f"led_{role}").value) for role in LED_ROLES}
+    pins = await start(dut, divisor)
+    read_leds = led_reader(dut)
 
     def session():
         device = Device(SimTransport(pins), spec, retries=3)
