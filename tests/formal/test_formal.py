@@ -35,6 +35,14 @@ MULTIPLIER_MASK = (0b11 << 29) | (0b11 << 15) | 1
 
 pytestmark = pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
 
+
+def requant_depth(past_first_result, **harness):
+    """A requantizer proof's depth: `past_first_result` cycles beyond the harness's first
+    result (its parameter load, then the requantizer's latency), so that the depth follows the
+    latency and a proof always reaches results (a depth short of them passes vacuously)."""
+    h = RequantizerHarness(**harness)
+    return h.load_cycles + h.dut.latency + past_first_result
+
 # (name, harness factory, depth): every property of the harness, to that depth.
 PROOFS = [
     # Queue(unsigned(2), 2), as the engine uses it, and a depth that is no power of two.
@@ -66,14 +74,18 @@ PROOFS = [
     ("feeder_array_dot_groups", lambda: FeederArrayHarness(col_folds=2, weights=True), 19),
     # Requantizer, one column, 11-bit accumulators (saturated before a left shift), every
     # shift, zero point and clamp; multipliers 0 or 2**30.
-    ("requant_1col", lambda: RequantizerHarness(acc_bits=11, multiplier_mask=1 << 30), 18),
+    ("requant_1col", lambda: RequantizerHarness(acc_bits=11, multiplier_mask=1 << 30),
+     requant_depth(1)),
     # two columns through one unit in two passes, a group every 2 cycles.
     ("requant_2col_2pass", lambda: RequantizerHarness(cols=2, row_folds=2,
-                                                      multiplier_mask=1 << 30), 23),
+                                                      multiplier_mask=1 << 30),
+     requant_depth(3, cols=2, row_folds=2)),
     # two column groups, a group every cycle: the parameters of each.
-    ("requant_2groups", lambda: RequantizerHarness(col_folds=2, multiplier_mask=1 << 30), 21),
+    ("requant_2groups", lambda: RequantizerHarness(col_folds=2, multiplier_mask=1 << 30),
+     requant_depth(2, col_folds=2)),
     # multipliers with the bits of MULTIPLIER_MASK free.
-    ("requant_multiplier", lambda: RequantizerHarness(multiplier_mask=MULTIPLIER_MASK), 18),
+    ("requant_multiplier", lambda: RequantizerHarness(multiplier_mask=MULTIPLIER_MASK),
+     requant_depth(1)),
     # the link: the CRC residue; the receiver, 2-byte payloads, a timeout of 2 cycles;
     # the sender, 2-byte payloads.
     ("crc16_residue", lambda: Crc16ResidueHarness(), 1),
@@ -98,7 +110,8 @@ COVERS = [
     ("window_3x3_k2", lambda: WindowHarness(padded=(3, 3), kernel=(2, 2)), 24),
     ("output_stage", lambda: OutputStageHarness(), 12),
     ("feeder_array_dot", lambda: FeederArrayHarness(cols=2, weights=True), 20),
-    ("requant_1col", lambda: RequantizerHarness(acc_bits=11, multiplier_mask=1 << 30), 20),
+    ("requant_1col", lambda: RequantizerHarness(acc_bits=11, multiplier_mask=1 << 30),
+     requant_depth(2)),
     ("receiver", lambda: ReceiverHarness(), 24),
     ("sender", lambda: SenderHarness(), 16),
 ]
@@ -178,7 +191,7 @@ def test_faulty_pe_fails(tmp_path):
 
 def test_rounding_nudge_fails(tmp_path):
     result = prove(RequantizerHarness(multiplier_mask=1 << 30, make=RoundingRequantizer),
-                   depth=18, name="rounding", workdir=tmp_path)
+                   depth=requant_depth(1), name="rounding", workdir=tmp_path)
     expect_failure(result, "column 0 is not requantize_hw of its accumulator")
 
 
@@ -245,7 +258,8 @@ def test_timeout_stops_the_engines(tmp_path):
     # All 31 multiplier bits: far beyond 2 s. SBY is stopped, and with it its engines
     # (yosys-smtbmc and Yices, in process groups of their own): none is left running in the
     # work folder.
-    result = prove(RequantizerHarness(), depth=18, name="slow", workdir=tmp_path, timeout=2)
+    result = prove(RequantizerHarness(), depth=requant_depth(1), name="slow", workdir=tmp_path,
+                   timeout=2)
     assert result.status == "TIMEOUT", str(result)
     time.sleep(0.5)
     left = []
