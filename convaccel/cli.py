@@ -630,9 +630,26 @@ def _bundled_input(config, network):
 STEADY_FRAMES = 2
 
 
+def _simulation_options(args):
+    """``simulate``'s checked ``--stall``, ``--seed`` (a time-based one if not given),
+    ``--simulator`` and ``--waves``: ``(seed, simulator)``."""
+    if args.stall is not None and not 0 <= args.stall < 1:
+        raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
+                         f"not {args.stall}")
+    from .simulate import _wave_format
+
+    seed = args.seed if args.seed is not None else int(time.time()) % 100000
+    simulator = _simulator(args.simulator)
+    try:
+        _wave_format(args.waves, simulator)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return seed, simulator
+
+
 def cmd_simulate_network(args, network):
     from .sim.runner import SimulatorMissing
-    from .simulate import _wave_format, simulate_network
+    from .simulate import simulate_network
 
     _no_array(args)
     for option in ("weights", "bias"):
@@ -640,15 +657,7 @@ def cmd_simulate_network(args, network):
             raise UsageError(f"--{option}: a .tflite model holds its own {option}; give "
                              f"--{option} with a TOML layer")
     _check_pad(args, None, network, None)
-    if args.stall is not None and not 0 <= args.stall < 1:
-        raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
-                         f"not {args.stall}")
-    seed = args.seed if args.seed is not None else int(time.time()) % 100000
-    simulator = _simulator(args.simulator)
-    try:
-        _wave_format(args.waves, simulator)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    seed, simulator = _simulation_options(args)
     output = _npy_output(args.output)
     _output_file(args.waves, "the waveform")
     board = _network_board(args)
@@ -711,22 +720,14 @@ def cmd_simulate_network(args, network):
 
 def cmd_simulate(args):
     from .sim.runner import SimulatorMissing
-    from .simulate import _wave_format, simulate
+    from .simulate import simulate
 
     network = _network(args.config)
     if network is not None:
         return cmd_simulate_network(args, network)
     _no_board(args)
     spec, model = _load_args(args)
-    if args.stall is not None and not 0 <= args.stall < 1:
-        raise UsageError(f"--stall must be a probability from 0 up to (not including) 1, "
-                         f"not {args.stall}")
-    seed = args.seed if args.seed is not None else int(time.time()) % 100000
-    simulator = _simulator(args.simulator)
-    try:
-        _wave_format(args.waves, simulator)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    seed, simulator = _simulation_options(args)
     _npy_output(args.output)
     _output_file(args.waves, "the waveform")
     x, w, b, requant = _layer_arrays(args, spec, seed, model)

@@ -57,8 +57,7 @@ def run_simulated(spec, frames, w, b, *, requant=None, pad=None, scenario="run",
     :class:`~convaccel.quant.Requant`). ``pad``, for a layer with run-time pad values, pads
     every frame (values, or ``"mean"``: each frame's own), as
     :meth:`~convaccel.link.device.Device.run` does."""
-    from ..sim.runner import build_key, cache_dir, default_simulator, run_cocotb, write_source
-    from ..simulate import _failure_message
+    from ..sim.runner import build_key, cache_dir, default_simulator, write_source
 
     for x in frames:
         golden.conv2d(x, w, b, spec, requant, pad)    # validates the arrays
@@ -77,15 +76,7 @@ def run_simulated(spec, frames, w, b, *, requant=None, pad=None, scenario="run",
     if requant is not None:
         arrays["r"] = np.array(requant.values(), dtype=np.int64)
     np.savez(job_dir / "data.npz", **arrays)
-    run = run_cocotb(verilog_path, "serial_top", "convaccel.link.tb_board", build_dir=build_dir,
-                     simulator=simulator, seed=seed, test_dir=job_dir,
-                     extra_env={"CONVACCEL_TB_JOB": str(job_dir)})
-    report = {}
-    if (job_dir / "report.json").exists():
-        report = json.loads((job_dir / "report.json").read_text())
-    outputs = np.load(job_dir / "out.npz")["y"] if (job_dir / "out.npz").exists() else None
-    return LinkRun(outputs, report, run.passed,
-                   "" if run.passed else _failure_message(run.results_xml), job_dir / "sim.log")
+    return _run_board_job(verilog_path, build_dir, job_dir, simulator, seed)
 
 
 def run_simulated_network(plan, model, board, frames, *, simulator=None, seed=None):
@@ -94,8 +85,7 @@ def run_simulated_network(plan, model, board, frames, *, simulator=None, seed=No
     (:class:`~convaccel.link.device.NetworkDevice`) talking to its simulated UART pins; the
     bench recompiles `model` for `board` (the same plan) and checks each output tensor against
     the golden model."""
-    from ..sim.runner import build_key, cache_dir, default_simulator, run_cocotb, write_source
-    from ..simulate import _failure_message
+    from ..sim.runner import build_key, cache_dir, default_simulator, write_source
     from .network import NetworkEngine, NetworkLinkSpec
 
     text = serial_verilog(NetworkLinkSpec(plan), engine=NetworkEngine(plan))
@@ -108,6 +98,15 @@ def run_simulated_network(plan, model, board, frames, *, simulator=None, seed=No
         "network": str(Path(model).resolve()), "board": board.name, "divisor": SIM_DIVISOR,
         "scenario": "run"}))
     np.savez(job_dir / "data.npz", x=np.stack(frames))
+    return _run_board_job(verilog_path, build_dir, job_dir, simulator, seed)
+
+
+def _run_board_job(verilog_path, build_dir, job_dir, simulator, seed):
+    """The board bench (:mod:`convaccel.link.tb_board`) on the job in `job_dir`; its outputs,
+    report and verdict as a :class:`LinkRun`."""
+    from ..sim.runner import run_cocotb
+    from ..simulate import _failure_message
+
     run = run_cocotb(verilog_path, "serial_top", "convaccel.link.tb_board", build_dir=build_dir,
                      simulator=simulator, seed=seed, test_dir=job_dir,
                      extra_env={"CONVACCEL_TB_JOB": str(job_dir)})
