@@ -104,6 +104,10 @@ class ChunkStreamer(wiring.Component):
         unit = Signal(range(max(wb, pb) + 1))
         word = Signal(8 * max(wb, pb))
         beat_valid = Signal()
+        # (`beat_valid` split by target, each a flip-flop: the engine's `take` heads its load
+        # control, and a LUT before it was on the critical path at 36 MHz on the UP5K)
+        weights_valid = Signal()
+        pixels_valid = Signal()
         load_index = Signal(range(load_total))
         pixel_index = Signal(range(frame_total))
         # Each beat's `last` is a flip-flop, set a cycle ahead from its count's next value: it
@@ -129,7 +133,8 @@ class ChunkStreamer(wiring.Component):
         with m.If(consume):
             m.d.sync += [word.eq(Cat(byte, word)), unit.eq(unit + 1)]
             with m.If(unit + 1 == unit_size):
-                m.d.sync += [beat_valid.eq(1), unit.eq(0)]
+                m.d.sync += [beat_valid.eq(1), unit.eq(0), weights_valid.eq(~chunk_pixels),
+                             pixels_valid.eq(chunk_pixels)]
         with m.If(request):
             m.d.sync += [read_addr.eq(read_addr + 1), fetched.eq(1)]
         with m.Elif(consume):
@@ -141,7 +146,7 @@ class ChunkStreamer(wiring.Component):
         m.d.comb += [
             self.weights.payload.data.eq(w_value),
             self.weights.payload.last.eq(load_last),
-            self.weights.valid.eq(pending & beat_valid & ~chunk_pixels),
+            self.weights.valid.eq(weights_valid),
         ]
         # pixels: channel 0 first, each input_bytes big-endian, must fit the input range
         ib = 8 * self._input_bytes
@@ -153,7 +158,7 @@ class ChunkStreamer(wiring.Component):
             m.d.comb += self.pixels.payload.data[c].eq(raw)
         m.d.comb += [
             self.pixels.payload.last.eq(pixel_last),
-            self.pixels.valid.eq(pending & beat_valid & chunk_pixels),
+            self.pixels.valid.eq(pixels_valid),
         ]
         w_lo, w_hi = -(1 << (w_width - 1)), (1 << (w_width - 1)) - 1
         if elem.signed:
@@ -161,14 +166,14 @@ class ChunkStreamer(wiring.Component):
         else:
             x_lo, x_hi = 0, (1 << elem.width) - 1
         with m.If(self.weights.valid & self.weights.ready):
-            m.d.sync += [beat_valid.eq(0),
+            m.d.sync += [beat_valid.eq(0), weights_valid.eq(0),
                          load_index.eq(Mux(load_last, 0, load_index + 1)),
                          load_last.eq(Mux(load_last, load_total == 1,
                                           load_index == load_total - 2))]
             with m.If((w_value < w_lo) | (w_value > w_hi)):
                 m.d.sync += value_error.eq(1)
         with m.If(self.pixels.valid & self.pixels.ready):
-            m.d.sync += [beat_valid.eq(0),
+            m.d.sync += [beat_valid.eq(0), pixels_valid.eq(0),
                          pixel_index.eq(Mux(pixel_last, 0, pixel_index + 1)),
                          pixel_last.eq(Mux(pixel_last, frame_total == 1,
                                            pixel_index == frame_total - 2))]
@@ -183,7 +188,8 @@ class ChunkStreamer(wiring.Component):
                          chunk_pixels.eq(self.chunk.pixels), chunk_bytes.eq(self.chunk.length),
                          read_addr.eq(0), fetched.eq(0), unit.eq(0)]
         with m.If(self.clear):
-            m.d.sync += [pending.eq(0), beat_valid.eq(0), load_index.eq(0), pixel_index.eq(0),
+            m.d.sync += [pending.eq(0), beat_valid.eq(0), weights_valid.eq(0),
+                         pixels_valid.eq(0), load_index.eq(0), pixel_index.eq(0),
                          load_last.eq(load_total == 1), pixel_last.eq(frame_total == 1),
                          value_error.eq(0)]
         return m
