@@ -422,7 +422,7 @@ class Requantizer(wiring.Component):
                 m.d.sync += [x.eq(x_value), shift.eq(shift_value)]
             high = Signal(signed(width + 1), name=f"high{u}")
             # (the multiplier's digits a stage ahead of the value, from the selection)
-            self._fabric_product(m, u, x, x_value, sel_m, high, load=load,
+            self._fabric_product(m, u, x, sel_m, high, load=load,
                                  load_digits=c_valid[0] & (units_d[0] == u),
                                  last_digit=c_valid[steps] & (units_d[steps] == u))
             # (the next value's load may come with the last step: the shift goes along)
@@ -480,7 +480,7 @@ class Requantizer(wiring.Component):
         m.d.sync += high.eq((product + offset[-1]) >> 31)
 
     @staticmethod
-    def _fabric_product(m, u, x, x_value, mult, high, *, load, load_digits, last_digit):
+    def _fabric_product(m, u, x, mult, high, *, load, load_digits, last_digit):
         # (`mult` is loaded with `load_digits`, the cycle before `x` is loaded with `load`)
         # A shift-add over the multiplier's radix-4 Booth digits d_k = -2 m[2k+1] + m[2k] +
         # m[2k-1] (m[-1] = m[31] = 0, so sum d_k 4**k = m), least significant first. `acc`
@@ -489,11 +489,9 @@ class Requantizer(wiring.Component):
         # carry in (-x, -2x), and shifts right by 2: one carry chain, |acc| < 2/3 |x|. The
         # rounding's 2**30 = 4**15 is a carry into the last step (d_15 = m[30] + m[29] is never
         # negative, so that carry is free), whose sum, halved, is (x * m + 2**30) >> 31.
-        # A digit's addend (0, x or 2x, complemented when negative) and carry in are formed
-        # the cycle before its step, into registers, from the value the step will see (the one
-        # being loaded, or the one held): a step is then the carry chain alone, register to
-        # register (the selection and complement in the step's cycle, two LUT levels before a
-        # 34-bit carry, missed 36 MHz on the UP5K at some seeds).
+        # A digit is decoded (which multiple, negated or not, and the carry in) the cycle
+        # before its step, into registers, so that a step is one LUT level of selection and
+        # the carry chain (decode, selection and carry in one cycle missed 36 MHz on the UP5K).
         # The multiplier's digits are loaded (`load_digits`) two cycles before the first step,
         # the value (`load`) the cycle before it; the last step may coincide with the next
         # value's load, and its digit's decode (`last_digit`) with the next digits' load.
@@ -501,21 +499,22 @@ class Requantizer(wiring.Component):
         digits = Signal(MULTIPLIER_BITS + 2, name=f"booth{u}")    # m[-1] .. m[31], shifted
         acc = Signal(signed(width + 1), name=f"acc{u}")
         b = digits[:3]
-        one = b[0] ^ b[1]
-        two = (b[2] & ~b[1] & ~b[0]) | (~b[2] & b[1] & b[0])
-        neg = b[2] & ~(b[1] & b[0])
-        x_next = Mux(load, x_value, x)
-        term = Mux(two, x_next << 1, Mux(one, x_next, 0))
-        addend = Signal(signed(width + 1), name=f"addend{u}")
+        one, two, neg = (Signal(name=f"{n}{u}") for n in ("one", "two", "neg"))
         carry = Signal(name=f"carry{u}")
         m.d.sync += [
-            addend.eq(Mux(neg, ~term, term)),
-            carry.eq(neg | last_digit),
+            one.eq(b[0] ^ b[1]),
+            two.eq((b[2] & ~b[1] & ~b[0]) | (~b[2] & b[1] & b[0])),
+            neg.eq(b[2] & ~(b[1] & b[0])),
+            carry.eq((b[2] & ~(b[1] & b[0])) | last_digit),
         ]
         with m.If(load_digits):
             m.d.sync += digits.eq(Cat(Const(0, 1), mult, Const(0, 1)))
         with m.Else():
             m.d.sync += digits.eq(digits >> 2)
+        term = Signal(signed(width + 1), name=f"term{u}")
+        m.d.comb += term.eq(Mux(two, x << 1, Mux(one, x, 0)))
+        addend = Signal(signed(width + 1), name=f"addend{u}")
+        m.d.comb += addend.eq(Mux(neg, ~term, term))
         # one adder with a carry in: (2 acc + 1) + (2 addend + carry), halved
         total = Signal(signed(width + 3), name=f"step{u}")
         m.d.comb += total.eq((Cat(Const(1, 1), acc).as_signed() +
