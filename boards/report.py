@@ -137,6 +137,13 @@ def format_summary(summary):
          f"required ({status}; requested {summary['requested_mhz']:g} MHz, PLL "
          f"{summary['pll']['input_mhz']:g} -> {summary['pll']['output_mhz']:g} MHz)"),
     ]
+    if "seeds" in summary:
+        tried = ", ".join(
+            f"{t['seed']}: {t['fmax_mhz']:.2f}"
+            + (f" / {t['icetime_mhz']:.2f}" if "icetime_mhz" in t else "")
+            + (" met" if t["met"] else " missed") for t in summary["seeds"])
+        tools = ", nextpnr / icetime" if "icetime" in summary else ""
+        lines.append(f"  seeds     {tried} (MHz{tools}); kept seed {summary['seed']}")
     icetime = summary.get("icetime")
     if icetime is not None and icetime["available"]:
         lines.append(f"  icetime   {icetime['fmax_mhz']:.2f} MHz ({icetime['path_ns']:.2f} ns "

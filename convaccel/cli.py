@@ -123,6 +123,18 @@ def _board_folding(args, spec, board, app):
     return found.spec
 
 
+def _seeds(text):
+    """``--seeds K``: how many placement seeds to try, 1 to 100."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = None
+    if count is None or not 1 <= count <= 100:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of placement seeds from 1 to 100, like 3")
+    return count
+
+
 def _seed(text):
     """``--seed N``: an integer that NumPy, cocotb and nextpnr all take."""
     try:
@@ -958,7 +970,8 @@ def cmd_build(args):
         _check_programmer(board, args.dry_run)
     try:
         summary = build(spec, board, output=output, name=name, freq_mhz=args.freq,
-                        seed=args.seed, app="link" if args.link else "selftest",
+                        seed=args.seed, seeds=args.seeds,
+                        app="link" if args.link else "selftest",
                         baud=args.baud)
     except (FitError, BuildError, TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
@@ -1001,7 +1014,7 @@ def cmd_build_network(args, network, board):
     print(format_plan(plan, board))
     try:
         summary = build_network(plan, board, output=output, name=name, freq_mhz=args.freq,
-                                seed=args.seed, baud=args.baud)
+                                seed=args.seed, seeds=args.seeds, baud=args.baud)
     except (FitError, BuildError, TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
     print(format_summary(summary))
@@ -1102,6 +1115,11 @@ def _add_build_commands(subparsers):
     p.add_argument("--freq", type=float, metavar="MHZ",
                    help="engine clock in MHz (default: the board's)")
     p.add_argument("--seed", type=_seed, metavar="N", help="nextpnr placement seed")
+    p.add_argument("--seeds", type=_seeds, default=1, metavar="K",
+                   help="while the clock is missed, place and route again (the same netlist) "
+                        "with the next seed, up to K seeds from --seed (default 1) up; the "
+                        "first that meets the clock is kept, else the fastest (default: 1, "
+                        "one placement)")
     p.add_argument("--baud", type=int, default=115200,
                    help="the host link's baud rate (default: 115200)")
     p.add_argument("--link", action="store_true",

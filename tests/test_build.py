@@ -162,3 +162,65 @@ def test_build_tangnano9k(tmp_path_factory):
     # `make test PYTEST_ARGS='-m "full or not full"'`.)
     _, out = _check_build("tangnano9k", tmp_path_factory)
     assert (out / "conv3x3.fs").read_bytes().startswith(b"1111111111111111")
+
+
+def test_other_seeds_keeps_the_first_that_meets_or_the_fastest(tmp_path):
+    """`--seeds`: placement and routing again from the same netlist with the next seed while
+    the clock is missed (the build script's steps after Yosys, its --seed replaced); the first
+    seed that meets is kept, else the fastest, with its own files put back."""
+    from convaccel.boards import flow
+
+    # a build script whose place-and-route step writes what a seed gives: the Fmax of seed s
+    # is FMAX[s], in the "report" and the "bitstream"
+    fmax = {1: 30.0, 2: 35.0, 3: 33.0, 4: 40.0}
+    (tmp_path / "build_x.sh").write_text(
+        'set -e\n"$YOSYS" -q x.ys\n'
+        'fake_pnr() { echo "$2" > x.report; echo "bits of $2" > x.bin; }\n'
+        "fake_pnr --seed 1\n")
+    (tmp_path / "x.json").write_text("netlist")
+    import os
+    import time
+    time.sleep(0.01)
+    for f, text in (("x.report", "1"), ("x.bin", "bits of 1")):
+        (tmp_path / f).write_text(text)
+    os.utime(tmp_path / "x.json", ns=(0, 0))
+
+    def outcome(seed):
+        assert int((tmp_path / "x.report").read_text()) == seed
+        mhz = fmax[seed]
+        return {"seed": seed, "fmax_mhz": mhz, "timing_met": mhz >= target}
+
+    log = []
+    target = 36.0
+    summary = flow._other_seeds(outcome(1), [1, 2, 3], tmp_path, "x", {}, outcome, log.append)
+    # none met: the fastest (seed 2) is kept, its files back in place
+    assert summary["seed"] == 2 and not summary["timing_met"]
+    assert [t["seed"] for t in summary["seeds"]] == [1, 2, 3]
+    assert [t["fmax_mhz"] for t in summary["seeds"]] == [30.0, 35.0, 33.0]
+    assert (tmp_path / "x.report").read_text().strip() == "2"
+    assert (tmp_path / "x.bin").read_text().strip() == "bits of 2"
+    assert not (tmp_path / ".best_seed").exists()
+    assert len(log) == 2 and "seed 1: 30.00 MHz" in log[0]
+
+    # seed 4 meets: the search stops there (seed 5 is never tried)
+    (tmp_path / "build_x.sh").write_text(
+        (tmp_path / "build_x.sh").read_text().replace("--seed 1", "--seed 3"))
+    for f, text in (("x.report", "3"), ("x.bin", "bits of 3")):
+        (tmp_path / f).write_text(text)
+    target = 38.0
+    summary = flow._other_seeds(outcome(3), [3, 4, 5], tmp_path, "x", {}, outcome, log.append)
+    assert summary["seed"] == 4 and summary["timing_met"]
+    assert [t["seed"] for t in summary["seeds"]] == [3, 4]
+    assert (tmp_path / "x.bin").read_text().strip() == "bits of 4"
+
+
+def test_seed_list():
+    from convaccel.boards.flow import _seed_list
+    assert _seed_list(None, 1) == [None]
+    assert _seed_list(7, 1) == [7]
+    assert _seed_list(None, 3) == [1, 2, 3]
+    assert _seed_list(5, 2) == [5, 6]
+    with pytest.raises(ValueError, match="--seeds must be a positive number"):
+        _seed_list(1, 0)
+    with pytest.raises(TypeError, match="--seed must be an integer"):
+        _seed_list("1", 2)
