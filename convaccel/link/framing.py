@@ -197,6 +197,9 @@ class RequestReceiver(wiring.Component):
         phase = Signal(range(max(wb, pb) + 1))
         units = Signal(range(max_payload + 1))
         unit_bytes = Signal.like(phase)
+        # phase + 1 == unit_bytes, a flip-flop set a cycle ahead: a unit's end enables `units`,
+        # and its compare's carry chain before that enable was the critical path at 36 MHz
+        unit_end = Signal()
         idle_cycles = Signal(range(self._timeout + 1))
         response_sent = Signal()
         # (the CRC's verdict and `whole` are decoded into flip-flops: CHECK decides from them)
@@ -252,7 +255,9 @@ class RequestReceiver(wiring.Component):
                     m.d.comb += self.count.clear.eq(1)
                     m.d.sync += [command.eq(b), phase.eq(0), units.eq(0),
                                  unit_bytes.eq(Mux(b == Command.LOAD, wb,
-                                                   Mux(b == Command.FRAME, pb, 1)))]
+                                                   Mux(b == Command.FRAME, pb, 1))),
+                                 unit_end.eq(Mux(b == Command.LOAD, wb == 1,
+                                                 Mux(b == Command.FRAME, pb == 1, 1)))]
                     m.next = "LENGTH_HI"
                 with m.Elif(timed_out):
                     m.d.comb += self.request.timeout.eq(1)
@@ -275,10 +280,11 @@ class RequestReceiver(wiring.Component):
                     m.d.comb += [self.write.en.eq(1), self.count.step.eq(1)]
                     with m.If(self.count.index < 2):
                         m.d.sync += arg.eq(Cat(b, arg[:8]))
-                    with m.If(phase + 1 == unit_bytes):
-                        m.d.sync += [phase.eq(0), units.eq(units + 1)]
+                    with m.If(unit_end):
+                        m.d.sync += [phase.eq(0), units.eq(units + 1),
+                                     unit_end.eq(unit_bytes == 1)]
                     with m.Else():
-                        m.d.sync += phase.eq(phase + 1)
+                        m.d.sync += [phase.eq(phase + 1), unit_end.eq(phase + 2 == unit_bytes)]
                     with m.If(self.count.last):
                         m.next = "CRC_HI"
             with m.State("CRC_HI"):
