@@ -794,14 +794,107 @@ def _board(name):
         raise UsageError(str(e)) from None
 
 
-def cmd_run(args):
-    from .link.device import Device, DeviceError
-
-    spec, model = _load_args(args)
-    board = _board(args.board)
+def _link_board(name):
+    """The board of ``run``: one with a USB-serial port for the host link."""
+    board = _board(name)
     if not board.uart:
         raise UsageError(f"the {board.title} has no USB-serial port for the host link; "
                          f"use a board with one (`convaccel boards`)")
+    return board
+
+
+def cmd_run_network(args, network):
+    """``run`` for a ``.tflite`` network: the input tensor to the board (or the simulated
+    board top) over the link, its output tensor back, compared with the golden model (the
+    chain of the layers' golden models, itself checked against LiteRT)."""
+    from .link.device import DeviceError, NetworkDevice
+
+    board = _link_board(args.board)
+    _no_array(args)
+    for option in ("weights", "bias"):
+        if getattr(args, option):
+            raise UsageError(f"--{option}: a .tflite model holds its own {option}; give "
+                             f"--{option} with a TOML layer")
+    _check_pad(args, None, network, None)
+    if args.baud <= 0:
+        raise UsageError(f"--baud must be a positive integer, like 115200, not {args.baud}")
+    if args.simulator and not args.simulate:
+        raise UsageError(f"--simulator {args.simulator} applies to --simulate; with --port the "
+                         f"board computes (drop --simulator, or rehearse with --simulate)")
+    simulator = _simulator(args.simulator) if args.simulate else None
+    output = _npy_output(args.output)
+    if args.input:
+        x, origin = _model_input(args.input, network), args.input
+    else:
+        x, origin = _bundled_input(args.config, network)
+        if x is None:
+            seed = args.seed if args.seed is not None else 1
+            x = np.random.default_rng(seed).integers(-128, 128, size=network.input_shape) \
+                .astype(np.int8)
+            origin = f"random, seed {seed}"
+    plan = compile_for(network, board)
+    expected = network.golden(x)
+    where = "the simulated board" if args.simulate else args.port
+    print(f"running {Path(args.config).name} on {board.name} ({where}): "
+          f"{_shape_text(network.input_shape)} (NHWC int8) in ({origin}), "
+          f"{_shape_text(network.output_shape)} (NHWC int8) out")
+    print(format_plan(plan, board))
+    start = time.perf_counter()
+    if args.simulate:
+        from .link.sim import run_simulated_network
+        from .sim.runner import SimulatorMissing
+        try:
+            run = run_simulated_network(plan, args.config, board, [x], simulator=simulator)
+        except SimulatorMissing as e:
+            raise UsageError(str(e)) from None
+        if run.outputs is None or "status" not in run.report:
+            print(f"FAIL: {run.message or 'the simulated exchange did not finish'}")
+            print(f"  log: {run.log}")
+            return 1
+        y, status = run.outputs[0], run.report["status"]
+        link = run.report["link"]
+        moved, seconds = link["bytes"], link["bit_times"] / args.baud
+    else:
+        try:
+            device = NetworkDevice(args.port, plan, baudrate=args.baud)
+            device.reset()
+            y = device.run(x)
+            status = device.status()
+        except DeviceError as e:
+            raise UsageError(str(e)) from None
+        moved = device.bytes_sent + device.bytes_received
+        seconds = time.perf_counter() - start
+    compute = status["cycles"] / (board.default_mhz * 1e6)
+    print(f"  device cycles   {status['cycles']} for the image (plan: an image every "
+          f"{plan.interval} once the pipeline is full); {status['macs']} MACs, error flag "
+          f"{'set' if status['error'] else 'clear'}")
+    print(f"  link            {moved} bytes in {seconds:.3f} s at {args.baud} baud"
+          f"{' (simulated line time)' if args.simulate else ''}; the engine's "
+          f"{status['cycles']} cycles take {compute * 1e6:.1f} us at {board.default_mhz:g} MHz: "
+          f"the link is {100 * seconds / (seconds + compute):.2f} % of the time")
+    if y.ndim == 2 and y.shape[1] <= 32:
+        print(f"  values          {' '.join(map(str, y[0]))}")
+        print(f"  arg-max         {int(np.argmax(y[0]))}")
+    if output is not None:
+        _save_array(output, y)
+    if np.array_equal(y, expected):
+        print(f"PASS: the device's {_shape_text(y.shape)} output tensor equals the golden "
+              f"model bit for bit")
+        return 0
+    wrong = np.argwhere(y != expected)
+    print(f"FAIL: {len(wrong)} values differ from the golden model, the first at "
+          f"{wrong[0].tolist()}")
+    return 1
+
+
+def cmd_run(args):
+    from .link.device import Device, DeviceError
+
+    network = _network(args.config)
+    if network is not None:
+        return cmd_run_network(args, network)
+    spec, model = _load_args(args)
+    board = _link_board(args.board)
     spec = _board_folding(args, spec, board, "link")
     if args.baud <= 0:
         raise UsageError(f"--baud must be a positive integer, like 115200, not {args.baud}")
@@ -1030,9 +1123,9 @@ def cmd_build_network(args, network, board):
     return 0
 
 
-CONFIG_HELP = ("layer configuration (TOML), or an int8 .tflite model of one CONV_2D or "
-               "DEPTHWISE_CONV_2D; `spec` also takes a whole network (default: the built-in "
-               "layer)")
+CONFIG_HELP = ("layer configuration (TOML), or an int8 .tflite model: one CONV_2D or "
+               "DEPTHWISE_CONV_2D, or a whole network (a chain of convolutions, pooling and "
+               "dense layers) (default: the built-in layer)")
 ARRAY_HELP = ("the folding, e.g. 4x2: the systolic array's rows (reduction lanes) and columns "
               "(output channels at once), and optionally the channel-serial engine's lanes "
               "(input channels per beat), e.g. 8x2x8; overrides the layer file's [array] "
@@ -1195,10 +1288,13 @@ def build_parser():
     p.add_argument("--waves", metavar="FILE", help="write a waveform (.fst or .vcd)")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("run", help="run a layer on a board through its serial link",
+    p = sub.add_parser("run", help="run a layer or a network on a board through its serial "
+                                   "link",
                        description="Load the weights, send a frame and read the result over "
                                    "the board's serial link, then compare it with the golden "
-                                   "model. --simulate runs the same exchange, with the same "
+                                   "model. A .tflite network (its weights are in the "
+                                   "bitstream's ROMs) gets its input tensor sent and its "
+                                   "output tensor read back. --simulate runs the same exchange, with the same "
                                    "host driver, against the board's engine and link under "
                                    "cocotb. Exit status 0 only when the device's answer equals "
                                    "the golden model.")

@@ -155,6 +155,17 @@ def test_golden_equals_litert(tmp_path):
     (["spec", DIGITS, "--array", "2x2"],
      r"--array: a network's stages each get their own folding \(chosen by the network "
      r"compiler\); --array folds a single layer"),
+    (["run", DIGITS, "--board", "tangnano9k", "--simulate", "--array", "2x2"],
+     r"--array: a network's stages each get their own folding \(chosen by the network "
+     r"compiler\); --array folds a single layer"),
+    (["run", DIGITS, "--board", "tangnano9k", "--simulate", "--weights", "{x}"],
+     r"--weights: a \.tflite model holds its own weights; give --weights with a TOML layer"),
+    (["run", DIGITS, "--board", "tangnano9k", "--simulate", "--input", "{x}"],
+     r"--input .*/x\.npy: the model's input tensor is 1 x 8 x 8 x 1 int8 \(NHWC, as the LiteRT "
+     r"interpreter takes it\), not 8 x 8 int8"),
+    (["run", DIGITS, "--board", "orangecrab-85f", "--simulate"],
+     r"the .* has no USB-serial port for the host link; use a board with one "
+     r"\(`convaccel boards`\)"),
     (["golden", "layer.toml"], r"golden takes an int8 \.tflite model, not 'layer\.toml'"),
     (["golden", DIGITS, "--input", "{x}"],
      r"--input .*/x\.npy: the model's input tensor is 1 x 8 x 8 x 1 int8 \(NHWC, as the LiteRT "
@@ -180,3 +191,20 @@ def test_network_cli_wrong(tmp_path, args, message):
     result = run(*args)
     assert result.returncode == 2 and result.stdout == ""
     assert re.fullmatch(r"convaccel: error: " + message + "\n", result.stderr), result.stderr
+
+
+@pytest.mark.full
+def test_run_network_simulated(tmp_path):
+    """`run MODEL.tflite --simulate`: the bundled test image through the simulated board top
+    (link, engine, LEDs) and the host driver; its output tensor is LiteRT's (BUILTIN_REF)."""
+    from tflite_models import run_reference
+    result = run("run", DIGITS, "--board", "tangnano9k", "--simulate", "--output",
+                 tmp_path / "y.npy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    x = np.load(DIGITS.with_name("digits_test.npz"))["x"][0]
+    y = np.load(tmp_path / "y.npy")
+    np.testing.assert_array_equal(y, run_reference(DIGITS.read_bytes(), x))
+    assert "(digits_test.npz, image 0)" in result.stdout.splitlines()[0]
+    assert result.stdout.splitlines()[-1] == ("PASS: the device's 1 x 10 output tensor equals "
+                                              "the golden model bit for bit")
+    assert f"  arg-max         {int(np.argmax(y))}\n" in result.stdout
