@@ -275,12 +275,15 @@ class NetworkPlan:
     def table(self, board=None):
         """The per-stage table (text): folding, cycles per frame alone, interval, DSP and
         (with `board`) block RAM; then the pipeline's figures."""
-        head = f"  {'#':<2} {'operator':<16} {'folding':<22} {'cycles':>7} {'interval':>8} " \
+        depths = ", ".join(map(str, self.queue_depths)) + " beats"
+        # (the folding column as wide as its widest entry: "4 x 16, lanes 8, fabric rq")
+        fw = max([22, len(depths)] + [len(s.folding_text) for s in self.stages])
+        head = f"  {'#':<2} {'operator':<16} {'folding':<{fw}} {'cycles':>7} {'interval':>8} " \
                f"{'DSP':>4}" + (f" {'BRAM':>5}" if board else "")
         lines = [head]
         bram_total = 0
         for n, s in enumerate(self.stages):
-            row = (f"  {n:<2} {s.operator:<16} {s.folding_text:<22} {s.cycles:>7} "
+            row = (f"  {n:<2} {s.operator:<16} {s.folding_text:<{fw}} {s.cycles:>7} "
                    f"{s.interval:>8} {s.dsp:>4}")
             if board:
                 b = s.bram(board)
@@ -290,8 +293,7 @@ class NetworkPlan:
         if board:
             queues = self.queue_bram(board)
             bram_total += queues
-            depths = ", ".join(map(str, self.queue_depths)) + " beats"
-            lines.append(f"  {'':<2} {'queues':<16} {depths:<22} {'':>7} {'':>8} {0:>4} "
+            lines.append(f"  {'':<2} {'queues':<16} {depths:<{fw}} {'':>7} {'':>8} {0:>4} "
                          f"{queues:>5}")
         total = f"  total: {self.dsp} DSP"
         if board:

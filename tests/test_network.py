@@ -19,6 +19,7 @@ from tflite_models import ChainModel, add_operator, add_tensor, model_object, pa
 pytest.importorskip("ai_edge_litert")
 
 DIGITS = Path(__file__).parents[1] / "examples" / "digits"
+DIGITS16 = Path(__file__).parents[1] / "examples" / "digits16"
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
@@ -81,6 +82,35 @@ def test_digits_stages():
     # every stage boundary, in the project's layouts
     x = np.load(DIGITS / "digits_test.npz")["x"][0]
     assert [t.shape for t in net.trace(x)] == [(8, 8, 8), (16, 8, 8), (16, 4, 4), (256,), (10,)]
+
+
+def test_digits16_model_matches_litert():
+    """The bigger model (examples/digits16: 16x16 input, three convolutions of 8, 16 and 32
+    channels, each followed by a max pool, then a dense classifier): every image of its
+    committed test split (360) gives LiteRT's output tensor bit for bit."""
+    path = DIGITS16 / "digits16.tflite"
+    split = np.load(DIGITS16 / "digits16_test.npz")
+    xs, labels = split["x"], split["labels"]
+    assert xs.shape == (360, 1, 16, 16, 1) and xs.dtype == np.int8
+    net = load_network(path)
+    assert [s.operator for s in net.stages] == [
+        "CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D",
+        "RESHAPE", "FULLY_CONNECTED"]
+    convs = [s for s in net.stages if isinstance(s, Conv)]
+    assert [(c.layer.in_channels, c.layer.out_channels) for c in convs] == \
+        [(1, 8), (8, 16), (16, 32)]
+    assert all(c.layer.kernel == (3, 3) and c.activation == "RELU" for c in convs)
+    assert net.input_shape == (1, 16, 16, 1) and net.output_shape == (1, 10)
+    assert [t.shape for t in net.trace(xs[0])] == [
+        (8, 16, 16), (8, 8, 8), (16, 8, 8), (16, 4, 4), (32, 4, 4), (32, 2, 2), (128,), (10,)]
+    run = reference_interpreter(path.read_bytes())
+    correct = 0
+    for i, x in enumerate(xs):
+        y = run(x)
+        np.testing.assert_array_equal(net.golden(x), y, err_msg=f"test image {i}")
+        correct += int(np.argmax(y)) == labels[i]
+    # (a trained classifier: make_digits16.py reports its accuracy)
+    assert correct / len(xs) > 0.9
 
 
 # -- generated chains --------------------------------------------------------------------------
