@@ -1294,8 +1294,9 @@ def build_parser():
                                    "the board's serial link, then compare it with the golden "
                                    "model. A .tflite network (its weights are in the "
                                    "bitstream's ROMs) gets its input tensor sent and its "
-                                   "output tensor read back. --simulate runs the same exchange, with the same "
-                                   "host driver, against the board's engine and link under "
+                                   "output tensor read back. --simulate runs the same "
+                                   "exchange, with the same host driver, against the "
+                                   "board's engine and link under "
                                    "cocotb. Exit status 0 only when the device's answer equals "
                                    "the golden model.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help=CONFIG_HELP)
