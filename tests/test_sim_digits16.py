@@ -58,7 +58,8 @@ def _check(plan, result, xs, run, steady):
     return matched
 
 
-def test_digits16_network_verilog(digits16):
+@pytest.mark.full        # (~75 s on 2 cores, mostly Verilator's compile; the digits network's
+def test_digits16_network_verilog(digits16):  # cocotb test covers the same path by default
     """Three test images on the small folding: two back to back with no stalls (their last
     output beats one frame interval apart, as the plan predicts), the third with random input
     gaps and output back-pressure."""
