@@ -96,8 +96,8 @@ def beat_layout(lanes):
 
 def queue_shapes(plan):
     """The queues' memories between the hardware stages of `plan` (a ``NetworkPlan``)."""
-    return tuple(MemoryShape("queue", Shape.cast(beat_layout(s.out_lanes)).width, depth)
-                 for s, depth in zip(plan.hardware, plan.queue_depths))
+    return tuple(mem for s, depth in zip(plan.hardware, plan.queue_depths)
+                 for mem in Queue(beat_layout(s.out_lanes), depth).memories)
 
 
 def _stream_values(value, lanes):
