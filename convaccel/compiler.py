@@ -130,22 +130,22 @@ class StagePlan:
     def memories(self, board=None):
         """The stage's memories (:class:`~convaccel.hdl.stage.MemoryShape`), the PEs' weights
         placed as on `board`, and the count of SPRAMs they take there: ``(shapes, spram)``.
-        A convolution's include the ROM of its weight load."""
+        A convolution's include the ROMs of its weight load (a ROM per section)."""
         if isinstance(self.stage, Reshape):
             return (), 0
         if not isinstance(self.stage, Conv):
             return tuple(self.component().memories), 0
-        from .hdl.nettop import load_rom_shape
+        from .hdl.nettop import load_rom_shapes
         spec = self.spec
-        rom = load_rom_shape(_load_beats(self.stage, spec))
+        roms = load_rom_shapes(_load_sections(self.stage, spec))
         if board is None:
-            return (*spec.memories, rom), 0
+            return (*spec.memories, *roms), 0
         from .boards.fit import weight_placement_for
         placement = weight_placement_for(spec, board)
         depth = max(m.depth for m in spec.memories if m.name == "PE weights")
         weights, spram = placement.memories(spec.rows, spec.cols, depth, spec.weight_bits)
         others = tuple(m for m in spec.memories if m.name != "PE weights")
-        return (*others, *weights, rom), spram
+        return (*others, *weights, *roms), spram
 
     def bram(self, board):
         """Block RAMs of the stage on `board` (Yosys's mapping of each memory)."""
@@ -155,10 +155,12 @@ class StagePlan:
                    for m in shapes)
 
 
-def _load_beats(conv, spec):
-    from .beats import weight_beats
+def _load_sections(conv, spec):
+    """The weight load of `conv` on `spec` in its sections of alike widths
+    (:func:`convaccel.beats.weight_sections`)."""
+    from .beats import weight_sections
     c = conv.conv
-    return weight_beats(c.weights, c.engine_bias, spec, c.requant)
+    return weight_sections(c.weights, c.engine_bias, spec, c.requant)
 
 
 def _component(stage, lanes, rows, cols, spec, requant_multiplier="dsp"):
