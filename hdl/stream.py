@@ -1,8 +1,8 @@
 from amaranth import *
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .stage import MemoryShape
+from .stage import NO_RW_CHECK, MemoryShape
 
 __all__ = ["Queue", "REGISTER_DEPTH"]
 
@@ -20,10 +20,13 @@ class Queue(wiring.Component):
     cuts a combinational handshake path between the stages on either side.
 
     Up to two beats (``REGISTER_DEPTH``) it is :class:`~amaranth.lib.fifo.SyncFIFO`: registers
-    read combinationally. A deeper queue is :class:`~amaranth.lib.fifo.SyncFIFOBuffered`: its
-    head beat in a register, the others in a memory with a synchronous read port, which Yosys
-    maps to block RAM (an asynchronously read memory cannot be: on iCE40 a deep SyncFIFO
-    becomes flip-flops and a multiplexer of every word).
+    read combinationally. A deeper queue is :class:`~amaranth.lib.fifo.SyncFIFOBuffered`'s
+    design: its head beat in a register, the others in a memory with a synchronous read port,
+    which Yosys maps to block RAM (an asynchronously read memory cannot be: on iCE40 a deep
+    SyncFIFO becomes flip-flops and a multiplexer of every word). The memory is never read at
+    the address being written (a word is read only once written, and written only once read),
+    so it is marked :data:`~convaccel.hdl.stage.NO_RW_CHECK`: no logic keeps the old word
+    beside the block RAM.
 
     Latency (:attr:`latency`): a beat taken in cycle ``t`` is offered from cycle ``t + 1``
     (registers) or ``t + 2`` (memory: written, then read into the head register). Throughput:
@@ -72,9 +75,10 @@ class Queue(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        kind = fifo.SyncFIFOBuffered if self.buffered else fifo.SyncFIFO
-        m.submodules.fifo = queue = kind(width=Shape.cast(self._shape).width,
-                                         depth=self._depth)
+        if self.buffered:
+            return self._buffered(m)
+        m.submodules.fifo = queue = fifo.SyncFIFO(width=Shape.cast(self._shape).width,
+                                                  depth=self._depth)
         m.d.comb += [
             queue.w_data.eq(self.i.payload),
             queue.w_en.eq(self.i.valid),
@@ -83,4 +87,38 @@ class Queue(wiring.Component):
             self.o.valid.eq(queue.r_rdy),
             queue.r_en.eq(self.o.ready),
         ]
+        return m
+
+    def _buffered(self, m):
+        # SyncFIFOBuffered's design (amaranth 0.5), its memory marked NO_RW_CHECK: `depth - 1`
+        # words between `produce` and `consume`, the head beat on the read port's output.
+        inner = self._depth - 1
+        m.submodules.storage = storage = memory.Memory(
+            shape=Shape.cast(self._shape).width, depth=inner, init=[], attrs=NO_RW_CHECK)
+        wr = storage.write_port()
+        rd = storage.read_port()
+        level = Signal(range(inner + 1))            # words in the memory
+        produce = Signal(range(inner))
+        consume = Signal(range(inner))
+        write = self.i.valid & self.i.ready
+        # the head moves to the read port's output when it is empty or taken
+        fetch = (level != 0) & (~self.o.valid | self.o.ready)
+        m.d.comb += [
+            self.i.ready.eq(level != inner),
+            wr.addr.eq(produce), wr.data.eq(self.i.payload), wr.en.eq(write),
+            rd.addr.eq(consume), rd.en.eq(fetch),
+            self.o.payload.eq(rd.data),
+        ]
+        with m.If(write):
+            m.d.sync += produce.eq(Mux(produce == inner - 1, 0, produce + 1))
+        with m.If(fetch):
+            m.d.sync += consume.eq(Mux(consume == inner - 1, 0, consume + 1))
+        with m.If(write & ~fetch):
+            m.d.sync += level.eq(level + 1)
+        with m.If(fetch & ~write):
+            m.d.sync += level.eq(level - 1)
+        with m.If(fetch):
+            m.d.sync += self.o.valid.eq(1)
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
         return m
