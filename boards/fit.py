@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass
 
 from .mapping import FAMILY_MAPPING as _FAMILIES
-from .mapping import memory_mapping
+from .mapping import mapping_logic, memory_mapping
 from .selftest import SelfTest, selftest_data
 
 __all__ = ["Fit", "FitError", "SearchResult", "check_fit", "check_network_fit", "estimate",
            "fastest_folding", "folding_text", "largest_array", "logic_capacity",
-           "logic_needed", "memories", "network_estimate", "stage_logic",
+           "logic_needed", "memories", "network_estimate", "network_link_brams", "stage_logic",
            "weight_placement_for"]
 
 
@@ -200,11 +200,17 @@ def _floor_fits(board, spec, app):
     return all(round(floors[k]) <= n for k, n in capacities.items())
 
 
-def _memory_logic(family, mems):
-    """``(lut, ff)`` of the memories that Yosys lowers to logic or LUT RAM."""
+def _memory_logic(family, mems, beside=False):
+    """``(lut, ff)`` of the memories that Yosys lowers to logic or LUT RAM; with `beside`,
+    also of the logic it adds beside block RAMs (:func:`~.mapping.mapping_logic`: the
+    engine's logic model, fitted to real builds, has it in its coefficients)."""
     lut = ff = 0
     for m in mems:
-        kind, _ = memory_mapping(family, m.width, m.depth, m.rom)
+        kind, _ = memory_mapping(family, m.width, m.depth, m.rom, m.no_rw_check)
+        if kind == "bram" and beside:
+            extra_lut, extra_ff = mapping_logic(family, m.width, m.depth, m.rom, m.no_rw_check)
+            lut += extra_lut * m.count
+            ff += extra_ff * m.count
         bits = m.width * m.depth * m.count
         if kind == "logic" and m.rom:
             lut += bits / 16
@@ -230,7 +236,7 @@ def estimate(spec, board, app="selftest", *, selftest=None):
     """``{"dsp", "bram", "spram", "lut", "ff"[, "logic"]: n}``: what the board top needs on
     `board` (``logic``: iCE40 logic cells)."""
     mems, spram, placement = _placed_memories(spec, board, app, selftest)
-    bram = sum(memory_mapping(board.family, m.width, m.depth, m.rom)[1] * m.count
+    bram = sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
                for m in mems)
     needed = {"dsp": _dsps(board.family, spec), "bram": bram, "spram": spram,
               **_logic(board.family, spec, mems, placement, app)}
@@ -482,6 +488,19 @@ def stage_logic(plan, board):
     return 0, 0
 
 
+def _network_link_memories(plan):
+    """The host link's own memories in front of `plan`'s network."""
+    from ..link.gateware import HostLink
+    from ..link.network import NetworkEngine, NetworkLinkSpec
+    return HostLink(NetworkLinkSpec(plan), engine=NetworkEngine(plan)).own_memories
+
+
+def network_link_brams(plan, board):
+    """Block RAMs of the host link's own memories in front of `plan`'s network on `board`."""
+    return sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
+               for m in _network_link_memories(plan))
+
+
 def network_estimate(plan, board):
     """``{"dsp", "bram", "spram", "lut", "ff"[, "logic"]: n}``: what a network's board top (a
     :class:`~convaccel.compiler.NetworkPlan` behind the host link) needs on `board`. DSP and
@@ -489,10 +508,8 @@ def network_estimate(plan, board):
     logic: :func:`_host_logic` once, :func:`stage_logic` per stage, the queues' memories
     lowered to logic and a controller each."""
     from ..hdl.nettop import queue_shapes
-    from ..link.gateware import HostLink
-    from ..link.network import NetworkEngine, NetworkLinkSpec
     family = board.family
-    link_mems = HostLink(NetworkLinkSpec(plan), engine=NetworkEngine(plan)).own_memories
+    link_mems = _network_link_memories(plan)
     lut, ff = _host_logic(family)
     spram = 0
     bram = plan.queue_bram(board)
@@ -507,7 +524,7 @@ def network_estimate(plan, board):
     lut += q_lut + _STAGE_CONTROL[0] * len(queues)
     ff += q_ff + _STAGE_CONTROL[1] * len(queues)
     for m in link_mems:
-        bram += memory_mapping(family, m.width, m.depth, m.rom)[1] * m.count
+        bram += memory_mapping(family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
     needed = {"dsp": plan.dsp, "bram": bram, "spram": spram, "lut": round(lut),
               "ff": round(ff)}
     if family == "ice40":

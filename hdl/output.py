@@ -156,7 +156,7 @@ class OutputStage(wiring.Component):
             *(self._requant.memories if self._requant else ()),
             # a word per column block, `groups * col_folds` per queued pixel
             MemoryShape("output queue", self._cols * out + 1 + self._serial,
-                        self.queue_depth * self._blocks),
+                        self.queue_depth * self._blocks, no_rw_check=True),
         )
 
     def elaborate(self, platform):

@@ -48,6 +48,8 @@ class MemoryShape:
         Identical memories (e.g. one per PE).
     rom : bool
         Read-only (its contents fixed at generation).
+    no_rw_check : bool
+        Marked :data:`NO_RW_CHECK` (never read at the address being written).
     """
 
     name: str
@@ -55,6 +57,7 @@ class MemoryShape:
     depth: int
     count: int = 1
     rom: bool = False
+    no_rw_check: bool = False
 
     def __post_init__(self):
         for field in ("width", "depth", "count"):

@@ -70,7 +70,7 @@ class Queue(wiring.Component):
         width = Shape.cast(self._shape).width
         if self.buffered:
             # (the head beat is a register: the memory holds one fewer)
-            return (MemoryShape("queue", width, self._depth - 1),)
+            return (MemoryShape("queue", width, self._depth - 1, no_rw_check=True),)
         return (MemoryShape("queue", width, self._depth),)
 
     def elaborate(self, platform):

@@ -221,10 +221,11 @@ def test_compile_wrong(digits):
                                            rf"\(ice40 count\)$"):
         compile_network(net, dsp=least - 1, family="ice40")
     from convaccel.boards.board import get_board
-    with pytest.raises(CompileError, match=r"^no folding of the network fits the logic of the "
-                                           r"icebreaker board within its 8 DSP blocks: the "
-                                           r"lightest needs \d+ logic cells \(the placer can "
-                                           r"use 4752\), estimated with the host link$"):
+    with pytest.raises(CompileError, match=r"^no folding of the network fits the icebreaker "
+                                           r"board within its 8 DSP blocks: the lightest needs "
+                                           r"\d+ logic cells \(the placer can use 4752\), \d+ "
+                                           r"block RAMs \(the iCE40UP5K-SG48 has 30\), "
+                                           r"estimated with the host link$"):
         compile_network(net, get_board("icebreaker"))
     with pytest.raises(ValueError, match=r"^dsp must be a non-negative integer \(DSP blocks\), "
                                          r"not -1$"):
