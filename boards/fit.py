@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass
 
 from .mapping import FAMILY_MAPPING as _FAMILIES
-from .mapping import memory_mapping
+from .mapping import mapping_logic, memory_mapping
 from .selftest import SelfTest, selftest_data
 
 __all__ = ["Fit", "FitError", "SearchResult", "check_fit", "check_network_fit", "estimate",
            "fastest_folding", "folding_text", "largest_array", "logic_capacity",
-           "logic_needed", "memories", "network_estimate", "stage_logic",
+           "logic_needed", "memories", "network_estimate", "network_link_brams", "stage_logic",
            "weight_placement_for"]
 
 
@@ -200,11 +200,17 @@ def _floor_fits(board, spec, app):
     return all(round(floors[k]) <= n for k, n in capacities.items())
 
 
-def _memory_logic(family, mems):
-    """``(lut, ff)`` of the memories that Yosys lowers to logic or LUT RAM."""
+def _memory_logic(family, mems, beside=False):
+    """``(lut, ff)`` of the memories that Yosys lowers to logic or LUT RAM; with `beside`,
+    also of the logic it adds beside block RAMs (:func:`~.mapping.mapping_logic`: the
+    engine's logic model, fitted to real builds, has it in its coefficients)."""
     lut = ff = 0
     for m in mems:
-        kind, _ = memory_mapping(family, m.width, m.depth, m.rom)
+        kind, _ = memory_mapping(family, m.width, m.depth, m.rom, m.no_rw_check)
+        if kind == "bram" and beside:
+            extra_lut, extra_ff = mapping_logic(family, m.width, m.depth, m.rom, m.no_rw_check)
+            lut += extra_lut * m.count
+            ff += extra_ff * m.count
         bits = m.width * m.depth * m.count
         if kind == "logic" and m.rom:
             lut += bits / 16
@@ -230,7 +236,7 @@ def estimate(spec, board, app="selftest", *, selftest=None):
     """``{"dsp", "bram", "spram", "lut", "ff"[, "logic"]: n}``: what the board top needs on
     `board` (``logic``: iCE40 logic cells)."""
     mems, spram, placement = _placed_memories(spec, board, app, selftest)
-    bram = sum(memory_mapping(board.family, m.width, m.depth, m.rom)[1] * m.count
+    bram = sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
                for m in mems)
     needed = {"dsp": _dsps(board.family, spec), "bram": bram, "spram": spram,
               **_logic(board.family, spec, mems, placement, app)}
@@ -418,68 +424,143 @@ def largest_array(spec, board, app="selftest"):
 
 # -- a network's stages --------------------------------------------------------------------
 
-#: Logic of a network stage that no model was fitted for (a pool, a dense stage, a queue),
-#: counted from its registers and adders: ``(lut, ff)`` per register bit of its data path
-#: (each about one flip-flop and one LUT of an adder or a multiplexer), plus a controller's.
-#: Not calibrated by a build yet (the network's build summary compares).
-_STAGE_CONTROL = (40, 30)
+#: A network's logic model on iCE40 (:func:`stage_logic`, :func:`_host_logic`), calibrated on
+#: Yosys's mapping of a real network's board top: the digits model on the compiler's lightest
+#: plan for the UP5K (conv 2 x 1 whole pixels with the dsp requantizer; conv 2 x 1 lanes 8
+#: with the fabric one; pool lanes 1; dense 1 x 1 fabric; 5169 LUT4 and 4195 flip-flops in
+#: all), each cell put to its part by the names of its nets
+#: (benchmarks/attribute_netlist.py). ``host``: what the network has once, the link, the
+#: network engine's status counters and the board top. ``engine``: a convolution engine's
+#: control beyond the engine model's terms, its memories and its requantizer, whole-pixel
+#: and channel-serial. ``load``: a weight-load ROM's counters and multiplexer beyond its
+#: sections in logic. ``dense``, ``pool``, ``queue``: a stage's control beyond the data path
+#: :func:`stage_logic` counts. No ECP5 or Gowin network has been attributed yet: they use
+#: these figures (LUT4 counts on all three).
+_NETWORK_LOGIC = {
+    "host": (1145, 695),
+    "engine": {"whole": (178, 17), "serial": (410, -46)},
+    "load": (43, 31),
+    "dense": (353, 14),
+    "pool": (18, 19),
+    "queue": (48, 25),
+}
+
+#: The dsp requantizer alone (:class:`~convaccel.hdl.requant.Requantizer`, Yosys's mapping on
+#: the UP5K, value widths 19 to 26 bits, 1 to 4 columns, 1 and 2 units): per unit ``c0 + c1 *
+#: value bits``, and ``c2`` per column beyond the units (its registers and selection). The
+#: fabric kind is this plus :attr:`~convaccel.hdl.requant.Requantizer.logic`.
+_REQUANT_DSP = {"lut": (605, 4.3, 50), "ff": (788, 7.1, 115)}
+
+#: The share of a ROM's bits in logic that are LUTs (Yosys's ``memory_libmap`` cost).
+_ROM_LUT_PER_BIT = 1 / 16
 
 
 def _host_logic(family):
-    """``(lut, ff)`` of what a network shares once: the host link and an engine's control
-    (the constant of the engine's logic model, :data:`_LOGIC_MODEL`, measured with the link)."""
-    model = _LOGIC_MODEL[family]
-    return model["lut"][0], model["ff"][0]
+    """``(lut, ff)`` of what a network has once: the host link, the network engine's status
+    counters, the board top (:data:`_NETWORK_LOGIC`)."""
+    return _NETWORK_LOGIC["host"]
+
+
+def _requant_logic(family, spec):
+    """``(lut, ff)`` of a requantized layer's requantizer (:data:`_REQUANT_DSP`), or zeros."""
+    if not spec.requantize:
+        return 0, 0
+    from .. import quant
+    dsp_spec = dataclasses.replace(spec, requant_multiplier="dsp")
+    units = max(len(dsp_spec.engine.multipliers) // 4, 1)
+    width = max(spec.acc_bits, quant.SATURATE_BITS + quant.MAX_LEFT_SHIFT)
+    cols = spec.cols
+    out = [c[0] * units + c[1] * width * units + c[2] * max(cols - units, 0)
+           for c in (_REQUANT_DSP["lut"], _REQUANT_DSP["ff"])]
+    if spec.requant_multiplier != "dsp":
+        extra = spec.engine.extra_logic(family)
+        out = [out[0] + extra[0], out[1] + extra[1]]
+    return tuple(out)
 
 
 def stage_logic(plan, board):
     """``(lut, ff)`` estimated for one stage of a network (a
     :class:`~convaccel.compiler.StagePlan`) on `board`, less what :func:`_host_logic` counts
-    once for the whole network.
+    once for the whole network (:data:`_NETWORK_LOGIC`).
 
-    A convolution: the engine's logic model with the link (:func:`_logic`: the model's terms,
-    a fabric requantizer's extra logic, memories lowered to logic, the weights' delays) less
-    its constant, which :func:`_host_logic` counts once (the channel-serial model's larger
-    constant keeps its excess, its own address generator and chunked padder). A dense stage,
-    a pool: their register bits (:data:`_STAGE_CONTROL`). A reshape: nothing."""
+    A convolution: the terms of the engine's logic model without its constant (which holds
+    the link's), its memories in logic and what Yosys adds beside its block RAMs, the
+    weights' delays, its requantizer (:func:`_requant_logic`), its control; its weight-load
+    ROM. A dense stage: its accumulators and their adders, the selection of an accumulator
+    and of its multiplier, the products, the requantizer's product, rounding, sign, zero point
+    and clamp, its control. A pool: a beat held and compared or summed per pipeline step. A
+    reshape: nothing."""
     from ..network import Conv, Dense, Pool
     family = board.family
     stage = plan.stage
     if isinstance(stage, Conv):
         spec = plan.spec
         mems, _ = plan.memories(board)
-        lut, ff = _logic_floor(family, spec, "link")
-        mem_lut, mem_ff = _memory_logic(family, mems)
+        features = (0, *_logic_features(spec))
+        model = _SERIAL_LOGIC_MODEL if spec.serial else _LOGIC_MODEL[family]
+        lut = sum(c * f for c, f in zip(model["lut"], features))
+        ff = sum(c * f for c, f in zip(model["ff"], features))
+        # (the requantizer's memories are in its own figure)
+        engine = [m for m in mems if m.name not in ("weight-load ROM", "requant multipliers",
+                                                    "requant shifts")]
+        roms = [m for m in mems if m.name == "weight-load ROM"]
+        mem_lut, mem_ff = _memory_logic(family, engine, beside=True)
+        rom_lut, rom_ff = _memory_logic(family, roms, beside=True)
+        rq_lut, rq_ff = _requant_logic(family, spec)
+        control = _NETWORK_LOGIC["engine"]["serial" if spec.serial else "whole"]
         placement = weight_placement_for(spec, board)
-        host_lut, host_ff = _host_logic(family)
-        return (lut + mem_lut - host_lut,
-                ff + mem_ff + placement.delay_bits(spec.rows, spec.cols, spec.weight_bits)
-                - host_ff)
+        load = _NETWORK_LOGIC["load"]
+        return (lut + mem_lut + rq_lut + control[0] + rom_lut + load[0],
+                ff + mem_ff + rq_ff + control[1] + rom_ff + load[1]
+                + placement.delay_bits(spec.rows, spec.cols, spec.weight_bits))
     if isinstance(stage, Dense):
         dense = plan.component()
         acc, mbits = dense.acc_bits, dense.multiplier_bits
         units, lanes = dense.units, plan.in_lanes
         rows, cols, out = plan.rows, plan.cols, plan.out_lanes
+        beats = dense.output_beats
         psum = 16 + (rows - 1).bit_length() + 1
-        # accumulators, the beat, a word's operands, the products' sums, the requantizer's
+        product = acc - 1 + mbits
+        rounded = product - dense.requant[1] + 2
+        fabric = dense.requant_multiplier == "fabric"
+        # accumulators, the beat and a word's operands, the products' sums, the requantizer's
         # magnitude, multiplier and product, the output beat
         regs = (units * acc + lanes * 8 + rows * 8 + cols * psum
-                + out * (2 * (acc + mbits) + 8))
-        # the accumulators' adders, the products' adder trees, the requantizer's selection
-        # of an accumulator and its rounding adder (and the fabric kind's shift-add)
-        adders = (units * acc + cols * psum * max(rows - 1, 0) + out * (acc + acc + mbits)
-                  + (out * (acc + mbits) if dense.requant_multiplier == "fabric" else 0))
-        mem_lut, mem_ff = _memory_logic(family, dense.memories)
-        return (adders + mem_lut + _STAGE_CONTROL[0], regs + mem_ff + _STAGE_CONTROL[1])
+                + out * (acc + mbits + product + 9))
+        # the accumulators' adders, the selection of a beat's part, the products' adder trees,
+        # an accumulator's and its multiplier's selection (a multiplexer of `beats`, a LUT per
+        # 1.4 inputs; of constants, one per 4), the product's rounding adder (the fabric
+        # kind's shift-add and its multiplexer), the sign, zero point and clamp
+        luts = (units * acc + rows * 8 * 0.7 * (lanes // rows - 1)
+                + cols * psum * max(rows - 1, 0)
+                + out * (acc * 0.7 * (beats - 1) + mbits * beats / 4 + product
+                         + (2 * product if fabric else 0) + 3 * rounded))
+        mem_lut, mem_ff = _memory_logic(family, dense.memories, beside=True)
+        control = _NETWORK_LOGIC["dense"]
+        return luts + mem_lut + control[0], regs + mem_ff + control[1]
     if isinstance(stage, Pool):
         pool = plan.component()
         beat = 8 * plan.in_lanes
-        mem_lut, mem_ff = _memory_logic(family, pool.memories)
+        mem_lut, mem_ff = _memory_logic(family, pool.memories, beside=True)
         # per pipeline stage of a pool: a beat held and its comparison or sum
         stages = len(getattr(pool, "stages", ())) or 1
-        return (3 * beat * stages + mem_lut + _STAGE_CONTROL[0],
-                3 * beat * stages + mem_ff + _STAGE_CONTROL[1])
+        control = _NETWORK_LOGIC["pool"]
+        return (3 * beat * stages + mem_lut + control[0],
+                3 * beat * stages + mem_ff + control[1])
     return 0, 0
+
+
+def _network_link_memories(plan):
+    """The host link's own memories in front of `plan`'s network."""
+    from ..link.gateware import HostLink
+    from ..link.network import NetworkEngine, NetworkLinkSpec
+    return HostLink(NetworkLinkSpec(plan), engine=NetworkEngine(plan)).own_memories
+
+
+def network_link_brams(plan, board):
+    """Block RAMs of the host link's own memories in front of `plan`'s network on `board`."""
+    return sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
+               for m in _network_link_memories(plan))
 
 
 def network_estimate(plan, board):
@@ -487,12 +568,10 @@ def network_estimate(plan, board):
     :class:`~convaccel.compiler.NetworkPlan` behind the host link) needs on `board`. DSP and
     block RAM as the plan counts them (with the link's packet buffers and result queue);
     logic: :func:`_host_logic` once, :func:`stage_logic` per stage, the queues' memories
-    lowered to logic and a controller each."""
+    lowered to logic and their control (:data:`_NETWORK_LOGIC`)."""
     from ..hdl.nettop import queue_shapes
-    from ..link.gateware import HostLink
-    from ..link.network import NetworkEngine, NetworkLinkSpec
     family = board.family
-    link_mems = HostLink(NetworkLinkSpec(plan), engine=NetworkEngine(plan)).own_memories
+    link_mems = _network_link_memories(plan)
     lut, ff = _host_logic(family)
     spram = 0
     bram = plan.queue_bram(board)
@@ -503,11 +582,11 @@ def network_estimate(plan, board):
         bram += s.bram(board)
         spram += s.memories(board)[1]
     queues = queue_shapes(plan)
-    q_lut, q_ff = _memory_logic(family, queues)
-    lut += q_lut + _STAGE_CONTROL[0] * len(queues)
-    ff += q_ff + _STAGE_CONTROL[1] * len(queues)
+    q_lut, q_ff = _memory_logic(family, queues, beside=True)
+    lut += q_lut + _NETWORK_LOGIC["queue"][0] * len(queues)
+    ff += q_ff + _NETWORK_LOGIC["queue"][1] * len(queues)
     for m in link_mems:
-        bram += memory_mapping(family, m.width, m.depth, m.rom)[1] * m.count
+        bram += memory_mapping(family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
     needed = {"dsp": plan.dsp, "bram": bram, "spram": spram, "lut": round(lut),
               "ff": round(ff)}
     if family == "ice40":

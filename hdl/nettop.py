@@ -17,7 +17,7 @@ from .padder import pixel_in_layout
 from .stage import MemoryShape
 from .stream import Queue
 
-__all__ = ["LoadRom", "NetworkTop", "load_rom_shape", "queue_shapes", "beat_layout",
+__all__ = ["LoadRom", "NetworkTop", "load_rom_shapes", "queue_shapes", "beat_layout",
            "input_beats", "stage_beats", "output_tensor"]
 
 
@@ -25,24 +25,30 @@ def _word_bits(values):
     return bits_for(min(values), max(values), True)
 
 
-def load_rom_shape(beats):
-    """The :class:`MemoryShape` of the ROM that holds `beats` (``(value, last)`` pairs): the
-    narrowest two's complement word that holds every value, a beat a word."""
-    values = [int(v) for v, _ in beats]
-    return MemoryShape("weight-load ROM", _word_bits(values), len(values), rom=True)
+def load_rom_shapes(sections):
+    """The :class:`MemoryShape` of each ROM of a :class:`LoadRom` of `sections` (lists of
+    values): the narrowest two's complement word that holds every value of its section, a
+    value a word."""
+    return tuple(MemoryShape("weight-load ROM", _word_bits(values), len(values), rom=True)
+                 for values in sections)
 
 
 class LoadRom(wiring.Component):
-    """Streams a fixed weight load once after reset: a ROM of its values, read in turn.
+    """Streams a fixed weight load once after reset: its sections in turn, each from a ROM of
+    its own.
 
-    The ROM's words are the narrowest that hold every value, sign-extended on the way out
-    (to ``value_bits``); ``last`` marks the final beat; ``done`` rises in the cycle after it
-    is taken and stays. A beat is offered from the second cycle after reset (the ROM's read
-    port is synchronous), then one per cycle while ``o.ready`` holds.
+    A load's sections differ in width (8-bit weights, 32-bit biases, 31-bit multipliers, small
+    shifts, :func:`convaccel.beats.weight_sections`): each is kept in words of the narrowest
+    width that holds its values (one ROM of the widest word would take that width for every
+    weight) and sign-extended on the way out (to ``value_bits``). ``last`` marks the final
+    beat; ``done`` rises in the cycle after it is taken and stays. A beat is offered from the
+    second cycle after reset (the ROMs' read ports are synchronous), then one per cycle while
+    ``o.ready`` holds.
 
     Parameters
     ----------
-    values : sequence of int
+    sections : sequence of sequences of int
+        The values, streamed section after section (none empty).
     value_bits : int
         The width of the stream's (signed) value.
 
@@ -52,11 +58,11 @@ class LoadRom(wiring.Component):
     done : Out(1)
     """
 
-    def __init__(self, values, value_bits):
-        self._values = [int(v) for v in values]
-        assert self._values
-        self._bits = _word_bits(self._values)
-        assert self._bits <= value_bits
+    def __init__(self, sections, value_bits):
+        self._sections = [[int(v) for v in values] for values in sections]
+        assert self._sections and all(self._sections)
+        assert all(m.width <= value_bits for m in self.memories)
+        self._value_bits = value_bits
         super().__init__({
             "o": Out(stream.Signature(load_layout(signed(value_bits)))),
             "done": Out(1),
@@ -64,26 +70,41 @@ class LoadRom(wiring.Component):
 
     @property
     def memories(self):
-        return (MemoryShape("weight-load ROM", self._bits, len(self._values), rom=True),)
+        return load_rom_shapes(self._sections)
 
     def elaborate(self, platform):
         m = Module()
-        depth = len(self._values)
-        m.submodules.rom = rom = memory.Memory(shape=signed(self._bits), depth=depth,
-                                               init=self._values)
-        rd = rom.read_port()
+        sections = self._sections
+        count = len(sections)
+        depth = max(map(len, sections))
+        section = Signal(range(count))
         addr = Signal(range(depth))
-        primed = Signal()                     # the read port holds the word at `addr`
+        at_end = Signal()                      # `addr` is its section's last value
+        final = Signal()                       # ... of the last section
+        ends = Array(Const(len(values) - 1, range(depth)) for values in sections)
+        m.d.comb += [at_end.eq(addr == ends[section]),
+                     final.eq(at_end & (section == count - 1))]
+        primed = Signal()                      # the read ports hold the words at `addr`
         take = self.o.valid & self.o.ready
-        # Read the next address as the current beat is taken: a beat a cycle.
-        m.d.comb += [rd.en.eq(1), rd.addr.eq(Mux(take & (addr != depth - 1), addr + 1, addr)),
-                     self.o.valid.eq(primed & ~self.done),
-                     self.o.payload.data.eq(rd.data),
-                     self.o.payload.last.eq(addr == depth - 1)]
+        # Every ROM reads the next address as the current beat is taken (a beat a cycle); the
+        # current section's word is the beat.
+        next_addr = Mux(take & ~final, Mux(at_end, 0, addr + 1), addr)
+        words = []
+        for n, (values, shape) in enumerate(zip(sections, self.memories)):
+            m.submodules[f"rom{n}"] = rom = memory.Memory(shape=signed(shape.width),
+                                                          depth=len(values), init=values)
+            rd = rom.read_port()
+            m.d.comb += [rd.en.eq(1), rd.addr.eq(next_addr)]
+            words.append(rd.data.as_signed())
+        m.d.comb += [self.o.valid.eq(primed & ~self.done),
+                     self.o.payload.data.eq(Array(words)[section] if count > 1 else words[0]),
+                     self.o.payload.last.eq(final)]
         m.d.sync += primed.eq(1)
         with m.If(take):
-            with m.If(addr == depth - 1):
+            with m.If(final):
                 m.d.sync += self.done.eq(1)
+            with m.Elif(at_end):
+                m.d.sync += [section.eq(section + 1), addr.eq(0)]
             with m.Else():
                 m.d.sync += addr.eq(addr + 1)
         return m
@@ -96,8 +117,8 @@ def beat_layout(lanes):
 
 def queue_shapes(plan):
     """The queues' memories between the hardware stages of `plan` (a ``NetworkPlan``)."""
-    return tuple(MemoryShape("queue", Shape.cast(beat_layout(s.out_lanes)).width, depth)
-                 for s, depth in zip(plan.hardware, plan.queue_depths))
+    return tuple(mem for s, depth in zip(plan.hardware, plan.queue_depths)
+                 for mem in Queue(beat_layout(s.out_lanes), depth).memories)
 
 
 def _stream_values(value, lanes):
@@ -183,10 +204,9 @@ class NetworkTop(wiring.Component):
             component = s.component()
             self._stages.append(component)
             if isinstance(s.stage, Conv):
-                from ..compiler import _load_beats
-                beats = _load_beats(s.stage, s.spec)
-                self._roms.append((len(self._stages) - 1,
-                                   LoadRom([v for v, _ in beats], s.spec.load_bits)))
+                from ..compiler import _load_sections
+                rom = LoadRom(_load_sections(s.stage, s.spec), s.spec.load_bits)
+                self._roms.append((len(self._stages) - 1, rom))
         self._queues = [Queue(beat_layout(s.out_lanes), depth)
                         for s, depth in zip(plan.hardware, plan.queue_depths)]
         super().__init__({

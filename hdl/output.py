@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from ..spec import channel_slot
 from .array import psums_layout
 from .requant import REQUANT_DATA_BITS, Requantizer, group_layout
-from .stage import MemoryShape
+from .stage import NO_RW_CHECK, MemoryShape
 
 __all__ = ["pixel_out_layout", "OutputStage"]
 
@@ -156,7 +156,7 @@ class OutputStage(wiring.Component):
             *(self._requant.memories if self._requant else ()),
             # a word per column block, `groups * col_folds` per queued pixel
             MemoryShape("output queue", self._cols * out + 1 + self._serial,
-                        self.queue_depth * self._blocks),
+                        self.queue_depth * self._blocks, no_rw_check=True),
         )
 
     def elaborate(self, platform):
@@ -222,12 +222,15 @@ class OutputStage(wiring.Component):
         # Stage 2: complete groups enter the queue memory, a pixel's groups in consecutive
         # words, room for `queue_depth` pixels. Its groups are read back in order: all but the
         # last into registers, the last stays on the read port's output until the pixel leaves.
-        # (A block RAM, not flip-flops: the queue is the engine's widest storage.)
+        # (A block RAM, not flip-flops: the queue is the engine's widest storage. A word is
+        # read only after it was written, and the credits keep a write from the words not yet
+        # read: never a read of the address being written, so NO_RW_CHECK.)
         words = self.queue_depth * blocks
         word_layout = data.StructLayout({
             "data": data.ArrayLayout(self._out_shape, cols), "last": 1,
             **({"end": 1} if self._serial else {})})
-        m.submodules.queue = queue = memory.Memory(shape=word_layout, depth=words, init=[])
+        m.submodules.queue = queue = memory.Memory(shape=word_layout, depth=words, init=[],
+                                                   attrs=NO_RW_CHECK)
         wr = queue.write_port()
         rd = queue.read_port()
         w_addr = Signal(range(words))

@@ -10,7 +10,28 @@ in their own terms (the window generator its positions, the feeder its cycles pe
 
 from dataclasses import dataclass
 
-__all__ = ["MemoryShape"]
+__all__ = ["MemoryShape", "NO_RW_CHECK", "SCRIPT_NO_RW_CHECK"]
+
+
+#: The attributes of a memory that is never read at an address in the cycle that address is
+#: written (or whose read in that cycle is never used): ``memory.Memory(..., attrs=NO_RW_CHECK)``.
+#: Yosys's name: a block RAM's read during a write to the same address returns an undefined
+#: word on iCE40 and ECP5, so without it Yosys keeps the old word in logic beside every block
+#: RAM it maps a memory to (a flip-flop per bit and an address comparison: 138 flip-flops and
+#: 74 LUTs for a 65-bit queue on the UP5K).
+NO_RW_CHECK = {"no_rw_check": 1}
+
+#: Yosys commands, run after reading the design and before ``synth_<family>``, that give the
+#: synchronous read ports of every memory with :data:`NO_RW_CHECK` an undefined word on a
+#: collision with a write port (``RD_COLLISION_X_MASK``). Yosys honours the attribute itself
+#: only where it merges a read port's register into the port (``memory_dff``: the design read
+#: from Verilog), and Amaranth's RTLIL has its read ports synchronous already. (Memories of up
+#: to 4 read ports, all synchronous, and 2 write ports; others keep Yosys's emulation.)
+SCRIPT_NO_RW_CHECK = "\n".join(
+    ["proc", "memory_collect"]
+    + [f"setparam -set RD_COLLISION_X_MASK {r * w}'b{'1' * (r * w)} t:$mem_v2 a:no_rw_check %i "
+       f"r:RD_PORTS={r} %i r:WR_PORTS={w} %i r:RD_CLK_ENABLE={r}'b{'1' * r} %i"
+       for r in range(1, 5) for w in range(1, 3)])
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,8 @@ class MemoryShape:
         Identical memories (e.g. one per PE).
     rom : bool
         Read-only (its contents fixed at generation).
+    no_rw_check : bool
+        Marked :data:`NO_RW_CHECK` (never read at the address being written).
     """
 
     name: str
@@ -34,6 +57,7 @@ class MemoryShape:
     depth: int
     count: int = 1
     rom: bool = False
+    no_rw_check: bool = False
 
     def __post_init__(self):
         for field in ("width", "depth", "count"):

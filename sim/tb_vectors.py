@@ -7,7 +7,7 @@ The job folder (``CONVACCEL_TB_JOB``) holds ``vectors.json``: ``inputs``, a list
 bench holds ``rst`` (if the design has one) for two cycles, then applies the vectors, cycle
 ``t``'s before the clock's rising edge ``t``, and writes ``recorded.json``: per output port,
 its value in cycle ``t`` (before edge ``t``, as Amaranth's simulator reads a signal in cycle
-``t``), unsigned.
+``t``), unsigned (None while a bit is X or Z).
 """
 
 import json
@@ -17,6 +17,15 @@ from pathlib import Path
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+
+
+def _unsigned(value):
+    """A port's value as an unsigned integer (a one-bit port's ``Logic`` too), or None while
+    any bit is not 0 or 1."""
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 @cocotb.test()
@@ -40,7 +49,7 @@ async def play_vectors(dut):
             getattr(dut, name).value = int(values[t])
         await ReadOnly()
         for name in outputs:
-            recorded[name].append(getattr(dut, name).value.to_unsigned())
+            recorded[name].append(_unsigned(getattr(dut, name).value))
         await RisingEdge(dut.clk)
         await FallingEdge(dut.clk)
     (job / "recorded.json").write_text(json.dumps(recorded))

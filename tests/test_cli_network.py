@@ -141,9 +141,10 @@ def test_golden_equals_litert(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["spec", DIGITS],
-     r"no folding of the network fits the logic of the icebreaker board within its 8 DSP "
-     r"blocks: the lightest needs \d+ logic cells \(the placer can use \d+\), estimated with "
-     r"the host link; choose a larger board with --board \(`convaccel boards` lists them\)"),
+     r"no folding of the network fits the icebreaker board within its 8 DSP blocks: the "
+     r"lightest needs \d+ logic cells \(the placer can use \d+\), \d+ block RAMs \(the "
+     r"iCE40UP5K-SG48 has 30\), estimated with the host link; choose a larger board with "
+     r"--board \(`convaccel boards` lists them\)"),
     (["spec", DIGITS, "--board", "nope"],
      r"Unknown board 'nope'; choose one of icebreaker, .*"),
     (["spec", "--board", "ulx3s-85f"],

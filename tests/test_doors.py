@@ -305,10 +305,11 @@ DOORS = [
 
     # -- a .tflite network (spec, generate, simulate) -----------------------------------------
     Door("--board", "a network too large for the default board's logic", "spec digits.tflite",
-         ERROR + "no folding of the network fits the logic of the icebreaker board within its "
-         "8 DSP blocks: the lightest needs 5476 logic cells (the placer can use 4752), estimated "
-         "with the host link; choose a larger board with --board (`convaccel boards` lists "
-         "them)", covered="test_cli_network.py::test_network_cli_wrong"),
+         ERROR + "no folding of the network fits the icebreaker board within its 8 DSP blocks: "
+         "the lightest needs <<logic>> logic cells (the placer can use 4752), <<bram>> block "
+         "RAMs (the iCE40UP5K-SG48 has 30), estimated with the host link; choose a larger board "
+         "with --board (`convaccel boards` lists them)",
+         covered="test_cli_network.py::test_network_cli_wrong"),
     Door("--board", "given with a layer", "generate --board ulx3s-85f",
          ERROR + "--board applies to a .tflite network (the network compiler folds its stages "
          "for the board); a layer's folding is --array or its file's [array]"),

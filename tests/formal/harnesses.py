@@ -45,8 +45,9 @@ class QueueHarness(Elaboratable):
     ``n``-th output beat is asserted to carry it. As ``n`` and ``v`` range over every value, the
     output sequence is the input sequence. With ``occupancy``, also: beats in minus beats out
     (the occupancy) stays within ``depth``, ``o.valid`` is high exactly when the queue holds a
-    beat (a beat taken in cycle ``t`` is offered from ``t + 1``) and ``i.ready`` exactly when it
-    has room.
+    beat that has waited out its latency (a beat taken in cycle ``t`` is offered from ``t +
+    dut.latency``: a queue in registers 1, in a memory 2) and ``i.ready`` exactly when it has
+    room.
 
     Parameters
     ----------
@@ -93,10 +94,18 @@ class QueueHarness(Elaboratable):
         held = Signal(range(self._bound + 1))
         m.d.comb += held.eq(beats_in - beats_out)
         if self._occupancy:
+            # The beats that may be offered: all held, less the one taken in the cycle before
+            # when a beat waits a cycle more (a memory's read).
+            latency = getattr(dut, "latency", 1)
+            assert latency in (1, 2)
+            fresh = Signal()
+            if latency == 2:
+                m.d.sync += fresh.eq(taken)
             m.d.comb += [
                 Assert(beats_out <= beats_in, "more beats out than in"),
                 Assert(held <= self._depth, "more beats held than the depth"),
-                Assert(dut.o.valid == (held != 0), "o.valid is not 'a beat is held'"),
+                Assert(dut.o.valid == (held - fresh != 0),
+                       "o.valid is not 'a beat is held past the latency'"),
                 Assert(dut.i.ready == (held < self._depth), "i.ready is not 'there is room'"),
             ]
         # Non-vacuity: the queue fills, stalls with a beat offered, and drains.
