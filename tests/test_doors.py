@@ -151,9 +151,11 @@ DOORS = [
          ERROR + "float.tflite: the model's input 'conv/input' is float32; int8 only: convert "
          "with full-integer quantization (TFLiteConverter with representative_dataset and "
          "inference_input_type/inference_output_type = tf.int8)", needs="litert"),
-    Door("CONFIG", "two operators", "run two-ops.tflite --board icebreaker --simulate",
-         ERROR + "two-ops.tflite: operator 1 (RELU) is not supported by this version: only a "
-         "single CONV_2D or DEPTHWISE_CONV_2D", needs="litert"),
+    Door("CONFIG", "an operator no stage maps", "run two-ops.tflite --board icebreaker "
+         "--simulate",
+         ERROR + "two-ops.tflite: operator 1 (RELU) is not supported in a network; its stages "
+         "are CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, AVERAGE_POOL_2D, FULLY_CONNECTED and "
+         "RESHAPE", needs="litert"),
     Door("CONFIG", "no operator", "spec no-op.tflite",
          ERROR + "no-op.tflite: the model has no operator; this version maps only a single "
          "CONV_2D or DEPTHWISE_CONV_2D", needs="litert"),
