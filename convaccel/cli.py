@@ -673,14 +673,7 @@ def cmd_simulate_network(args, network):
     output = _npy_output(args.output)
     _output_file(args.waves, "the waveform")
     board = _network_board(args)
-    if args.input:
-        x, origin = _model_input(args.input, network), args.input
-    else:
-        x, origin = _bundled_input(args.config, network)
-        if x is None:
-            x = np.random.default_rng(seed).integers(-128, 128, size=network.input_shape) \
-                .astype(np.int8)
-            origin = f"random, seed {seed}"
+    x, origin = _network_input(args, network, seed)
     plan = compile_for(network, board)
     name = _file_identifier(args.config, "net_")
     stall = args.stall or 0.0
@@ -794,6 +787,42 @@ def _board(name):
         raise UsageError(str(e)) from None
 
 
+def _network_input(args, network, seed):
+    """A network's input tensor and where it came from: ``--input``, else the first image of
+    the model's bundled test set, else random from `seed`."""
+    if args.input:
+        return _model_input(args.input, network), args.input
+    x, origin = _bundled_input(args.config, network)
+    if x is None:
+        x = np.random.default_rng(seed).integers(-128, 128, size=network.input_shape) \
+            .astype(np.int8)
+        origin = f"random, seed {seed}"
+    return x, origin
+
+
+def _run_simulator(args):
+    """``run``'s checked ``--baud`` and ``--simulator``: the simulator of ``--simulate``, else
+    ``None``."""
+    if args.baud <= 0:
+        raise UsageError(f"--baud must be a positive integer, like 115200, not {args.baud}")
+    if args.simulator and not args.simulate:
+        raise UsageError(f"--simulator {args.simulator} applies to --simulate; with --port the "
+                         f"board computes (drop --simulator, or rehearse with --simulate)")
+    return _simulator(args.simulator) if args.simulate else None
+
+
+def _simulated_failure(run):
+    print(f"FAIL: {run.message or 'the simulated exchange did not finish'}")
+    print(f"  log: {run.log}")
+    return 1
+
+
+def _simulated_result(run, baud):
+    """``(output, status, bytes moved, seconds on the line at baud)`` of a simulated run."""
+    link = run.report["link"]
+    return run.outputs[0], run.report["status"], link["bytes"], link["bit_times"] / baud
+
+
 def _link_board(name):
     """The board of ``run``: one with a USB-serial port for the host link."""
     board = _board(name)
@@ -816,22 +845,9 @@ def cmd_run_network(args, network):
             raise UsageError(f"--{option}: a .tflite model holds its own {option}; give "
                              f"--{option} with a TOML layer")
     _check_pad(args, None, network, None)
-    if args.baud <= 0:
-        raise UsageError(f"--baud must be a positive integer, like 115200, not {args.baud}")
-    if args.simulator and not args.simulate:
-        raise UsageError(f"--simulator {args.simulator} applies to --simulate; with --port the "
-                         f"board computes (drop --simulator, or rehearse with --simulate)")
-    simulator = _simulator(args.simulator) if args.simulate else None
+    simulator = _run_simulator(args)
     output = _npy_output(args.output)
-    if args.input:
-        x, origin = _model_input(args.input, network), args.input
-    else:
-        x, origin = _bundled_input(args.config, network)
-        if x is None:
-            seed = args.seed if args.seed is not None else 1
-            x = np.random.default_rng(seed).integers(-128, 128, size=network.input_shape) \
-                .astype(np.int8)
-            origin = f"random, seed {seed}"
+    x, origin = _network_input(args, network, args.seed if args.seed is not None else 1)
     plan = compile_for(network, board)
     expected = network.golden(x)
     where = "the simulated board" if args.simulate else args.port
@@ -848,12 +864,8 @@ def cmd_run_network(args, network):
         except SimulatorMissing as e:
             raise UsageError(str(e)) from None
         if run.outputs is None or "status" not in run.report:
-            print(f"FAIL: {run.message or 'the simulated exchange did not finish'}")
-            print(f"  log: {run.log}")
-            return 1
-        y, status = run.outputs[0], run.report["status"]
-        link = run.report["link"]
-        moved, seconds = link["bytes"], link["bit_times"] / args.baud
+            return _simulated_failure(run)
+        y, status, moved, seconds = _simulated_result(run, args.baud)
     else:
         try:
             device = NetworkDevice(args.port, plan, baudrate=args.baud)
@@ -896,12 +908,7 @@ def cmd_run(args):
     spec, model = _load_args(args)
     board = _link_board(args.board)
     spec = _board_folding(args, spec, board, "link")
-    if args.baud <= 0:
-        raise UsageError(f"--baud must be a positive integer, like 115200, not {args.baud}")
-    if args.simulator and not args.simulate:
-        raise UsageError(f"--simulator {args.simulator} applies to --simulate; with --port the "
-                         f"board computes (drop --simulator, or rehearse with --simulate)")
-    simulator = _simulator(args.simulator) if args.simulate else None
+    simulator = _run_simulator(args)
     _npy_output(args.output)
     x, w, b, requant = _layer_arrays(args, spec, args.seed if args.seed is not None else 1,
                                      model)
@@ -926,12 +933,8 @@ def cmd_run(args):
         except SimulatorMissing as e:
             raise UsageError(str(e)) from None
         if run.outputs is None or "status" not in run.report:
-            print(f"FAIL: {run.message or 'the simulated exchange did not finish'}")
-            print(f"  log: {run.log}")
-            return 1
-        y, status = run.outputs[0], run.report["status"]
-        link = run.report["link"]
-        moved, seconds = link["bytes"], link["bit_times"] / args.baud
+            return _simulated_failure(run)
+        y, status, moved, seconds = _simulated_result(run, args.baud)
     else:
         try:
             device = Device(args.port, spec, baudrate=args.baud)
