@@ -446,10 +446,15 @@ _NETWORK_LOGIC = {
 }
 
 #: The dsp requantizer alone (:class:`~convaccel.hdl.requant.Requantizer`, Yosys's mapping on
-#: the UP5K, value widths 19 to 26 bits, 1 to 4 columns, 1 and 2 units): per unit ``c0 + c1 *
-#: value bits``, and ``c2`` per column beyond the units (its registers and selection). The
-#: fabric kind is this plus :attr:`~convaccel.hdl.requant.Requantizer.logic`.
-_REQUANT_DSP = {"lut": (605, 4.3, 50), "ff": (788, 7.1, 115)}
+#: the UP5K, value widths 19 to 33 bits, 1 to 4 columns, 1 and 2 units, 1 to 16 folds): per
+#: unit ``c0 + c1 * value bits``, ``c2`` per column beyond the units (its registers and
+#: selection), and per unit where it copies the group's multipliers: ``(lut, ff)`` of the
+#: copies for the partial products (``"early"``: the group takes more than one pass, or the
+#: next group may come within three cycles) and of those for the last stage (``"late"``: ...
+#: within six). The fabric kind is this plus
+#: :attr:`~convaccel.hdl.requant.Requantizer.logic`.
+_REQUANT_DSP = {"lut": (309, 13.6, 74), "ff": (487, 11.0, 198), "early": (0, 62),
+                "late": (50, 117)}
 
 #: The share of a ROM's bits in logic that are LUTs (Yosys's ``memory_libmap`` cost).
 _ROM_LUT_PER_BIT = 1 / 16
@@ -470,8 +475,12 @@ def _requant_logic(family, spec):
     units = max(len(dsp_spec.engine.multipliers) // 4, 1)
     width = max(spec.acc_bits, quant.SATURATE_BITS + quant.MAX_LEFT_SHIFT)
     cols = spec.cols
+    # (cycles the group's registers hold its multipliers: its folds, if one pass takes it)
+    stable = spec.row_folds if cols <= units else 0
     out = [c[0] * units + c[1] * width * units + c[2] * max(cols - units, 0)
-           for c in (_REQUANT_DSP["lut"], _REQUANT_DSP["ff"])]
+           + units * (early * (stable < 3) + late * (stable < 6))
+           for c, early, late in zip((_REQUANT_DSP["lut"], _REQUANT_DSP["ff"]),
+                                     _REQUANT_DSP["early"], _REQUANT_DSP["late"])]
     if spec.requant_multiplier != "dsp":
         extra = spec.engine.extra_logic(family)
         out = [out[0] + extra[0], out[1] + extra[1]]
