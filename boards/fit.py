@@ -440,7 +440,7 @@ _NETWORK_LOGIC = {
     "host": (1145, 695),
     "engine": {"whole": (178, 17), "serial": (410, -46)},
     "load": (43, 31),
-    "dense": (353, 14),
+    "dense": (300, 47),
     "pool": (18, 19),
     "queue": (48, 25),
 }
@@ -529,21 +529,25 @@ def stage_logic(plan, board):
         rows, cols, out = plan.rows, plan.cols, plan.out_lanes
         beats = dense.output_beats
         psum = 16 + (rows - 1).bit_length() + 1
-        product = acc - 1 + mbits
-        rounded = product - dense.requant[1] + 2
         fabric = dense.requant_multiplier == "fabric"
+        shift = dense.requant[1]
+        ring = cols % out == 0
+        # (the fabric kind's product from M's low bit up is as wide as the magnitude)
+        product = acc - 1 + (0 if fabric and shift >= mbits else mbits)
+        rounded = product - max(shift - (mbits if product < acc - 1 + mbits else 0), 0) + 2
         # accumulators, the beat and a word's operands, the products' sums, the requantizer's
         # magnitude, multiplier and product, the output beat
         regs = (units * acc + lanes * 8 + rows * 8 + cols * psum
                 + out * (acc + mbits + product + 9))
-        # the accumulators' adders, the selection of a beat's part, the products' adder trees,
-        # an accumulator's and its multiplier's selection (a multiplexer of `beats`, a LUT per
-        # 1.4 inputs; of constants, one per 4), the product's rounding adder (the fabric
+        # the accumulators' adders (a ring per column, or one per unit) and their inputs, the
+        # selection of a beat's part, the products' adder trees, an accumulator's selection (a
+        # LUT per 1.4 inputs of a multiplexer: of the rings' heads, or of the units) and its
+        # multiplier's (of constants: one per 4), the product's rounding adder (the fabric
         # kind's shift-add and its multiplexer), the sign, zero point and clamp
-        luts = (units * acc + rows * 8 * 0.7 * (lanes // rows - 1)
+        luts = ((2 * cols * acc if ring else units * acc) + rows * 8 * 0.7 * (lanes // rows - 1)
                 + cols * psum * max(rows - 1, 0)
-                + out * (acc * 0.7 * (beats - 1) + mbits * beats / 4 + product
-                         + (2 * product if fabric else 0) + 3 * rounded))
+                + out * (acc * 0.7 * ((cols if ring else beats) - 1) + mbits * beats / 4
+                         + product + (2 * product if fabric else 0) + 3 * rounded))
         mem_lut, mem_ff = _memory_logic(family, dense.memories, beside=True)
         control = _NETWORK_LOGIC["dense"]
         return luts + mem_lut + control[0], regs + mem_ff + control[1]
