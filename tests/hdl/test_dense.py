@@ -171,7 +171,8 @@ def test_dense_cycles(rng, lanes, rows, cols, out_lanes, kind):
     assert [(v, last) for _, v, last in out] == expected_beats(ys, out_lanes)
     n = dut.output_beats
     product = 1 if kind == "dsp" else dut.multiplier_bits
-    assert dut.cycles == (8 // lanes) * (lanes // rows) * (3 // cols) + 3 + n * (3 + product)
+    assert dut.cycles == ((8 // lanes) * (lanes // rows) * (3 // cols) + dut.mac_latency + 1
+                          + n * (3 + product))
     if kind == "fabric":
         assert len(dut.multipliers) == rows * cols          # (no DSP block requantizes)
     assert out[n - 1][0] + 1 == dut.cycles
