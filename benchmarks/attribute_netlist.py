@@ -6,7 +6,9 @@ flip-flops per part: how :data:`convaccel.boards.fit._NETWORK_LOGIC` was calibra
 
 A cell takes the hierarchical name of the first of its outputs that has one (flattening keeps
 the names of the design's signals); a cell whose outputs have none (most of ABC's LUTs) takes
-the part of a cell it drives, followed up to six cells on. A network's parts: its stages (a
+the part of a cell it drives, followed up to six cells on. (The fit check counts an ECP5's
+LUTs as LUT4s, two per CCU2C carry cell and one per TRELLIS_DPR16X4 LUT RAM; an iCE40's
+SB_CARRY shares its LUT's cell.) A network's parts: its stages (a
 convolution engine's inner stages apart: its output stage, its requantizer, line buffer,
 padder, array, feeder, window generator, pixel queue), queues and weight-load ROMs; the
 network engine's status counters; the link and the rest of the board top.
@@ -73,15 +75,18 @@ def attribute(netlist):
             kind = "lut"
         elif kind in ("SB_CARRY", "CCU2C"):
             kind = "carry"
+        elif kind == "TRELLIS_DPR16X4":
+            kind = "lutram"
         counts[owner.get(cname, "(unattributed)")][kind] += 1
     return counts
 
 
 if __name__ == "__main__":
     counts = attribute(json.load(open(sys.argv[1])))
-    print(f"{'LUT':>6} {'FF':>6} {'carry':>6}  part")
+    print(f"{'LUT':>6} {'FF':>6} {'carry':>6} {'lutram':>6}  part")
     for part, c in sorted(counts.items()):
-        print(f"{c['lut']:6d} {c['ff']:6d} {c['carry']:6d}  {part}")
+        print(f"{c['lut']:6d} {c['ff']:6d} {c['carry']:6d} {c['lutram']:6d}  {part}")
     print(f"{sum(c['lut'] for c in counts.values()):6d} "
           f"{sum(c['ff'] for c in counts.values()):6d} "
-          f"{sum(c['carry'] for c in counts.values()):6d}  total")
+          f"{sum(c['carry'] for c in counts.values()):6d} "
+          f"{sum(c['lutram'] for c in counts.values()):6d}  total")

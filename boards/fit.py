@@ -440,16 +440,21 @@ _NETWORK_LOGIC = {
     "host": (1145, 695),
     "engine": {"whole": (178, 17), "serial": (410, -46)},
     "load": (43, 31),
-    "dense": (353, 14),
+    "dense": (300, 47),
     "pool": (18, 19),
     "queue": (48, 25),
 }
 
 #: The dsp requantizer alone (:class:`~convaccel.hdl.requant.Requantizer`, Yosys's mapping on
-#: the UP5K, value widths 19 to 26 bits, 1 to 4 columns, 1 and 2 units): per unit ``c0 + c1 *
-#: value bits``, and ``c2`` per column beyond the units (its registers and selection). The
-#: fabric kind is this plus :attr:`~convaccel.hdl.requant.Requantizer.logic`.
-_REQUANT_DSP = {"lut": (605, 4.3, 50), "ff": (788, 7.1, 115)}
+#: the UP5K, value widths 19 to 33 bits, 1 to 4 columns, 1 and 2 units, 1 to 16 folds): per
+#: unit ``c0 + c1 * value bits``, ``c2`` per column beyond the units (its registers and
+#: selection), and per unit where it copies the group's multipliers: ``(lut, ff)`` of the
+#: copies for the partial products (``"early"``: the group takes more than one pass, or the
+#: next group may come within three cycles) and of those for the last stage (``"late"``: ...
+#: within six). The fabric kind is this plus
+#: :attr:`~convaccel.hdl.requant.Requantizer.logic`.
+_REQUANT_DSP = {"lut": (309, 13.6, 74), "ff": (487, 11.0, 198), "early": (0, 62),
+                "late": (50, 117)}
 
 #: The share of a ROM's bits in logic that are LUTs (Yosys's ``memory_libmap`` cost).
 _ROM_LUT_PER_BIT = 1 / 16
@@ -470,8 +475,12 @@ def _requant_logic(family, spec):
     units = max(len(dsp_spec.engine.multipliers) // 4, 1)
     width = max(spec.acc_bits, quant.SATURATE_BITS + quant.MAX_LEFT_SHIFT)
     cols = spec.cols
+    # (cycles the group's registers hold its multipliers: its folds, if one pass takes it)
+    stable = spec.row_folds if cols <= units else 0
     out = [c[0] * units + c[1] * width * units + c[2] * max(cols - units, 0)
-           for c in (_REQUANT_DSP["lut"], _REQUANT_DSP["ff"])]
+           + units * (early * (stable < 3) + late * (stable < 6))
+           for c, early, late in zip((_REQUANT_DSP["lut"], _REQUANT_DSP["ff"]),
+                                     _REQUANT_DSP["early"], _REQUANT_DSP["late"])]
     if spec.requant_multiplier != "dsp":
         extra = spec.engine.extra_logic(family)
         out = [out[0] + extra[0], out[1] + extra[1]]
@@ -520,21 +529,25 @@ def stage_logic(plan, board):
         rows, cols, out = plan.rows, plan.cols, plan.out_lanes
         beats = dense.output_beats
         psum = 16 + (rows - 1).bit_length() + 1
-        product = acc - 1 + mbits
-        rounded = product - dense.requant[1] + 2
         fabric = dense.requant_multiplier == "fabric"
+        shift = dense.requant[1]
+        ring = cols % out == 0
+        # (the fabric kind's product from M's low bit up is as wide as the magnitude)
+        product = acc - 1 + (0 if fabric and shift >= mbits else mbits)
+        rounded = product - max(shift - (mbits if product < acc - 1 + mbits else 0), 0) + 2
         # accumulators, the beat and a word's operands, the products' sums, the requantizer's
         # magnitude, multiplier and product, the output beat
         regs = (units * acc + lanes * 8 + rows * 8 + cols * psum
                 + out * (acc + mbits + product + 9))
-        # the accumulators' adders, the selection of a beat's part, the products' adder trees,
-        # an accumulator's and its multiplier's selection (a multiplexer of `beats`, a LUT per
-        # 1.4 inputs; of constants, one per 4), the product's rounding adder (the fabric
+        # the accumulators' adders (a ring per column, or one per unit) and their inputs, the
+        # selection of a beat's part, the products' adder trees, an accumulator's selection (a
+        # LUT per 1.4 inputs of a multiplexer: of the rings' heads, or of the units) and its
+        # multiplier's (of constants: one per 4), the product's rounding adder (the fabric
         # kind's shift-add and its multiplexer), the sign, zero point and clamp
-        luts = (units * acc + rows * 8 * 0.7 * (lanes // rows - 1)
+        luts = ((2 * cols * acc if ring else units * acc) + rows * 8 * 0.7 * (lanes // rows - 1)
                 + cols * psum * max(rows - 1, 0)
-                + out * (acc * 0.7 * (beats - 1) + mbits * beats / 4 + product
-                         + (2 * product if fabric else 0) + 3 * rounded))
+                + out * (acc * 0.7 * ((cols if ring else beats) - 1) + mbits * beats / 4
+                         + product + (2 * product if fabric else 0) + 3 * rounded))
         mem_lut, mem_ff = _memory_logic(family, dense.memories, beside=True)
         control = _NETWORK_LOGIC["dense"]
         return luts + mem_lut + control[0], regs + mem_ff + control[1]

@@ -316,8 +316,8 @@ class NetworkPlan:
             caps = logic_capacity(board)
             logic = ", ".join(f"{needed[k]} {_LOGIC_UNITS[k]} (of {n} usable)"
                               for k, n in caps.items())
-            lines.append(f"  logic: {logic}, estimated with the host link (the fit check's "
-                         f"model per engine, the link counted once)")
+            lines.append(f"  logic: {logic}, estimated with the host link (the network's "
+                         f"model, convaccel.boards.fit.stage_logic)")
         lines.append(f"  frame interval {self.interval} cycles (stage {self.bottleneck}, "
                      f"{self.stages[self.bottleneck].operator})")
         return "\n".join(lines)

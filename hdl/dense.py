@@ -163,8 +163,14 @@ class Dense(wiring.Component):
         counted by its length).
     """
 
-    #: MAC pipeline: the weight read, the products' sum, the accumulation.
-    mac_latency = 2
+    #: MAC pipeline: the weight read, its register, the products, their sum, the accumulation.
+    mac_latency = 4
+
+    @property
+    def _ring(self):
+        # The accumulators are rings, one per column (:meth:`elaborate`), where a beat's
+        # outputs are heads of distinct columns: `out_lanes` divides `cols`.
+        return self._cols % self._out_lanes == 0
     def __init__(self, *, weights, bias, scales, output_zero_point=0, act_min=_INT8[0],
                  act_max=_INT8[1], lanes, rows=1, cols=None, out_lanes=1,
                  requant_multiplier="dsp"):
@@ -360,7 +366,8 @@ class Dense(wiring.Component):
         g1 = Signal.like(g)
         v1 = Signal()
         last1 = Signal()
-        m.d.sync += [v1.eq(busy), g1.eq(g), last1.eq(seq_last & beat_last)]
+        s_end1 = Signal()           # the block's last word
+        m.d.sync += [v1.eq(busy), g1.eq(g), last1.eq(seq_last & beat_last), s_end1.eq(s_end)]
         parts = [beat.as_value()[j * rows * 8:(j + 1) * rows * 8] for j in range(subwords)]
         m.d.sync += x1.eq(Array(parts)[s] if subwords > 1 else parts[0])
 
@@ -381,20 +388,56 @@ class Dense(wiring.Component):
                 m.d.sync += closing.eq(1)
 
         # -- stage 1: the products, summed over the rows --------------------------------------
+        # The ROM's word is registered (in the block RAM's output register where it has one),
+        # then each product (in the multiplier's), then their sum: a block RAM's read, a
+        # multiplier and an adder tree in one cycle were 25 ns on the ECP5.
+        def delayed(stage, **signals):
+            out = [Signal(Value.cast(sig).shape() if not isinstance(sig, data.View)
+                          else sig.shape(), name=f"{name}_{stage}")
+                   for name, sig in signals.items()]
+            m.d.sync += [o.eq(i) for o, i in zip(out, signals.values())]
+            return out
+
+        word = Signal(rd.data.shape())
+        m.d.sync += word.eq(rd.data)
+        xw, vw, gw, lastw, s_endw = delayed("w", x=x1, v=v1, g=g1, last=last1, s_end=s_end1)
+        prods = [[Signal(signed(16), name=f"prod{r}_{c}") for c in range(cols)]
+                 for r in range(rows)]
+        m.d.sync += [prods[r][c].eq(xw[r] * word[r][c]) for r in range(rows)
+                     for c in range(cols)]
+        vp, gp, lastp, s_endp = delayed("p", v=vw, g=gw, last=lastw, s_end=s_endw)
         psum_shape = signed(16 + (rows - 1).bit_length() + 1)
         p2 = Signal(data.ArrayLayout(psum_shape, cols))
         g2 = Signal.like(g)
         v2 = Signal()
         last2 = Signal()
-        m.d.sync += [v2.eq(v1), g2.eq(g1), last2.eq(last1)]
+        s_end2 = Signal()
+        m.d.sync += [v2.eq(vp), g2.eq(gp), last2.eq(lastp), s_end2.eq(s_endp)]
         for c in range(cols):
-            m.d.sync += p2[c].eq(sum(x1[r] * rd.data[r][c] for r in range(rows)))
+            m.d.sync += p2[c].eq(sum(prods[r][c] for r in range(rows)))
 
         # -- stage 2: the accumulators ---------------------------------------------------------
         accs = [Signal(acc_shape, init=self._bias[u], name=f"acc{u}") for u in range(units)]
-        for u in range(units):
-            with m.If(v2 & (g2 == u // cols)):
-                m.d.sync += accs[u].eq(accs[u] + p2[u % cols])
+        ring = self._ring
+        if ring:
+            # A ring of `blocks` accumulators per column c (units g * cols + c): its head is
+            # the next to be added to (the blocks come in order) or read (the units leave in
+            # order), and moves to the back after its block's last word or its reading. An
+            # adder per column, no multiplexer of the accumulators.
+            banks = [[accs[g_ * cols + c] for g_ in range(blocks)] for c in range(cols)]
+            read = Signal(cols)     # (the output's: these columns' heads are read)
+            for c, bank in enumerate(banks):
+                head = Signal(acc_shape, name=f"head{c}")
+                m.d.comb += head.eq(Mux(v2, bank[0] + p2[c], bank[0]))
+                with m.If((v2 & s_end2) | read[c]):
+                    m.d.sync += [a.eq(b) for a, b in zip(bank, bank[1:])]
+                    m.d.sync += bank[-1].eq(head)
+                with m.Elif(v2):
+                    m.d.sync += bank[0].eq(head)
+        else:
+            for u in range(units):
+                with m.If(v2 & (g2 == u // cols)):
+                    m.d.sync += accs[u].eq(accs[u] + p2[u % cols])
 
         # -- the output: requantize `out_lanes` units a beat ----------------------------------
         out = Signal()              # the output phase
@@ -406,12 +449,31 @@ class Dense(wiring.Component):
         mags = [Signal(self._acc_bits - 1, name=f"mag{lane}") for lane in range(out_lanes)]
         negs = [Signal(name=f"neg{lane}") for lane in range(out_lanes)]
         mults = [Signal(self.multiplier_bits, name=f"mult{lane}") for lane in range(out_lanes)]
-        prods = [Signal(self._acc_bits - 1 + self.multiplier_bits, name=f"prod{lane}")
-                 for lane in range(out_lanes)]
         shift, zp = self._shift, self._zp
+        mbits = self.multiplier_bits
+        # The fabric kind's product from the least significant bit of M up, a bit dropped each
+        # step (floor((t + b_j |acc|) / 2) after floor(P_j / 2**j) is floor(P_{j+1} /
+        # 2**(j+1))): the register is as wide as the magnitude, not as the product. Where the
+        # shift is at least M's width (scales below 1), the rounding's 2**(shift - 1) joins it
+        # afterwards (or as the last step's carry); else the whole product, M's top bit first.
+        lsb_first = self._requant_multiplier != "dsp" and shift >= mbits
+        prods = [Signal(self._acc_bits - 1 + (0 if lsb_first else mbits), name=f"prod{lane}")
+                 for lane in range(out_lanes)]
         lo, hi = self._act
+        if ring:
+            # the beat's units are at the heads of the `out_lanes` columns from `first` on
+            first = Signal(range(cols))
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += first.eq(Mux(first == cols - out_lanes, 0, first + out_lanes))
+            m.d.comb += read.eq(Cat(*[out & (phase == 0)
+                                      & (first == c // out_lanes * out_lanes)
+                                      for c in range(cols)]))
         for lane in range(out_lanes):
-            acc = Array(accs[b * out_lanes + lane] for b in range(self.output_beats))[ob]
+            if ring:
+                heads = [bank[0] for bank in banks]
+                acc = Array(heads)[first + lane] if cols > 1 else heads[0]
+            else:
+                acc = Array(accs[b * out_lanes + lane] for b in range(self.output_beats))[ob]
             mult = Array(C(self._multipliers[b * out_lanes + lane], self.multiplier_bits)
                          for b in range(self.output_beats))[ob]
             with m.If(out & (phase == 0)):
@@ -420,14 +482,27 @@ class Dense(wiring.Component):
             if self._requant_multiplier == "dsp":
                 with m.If(out & (phase == 1)):
                     m.d.sync += prods[lane].eq(mags[lane] * mults[lane])
+            elif lsb_first:
+                # Shift-add, the least significant bit of M first: one adder as wide as the
+                # magnitude, no DSP block.
+                carry = (phase == mbits) if shift == mbits else 0
+                step = prods[lane] + Mux(mults[lane][0], mags[lane], 0) + carry
+                with m.If(out & (phase >= 1) & (phase <= self.product_cycles)):
+                    m.d.sync += [prods[lane].eq(step >> 1), mults[lane].eq(mults[lane] >> 1)]
             else:
                 # Shift-add, the most significant bit of M first: one adder, no DSP block.
                 with m.If(out & (phase >= 1) & (phase <= self.product_cycles)):
                     m.d.sync += [prods[lane].eq((prods[lane] << 1) +
                                                 Mux(mults[lane][-1], mags[lane], 0)),
                                  mults[lane].eq(mults[lane] << 1)]
-            q = Signal(signed(max(2, len(prods[lane]) - shift + 2)), name=f"q{lane}")
-            m.d.comb += q.eq((prods[lane] + (1 << (shift - 1))) >> shift)
+            if lsb_first:
+                # (floor(P / 2**M), the rounding's 2**(shift - 1) being a multiple of 2**M)
+                rest = shift - mbits
+                q = Signal(signed(len(prods[lane]) + 2), name=f"q{lane}")
+                m.d.comb += q.eq((prods[lane] + (1 << (rest - 1) if rest else 0)) >> rest)
+            else:
+                q = Signal(signed(max(2, len(prods[lane]) - shift + 2)), name=f"q{lane}")
+                m.d.comb += q.eq((prods[lane] + (1 << (shift - 1))) >> shift)
             v = Signal(signed(len(q) + 2), name=f"v{lane}")
             m.d.comb += v.eq(Mux(negs[lane], -q, q) + zp)
             with m.If(out & (phase == 1 + self.product_cycles)):

@@ -117,11 +117,19 @@ class Requantizer(wiring.Component):
     @property
     def PIPELINE(self):
         """Cycles from the selection of a channel to its group's departure, its result the last:
-        operands (selected, saturated, shifted); the product up to its high half (``"dsp"``:
-        partial products, two sums and the high half; ``"fabric"``: one Booth digit a cycle,
-        the last one's sum the high half, then the unit's high half selected); the rounding
-        division's sum, its shift in two steps and its saturation, zero point and clamp."""
-        return 3 + (4 if self._multiplier == "dsp" else FABRIC_MULTIPLY_CYCLES + 1) + 5
+        operands (selected, unless the dsp kind takes its group in one pass, saturated,
+        shifted); the product up to its high half (``"dsp"``: partial products, two sums and
+        the high half; ``"fabric"``: one Booth digit a cycle, the last one's sum the high half,
+        then the unit's high half selected); the rounding division's sum, its shift in two
+        steps and its saturation, zero point and clamp."""
+        return (3 - self._bypass + (4 if self._multiplier == "dsp" else FABRIC_MULTIPLY_CYCLES + 1)
+                + 5)
+
+    @property
+    def _bypass(self):
+        # One pass of the dsp kind: the group's registers are the selection (there is no
+        # multiplexer to register), a cycle less.
+        return self._multiplier == "dsp" and self.passes == 1
 
     def _issue_cycle(self, ch):
         # cycles from a group's registration to the selection of its channel `ch`: a pass a
@@ -146,9 +154,10 @@ class Requantizer(wiring.Component):
         if self._multiplier == "fabric":
             return ()
         w = self._value_width
-        # four partial products: the value's bits below its sign in two parts of at most 16
-        # (:meth:`_dsp_product`) x (16 or 15 unsigned), given as (16 or the signed rest): the
-        # blocks :func:`~convaccel.boards.fit._blocks` counts (its sign apart)
+        # four partial products: the value's bits below its sign (complemented for a negative
+        # value, :meth:`_dsp_product`) in two parts of at most 16 x (16 or 15 unsigned), given
+        # as (16 or the signed rest): the blocks :func:`~convaccel.boards.fit._blocks` counts
+        # (its sign apart)
         return ((16, 16), (16, MULTIPLIER_BITS - 16), (w - 16, 16),
                 (w - 16, MULTIPLIER_BITS - 16)) * self.units
 
@@ -158,11 +167,13 @@ class Requantizer(wiring.Component):
     #: :func:`convaccel.boards.cost.synth_cells`; ``lut`` counts LUT4s on iCE40), both kinds
     #: at 1 and 4 columns (1 and 4 fabric units, one dsp unit) and value widths 20 and 33, 16
     #: folds. (The dsp kind has a single unit wherever the fabric kind is allowed.) A fabric
-    #: unit is about 180 LUTs and 170 flip-flops at 33 bits on both families; one unit
-    #: costs fewer LUTs than the dsp kind's adders, which the fabric kind does not have.
+    #: unit is about 190 LUTs and 90 flip-flops at 33 bits beyond the dsp kind's; one unit
+    #: costs fewer LUTs than the dsp kind's adders, which the fabric kind does not have. (iCE40
+    #: refitted after the dsp kind took the value's magnitude; ECP5's are against the dsp
+    #: kind before that, which had more flip-flops.)
     FABRIC_LOGIC = {
-        "ice40": {"lut": {"base": (-130.08, -3.179), "unit": (45.15, 4.026)},
-                  "ff": {"base": (-259.23, -3.538), "unit": (71.0, 3.0)}},
+        "ice40": {"lut": {"base": (-101.5, -5.18), "unit": (54.5, 4.026)},
+                  "ff": {"base": (-0.6, -3.67), "unit": (3.67, 2.67)}},
         "ecp5": {"lut": {"base": (-168.72, -2.564), "unit": (35.26, 4.487)},
                  "ff": {"base": (-274.64, -3.385), "unit": (61.8, 3.077)}},
     }
@@ -293,28 +304,46 @@ class Requantizer(wiring.Component):
             raw_x.eq(sel_x), sat_m.eq(sel_m), sat_s.eq(sel_s),
         ]
         x = Mux(sat_s > 0, sat_x << sat_s[:MAX_LEFT_SHIFT.bit_length()], raw_x)
-        shift = Mux(sat_s < 0, -sat_s, 0)
+        # A right shift past the high half's width makes 0 as that width does (the rounding
+        # division of a value below 2**(e-2) in magnitude): capped there, the division's sum
+        # is no wider than the value.
+        cap = self._shift_cap
+        shift = Mux(sat_s < 0, Mux(-sat_s > cap, cap, -sat_s), 0)
         return x, shift, sat_m
 
-    def _selection(self, name):
-        # (at least SATURATE_BITS wide, sign-extended, for the saturation's test)
+    @property
+    def _shift_cap(self):
+        # the largest right shift the division takes: the high half's width plus one
+        return self._value_width + 2
+
+    def _selection(self, name, comb=False):
+        # (at least SATURATE_BITS wide, sign-extended, for the saturation's test; `comb`:
+        # driven combinationally, only a name)
         return (Signal(signed(max(self._acc_shape.width, SATURATE_BITS)), name=f"sel_x{name}"),
                 Signal(MULTIPLIER_BITS, name=f"sel_m{name}"),
                 Signal(signed(SHIFT_BITS), name=f"sel_s{name}"))
 
-    def _divide_and_clamp(self, m, name, high, e_sum):
-        """RoundingDivideByPOT of `high` by `e_sum` (registered with it): add half (less one
-        for a negative value), then shift right (by the multiple of 8, then by the rest); the
-        result saturated to SATURATE_BITS (past them the clamp decides); then the zero point
-        and the clamp. Four registers, the returned clamp combinational."""
-        width = self._value_width
+    def _divide_and_clamp(self, m, name, high, e_sum, neg=None):
+        """RoundingDivideByPOT of the high half by `e_sum` (registered with it): add half
+        (less one for a negative value), then shift right (by the multiple of 8, then by the
+        rest); the result saturated to SATURATE_BITS (past them the clamp decides); then the
+        zero point and the clamp. Four registers, the returned clamp combinational. `high` is
+        the signed high half, or with `neg` its magnitude and sign: then the negation is the
+        sum's (its complement and a carry in), ``-h + half - (h != 0)`` being ``~h + half +
+        (h == 0)``."""
         limit = 1 << (SATURATE_BITS - 1)
         e_coarse = Signal.like(e_sum, name=f"e{name}_coarse")
         e_fine = Signal.like(e_sum, name=f"e{name}_fine")
         m.d.sync += [e_coarse.eq(e_sum), e_fine.eq(e_coarse)]
         half = (Const(1, 1) << e_sum)[1:]         # 2**(e-1), or 0 for e = 0
-        total = Signal(signed(max(width + 1, 32) + 1), name=f"sum{name}")
-        m.d.sync += total.eq(high + half - (high[-1] & (e_sum != 0)))
+        # (the shift is capped at the value's width + 2: half and the high half fit in it)
+        total = Signal(signed(self._shift_cap + 1), name=f"sum{name}")
+        if neg is None:
+            m.d.sync += total.eq(high + half - (high[-1] & (e_sum != 0)))
+        else:
+            mask = Cat(*[neg] * len(high))
+            carry = neg & ((high == 0) | (e_sum == 0))
+            m.d.sync += total.eq(Cat(high ^ mask, neg).as_signed() + half + carry)
         # the shift in two steps: by the multiple of 8, then by the rest
         coarse = Signal.like(total, name=f"coarse{name}")
         m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
@@ -351,25 +380,45 @@ class Requantizer(wiring.Component):
 
         for u in range(units):
             channels = [p * units + u for p in range(passes)]
-            sel_x, sel_m, sel_s = self._selection(u)
-            with m.Switch(pass_index):
-                for p, ch in enumerate(channels):
-                    if ch < cols:
-                        with m.Case(p):
-                            m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
-                                         sel_s.eq(params_shift[ch])]
+            if self._bypass:
+                sel_x, sel_m, sel_s = self._selection(u, comb=True)
+                m.d.comb += [sel_x.eq(values[u]), sel_m.eq(params_mult[u]),
+                             sel_s.eq(params_shift[u])]
+            else:
+                sel_x, sel_m, sel_s = self._selection(u)
+                with m.Switch(pass_index):
+                    for p, ch in enumerate(channels):
+                        if ch < cols:
+                            with m.Case(p):
+                                m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
+                                             sel_s.eq(params_shift[ch])]
             x_value, shift_value, sat_m = self._operands(m, u, sel_x, sel_m, sel_s)
-            x = Signal(signed(self._value_width), name=f"x{u}")
-            mult = Signal(MULTIPLIER_BITS, name=f"m{u}")
+            # The value's bits below its sign, complemented for a negative value (|x| - 1), and
+            # its sign: four unsigned partial products, the sign applied by the division's sum.
+            w = self._value_width
+            x = Signal(w - 1, name=f"x{u}")
+            neg = Signal(name=f"neg{u}")
             shift1 = Signal(SHIFT_BITS - 1, name=f"e{u}_1")      # the right shift
-            m.d.sync += [x.eq(x_value), mult.eq(sat_m), shift1.eq(shift_value)]
-            high = Signal(signed(self._value_width + 1), name=f"high{u}")
-            self._dsp_product(m, u, x, mult, high)
+            m.d.sync += [x.eq(x_value[:w - 1] ^ Cat(*[x_value[w - 1]] * (w - 1))),
+                         neg.eq(x_value[w - 1]), shift1.eq(shift_value)]
+            # The group's multipliers stay in its registers until the next group's arrival,
+            # `row_folds` cycles after it (which is the cycle before the selection): the
+            # partial products (two cycles after the selection) and the high half (five) take
+            # them from there while it has not come.
+            stable = self._row_folds if self._bypass else 0
+            if stable >= 3:
+                mult = sel_m
+            else:
+                mult = Signal(MULTIPLIER_BITS, name=f"m{u}")
+                m.d.sync += mult.eq(sat_m)
+            high = Signal(w, name=f"high{u}")
+            high_neg = Signal(name=f"high{u}_neg")
+            self._dsp_product(m, u, x, mult, neg, high, high_neg, held=stable >= 6)
             e = [shift1]
             for k in range(4):                        # (aligned with the product's stages)
                 e.append(Signal.like(shift1, name=f"e{u}_{k + 2}"))
                 m.d.sync += e[-1].eq(e[-2])
-            clamped = self._divide_and_clamp(m, u, high, e[-1])
+            clamped = self._divide_and_clamp(m, u, high, e[-1], neg=high_neg)
             with m.Switch(delay[-1]):
                 for p, ch in enumerate(channels):
                     if ch < cols:
@@ -446,38 +495,49 @@ class Requantizer(wiring.Component):
         return issue & (channel == cols - 1)
 
     @staticmethod
-    def _dsp_product(m, u, x, mult, high):
-        # The product from four unsigned partial products of at most 16 x 16 bits of the
-        # value's bits below its sign (one DSP block each on iCE40, nothing between it and its
-        # register), summed over two registered stages; the sign's weight, -2**(w-1) * m,
-        # joins the rounding's 2**30 in a register beside them, added in the last stage: no
-        # stage chains more than one carry, and no logic follows a DSP block (with a signed
-        # operand Yosys put its top bit in a carry chain behind the block: icetime's critical
-        # path at 36 MHz on the UP5K). Then the rounding doubling high multiply.
+    def _dsp_product(m, u, x, mult, neg, high, high_neg, *, held):
+        # The magnitude's product |v| m, v the value and m the multiplier, from four unsigned
+        # partial products of at most 16 x 16 bits of `x` (the value's bits below its sign,
+        # complemented for a negative value: |v| - 1) and m (one DSP block each on iCE40,
+        # nothing between it and its register), summed over two registered stages; for a
+        # negative value m is added in the last stage (`held`: the multiplier is still
+        # there, else a registered copy of it or 0 goes along). No stage chains more than one
+        # carry, and no logic follows a DSP block. Then the high half with the rounding: for
+        # v >= 0, (v m + 2**30) >> 31; for v < 0, -((|v| m + 2**30 - 1) >> 31), its negation
+        # left to the division's sum (`high_neg`): floor((-P + 2**30) / 2**31) = -floor((P +
+        # 2**30 - 1) / 2**31).
         w = len(x)
         # (cut in halves up to 16 bits, never below 9: Gowin's Yosys makes narrower products
-        # of logic, not of the blocks that the fit check counts; w >= 19)
-        cut = min(16, (w - 1) // 2)
-        x_lo, x_hi = x[:cut], x[cut:w - 1]
+        # of logic, not of the blocks that the fit check counts; w >= 18)
+        cut = min(16, w // 2)
+        x_lo, x_hi = x[:cut], x[cut:]
         m_lo, m_hi = mult[:16], mult[16:]
         pp = {}
         for name, a, b in (("ll", x_lo, m_lo), ("lh", x_lo, m_hi), ("hl", x_hi, m_lo),
                            ("hh", x_hi, m_hi)):
             pp[name] = Signal.like(a * b, name=f"pp_{name}{u}")
             m.d.sync += pp[name].eq(a * b)
-        offset = [Signal(signed(w + MULTIPLIER_BITS + 1), name=f"offset{u}_{k}")
-                  for k in range(3)]
-        sign_part = Cat(Mux(x[w - 1], mult, 0), Const(0, 1)).as_signed()
-        m.d.sync += offset[0].eq((1 << 30) - (sign_part << (w - 1)))
+        negs = [Signal(name=f"neg{u}_{k}") for k in range(3)]      # (aligned with the sums)
+        m.d.sync += negs[0].eq(neg)
         for k in range(1, 3):
-            m.d.sync += offset[k].eq(offset[k - 1])
+            m.d.sync += negs[k].eq(negs[k - 1])
+        # what the magnitude's product needs added: m for a negative value (then |v| m), and
+        # the rounding: 2**30, less one for a negative value
+        if held:
+            extra = Mux(negs[2], mult, 0) + Cat(*[negs[2]] * 30, ~negs[2])
+        else:
+            offset = [Signal(MULTIPLIER_BITS + 1, name=f"offset{u}_{k}") for k in range(3)]
+            m.d.sync += offset[0].eq(Mux(neg, mult + (1 << 30) - 1, 1 << 30))
+            for k in range(1, 3):
+                m.d.sync += offset[k].eq(offset[k - 1])
+            extra = offset[2]
         t_lo = Signal.like(pp["ll"] + (pp["lh"] << 16), name=f"t_lo{u}")
         t_hi = Signal.like(pp["hl"] + (pp["hh"] << 16), name=f"t_hi{u}")
         m.d.sync += [t_lo.eq(pp["ll"] + (pp["lh"] << 16)),
                      t_hi.eq(pp["hl"] + (pp["hh"] << 16))]
-        product = Signal(w - 1 + MULTIPLIER_BITS, name=f"p{u}")    # the unsigned bits' product
+        product = Signal(w + MULTIPLIER_BITS, name=f"p{u}")        # (|v| - 1) m or v m
         m.d.sync += product.eq(t_lo + (t_hi << cut))
-        m.d.sync += high.eq((product + offset[-1]) >> 31)
+        m.d.sync += [high.eq((product + extra) >> 31), high_neg.eq(negs[2])]
 
     @staticmethod
     def _fabric_product(m, u, x, mult, high, *, load, load_digits, last_digit):

@@ -133,10 +133,11 @@ LateTagArray = mutant(
     """Bug: the tag is delayed one cycle too many: each beat carries its predecessor's tag.""")
 
 RoundingRequantizer = mutant(
-    "RoundingRequantizer", Requantizer, "total.eq(high + half - (high[-1] & (e_sum != 0)))",
-    "total.eq(high + half)",
-    """Bug: the rounding division's nudge is the same for negative values: their ties round
-    up (toward zero), not away from zero as gemmlowp's RoundingDivideByPOT does.""",
+    "RoundingRequantizer", Requantizer, "carry = neg & ((high == 0) | (e_sum == 0))",
+    "carry = neg",
+    """Bug: the rounding division's nudge is the same for negative values (the dsp kind's sum of
+    a magnitude and its sign: ``-h + half``): their ties round up (toward zero), not away from
+    zero as gemmlowp's RoundingDivideByPOT does.""",
     method="_divide_and_clamp")
 
 HalfCrcReceiver = mutant(

@@ -70,6 +70,11 @@ def random_layer(rng, units, inputs):
     (2, 9, 3, 3, 2, 2, "dsp"),
     (3, 12, 4, 2, 3, 1, "fabric"),
     (4, 10, 5, 1, 2, 2, "fabric"),
+    # the accumulators as rings (out_lanes divides cols): one ring of every unit; rings read
+    # a head at a time, and two at a time
+    (5, 10, 5, 1, 1, 1, "fabric"),
+    (8, 6, 2, 1, 4, 1, "dsp"),
+    (8, 6, 3, 3, 4, 2, "dsp"),
 ])
 def test_dense_random(rng, units, inputs, lanes, rows, cols, out_lanes, kind):
     """Random small layers and foldings, three frames, random gaps and stalls: every output
@@ -166,7 +171,8 @@ def test_dense_cycles(rng, lanes, rows, cols, out_lanes, kind):
     assert [(v, last) for _, v, last in out] == expected_beats(ys, out_lanes)
     n = dut.output_beats
     product = 1 if kind == "dsp" else dut.multiplier_bits
-    assert dut.cycles == (8 // lanes) * (lanes // rows) * (3 // cols) + 3 + n * (3 + product)
+    assert dut.cycles == ((8 // lanes) * (lanes // rows) * (3 // cols) + dut.mac_latency + 1
+                          + n * (3 + product))
     if kind == "fabric":
         assert len(dut.multipliers) == rows * cols          # (no DSP block requantizes)
     assert out[n - 1][0] + 1 == dut.cycles
@@ -236,3 +242,25 @@ def _params(**changes):
 def test_dense_wrong(changes, message):
     with pytest.raises((TypeError, ValueError), match=message):
         Dense(**_params(**changes))
+
+
+@pytest.mark.parametrize("scale, order", [(0.1875, "past"), (0.75, "equal"), (1.5, "top")])
+def test_dense_fabric_product_orders(scale, order):
+    """The fabric requantizer's shift-add from M's low bit up (the shift past M's width: the
+    rounding after; the shift equal to it: the rounding the last step's carry) and from its
+    top bit down (a scale of 1 or more), on scales of few bits (3 * 2**-4, 3 * 2**-2, 3 *
+    2**-1, exactly) and accumulators that stay inside the clamp, a quarter of them ties: every
+    output equal to golden.dense (LiteRT's rounding of halves away from zero)."""
+    rng = np.random.default_rng(int(scale * 16))
+    w = np.array([[1, 0], [0, 1], [1, -1]])
+    b = np.array([0, 3, -2])
+    dut = Dense(weights=w, bias=b, scales=[scale] * 3, lanes=2, rows=1, cols=1,
+                requant_multiplier="fabric")
+    multipliers, shift = dut.requant
+    assert all(m_ == scale * 2 ** shift for m_ in multipliers)      # (exact: ties are ties)
+    assert order == ("past" if shift > dut.multiplier_bits else
+                     "equal" if shift == dut.multiplier_bits else "top")
+    frames = [rng.integers(-40, 40, 2) for _ in range(24)]
+    got = run_frames(dut, frames, 2, stall=0.2, seed=3)
+    ys = [golden.dense(x, w, b, [scale] * 3, 0, -128, 127) for x in frames]
+    assert got == expected_beats(ys, 1)

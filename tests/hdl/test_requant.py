@@ -75,6 +75,11 @@ def run_requantizer(cols, col_folds, row_folds, acc_bits, acc, rq, multiplier="d
     ("dsp", 5, 1, 2, 40),       # three units, two passes, one idle lane
     ("dsp", 1, 3, 1, 12),
     ("dsp", 4, 2, 3, 33),
+    # one column, its multipliers taken from the group's registers for the partial products
+    # (three folds or more) and for a negative value's sum (six or more)
+    ("dsp", 1, 3, 5, 22),
+    ("dsp", 1, 2, 3, 19),
+    ("dsp", 1, 2, 6, 21),
     # in logic, 16 cycles a value: a unit per column at the fewest folds; two passes of
     # three units, one idle; one unit, two passes; one column
     ("fabric", 3, 2, 16, 20),
@@ -145,3 +150,21 @@ def test_requantizer_rounds_like_tflite(kind):
     rounded = np.array([[(int(a) * multiplier[c] + (1 << 30)) >> 31 for a in acc[c]]
                         for c in range(channels)])
     assert np.mean(unrounded != rounded) > 0.3
+
+
+@pytest.mark.parametrize("row_folds", [1, 2, 3, 5, 6, 7])
+def test_requantizer_each_group_its_multiplier(row_folds):
+    """Groups back to back, each column group with a multiplier of its own and no right shift,
+    small values of both signs that no clamp hides: the high half itself is the output, so a
+    value multiplied with a neighbouring group's multiplier (taken from the group's registers
+    a cycle too late) shows."""
+    rng = np.random.default_rng(row_folds)
+    col_folds = 3
+    scales = [0.52, 0.99, 0.71]                     # shift 0 each, multipliers far apart
+    multiplier, shift = zip(*(quantize_multiplier(s) for s in scales))
+    assert set(shift) == {0}
+    rq = hardware_parameters(multiplier, shift, 0, -128, 127)
+    acc = rng.integers(-250, 251, size=(col_folds, 24))
+    out, latencies, dut = run_requantizer(1, col_folds, row_folds, 20, acc, rq)
+    np.testing.assert_array_equal(out, requantize_hw(acc, rq))
+    assert latencies == [dut.latency] * (24 * col_folds)
