@@ -96,8 +96,9 @@ def _blocks(family, a, b):
 
 
 def _dsps(family, spec):
+    from ..hdl.accelerator import engine_multipliers
     return _pe_dsps(family, spec) + sum(_blocks(family, a, b)
-                                        for a, b in spec.engine.multipliers)
+                                        for a, b in engine_multipliers(spec))
 
 
 def weight_placement_for(spec, board):

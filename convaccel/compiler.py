@@ -43,6 +43,8 @@ queue only decouples; back-pressure keeps every beat).
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .network import Conv, Dense, Pool, Reshape
 from .spec import ConfigError, ConvSpec
 
@@ -495,20 +497,29 @@ def _figures(p):
     return (p.interval, p.dsp, p.lut, p.ff, p.brams + p.queue_brams, p.sprams)
 
 
-def _dominates(a, b):
-    """Plan (or state) figures `a` no worse than `b` in every one (:func:`_figures`)."""
-    return all(x <= y for x, y in zip(a, b))
+def _undominated(items, key):
+    """The `items` whose figures (``key(item)``, each the less the better) no other item's
+    are all at most (ties: the first in the figures' order kept), in that order. Sorted, an
+    item can only be dominated by one before it: each is checked against the front kept so
+    far, all of it at once."""
+    items = sorted(items, key=key)
+    if not items:
+        return []
+    figures = np.array([key(item) for item in items], dtype=np.float64)
+    kept = np.empty_like(figures)
+    front = []
+    for item, f in zip(items, figures):
+        if front and (kept[:len(front)] <= f).all(axis=1).any():
+            continue
+        kept[len(front)] = f
+        front.append(item)
+    return front
 
 
 def _pareto(plans):
     """Plans no other beats in interval, DSP blocks, logic and memories (ties: the first
     kept)."""
-    front = []
-    for p in sorted(plans, key=_figures):
-        key = _figures(p)
-        if not any(_dominates(_figures(q), key) for q in front):
-            front.append(p)
-    return front
+    return _undominated(plans, _figures)
 
 
 def _candidates(stage, in_lanes, family, budget, smallest=False, board=None, last=False):
@@ -649,11 +660,8 @@ def _dsp_error(network, family, dsp, board):
 
 
 def _front(items):
-    front = []
-    for item in sorted(items, key=lambda t: t[:6]):
-        if not any(_dominates(f[:6], item[:6]) for f in front):
-            front.append(item)
-    return front
+    """The search's states that no other beats in its six figures."""
+    return _undominated(items, lambda t: t[:6])
 
 
 def _all_dsp_floor(network, family):

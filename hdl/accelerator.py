@@ -12,6 +12,7 @@ from .array import Feeder, SystolicArray, fold_tag_layout
 from .linebuf import LineBuffer
 from .output import OutputStage, pixel_out_layout
 from .padder import EdgePadder, Padder, pixel_in_layout
+from .requant import Requantizer
 from .stream import Queue
 from .window import WindowGen, window_layout
 
@@ -67,6 +68,18 @@ class EngineFigures:
     def extra_logic(self, family):
         """``(lut, ff)`` of :attr:`logic` for `family`."""
         return next(((lut, ff) for f, lut, ff in self.logic if f == family), (0, 0))
+
+
+def engine_multipliers(spec):
+    """:attr:`EngineFigures.multipliers` of the engine for `spec`, without building it: its
+    output stage's requantizer's (:meth:`Requantizer.multipliers_for
+    <convaccel.hdl.requant.Requantizer.multipliers_for>`), none for raw outputs. The engine's
+    figures are these (it checks that its output stage has the same)."""
+    if not spec.requantize:
+        return ()
+    return Requantizer.multipliers_for(cols=spec.cols, row_folds=spec.row_folds,
+                                       acc_shape=signed(spec.acc_bits),
+                                       multiplier=spec.requant_multiplier)
 
 
 @functools.cache
@@ -278,8 +291,13 @@ class ConvAccelerator(wiring.Component):
         cycles = last + feeder.latency + p - 1 + back + 1
         return EngineFigures(front_latency=front, back_latency=back, cycles=cycles,
                              output_queue_depth=output.queue_depth, memories=self.memories,
-                             multipliers=output.multipliers, pe_pairs=array.pe_pairs,
+                             multipliers=self._multipliers(output), pe_pairs=array.pe_pairs,
                              logic=tuple((f, *n) for f, n in sorted(output.logic.items())))
+
+    def _multipliers(self, output):
+        multipliers = engine_multipliers(self._spec)
+        assert multipliers == output.multipliers, (multipliers, output.multipliers)
+        return multipliers
 
     def _serial_figures(self):
         """The channel-serial engine's cycle model: the padder offers padded beat ``b`` in
@@ -296,7 +314,7 @@ class ConvAccelerator(wiring.Component):
         cycles = last + linebuf.latency + linebuf.interval - 1 + back + 1
         return EngineFigures(front_latency=front, back_latency=back, cycles=cycles,
                              output_queue_depth=output.queue_depth, memories=self.memories,
-                             multipliers=output.multipliers, pe_pairs=array.pe_pairs,
+                             multipliers=self._multipliers(output), pe_pairs=array.pe_pairs,
                              logic=tuple((f, *n) for f, n in sorted(output.logic.items())))
 
     def elaborate(self, platform):

@@ -82,14 +82,7 @@ class Requantizer(wiring.Component):
         self._tag_shape = tag_shape
         self._multiplier = multiplier
         self._row_folds = row_folds
-        if multiplier == "dsp":
-            # the fewest units that take a group's channels within `row_folds` cycles
-            self.units = -(-cols // row_folds)
-        else:
-            # the fewest that take them within `row_folds` cycles, 16 cycles a value each
-            # (the spec refuses fewer than 16 folds, and more units than 16 cycles can feed)
-            self.units = -(-cols // (row_folds // FABRIC_MULTIPLY_CYCLES))
-            assert self.units <= FABRIC_MULTIPLY_CYCLES
+        self.units = self.units_for(cols, row_folds, multiplier)
         self.passes = -(-cols // self.units)
         super().__init__({
             "i": In(stream.Signature(group_layout(acc_shape, cols, tag_shape),
@@ -102,6 +95,32 @@ class Requantizer(wiring.Component):
             "s_en": In(cols),
             "c_en": In(3),
         })
+
+    @staticmethod
+    def units_for(cols, row_folds, multiplier):
+        """The units of a requantizer of `cols` columns whose groups arrive every `row_folds`
+        cycles: the fewest that take a group's channels within `row_folds` cycles, a value a
+        cycle each (``"dsp"``) or 16 cycles a value (``"fabric"``: the spec refuses fewer than
+        16 folds, and more units than 16 cycles can feed)."""
+        if multiplier == "dsp":
+            return -(-cols // row_folds)
+        units = -(-cols // (row_folds // FABRIC_MULTIPLY_CYCLES))
+        assert units <= FABRIC_MULTIPLY_CYCLES
+        return units
+
+    @classmethod
+    def multipliers_for(cls, *, cols, row_folds, acc_shape, multiplier):
+        """:attr:`multipliers` of the requantizer with these parameters, without building it
+        (the network compiler counts the DSP blocks of a thousand candidates)."""
+        if multiplier == "fabric":
+            return ()
+        w = cls._value_width_of(Shape.cast(acc_shape))
+        # four partial products: the value's bits below its sign (complemented for a negative
+        # value, :meth:`_dsp_product`) in two parts of at most 16 x (16 or 15 unsigned), given
+        # as (16 or the signed rest): the blocks :func:`~convaccel.boards.fit._blocks` counts
+        # (its sign apart)
+        return ((16, 16), (16, MULTIPLIER_BITS - 16), (w - 16, 16),
+                (w - 16, MULTIPLIER_BITS - 16)) * cls.units_for(cols, row_folds, multiplier)
 
     @property
     def multiplier(self):
@@ -151,15 +170,8 @@ class Requantizer(wiring.Component):
         """The operand widths ``(signed, unsigned)`` of each unit's multiplier built of DSP
         blocks: the accumulator times the multiplier (the fit check counts the DSP blocks they
         take); none for ``"fabric"``."""
-        if self._multiplier == "fabric":
-            return ()
-        w = self._value_width
-        # four partial products: the value's bits below its sign (complemented for a negative
-        # value, :meth:`_dsp_product`) in two parts of at most 16 x (16 or 15 unsigned), given
-        # as (16 or the signed rest): the blocks :func:`~convaccel.boards.fit._blocks` counts
-        # (its sign apart)
-        return ((16, 16), (16, MULTIPLIER_BITS - 16), (w - 16, 16),
-                (w - 16, MULTIPLIER_BITS - 16)) * self.units
+        return self.multipliers_for(cols=self._cols, row_folds=self._row_folds,
+                                    acc_shape=self._acc_shape, multiplier=self._multiplier)
 
     #: The fabric kind's logic against the dsp kind's, per device family: ``(c0, c1)`` of
     #: ``c0 + c1 * value bits`` for the ``"base"`` and each unit (``"unit"``), LUTs and
@@ -198,8 +210,12 @@ class Requantizer(wiring.Component):
 
     @property
     def _value_width(self):
+        return self._value_width_of(self._acc_shape)
+
+    @staticmethod
+    def _value_width_of(acc_shape):
         # the multiplier's signed operand: the accumulator, or a saturated one shifted left
-        return max(self._acc_shape.width, SATURATE_BITS + MAX_LEFT_SHIFT)
+        return max(acc_shape.width, SATURATE_BITS + MAX_LEFT_SHIFT)
 
     @property
     def memories(self):
