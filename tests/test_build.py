@@ -123,7 +123,11 @@ def test_build_ulx3s(tmp_path_factory):
     assert summary["yosys_cells"]["MULT18X18D"] == DEFAULT_SPEC.pe_count
 
 
+@pytest.mark.full
 def test_build_ulx3s_link(tmp_path_factory):
+    # (`full`: about 100 s of CI's 15 minutes; the iCEBreaker's link build runs the flow by
+    # default, and the ECP5's Yosys mapping is checked by tests/test_postsynth.py and
+    # tests/test_fit.py.)
     # The engine behind the serial host link (what `convaccel run` talks to), at 115200 baud.
     summary, out = _check_build("ulx3s-85f", tmp_path_factory, "--link", app="link")
     assert summary["baud"] == 115200

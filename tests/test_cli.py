@@ -217,7 +217,9 @@ def test_pad_option_wrong(capsys):
 EXAMPLE_MODEL = Path(__file__).parents[1] / "examples" / "int8_conv.tflite"
 
 
-@pytest.mark.parametrize("verb", ["simulate", "run"])
+# (`run` is `full`: its simulated board is the default layer's path, which
+# test_run_simulated_board runs; `simulate` checks the model against LiteRT by default.)
+@pytest.mark.parametrize("verb", ["simulate", pytest.param("run", marks=pytest.mark.full)])
 def test_tflite_model_equals_litert(tmp_path, verb):
     # A one-conv int8 model as a user hands it over: the input as the LiteRT interpreter takes
     # it, the output compared with what LiteRT's reference kernels answer; through the engine's
