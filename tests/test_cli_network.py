@@ -39,7 +39,9 @@ def _plan(board_name):
     return compile_network(load_network(DIGITS), board), board
 
 
-@pytest.mark.parametrize("board_name", ["tangnano9k", "ulx3s-85f"])
+# (the ULX3S's larger search is `full`: the same table, about 45 s of CI's budget)
+@pytest.mark.parametrize("board_name", ["tangnano9k",
+                                        pytest.param("ulx3s-85f", marks=pytest.mark.full)])
 def test_spec_network_plan(board_name):
     """`spec --board`: the compiler's plan for the board, each figure the plan's own."""
     plan, board = _plan(board_name)
