@@ -88,16 +88,24 @@ class Mul18x18(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if is_ecp5(platform) and mul18_fits(self._a_shape, self._b_shape):
-            a = Signal(signed(_WIDTH))
-            b = Signal(signed(_WIDTH))
-            m.d.comb += [a.eq(self.a), b.eq(self.b)]
+            # Each operand in the block's top bits (an unsigned one below a zero sign bit),
+            # zeros under it: a narrow operand's sign is not copied to the pins above it (an
+            # int8 PE's two signs took 20 more routed pins a block, at the DSP rows where the
+            # 128-PE build congested); constant pins are the interface tile's ties, not
+            # routing. The product, shifted by both offsets, is read above them.
+            ops, shift = [], 0
+            for value, shape in ((self.a, self._a_shape), (self.b, self._b_shape)):
+                width = _signed_width(shape)
+                ops.append(Cat(C(0, _WIDTH - width), value, C(0, width - shape.width)))
+                shift += _WIDTH - width
+            a, b = ops
             ports = {
                 **{f"i_A{n}": a[n] for n in range(_WIDTH)},
                 **{f"i_B{n}": b[n] for n in range(_WIDTH)},
                 **{f"i_C{n}": C(0, 1) for n in range(_WIDTH)},
                 # Only the product's bits: Yosys's ABC9 fails (or hangs) on a design whose
                 # MULT18X18D outputs go to wires that nothing reads.
-                **{f"o_P{n}": self.p[n] for n in range(len(self.p))},
+                **{f"o_P{shift + n}": self.p[n] for n in range(len(self.p))},
             }
             m.submodules.mult = Instance(
                 "MULT18X18D",
