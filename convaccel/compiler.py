@@ -40,6 +40,7 @@ equal :attr:`NetworkPlan.interval`), and with random stalls at both ends nothing
 queue only decouples; back-pressure keeps every beat).
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -148,13 +149,14 @@ class StagePlan:
         from .hdl.nettop import load_rom_shapes
         spec = self.spec
         roms = load_rom_shapes(_load_sections(self.stage, spec))
+        engine = _fixed_memories(self.stage, spec, spec.memories)
         if board is None:
-            return (*spec.memories, *roms), 0
+            return (*engine, *roms), 0
         from .boards.fit import weight_placement_for
         placement = weight_placement_for(spec, board)
         depth = max(m.depth for m in spec.memories if m.name == "PE weights")
         weights, spram = placement.memories(spec.rows, spec.cols, depth, spec.weight_bits)
-        others = tuple(m for m in spec.memories if m.name != "PE weights")
+        others = tuple(m for m in engine if m.name != "PE weights")
         return (*others, *weights, *roms), spram
 
     def bram(self, board):
@@ -173,10 +175,30 @@ def _load_sections(conv, spec):
     return weight_sections(c.weights, c.engine_bias, spec, c.requant)
 
 
+def _fixed_parameters(conv):
+    """A network convolution's biases and requantization, baked into its engine
+    (:class:`~convaccel.hdl.accelerator.ConvAccelerator`'s ``fixed``; its weight load carries
+    the same values)."""
+    c = conv.conv
+    return [int(v) for v in c.engine_bias], c.requant
+
+
+def _fixed_memories(conv, spec, memories):
+    """`memories` of `spec`'s engine (its own, as loaded) as the network builds it, with
+    :func:`_fixed_parameters`: the biases and the requantizer's tables in ROMs."""
+    from .hdl.requant import Requantizer
+    _, requant = _fixed_parameters(conv)
+    out = [dataclasses.replace(m, rom=True) if m.name == "biases" else m for m in memories
+           if requant is None or m.name not in ("requant multipliers", "requant shifts")]
+    if requant is not None:
+        out += Requantizer.memories_for(spec.cols, spec.blocks, requant)
+    return tuple(out)
+
+
 def _component(stage, lanes, rows, cols, spec, requant_multiplier="dsp"):
     if isinstance(stage, Conv):
         from .hdl.accelerator import ConvAccelerator
-        return ConvAccelerator(spec)
+        return ConvAccelerator(spec, fixed=_fixed_parameters(stage))
     if isinstance(stage, Pool):
         from .hdl.pool import AvgPool, MaxPool
         cls = MaxPool if stage.operator == "MAX_POOL_2D" else AvgPool

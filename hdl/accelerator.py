@@ -124,6 +124,10 @@ class ConvAccelerator(wiring.Component):
     spec : ConvSpec
     faulty_pe : (row, col) or None
         For tests of the verification only: that PE computes wrong products.
+    fixed : (sequence of int, :class:`convaccel.quant.Requant` or None) or None
+        The biases and requantization parameters baked in (a network's layer: its weight
+        load carries the same values, and its biases and requantization beats are then checked
+        and otherwise ignored; :class:`OutputStage`'s ``fixed``).
 
     Members
     -------
@@ -144,12 +148,13 @@ class ConvAccelerator(wiring.Component):
         and multiply-accumulates that contributed to a result.
     """
 
-    def __init__(self, spec, *, faulty_pe=None):
+    def __init__(self, spec, *, faulty_pe=None, fixed=None):
         self._spec = spec
+        self._fixed = fixed
         elem = signed(spec.input_bits) if spec.input_signed else unsigned(spec.input_bits)
         tag = fold_tag_layout()
         if spec.serial:
-            self._init_serial(spec, elem, tag, faulty_pe)
+            self._init_serial(spec, elem, tag, faulty_pe, fixed)
             return
         pixel = data.ArrayLayout(elem, spec.in_channels)
         # The stages, from the spec's parameters (each derives its own figures from them).
@@ -181,7 +186,8 @@ class ConvAccelerator(wiring.Component):
             col_folds=spec.col_folds, in_flight=self._feeder.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
-            requant_multiplier=spec.requant_multiplier, groups=spec.groups)
+            requant_multiplier=spec.requant_multiplier, groups=spec.groups,
+            fixed=fixed)
         self._layouts = {
             "pixels": pixel_in_layout(pixel),
             "results": pixel_out_layout(signed(spec.output_bits), spec.out_channels),
@@ -189,7 +195,7 @@ class ConvAccelerator(wiring.Component):
         }
         self._init_ports()
 
-    def _init_serial(self, spec, elem, tag, faulty_pe):
+    def _init_serial(self, spec, elem, tag, faulty_pe, fixed):
         # The channel-serial engine: beats of `lanes` channels, vectors read from the line
         # buffer's block RAM by its address generator, results a column block a beat.
         beat = data.ArrayLayout(elem, spec.lanes)
@@ -211,7 +217,8 @@ class ConvAccelerator(wiring.Component):
             col_folds=spec.col_folds, in_flight=self._linebuf.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
-            requant_multiplier=spec.requant_multiplier, serial=True)
+            requant_multiplier=spec.requant_multiplier, serial=True,
+            fixed=fixed)
         self._layouts = {
             "pixels": pixel_in_layout(beat),
             "results": pixel_out_layout(signed(spec.output_bits), spec.cols),

@@ -60,6 +60,14 @@ class Requantizer(wiring.Component):
     acc_shape, tag_shape : shape-castable
     multiplier : str
         ``"dsp"`` or ``"fabric"`` (:attr:`convaccel.spec.Folding.requant_multiplier`).
+    fixed : :class:`convaccel.quant.Requant` or None
+        Parameters baked in (a network's layer, whose weight load carries the same values):
+        the multipliers in a ROM, each channel's shift as its index among the layer's distinct
+        shifts (:meth:`shift_table`) so that only those shifts are built, the zero point and
+        clamp bounds constants; the load ports are then ignored.
+    slots : sequence of (int, int)
+        With ``fixed``: the ``(column group, column)`` of each channel (default ``divmod(ch,
+        cols)``; a grouped layer's, :func:`convaccel.spec.channel_slot`).
 
     Members
     -------
@@ -74,8 +82,14 @@ class Requantizer(wiring.Component):
         Write the output zero point (bit 0), ``act_min`` (bit 1) or ``act_max`` (bit 2).
     """
 
-    def __init__(self, *, cols, col_folds, row_folds, acc_shape, tag_shape, multiplier="dsp"):
+    def __init__(self, *, cols, col_folds, row_folds, acc_shape, tag_shape, multiplier="dsp",
+                 fixed=None, slots=None):
         assert multiplier in ("dsp", "fabric")
+        self._fixed = fixed
+        if fixed is not None:
+            slots = slots or [divmod(ch, cols) for ch in range(fixed.channels)]
+            assert len(slots) == fixed.channels
+            self._slots = slots
         self._cols = cols
         self._col_folds = col_folds
         self._acc_shape = Shape.cast(acc_shape)
@@ -219,39 +233,83 @@ class Requantizer(wiring.Component):
 
     @property
     def memories(self):
-        return (
-            MemoryShape("requant multipliers", self._cols * MULTIPLIER_BITS,
-                        self._col_folds),
-            MemoryShape("requant shifts", self._cols * SHIFT_BITS, self._col_folds),
-        )
+        return self.memories_for(self._cols, self._col_folds, self._fixed)
+
+    @staticmethod
+    def memories_for(cols, col_folds, fixed=None):
+        """:attr:`memories` of a requantizer of `cols` columns and `col_folds` column groups,
+        its parameters `fixed` (a :class:`~convaccel.quant.Requant`) or loaded (None)."""
+        if fixed is None:
+            return (MemoryShape("requant multipliers", cols * MULTIPLIER_BITS, col_folds),
+                    MemoryShape("requant shifts", cols * SHIFT_BITS, col_folds))
+        code_bits = Requantizer._code_bits(len(Requantizer.shift_table(fixed)))
+        return (MemoryShape("requant multipliers", cols * MULTIPLIER_BITS, col_folds, rom=True),
+                MemoryShape("requant shifts", cols * code_bits, col_folds, rom=True))
+
+    @staticmethod
+    def shift_table(fixed):
+        """The distinct shifts of `fixed` (a :class:`~convaccel.quant.Requant`), ascending: a
+        channel's shift is kept as its index here."""
+        return sorted(set(int(s) for s in fixed.shift))
+
+    @staticmethod
+    def _code_bits(entries):
+        return max((entries - 1).bit_length(), 1)
+
+    @property
+    def _shift_bits(self):
+        # the width of a channel's shift code down the pipeline: the right shift's magnitude,
+        # or with `fixed` its index in the shift table
+        if self._fixed is None:
+            return SHIFT_BITS - 1
+        return self._code_bits(len(self.shift_table(self._fixed)))
+
+    def _tables(self):
+        # the words of the multipliers and of the shift codes, a word per column group
+        table = self.shift_table(self._fixed)
+        mults = [[0] * self._cols for _ in range(self._col_folds)]
+        codes = [[0] * self._cols for _ in range(self._col_folds)]
+        for ch, (group, col) in enumerate(self._slots):
+            mults[group][col] = int(self._fixed.multiplier[ch])
+            codes[group][col] = table.index(int(self._fixed.shift[ch]))
+        return mults, codes
 
     def elaborate(self, platform):
         m = Module()
         cols, col_folds = self._cols, self._col_folds
         beat = self.i.payload
 
+        fixed = self._fixed
+        shift_shape = signed(SHIFT_BITS) if fixed is None else unsigned(self._shift_bits)
+        mult_init, shift_init = self._tables() if fixed is not None else ([], [])
         mults = memory.Memory(shape=data.ArrayLayout(MULTIPLIER_BITS, cols),
-                              depth=col_folds, init=[])
-        shifts = memory.Memory(shape=data.ArrayLayout(signed(SHIFT_BITS), cols), depth=col_folds,
-                               init=[])
+                              depth=col_folds, init=mult_init)
+        shifts = memory.Memory(shape=data.ArrayLayout(shift_shape, cols), depth=col_folds,
+                               init=shift_init)
         m.submodules.mults = mults
         m.submodules.shifts = shifts
         reads = []
         for mem, en in ((mults, self.m_en), (shifts, self.s_en)):
-            wr = mem.write_port(granularity=1)
-            m.d.comb += [wr.addr.eq(self.w_addr), wr.en.eq(en)]
-            for c in range(cols):
-                m.d.comb += wr.data[c].eq(self.w_data)
+            if fixed is None:
+                wr = mem.write_port(granularity=1)
+                m.d.comb += [wr.addr.eq(self.w_addr), wr.en.eq(en)]
+                for c in range(cols):
+                    m.d.comb += wr.data[c].eq(self.w_data)
             reads.append(mem.read_port())
         mult_rd, shift_rd = reads
 
         lo, hi = OUTPUT_RANGE
-        self._zero_point = Signal(signed(8))
-        self._act_min = Signal(signed(8), init=lo)
-        self._act_max = Signal(signed(8), init=hi)
-        for bit, reg in enumerate((self._zero_point, self._act_min, self._act_max)):
-            with m.If(self.c_en[bit]):
-                m.d.sync += reg.eq(self.w_data)
+        if fixed is None:
+            self._zero_point = Signal(signed(8))
+            self._act_min = Signal(signed(8), init=lo)
+            self._act_max = Signal(signed(8), init=hi)
+            for bit, reg in enumerate((self._zero_point, self._act_min, self._act_max)):
+                with m.If(self.c_en[bit]):
+                    m.d.sync += reg.eq(self.w_data)
+        else:
+            self._zero_point, self._act_min, self._act_max = (
+                Const(int(v), signed(8))
+                for v in (fixed.output_zero_point, fixed.act_min, fixed.act_max))
 
         # The parameters of the arriving group are on the read ports when it arrives (the
         # address moves to the next group in the cycle a group arrives).
@@ -268,7 +326,7 @@ class Requantizer(wiring.Component):
         # (:meth:`_issue_cycle`).
         values = Signal(data.ArrayLayout(self._acc_shape, cols))
         params_mult = Signal(data.ArrayLayout(MULTIPLIER_BITS, cols))
-        params_shift = Signal(data.ArrayLayout(signed(SHIFT_BITS), cols))
+        params_shift = Signal(data.ArrayLayout(shift_shape, cols))
         held_tag = Signal(self._tag_shape)
         with m.If(self.i.valid):
             m.d.sync += [values.eq(beat.data), held_tag.eq(beat.tag),
@@ -319,6 +377,13 @@ class Requantizer(wiring.Component):
                          Mux(sel_x[-1], -limit, limit - 1))),
             raw_x.eq(sel_x), sat_m.eq(sel_m), sat_s.eq(sel_s),
         ]
+        if self._fixed is not None:
+            # (the shift's code goes on; a left shift only where the layer has one)
+            lefts = [max(v, 0) for v in self.shift_table(self._fixed)]
+            if not any(lefts):
+                return raw_x, sat_s, sat_m
+            left = Array(Const(v, range(MAX_LEFT_SHIFT + 1)) for v in lefts)[sat_s]
+            return Mux(left != 0, sat_x << left, raw_x), sat_s, sat_m
         x = Mux(sat_s > 0, sat_x << sat_s[:MAX_LEFT_SHIFT.bit_length()], raw_x)
         # A right shift past the high half's width makes 0 as that width does (the rounding
         # division of a value below 2**(e-2) in magnitude): capped there, the division's sum
@@ -337,7 +402,8 @@ class Requantizer(wiring.Component):
         # driven combinationally, only a name)
         return (Signal(signed(max(self._acc_shape.width, SATURATE_BITS)), name=f"sel_x{name}"),
                 Signal(MULTIPLIER_BITS, name=f"sel_m{name}"),
-                Signal(signed(SHIFT_BITS), name=f"sel_s{name}"))
+                Signal(signed(SHIFT_BITS) if self._fixed is None else self._shift_bits,
+                       name=f"sel_s{name}"))
 
     def _divide_and_clamp(self, m, name, high, e_sum, neg=None):
         """RoundingDivideByPOT of the high half by `e_sum` (registered with it): add half
@@ -351,22 +417,41 @@ class Requantizer(wiring.Component):
         e_coarse = Signal.like(e_sum, name=f"e{name}_coarse")
         e_fine = Signal.like(e_sum, name=f"e{name}_fine")
         m.d.sync += [e_coarse.eq(e_sum), e_fine.eq(e_coarse)]
-        half = (Const(1, 1) << e_sum)[1:]         # 2**(e-1), or 0 for e = 0
         # (the shift is capped at the value's width + 2: half and the high half fit in it)
         total = Signal(signed(self._shift_cap + 1), name=f"sum{name}")
+        if self._fixed is None:
+            half = (Const(1, 1) << e_sum)[1:]         # 2**(e-1), or 0 for e = 0
+            nonzero = e_sum != 0
+        else:
+            # (`e_sum` is the shift's code: the right shifts of the table, as constants)
+            rights = [min(max(-v, 0), self._shift_cap) for v in self.shift_table(self._fixed)]
+            half = Array(Const((1 << e) >> 1, len(total)) for e in rights)[e_sum]
+            nonzero = Array(Const(e != 0, 1) for e in rights)[e_sum]
         if neg is None:
-            m.d.sync += total.eq(high + half - (high[-1] & (e_sum != 0)))
+            m.d.sync += total.eq(high + half - (high[-1] & nonzero))
         else:
             mask = Cat(*[neg] * len(high))
-            carry = neg & ((high == 0) | (e_sum == 0))
+            carry = neg & ((high == 0) | ~nonzero)
             m.d.sync += total.eq(Cat(high ^ mask, neg).as_signed() + half + carry)
-        # the shift in two steps: by the multiple of 8, then by the rest
-        coarse = Signal.like(total, name=f"coarse{name}")
-        m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
-        # (registered: the fine shift's multiplexers and the saturation's test of the top bits
-        # were the critical path at 36 MHz on the UP5K in one cycle)
-        shifted = Signal.like(total, name=f"shifted{name}")
-        m.d.sync += shifted.eq(coarse >> e_fine[:3])
+        if self._fixed is None:
+            # the shift in two steps: by the multiple of 8, then by the rest
+            coarse = Signal.like(total, name=f"coarse{name}")
+            m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
+            # (registered: the fine shift's multiplexers and the saturation's test of the top
+            # bits were the critical path at 36 MHz on the UP5K in one cycle)
+            shifted = Signal.like(total, name=f"shifted{name}")
+            m.d.sync += shifted.eq(coarse >> e_fine[:3])
+        else:
+            # by the table's least right shift (wiring), then by the rest of the channel's
+            low = min(rights)
+            coarse = Signal(signed(max(len(total) - low, SATURATE_BITS + 1)),
+                            name=f"coarse{name}")
+            m.d.sync += coarse.eq(total >> low)
+            shifted = Signal.like(coarse, name=f"shifted{name}")
+            with m.Switch(e_fine):
+                for code, e in enumerate(rights):
+                    with m.Case(code):
+                        m.d.sync += shifted.eq(coarse >> (e - low))
         # saturated where its top bits are not all copies of the sign (LUTs, no carry)
         top = shifted[SATURATE_BITS - 1:]
         fits = (top == 0) | (top == (1 << len(top)) - 1)
@@ -414,7 +499,7 @@ class Requantizer(wiring.Component):
             w = self._value_width
             x = Signal(w - 1, name=f"x{u}")
             neg = Signal(name=f"neg{u}")
-            shift1 = Signal(SHIFT_BITS - 1, name=f"e{u}_1")      # the right shift
+            shift1 = Signal(self._shift_bits, name=f"e{u}_1")      # the right shift
             m.d.sync += [x.eq(x_value[:w - 1] ^ Cat(*[x_value[w - 1]] * (w - 1))),
                          neg.eq(x_value[w - 1]), shift1.eq(shift_value)]
             # The group's multipliers stay in its registers until the next group's arrival,
@@ -482,7 +567,7 @@ class Requantizer(wiring.Component):
             # the operands are held for the unit's 16 cycles, from the selection's third stage
             load = c_valid[1] & (units_d[1] == u)
             x = Signal(signed(width), name=f"x{u}")
-            shift = Signal(SHIFT_BITS - 1, name=f"e{u}")
+            shift = Signal(self._shift_bits, name=f"e{u}")
             with m.If(load):
                 m.d.sync += [x.eq(x_value), shift.eq(shift_value)]
             high = Signal(signed(width + 1), name=f"high{u}")
@@ -497,7 +582,7 @@ class Requantizer(wiring.Component):
             shifts.append(shift_high)
         # the high half of the unit whose last step was the cycle before, and its shift
         high = Signal(signed(width + 1), name="high")
-        e_sum = Signal(SHIFT_BITS - 1, name="e_sum")
+        e_sum = Signal(self._shift_bits, name="e_sum")
         with m.Switch(units_d[2 + steps]):
             for u in range(units):
                 with m.Case(u):
