@@ -457,6 +457,18 @@ _NETWORK_LOGIC = {
 _REQUANT_DSP = {"lut": (309, 13.6, 74), "ff": (487, 11.0, 198), "early": (0, 62),
                 "late": (50, 117)}
 
+#: The requantizer with its parameters baked in (``fixed``, a network's layer; its
+#: multipliers and shift codes in ROMs, only the layer's right shifts built, the zero point and
+#: clamp constants), per kind: ``(c0, c_bits, c_shift)`` per unit of ``c0 + c_bits * value
+#: bits + c_shift * distinct shifts``, and ``c_col`` per column beyond the units; LUTs and
+#: flip-flops. Fitted to Yosys's mapping of the requantizer alone on the UP5K (value widths
+#: 19 to 33 bits, 1 and 2 columns, one unit, 2 and 4 distinct right shifts), each within 9
+#: LUTs. A layer with a left shift is counted as the loaded kind (:data:`_REQUANT_DSP`).
+_REQUANT_FIXED = {
+    "dsp": {"lut": (58.5, 8.5, 21.67, -24.5), "ff": (247.5, 11.0, 5.67, 147.5)},
+    "fabric": {"lut": (-37.0, 7.64, 22.17, 33.0), "ff": (222.0, 10.0, 5.0, 80.0)},
+}
+
 #: The share of a ROM's bits in logic that are LUTs (Yosys's ``memory_libmap`` cost).
 _ROM_LUT_PER_BIT = 1 / 16
 
@@ -467,15 +479,24 @@ def _host_logic(family):
     return _NETWORK_LOGIC["host"]
 
 
-def _requant_logic(family, spec):
-    """``(lut, ff)`` of a requantized layer's requantizer (:data:`_REQUANT_DSP`), or zeros."""
+def _requant_logic(family, spec, fixed=None):
+    """``(lut, ff)`` of a requantized layer's requantizer (:data:`_REQUANT_DSP`; with its
+    parameters `fixed`, a :class:`~convaccel.quant.Requant`, :data:`_REQUANT_FIXED`), or
+    zeros."""
     if not spec.requantize:
         return 0, 0
     from .. import quant
-    dsp_spec = dataclasses.replace(spec, requant_multiplier="dsp")
-    units = max(len(dsp_spec.engine.multipliers) // 4, 1)
     width = max(spec.acc_bits, quant.SATURATE_BITS + quant.MAX_LEFT_SHIFT)
     cols = spec.cols
+    if fixed is not None and max(fixed.shift) <= 0:
+        from ..hdl.requant import Requantizer
+        units = Requantizer.units_for(cols, spec.row_folds, spec.requant_multiplier)
+        entries = len(Requantizer.shift_table(fixed))
+        model = _REQUANT_FIXED[spec.requant_multiplier]
+        return tuple(units * (c[0] + c[1] * width + c[2] * entries) + c[3] * (cols - units)
+                     for c in (model["lut"], model["ff"]))
+    dsp_spec = dataclasses.replace(spec, requant_multiplier="dsp")
+    units = max(len(dsp_spec.engine.multipliers) // 4, 1)
     # (cycles the group's registers hold its multipliers: its folds, if one pass takes it)
     stable = spec.row_folds if cols <= units else 0
     out = [c[0] * units + c[1] * width * units + c[2] * max(cols - units, 0)
@@ -516,7 +537,8 @@ def stage_logic(plan, board):
         roms = [m for m in mems if m.name == "weight-load ROM"]
         mem_lut, mem_ff = _memory_logic(family, engine, beside=True)
         rom_lut, rom_ff = _memory_logic(family, roms, beside=True)
-        rq_lut, rq_ff = _requant_logic(family, spec)
+        from ..compiler import _fixed_parameters
+        rq_lut, rq_ff = _requant_logic(family, spec, _fixed_parameters(stage)[1])
         control = _NETWORK_LOGIC["engine"]["serial" if spec.serial else "whole"]
         placement = weight_placement_for(spec, board)
         load = _NETWORK_LOGIC["load"]
