@@ -439,7 +439,7 @@ def largest_array(spec, board, app="selftest"):
 #: these figures (LUT4 counts on all three).
 _NETWORK_LOGIC = {
     "host": (1145, 695),
-    "engine": {"whole": (178, 17), "serial": (410, -46)},
+    "engine": {"whole": (229, 77), "serial": (466, 256)},
     "load": (43, 31),
     "dense": (300, 47),
     "pool": (18, 19),
@@ -493,8 +493,14 @@ def _requant_logic(family, spec, fixed=None):
         units = Requantizer.units_for(cols, spec.row_folds, spec.requant_multiplier)
         entries = len(Requantizer.shift_table(fixed))
         model = _REQUANT_FIXED[spec.requant_multiplier]
-        return tuple(units * (c[0] + c[1] * width + c[2] * entries) + c[3] * (cols - units)
-                     for c in (model["lut"], model["ff"]))
+        # (the dsp kind's copies of the group's multipliers, as the loaded kind's)
+        stable = spec.row_folds if cols <= units else 0
+        dsp = spec.requant_multiplier == "dsp"
+        return tuple(units * (c[0] + c[1] * width + c[2] * entries
+                              + dsp * (early * (stable < 3) + late * (stable < 6)))
+                     + c[3] * (cols - units)
+                     for c, early, late in zip((model["lut"], model["ff"]),
+                                               _REQUANT_DSP["early"], _REQUANT_DSP["late"]))
     dsp_spec = dataclasses.replace(spec, requant_multiplier="dsp")
     units = max(len(dsp_spec.engine.multipliers) // 4, 1)
     # (cycles the group's registers hold its multipliers: its folds, if one pass takes it)
