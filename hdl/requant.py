@@ -372,7 +372,10 @@ class Requantizer(wiring.Component):
         raw_x = Signal.like(sel_x, name=f"raw_x{name}")
         sat_m = Signal.like(sel_m, name=f"sat_m{name}")
         sat_s = Signal.like(sel_s, name=f"sat_s{name}")
-        m.d.sync += [
+        # (where the group's registers hold the operands until the third stage has taken them,
+        # no copy of them: :attr:`_held`)
+        domain = m.d.comb if self._held else m.d.sync
+        domain += [
             sat_x.eq(Mux((top == 0) | (top == (1 << len(top)) - 1), sel_x[:SATURATE_BITS],
                          Mux(sel_x[-1], -limit, limit - 1))),
             raw_x.eq(sel_x), sat_m.eq(sel_m), sat_s.eq(sel_s),
@@ -391,6 +394,19 @@ class Requantizer(wiring.Component):
         cap = self._shift_cap
         shift = Mux(sat_s < 0, Mux(-sat_s > cap, cap, -sat_s), 0)
         return x, shift, sat_m
+
+    @property
+    def _held(self):
+        """The operands are taken from the group's registers, not from copies of them: the
+        parameters are fixed with no left shift (the value goes to the product as it is), a
+        single channel is selected (the dsp kind's one pass, the fabric kind's one column) and
+        the next group's registration comes after the third stage has taken them (at least
+        two folds; the fabric kind has 16 or more)."""
+        if self._fixed is None or max(self._fixed.shift) > 0:
+            return False
+        if self._multiplier == "dsp":
+            return self._bypass and self._row_folds >= 2
+        return self._cols == 1
 
     @property
     def _shift_cap(self):
@@ -555,11 +571,15 @@ class Requantizer(wiring.Component):
         units_d, _ = self._delays(m, unit, issue, 3 + steps)
 
         sel_x, sel_m, sel_s = self._selection("")
-        with m.Switch(channel):
-            for ch in range(cols):
-                with m.Case(ch):
-                    m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
-                                 sel_s.eq(params_shift[ch])]
+        if self._held:
+            m.d.comb += [sel_x.eq(values[0]), sel_m.eq(params_mult[0]),
+                         sel_s.eq(params_shift[0])]
+        else:
+            with m.Switch(channel):
+                for ch in range(cols):
+                    with m.Case(ch):
+                        m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
+                                     sel_s.eq(params_shift[ch])]
         x_value, shift_value, _ = self._operands(m, "", sel_x, sel_m, sel_s)
         width = self._value_width
         highs, shifts = [], []

@@ -182,6 +182,10 @@ def test_requantizer_each_group_its_multiplier(row_folds):
     ("dsp", 1, 3, 5, 22, "one"),
     ("fabric", 3, 2, 16, 20, "any"),
     ("fabric", 2, 2, 33, 24, "one"),
+    # the operands taken from the group's registers from two folds (and from 16 in logic)
+    ("dsp", 1, 4, 2, 20, "right"),
+    ("dsp", 1, 4, 1, 20, "right"),
+    ("fabric", 1, 4, 16, 20, "right"),
 ])
 def test_fixed_requantizer_matches_tflite(kind, cols, col_folds, row_folds, acc_bits, shifts):
     """Parameters baked in (nothing loaded): only the layer's shifts built, a left shift where
