@@ -101,15 +101,16 @@ def _dsps(family, spec):
                                         for a, b in engine_multipliers(spec))
 
 
-def weight_placement_for(spec, board):
+def weight_placement_for(spec, board, fixed=False):
     """Where the PEs' weights of `spec` live on `board`
     (:func:`~convaccel.hdl.weights.weight_placement`, the decision the array takes when it is
-    elaborated for the board's platform)."""
+    elaborated for the board's platform; `fixed` weights, a network's, are never in SPRAM)."""
     from ..hdl.weights import weight_placement
     depth = max(m.depth for m in spec.memories if m.name == "PE weights")
     return weight_placement(rows=spec.rows, cols=spec.cols, depth=depth,
                             weight_bits=spec.weight_bits, paired=spec.engine.pe_pairs > 0,
-                            family=board.family, spram=board.resources.get("spram", 0))
+                            family=board.family,
+                            spram=0 if fixed else board.resources.get("spram", 0))
 
 
 def _placed_memories(spec, board, app, selftest):
@@ -538,18 +539,13 @@ def stage_logic(plan, board):
         lut = sum(c * f for c, f in zip(model["lut"], features))
         ff = sum(c * f for c, f in zip(model["ff"], features))
         # (the requantizer's memories are in its own figure)
-        engine = [m for m in mems if m.name not in ("weight-load ROM", "requant multipliers",
-                                                    "requant shifts")]
-        roms = [m for m in mems if m.name == "weight-load ROM"]
+        engine = [m for m in mems if m.name not in ("requant multipliers", "requant shifts")]
         mem_lut, mem_ff = _memory_logic(family, engine, beside=True)
-        rom_lut, rom_ff = _memory_logic(family, roms, beside=True)
-        from ..compiler import _fixed_parameters
-        rq_lut, rq_ff = _requant_logic(family, spec, _fixed_parameters(stage)[1])
+        rq_lut, rq_ff = _requant_logic(family, spec, stage.conv.requant)
         control = _NETWORK_LOGIC["engine"]["serial" if spec.serial else "whole"]
-        placement = weight_placement_for(spec, board)
-        load = _NETWORK_LOGIC["load"]
-        return (lut + mem_lut + rq_lut + control[0] + rom_lut + load[0],
-                ff + mem_ff + rq_ff + control[1] + rom_ff + load[1]
+        placement = weight_placement_for(spec, board, fixed=True)
+        return (lut + mem_lut + rq_lut + control[0],
+                ff + mem_ff + rq_ff + control[1]
                 + placement.delay_bits(spec.rows, spec.cols, spec.weight_bits))
     if isinstance(stage, Dense):
         dense = plan.component()

@@ -141,23 +141,23 @@ class StagePlan:
     def memories(self, board=None):
         """The stage's memories (:class:`~convaccel.hdl.stage.MemoryShape`), the PEs' weights
         placed as on `board`, and the count of SPRAMs they take there: ``(shapes, spram)``.
-        A convolution's include the ROMs of its weight load (a ROM per section)."""
+        A convolution's as the network bakes them in (:func:`_fixed_memories`; its weights
+        in block RAM, as ROMs)."""
         if isinstance(self.stage, Reshape):
             return (), 0
         if not isinstance(self.stage, Conv):
             return tuple(self.component().memories), 0
-        from .hdl.nettop import load_rom_shapes
         spec = self.spec
-        roms = load_rom_shapes(_load_sections(self.stage, spec))
         engine = _fixed_memories(self.stage, spec, spec.memories)
         if board is None:
-            return (*engine, *roms), 0
+            return engine, 0
         from .boards.fit import weight_placement_for
-        placement = weight_placement_for(spec, board)
+        placement = weight_placement_for(spec, board, fixed=True)
         depth = max(m.depth for m in spec.memories if m.name == "PE weights")
-        weights, spram = placement.memories(spec.rows, spec.cols, depth, spec.weight_bits)
+        weights, spram = placement.memories(spec.rows, spec.cols, depth, spec.weight_bits,
+                                            rom=True)
         others = tuple(m for m in engine if m.name != "PE weights")
-        return (*others, *weights, *roms), spram
+        return (*others, *weights), spram
 
     def bram(self, board):
         """Block RAMs of the stage on `board` (Yosys's mapping of each memory)."""
@@ -175,20 +175,21 @@ def _load_sections(conv, spec):
     return weight_sections(c.weights, c.engine_bias, spec, c.requant)
 
 
-def _fixed_parameters(conv):
-    """A network convolution's biases and requantization, baked into its engine
-    (:class:`~convaccel.hdl.accelerator.ConvAccelerator`'s ``fixed``; its weight load carries
-    the same values)."""
-    c = conv.conv
-    return [int(v) for v in c.engine_bias], c.requant
+def _fixed_parameters(conv, spec):
+    """A network convolution's weights (in its load's order), biases and requantization,
+    baked into its engine on `spec` (:class:`~convaccel.hdl.accelerator.ConvAccelerator`'s
+    ``fixed``)."""
+    weights, biases = _load_sections(conv, spec)[:2]
+    return weights, biases, conv.conv.requant
 
 
 def _fixed_memories(conv, spec, memories):
     """`memories` of `spec`'s engine (its own, as loaded) as the network builds it, with
-    :func:`_fixed_parameters`: the biases and the requantizer's tables in ROMs."""
+    :func:`_fixed_parameters`: the weights, the biases and the requantizer's tables in ROMs."""
     from .hdl.requant import Requantizer
-    _, requant = _fixed_parameters(conv)
-    out = [dataclasses.replace(m, rom=True) if m.name == "biases" else m for m in memories
+    requant = conv.conv.requant
+    out = [dataclasses.replace(m, rom=True) if m.name in ("biases", "PE weights") else m
+           for m in memories
            if requant is None or m.name not in ("requant multipliers", "requant shifts")]
     if requant is not None:
         out += Requantizer.memories_for(spec.cols, spec.blocks, requant)
@@ -198,7 +199,7 @@ def _fixed_memories(conv, spec, memories):
 def _component(stage, lanes, rows, cols, spec, requant_multiplier="dsp"):
     if isinstance(stage, Conv):
         from .hdl.accelerator import ConvAccelerator
-        return ConvAccelerator(spec, fixed=_fixed_parameters(stage))
+        return ConvAccelerator(spec, fixed=_fixed_parameters(stage, spec))
     if isinstance(stage, Pool):
         from .hdl.pool import AvgPool, MaxPool
         cls = MaxPool if stage.operator == "MAX_POOL_2D" else AvgPool

@@ -4,6 +4,7 @@
 import functools
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -124,10 +125,12 @@ class ConvAccelerator(wiring.Component):
     spec : ConvSpec
     faulty_pe : (row, col) or None
         For tests of the verification only: that PE computes wrong products.
-    fixed : (sequence of int, :class:`convaccel.quant.Requant` or None) or None
-        The biases and requantization parameters baked in (a network's layer: its weight
-        load carries the same values, and its biases and requantization beats are then checked
-        and otherwise ignored; :class:`OutputStage`'s ``fixed``).
+    fixed : (sequence of int, sequence of int, :class:`convaccel.quant.Requant` or None) or None
+        The weights (as the load's beats order them), biases and requantization parameters
+        baked in (a network's layer): the weight memories are ROMs
+        (:class:`SystolicArray`'s ``weights``), and the biases and requantizer's
+        (:class:`OutputStage`'s ``fixed``). No load is needed; one is checked and its values
+        ignored.
 
     Members
     -------
@@ -180,14 +183,14 @@ class ConvAccelerator(wiring.Component):
         self._array = SystolicArray(
             rows=spec.rows, cols=spec.cols, depth=self._feeder.interval, elem_shape=elem,
             weight_shape=signed(spec.weight_bits), psum_shape=signed(spec.psum_bits),
-            tag_shape=tag, faulty_pe=faulty_pe)
+            tag_shape=tag, faulty_pe=faulty_pe, weights=self._fixed_weights(spec, fixed))
         self._output = OutputStage(
             cols=spec.cols, channels=spec.out_channels, row_folds=spec.row_folds,
             col_folds=spec.col_folds, in_flight=self._feeder.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
             requant_multiplier=spec.requant_multiplier, groups=spec.groups,
-            fixed=fixed)
+            fixed=None if fixed is None else fixed[1:])
         self._layouts = {
             "pixels": pixel_in_layout(pixel),
             "results": pixel_out_layout(signed(spec.output_bits), spec.out_channels),
@@ -211,20 +214,29 @@ class ConvAccelerator(wiring.Component):
         self._array = SystolicArray(
             rows=spec.rows, cols=spec.cols, depth=self._linebuf.interval, elem_shape=elem,
             weight_shape=signed(spec.weight_bits), psum_shape=signed(spec.psum_bits),
-            tag_shape=tag, faulty_pe=faulty_pe)
+            tag_shape=tag, faulty_pe=faulty_pe, weights=self._fixed_weights(spec, fixed))
         self._output = OutputStage(
             cols=spec.cols, channels=spec.out_channels, row_folds=spec.row_folds,
             col_folds=spec.col_folds, in_flight=self._linebuf.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
             requant_multiplier=spec.requant_multiplier, serial=True,
-            fixed=fixed)
+            fixed=None if fixed is None else fixed[1:])
         self._layouts = {
             "pixels": pixel_in_layout(beat),
             "results": pixel_out_layout(signed(spec.output_bits), spec.cols),
             "weights": load_layout(signed(spec.load_bits)),
         }
         self._init_ports()
+
+    @staticmethod
+    def _fixed_weights(spec, fixed):
+        # the load's weights, (fold address, row, column) in beat order, as the array's
+        if fixed is None:
+            return None
+        weights = np.asarray(fixed[0], dtype=np.int64)
+        assert weights.size == spec.cycles_per_pixel * spec.rows * spec.cols
+        return weights.reshape(-1, spec.rows, spec.cols)
 
     def _init_ports(self):
         spec = self._spec
