@@ -434,14 +434,12 @@ def largest_array(spec, board, app="selftest"):
 #: (benchmarks/attribute_netlist.py). ``host``: what the network has once, the link, the
 #: network engine's status counters and the board top. ``engine``: a convolution engine's
 #: control beyond the engine model's terms, its memories and its requantizer, whole-pixel
-#: and channel-serial. ``load``: a weight-load ROM's counters and multiplexer beyond its
-#: sections in logic. ``dense``, ``pool``, ``queue``: a stage's control beyond the data path
+#: and channel-serial. ``dense``, ``pool``, ``queue``: a stage's control beyond the data path
 #: :func:`stage_logic` counts. No ECP5 or Gowin network has been attributed yet: they use
 #: these figures (LUT4 counts on all three).
 _NETWORK_LOGIC = {
     "host": (1145, 695),
-    "engine": {"whole": (229, 77), "serial": (466, 256)},
-    "load": (43, 31),
+    "engine": {"whole": (229, 77), "serial": (352, 230)},
     "dense": (300, 47),
     "pool": (18, 19),
     "queue": (48, 25),
@@ -497,11 +495,16 @@ def _requant_logic(family, spec, fixed=None):
         # (the dsp kind's copies of the group's multipliers, as the loaded kind's)
         stable = spec.row_folds if cols <= units else 0
         dsp = spec.requant_multiplier == "dsp"
-        return tuple(units * (c[0] + c[1] * width + c[2] * entries
-                              + dsp * (early * (stable < 3) + late * (stable < 6)))
-                     + c[3] * (cols - units)
-                     for c, early, late in zip((model["lut"], model["ff"]),
-                                               _REQUANT_DSP["early"], _REQUANT_DSP["late"]))
+        lut, ff = (units * (c[0] + c[1] * width + c[2] * entries
+                            + dsp * (early * (stable < 3) + late * (stable < 6)))
+                   + c[3] * (cols - units)
+                   for c, early, late in zip((model["lut"], model["ff"]),
+                                             _REQUANT_DSP["early"], _REQUANT_DSP["late"]))
+        if Requantizer.holds_operands(cols, spec.row_folds, fixed):
+            # no copies of the operands (the value; the fabric kind's value twice and its
+            # multiplier): measured 20 and 79 flip-flops fewer at 19 and 22 bits
+            ff -= width + 1 if dsp else 2 * width + quant.MULTIPLIER_BITS + 2
+        return lut, ff
     dsp_spec = dataclasses.replace(spec, requant_multiplier="dsp")
     units = max(len(dsp_spec.engine.multipliers) // 4, 1)
     # (cycles the group's registers hold its multipliers: its folds, if one pass takes it)

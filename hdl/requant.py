@@ -402,11 +402,18 @@ class Requantizer(wiring.Component):
         single channel is selected (the dsp kind's one pass, the fabric kind's one column) and
         the next group's registration comes after the third stage has taken them (at least
         two folds; the fabric kind has 16 or more)."""
-        if self._fixed is None or max(self._fixed.shift) > 0:
-            return False
-        if self._multiplier == "dsp":
-            return self._bypass and self._row_folds >= 2
-        return self._cols == 1
+        held = self.holds_operands(self._cols, self._row_folds, self._fixed)
+        assert held == (self._fixed is not None and max(self._fixed.shift) <= 0 and (
+            self._bypass and self._row_folds >= 2 if self._multiplier == "dsp"
+            else self._cols == 1))
+        return held
+
+    @staticmethod
+    def holds_operands(cols, row_folds, fixed):
+        """:attr:`_held` of a requantizer of `cols` columns, `row_folds` folds and parameters
+        `fixed` (either kind: the dsp kind takes one column in one pass, and the fabric kind
+        has 16 folds or more)."""
+        return fixed is not None and max(fixed.shift) <= 0 and cols == 1 and row_folds >= 2
 
     @property
     def _shift_cap(self):
