@@ -427,11 +427,13 @@ def largest_array(spec, board, app="selftest"):
 # -- a network's stages --------------------------------------------------------------------
 
 #: A network's logic model on iCE40 (:func:`stage_logic`, :func:`_host_logic`), calibrated on
-#: Yosys's mapping of a real network's board top: the digits model on the compiler's lightest
-#: plan for the UP5K (conv 2 x 1 whole pixels with the dsp requantizer; conv 2 x 1 lanes 8
-#: with the fabric one; pool lanes 1; dense 1 x 1 fabric; 5169 LUT4 and 4195 flip-flops in
-#: all), each cell put to its part by the names of its nets
-#: (benchmarks/attribute_netlist.py). ``host``: what the network has once, the link, the
+#: Yosys's mapping of a real network's board top, each cell put to its part by the names of
+#: its nets (benchmarks/attribute_netlist.py): the digits model, its convolutions' weights and
+#: parameters baked in, on the compiler's lightest plan for the UP5K (conv 1 x 1 lanes 1 with
+#: the dsp requantizer; conv 1 x 1 lanes 1 with the fabric one; pool lanes 1; dense 1 x 1
+#: fabric: 3289 LUT4 and 2853 flip-flops in all, estimated 3267 and 2798) and on an earlier
+#: one (conv 2 x 1 whole pixels; conv 2 x 1 lanes 8 fabric: 3388 and 3295, estimated 3611 and
+#: 3527: the serial engine's flip-flops at lanes 8 are overestimated by about 230). ``host``: what the network has once, the link, the
 #: network engine's status counters and the board top. ``engine``: a convolution engine's
 #: control beyond the engine model's terms, its memories and its requantizer, whole-pixel
 #: and channel-serial. ``dense``, ``pool``, ``queue``: a stage's control beyond the data path
@@ -439,7 +441,7 @@ def largest_array(spec, board, app="selftest"):
 #: these figures (LUT4 counts on all three).
 _NETWORK_LOGIC = {
     "host": (1145, 695),
-    "engine": {"whole": (229, 77), "serial": (352, 230)},
+    "engine": {"whole": (108, 10), "serial": (352, 230)},
     "dense": (300, 47),
     "pool": (18, 19),
     "queue": (48, 25),
