@@ -432,9 +432,10 @@ def largest_array(spec, board, app="selftest"):
 #: parameters baked in, on the compiler's lightest plan for the UP5K (conv 1 x 1 lanes 1 with
 #: the dsp requantizer; conv 1 x 1 lanes 1 with the fabric one; pool lanes 1; dense 1 x 1
 #: fabric: 3289 LUT4 and 2853 flip-flops in all, estimated 3267 and 2798) and on an earlier
-#: one (conv 2 x 1 whole pixels; conv 2 x 1 lanes 8 fabric: 3388 and 3295, estimated 3611 and
-#: 3527: the serial engine's flip-flops at lanes 8 are overestimated by about 230). ``host``: what the network has once, the link, the
-#: network engine's status counters and the board top. ``engine``: a convolution engine's
+#: one (conv 2 x 1 whole pixels; conv 2 x 1 lanes 8 fabric: 3388 and 3295, estimated 3490
+#: and 3460: the serial engine's flip-flops at lanes 8 are overestimated by about 230).
+#: ``host``: what the network has once, the link, the network engine's status counters and
+#: the board top. ``engine``: a convolution engine's
 #: control beyond the engine model's terms, its memories and its requantizer, whole-pixel
 #: and channel-serial. ``dense``, ``pool``, ``queue``: a stage's control beyond the data path
 #: :func:`stage_logic` counts. No ECP5 or Gowin network has been attributed yet: they use
