@@ -24,8 +24,8 @@ from .selftest import SelfTest, selftest_data
 
 __all__ = ["Fit", "FitError", "SearchResult", "check_fit", "check_network_fit", "estimate",
            "fastest_folding", "folding_text", "largest_array", "logic_capacity",
-           "logic_needed", "memories", "network_estimate", "network_link_brams", "stage_logic",
-           "weight_placement_for"]
+           "logic_needed", "memories", "network_estimate", "network_link_brams", "queue_logic",
+           "stage_logic", "weight_placement_for"]
 
 
 class FitError(ValueError):
@@ -607,6 +607,15 @@ def network_link_brams(plan, board):
                for m in _network_link_memories(plan))
 
 
+def queue_logic(board, memories):
+    """``(lut, ff)`` of a network's queues on `board` whose memories are `memories` (a memory
+    a queue): those lowered to logic and beside block RAMs, and each queue's control
+    (:data:`_NETWORK_LOGIC`)."""
+    lut, ff = _memory_logic(board.family, memories, beside=True)
+    return (lut + _NETWORK_LOGIC["queue"][0] * len(memories),
+            ff + _NETWORK_LOGIC["queue"][1] * len(memories))
+
+
 def network_estimate(plan, board):
     """``{"dsp", "bram", "spram", "lut", "ff"[, "logic"]: n}``: what a network's board top (a
     :class:`~convaccel.compiler.NetworkPlan` behind the host link) needs on `board`. DSP and
@@ -625,10 +634,9 @@ def network_estimate(plan, board):
         ff += s_ff
         bram += s.bram(board)
         spram += s.memories(board)[1]
-    queues = queue_shapes(plan)
-    q_lut, q_ff = _memory_logic(family, queues, beside=True)
-    lut += q_lut + _NETWORK_LOGIC["queue"][0] * len(queues)
-    ff += q_ff + _NETWORK_LOGIC["queue"][1] * len(queues)
+    q_lut, q_ff = queue_logic(board, queue_shapes(plan))
+    lut += q_lut
+    ff += q_ff
     for m in link_mems:
         bram += memory_mapping(family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
     needed = {"dsp": plan.dsp, "bram": bram, "spram": spram, "lut": round(lut),

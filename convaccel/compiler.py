@@ -492,13 +492,13 @@ def _conv_candidates(stage, in_lanes, family, budget, smallest=False, board=None
 
 
 def _with_logic(plans, board, last=False):
-    """`plans` with their logic, block RAMs and SPRAMs on `board` (the queue after the stage
-    unless it is the `last`); unchanged without a board."""
+    """`plans` with their logic, block RAMs and SPRAMs on `board` and the queue's after the
+    stage unless it is the `last`; unchanged without a board."""
     if board is None:
         return plans
     import dataclasses
 
-    from .boards.fit import stage_logic
+    from .boards.fit import queue_logic, stage_logic
     from .boards.mapping import memory_mapping
     from .hdl.nettop import beat_layout
     from .hdl.stream import Queue
@@ -507,8 +507,12 @@ def _with_logic(plans, board, last=False):
         lut, ff = stage_logic(p, board)
         queue = 0
         if not last and not isinstance(p.stage, Reshape):
+            mems = Queue(beat_layout(p.out_lanes), p.out_beats).memories
             queue = sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1]
-                        for m in Queue(beat_layout(p.out_lanes), p.out_beats).memories)
+                        for m in mems)
+            # (its logic too, as the plan's estimate counts it)
+            q_lut, q_ff = queue_logic(board, mems)
+            lut, ff = lut + q_lut, ff + q_ff
         out.append(dataclasses.replace(p, lut=round(lut), ff=round(ff), brams=p.bram(board),
                                        sprams=p.memories(board)[1], queue_brams=queue))
     return out

@@ -160,7 +160,9 @@ def cycle_run(dut, frames, lanes):
 def test_dense_cycles(rng, lanes, rows, cols, out_lanes, kind):
     """With input always valid and output always ready a frame takes exactly ``cycles``, from
     its first beat taken to its last output beat taken; the next starts right after. The
-    fabric requantizer's product takes a cycle per bit of ``M``."""
+    fabric requantizer's product takes a cycle per bit of ``M``; an output beat's requantizer
+    takes its magnitude, the product, the rounding division and the clamp, then a cycle to
+    leave."""
     w, b, scales, zp, (lo, hi) = random_layer(rng, 3, 8)
     dut = Dense(weights=w, bias=b, scales=scales, output_zero_point=zp, act_min=lo,
                 act_max=hi, lanes=lanes, rows=rows, cols=cols, out_lanes=out_lanes,
@@ -172,7 +174,7 @@ def test_dense_cycles(rng, lanes, rows, cols, out_lanes, kind):
     n = dut.output_beats
     product = 1 if kind == "dsp" else dut.multiplier_bits
     assert dut.cycles == ((8 // lanes) * (lanes // rows) * (3 // cols) + dut.mac_latency + 1
-                          + n * (3 + product))
+                          + n * (4 + product))
     if kind == "fabric":
         assert len(dut.multipliers) == rows * cols          # (no DSP block requantizes)
     assert out[n - 1][0] + 1 == dut.cycles
