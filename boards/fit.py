@@ -503,6 +503,9 @@ def _requant_logic(family, spec, fixed=None):
                    + c[3] * (cols - units)
                    for c, early, late in zip((model["lut"], model["ff"]),
                                              _REQUANT_DSP["early"], _REQUANT_DSP["late"]))
+        if Requantizer.reads_tables_at_once(spec.blocks, fixed):
+            # (the tables' read registers: the fit above had them)
+            ff -= cols * (quant.MULTIPLIER_BITS + Requantizer._code_bits(entries))
         if Requantizer.holds_operands(cols, spec.row_folds, fixed):
             # no copies of the operands (the value; the fabric kind's value twice and its
             # multiplier): measured 20 and 79 flip-flops fewer at 19 and 22 bits

@@ -282,6 +282,7 @@ class Requantizer(wiring.Component):
         fixed = self._fixed
         shift_shape = signed(SHIFT_BITS) if fixed is None else unsigned(self._shift_bits)
         mult_init, shift_init = self._tables() if fixed is not None else ([], [])
+        comb_read = self.reads_tables_at_once(col_folds, fixed)
         mults = memory.Memory(shape=data.ArrayLayout(MULTIPLIER_BITS, cols),
                               depth=col_folds, init=mult_init)
         shifts = memory.Memory(shape=data.ArrayLayout(shift_shape, cols), depth=col_folds,
@@ -295,7 +296,9 @@ class Requantizer(wiring.Component):
                 m.d.comb += [wr.addr.eq(self.w_addr), wr.en.eq(en)]
                 for c in range(cols):
                     m.d.comb += wr.data[c].eq(self.w_data)
-            reads.append(mem.read_port())
+            # (a fixed table of at most 16 words is a ROM in logic, a LUT level: read
+            # combinationally, at the arriving group, no read register)
+            reads.append(mem.read_port(domain="comb" if comb_read else "sync"))
         mult_rd, shift_rd = reads
 
         lo, hi = OUTPUT_RANGE
@@ -318,7 +321,8 @@ class Requantizer(wiring.Component):
         m.d.comb += succ.eq(Mux(group == col_folds - 1, 0, group + 1))
         next_group = Mux(beat.tag.last_group, 0, succ)
         addr = Mux(self.i.valid, next_group, group)
-        m.d.comb += [mult_rd.addr.eq(addr), shift_rd.addr.eq(addr)]
+        read_at = group if comb_read else addr
+        m.d.comb += [mult_rd.addr.eq(read_at), shift_rd.addr.eq(read_at)]
         with m.If(self.i.valid):
             m.d.sync += group.eq(next_group)
 
@@ -407,6 +411,12 @@ class Requantizer(wiring.Component):
             self._bypass and self._row_folds >= 2 if self._multiplier == "dsp"
             else self._cols == 1))
         return held
+
+    @staticmethod
+    def reads_tables_at_once(col_folds, fixed):
+        """Fixed tables of `col_folds` words are read combinationally (ROMs in logic of at
+        most 16 words: a LUT level), with no read register."""
+        return fixed is not None and col_folds <= 16
 
     @staticmethod
     def holds_operands(cols, row_folds, fixed):

@@ -186,6 +186,8 @@ def test_requantizer_each_group_its_multiplier(row_folds):
     ("dsp", 1, 4, 2, 20, "right"),
     ("dsp", 1, 4, 1, 20, "right"),
     ("fabric", 1, 4, 16, 20, "right"),
+    # more than 16 groups: the tables read through a register, as loaded ones
+    ("dsp", 1, 18, 2, 20, "right"),
 ])
 def test_fixed_requantizer_matches_tflite(kind, cols, col_folds, row_folds, acc_bits, shifts):
     """Parameters baked in (nothing loaded): only the layer's shifts built, a left shift where
