@@ -503,6 +503,8 @@ def _requant_logic(family, spec, fixed=None):
                    + c[3] * (cols - units)
                    for c, early, late in zip((model["lut"], model["ff"]),
                                              _REQUANT_DSP["early"], _REQUANT_DSP["late"]))
+        if dsp and stable >= 6:
+            ff += units * (quant.MULTIPLIER_BITS + 1)      # (the held multiplier's sum)
         if Requantizer.reads_tables_at_once(spec.blocks, fixed):
             # (the tables' read registers: the fit above had them)
             ff -= cols * (quant.MULTIPLIER_BITS + Requantizer._code_bits(entries))
@@ -522,6 +524,8 @@ def _requant_logic(family, spec, fixed=None):
     if spec.requant_multiplier != "dsp":
         extra = spec.engine.extra_logic(family)
         out = [out[0] + extra[0], out[1] + extra[1]]
+    elif stable >= 6:
+        out[1] += units * (quant.MULTIPLIER_BITS + 1)      # (the held multiplier's sum)
     return tuple(out)
 
 
