@@ -19,6 +19,10 @@ __all__ = ["NetworkTop", "queue_shapes", "beat_layout",
            "input_beats", "stage_beats", "output_tensor"]
 
 
+#: Beats of the queue in front of a network's first stage (registers).
+INPUT_QUEUE_DEPTH = 2
+
+
 def beat_layout(lanes):
     """The payload of a stream between stages: `lanes` int8 values and ``last``."""
     return pixel_in_layout(data.ArrayLayout(signed(8), lanes))
@@ -83,7 +87,8 @@ class NetworkTop(wiring.Component):
     ``plan.queue_depths`` beats: the beats flow as the producer emits them (the plan matched
     the widths: a stage's input ``lanes`` is its producer's channels per result beat).
 
-    Frames follow each other from reset; in steady state one leaves every ``plan.interval``
+    The input passes a queue of :data:`INPUT_QUEUE_DEPTH` beats first (registers: ``i.ready``
+    from them). Frames follow each other from reset; in steady state one leaves every ``plan.interval``
     cycles (with input always valid and output always ready).
 
     Parameters
@@ -109,6 +114,10 @@ class NetworkTop(wiring.Component):
         self._stages = [s.component() for s in plan.hardware]
         self._queues = [Queue(beat_layout(s.out_lanes), depth)
                         for s, depth in zip(plan.hardware, plan.queue_depths)]
+        # Two beats of slack at the input: its `ready` from the queue's registers, not from the
+        # first stage's handshake (which, through the host's counters, was the digits
+        # network's critical path on the UP5K).
+        self._input = Queue(beat_layout(plan.in_lanes), INPUT_QUEUE_DEPTH)
         super().__init__({
             "i": In(stream.Signature(beat_layout(plan.in_lanes))),
             "o": Out(stream.Signature(beat_layout(plan.out_lanes))),
@@ -126,7 +135,8 @@ class NetworkTop(wiring.Component):
 
     @property
     def memories(self):
-        return tuple(mem for part in (*self._stages, *self._queues) for mem in part.memories)
+        return tuple(mem for part in (self._input, *self._stages, *self._queues)
+                     for mem in part.memories)
 
     def elaborate(self, platform):
         m = Module()
@@ -142,8 +152,10 @@ class NetworkTop(wiring.Component):
             m.submodules[f"queue{n}"] = queue
         m.d.comb += self.loaded.eq(1)
 
+        m.submodules.input = self._input
         first, _ = ports(self._stages[0])
-        wiring.connect(m, wiring.flipped(self.i), first)
+        wiring.connect(m, wiring.flipped(self.i), self._input.i)
+        wiring.connect(m, self._input.o, first)
         for n, queue in enumerate(self._queues):
             _, out = ports(self._stages[n])
             into, _ = ports(self._stages[n + 1])
