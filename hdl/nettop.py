@@ -88,8 +88,8 @@ class NetworkTop(wiring.Component):
     the widths: a stage's input ``lanes`` is its producer's channels per result beat).
 
     The input passes a queue of :data:`INPUT_QUEUE_DEPTH` beats first (registers: ``i.ready``
-    from them). Frames follow each other from reset; in steady state one leaves every ``plan.interval``
-    cycles (with input always valid and output always ready).
+    from them). Frames follow each other from reset; in steady state one leaves every
+    ``plan.interval`` cycles (with input always valid and output always ready).
 
     Parameters
     ----------
