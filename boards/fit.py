@@ -440,9 +440,9 @@ def largest_array(spec, board, app="selftest"):
 #: one (conv 2 x 1 whole pixels; conv 2 x 1 lanes 8 fabric: 3388 and 3295, estimated 3490
 #: and 3460: the serial engine's flip-flops at lanes 8 are overestimated by about 230).
 #: ``host``: what the network has once, the link, the network engine's status counters, the
-#: board top and the network's input queue (9 LUT4 and 22 flip-flops at one lane). ``engine``: a convolution engine's
-#: control beyond the engine model's terms, its memories and its requantizer, whole-pixel
-#: and channel-serial. ``dense``, ``pool``, ``queue``: a stage's control beyond the data path
+#: board top and the network's input queue (9 LUT4 and 22 flip-flops at one lane).
+#: ``engine``: a convolution engine's control beyond the engine model's terms, its memories
+#: and its requantizer, whole-pixel and channel-serial. ``dense``, ``pool``, ``queue``: a stage's control beyond the data path
 #: :func:`stage_logic` counts. No ECP5 or Gowin network has been attributed yet: they use
 #: these figures (LUT4 counts on all three).
 _NETWORK_LOGIC = {
