@@ -442,9 +442,9 @@ def largest_array(spec, board, app="selftest"):
 #: ``host``: what the network has once, the link, the network engine's status counters, the
 #: board top and the network's input queue (9 LUT4 and 22 flip-flops at one lane).
 #: ``engine``: a convolution engine's control beyond the engine model's terms, its memories
-#: and its requantizer, whole-pixel and channel-serial. ``dense``, ``pool``, ``queue``: a stage's control beyond the data path
-#: :func:`stage_logic` counts. No ECP5 or Gowin network has been attributed yet: they use
-#: these figures (LUT4 counts on all three).
+#: and its requantizer, whole-pixel and channel-serial. ``dense``, ``pool``, ``queue``: a
+#: stage's control beyond the data path :func:`stage_logic` counts. No ECP5 or Gowin network
+#: has been attributed yet: they use these figures (LUT4 counts on all three).
 _NETWORK_LOGIC = {
     "host": (1145, 717),
     "engine": {"whole": (108, 10), "serial": (352, 230)},
