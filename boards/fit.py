@@ -470,7 +470,12 @@ _REQUANT_DSP = {"lut": (309, 13.6, 74), "ff": (487, 11.0, 198), "early": (0, 62)
 #: bits + c_shift * distinct shifts``, and ``c_col`` per column beyond the units; LUTs and
 #: flip-flops. Fitted to Yosys's mapping of the requantizer alone on the UP5K (value widths
 #: 19 to 33 bits, 1 and 2 columns, one unit, 2 and 4 distinct right shifts), each within 9
-#: LUTs. A layer with a left shift is counted as the loaded kind (:data:`_REQUANT_DSP`).
+#: LUTs, before :func:`_requant_logic`'s terms for the held operands and the tables read at
+#: once. Its tables had two distinct multipliers (Yosys shares such ROM bits): with random ones
+#: the requantizer alone maps to 30 to 60 LUTs and 30 to 60 flip-flops more, but in the
+#: digits network's board top these figures are within 40 of its mapped requantizers (the
+#: dsp kind's 263 / 448 against 288 / 457, the fabric kind's 175 / 375 against 212 / 342).
+#: A layer with a left shift is counted as the loaded kind (:data:`_REQUANT_DSP`).
 _REQUANT_FIXED = {
     "dsp": {"lut": (58.5, 8.5, 21.67, -24.5), "ff": (247.5, 11.0, 5.67, 147.5)},
     "fabric": {"lut": (-37.0, 7.64, 22.17, 33.0), "ff": (222.0, 10.0, 5.0, 80.0)},
