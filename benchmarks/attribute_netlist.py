@@ -10,7 +10,7 @@ the part of a cell it drives, followed up to six cells on. (The fit check counts
 LUTs as LUT4s, two per CCU2C carry cell and one per TRELLIS_DPR16X4 LUT RAM; an iCE40's
 SB_CARRY shares its LUT's cell.) A network's parts: its stages (a
 convolution engine's inner stages apart: its output stage, its requantizer, line buffer,
-padder, array, feeder, window generator, pixel queue), queues and weight-load ROMs; the
+padder, array, feeder, window generator, pixel queue), its input queue and queues; the
 network engine's status counters; the link and the rest of the board top.
 """
 
@@ -20,7 +20,7 @@ import re
 import sys
 
 _PART = re.compile(r"network\.(stage\d+\.output\.requant|stage\d+\.(?:output|linebuf|padder|"
-                   r"array|feeder|window|pixel_queue)|stage\d+|queue\d+|load\d+)")
+                   r"array|feeder|window|pixel_queue)|stage\d+|queue\d+|input)")
 
 
 def part_of(name):

@@ -24,8 +24,8 @@ from .selftest import SelfTest, selftest_data
 
 __all__ = ["Fit", "FitError", "SearchResult", "check_fit", "check_network_fit", "estimate",
            "fastest_folding", "folding_text", "largest_array", "logic_capacity",
-           "logic_needed", "memories", "network_estimate", "network_link_brams", "stage_logic",
-           "weight_placement_for"]
+           "logic_needed", "memories", "network_estimate", "network_link_brams", "queue_logic",
+           "stage_logic", "weight_placement_for"]
 
 
 class FitError(ValueError):
@@ -101,15 +101,16 @@ def _dsps(family, spec):
                                         for a, b in engine_multipliers(spec))
 
 
-def weight_placement_for(spec, board):
+def weight_placement_for(spec, board, fixed=False):
     """Where the PEs' weights of `spec` live on `board`
     (:func:`~convaccel.hdl.weights.weight_placement`, the decision the array takes when it is
-    elaborated for the board's platform)."""
+    elaborated for the board's platform; `fixed` weights, a network's, are never in SPRAM)."""
     from ..hdl.weights import weight_placement
     depth = max(m.depth for m in spec.memories if m.name == "PE weights")
     return weight_placement(rows=spec.rows, cols=spec.cols, depth=depth,
                             weight_bits=spec.weight_bits, paired=spec.engine.pe_pairs > 0,
-                            family=board.family, spram=board.resources.get("spram", 0))
+                            family=board.family,
+                            spram=0 if fixed else board.resources.get("spram", 0))
 
 
 def _placed_memories(spec, board, app, selftest):
@@ -161,6 +162,11 @@ _SELFTEST_OFFSET = (-896, -312)
 #: iCE40 logic cells are 0.8 x (LUT4 + FF) in every nextpnr build of the UP5K we have (0.78 to
 #: 0.81, 27 builds of 5 designs).
 _LC_PER_LUT_FF = 0.8
+
+#: A network's board top packs tighter: 0.765 to 0.780 logic cells per LUT4 and flip-flop in
+#: nextpnr's packing of four builds of the digits network on the UP5K (its weights baked in,
+#: 4685 to 4789 logic cells); the network's estimate takes the highest.
+_NETWORK_LC_PER_LUT_FF = 0.78
 
 
 def _logic_features(spec):
@@ -426,21 +432,22 @@ def largest_array(spec, board, app="selftest"):
 # -- a network's stages --------------------------------------------------------------------
 
 #: A network's logic model on iCE40 (:func:`stage_logic`, :func:`_host_logic`), calibrated on
-#: Yosys's mapping of a real network's board top: the digits model on the compiler's lightest
-#: plan for the UP5K (conv 2 x 1 whole pixels with the dsp requantizer; conv 2 x 1 lanes 8
-#: with the fabric one; pool lanes 1; dense 1 x 1 fabric; 5169 LUT4 and 4195 flip-flops in
-#: all), each cell put to its part by the names of its nets
-#: (benchmarks/attribute_netlist.py). ``host``: what the network has once, the link, the
-#: network engine's status counters and the board top. ``engine``: a convolution engine's
-#: control beyond the engine model's terms, its memories and its requantizer, whole-pixel
-#: and channel-serial. ``load``: a weight-load ROM's counters and multiplexer beyond its
-#: sections in logic. ``dense``, ``pool``, ``queue``: a stage's control beyond the data path
-#: :func:`stage_logic` counts. No ECP5 or Gowin network has been attributed yet: they use
-#: these figures (LUT4 counts on all three).
+#: Yosys's mapping of a real network's board top, each cell put to its part by the names of
+#: its nets (benchmarks/attribute_netlist.py): the digits model, its convolutions' weights and
+#: parameters baked in, on the compiler's lightest plan for the UP5K (conv 1 x 1 lanes 1 with
+#: the dsp requantizer; conv 1 x 1 lanes 1 with the fabric one; pool lanes 1; dense 1 x 1
+#: fabric: 3289 LUT4 and 2853 flip-flops in all, estimated 3267 and 2798) and on an earlier
+#: one (conv 2 x 1 whole pixels; conv 2 x 1 lanes 8 fabric: 3388 and 3295, estimated 3490
+#: and 3460: the serial engine's flip-flops at lanes 8 are overestimated by about 230).
+#: ``host``: what the network has once, the link, the network engine's status counters, the
+#: board top and the network's input queue (9 LUT4 and 22 flip-flops at one lane).
+#: ``engine``: a convolution engine's control beyond the engine model's terms, its memories
+#: and its requantizer, whole-pixel and channel-serial. ``dense``, ``pool``, ``queue``: a
+#: stage's control beyond the data path :func:`stage_logic` counts. No ECP5 or Gowin network
+#: has been attributed yet: they use these figures (LUT4 counts on all three).
 _NETWORK_LOGIC = {
-    "host": (1145, 695),
-    "engine": {"whole": (178, 17), "serial": (410, -46)},
-    "load": (43, 31),
+    "host": (1145, 717),
+    "engine": {"whole": (108, 10), "serial": (352, 230)},
     "dense": (300, 47),
     "pool": (18, 19),
     "queue": (48, 25),
@@ -457,6 +464,23 @@ _NETWORK_LOGIC = {
 _REQUANT_DSP = {"lut": (309, 13.6, 74), "ff": (487, 11.0, 198), "early": (0, 62),
                 "late": (50, 117)}
 
+#: The requantizer with its parameters baked in (``fixed``, a network's layer; its
+#: multipliers and shift codes in ROMs, only the layer's right shifts built, the zero point and
+#: clamp constants), per kind: ``(c0, c_bits, c_shift)`` per unit of ``c0 + c_bits * value
+#: bits + c_shift * distinct shifts``, and ``c_col`` per column beyond the units; LUTs and
+#: flip-flops. Fitted to Yosys's mapping of the requantizer alone on the UP5K (value widths
+#: 19 to 33 bits, 1 and 2 columns, one unit, 2 and 4 distinct right shifts), each within 9
+#: LUTs, before :func:`_requant_logic`'s terms for the held operands and the tables read at
+#: once. Its tables had two distinct multipliers (Yosys shares such ROM bits): with random ones
+#: the requantizer alone maps to 30 to 60 LUTs and 30 to 60 flip-flops more, but in the
+#: digits network's board top these figures are within 40 of its mapped requantizers (the
+#: dsp kind's 263 / 448 against 288 / 457, the fabric kind's 175 / 375 against 212 / 342).
+#: A layer with a left shift is counted as the loaded kind (:data:`_REQUANT_DSP`).
+_REQUANT_FIXED = {
+    "dsp": {"lut": (58.5, 8.5, 21.67, -24.5), "ff": (247.5, 11.0, 5.67, 147.5)},
+    "fabric": {"lut": (-37.0, 7.64, 22.17, 33.0), "ff": (222.0, 10.0, 5.0, 80.0)},
+}
+
 #: The share of a ROM's bits in logic that are LUTs (Yosys's ``memory_libmap`` cost).
 _ROM_LUT_PER_BIT = 1 / 16
 
@@ -467,15 +491,40 @@ def _host_logic(family):
     return _NETWORK_LOGIC["host"]
 
 
-def _requant_logic(family, spec):
-    """``(lut, ff)`` of a requantized layer's requantizer (:data:`_REQUANT_DSP`), or zeros."""
+def _requant_logic(family, spec, fixed=None):
+    """``(lut, ff)`` of a requantized layer's requantizer (:data:`_REQUANT_DSP`; with its
+    parameters `fixed`, a :class:`~convaccel.quant.Requant`, :data:`_REQUANT_FIXED`), or
+    zeros."""
     if not spec.requantize:
         return 0, 0
     from .. import quant
-    dsp_spec = dataclasses.replace(spec, requant_multiplier="dsp")
-    units = max(len(dsp_spec.engine.multipliers) // 4, 1)
     width = max(spec.acc_bits, quant.SATURATE_BITS + quant.MAX_LEFT_SHIFT)
     cols = spec.cols
+    if fixed is not None and max(fixed.shift) <= 0:
+        from ..hdl.requant import Requantizer
+        units = Requantizer.units_for(cols, spec.row_folds, spec.requant_multiplier)
+        entries = len(Requantizer.shift_table(fixed))
+        model = _REQUANT_FIXED[spec.requant_multiplier]
+        # (the dsp kind's copies of the group's multipliers, as the loaded kind's)
+        stable = spec.row_folds if cols <= units else 0
+        dsp = spec.requant_multiplier == "dsp"
+        lut, ff = (units * (c[0] + c[1] * width + c[2] * entries
+                            + dsp * (early * (stable < 3) + late * (stable < 6)))
+                   + c[3] * (cols - units)
+                   for c, early, late in zip((model["lut"], model["ff"]),
+                                             _REQUANT_DSP["early"], _REQUANT_DSP["late"]))
+        if dsp and stable >= 6:
+            ff += units * (quant.MULTIPLIER_BITS + 1)      # (the held multiplier's sum)
+        if Requantizer.reads_tables_at_once(spec.blocks, fixed):
+            # (the tables' read registers: the fit above had them)
+            ff -= cols * (quant.MULTIPLIER_BITS + Requantizer._code_bits(entries))
+        if Requantizer.holds_operands(cols, spec.row_folds, fixed):
+            # no copies of the operands (the value; the fabric kind's value twice and its
+            # multiplier): measured 20 and 79 flip-flops fewer at 19 and 22 bits
+            ff -= width + 1 if dsp else 2 * width + quant.MULTIPLIER_BITS + 2
+        return lut, ff
+    dsp_spec = dataclasses.replace(spec, requant_multiplier="dsp")
+    units = max(len(dsp_spec.engine.multipliers) // 4, 1)
     # (cycles the group's registers hold its multipliers: its folds, if one pass takes it)
     stable = spec.row_folds if cols <= units else 0
     out = [c[0] * units + c[1] * width * units + c[2] * max(cols - units, 0)
@@ -485,6 +534,8 @@ def _requant_logic(family, spec):
     if spec.requant_multiplier != "dsp":
         extra = spec.engine.extra_logic(family)
         out = [out[0] + extra[0], out[1] + extra[1]]
+    elif stable >= 6:
+        out[1] += units * (quant.MULTIPLIER_BITS + 1)      # (the held multiplier's sum)
     return tuple(out)
 
 
@@ -511,17 +562,13 @@ def stage_logic(plan, board):
         lut = sum(c * f for c, f in zip(model["lut"], features))
         ff = sum(c * f for c, f in zip(model["ff"], features))
         # (the requantizer's memories are in its own figure)
-        engine = [m for m in mems if m.name not in ("weight-load ROM", "requant multipliers",
-                                                    "requant shifts")]
-        roms = [m for m in mems if m.name == "weight-load ROM"]
+        engine = [m for m in mems if m.name not in ("requant multipliers", "requant shifts")]
         mem_lut, mem_ff = _memory_logic(family, engine, beside=True)
-        rom_lut, rom_ff = _memory_logic(family, roms, beside=True)
-        rq_lut, rq_ff = _requant_logic(family, spec)
+        rq_lut, rq_ff = _requant_logic(family, spec, stage.conv.requant)
         control = _NETWORK_LOGIC["engine"]["serial" if spec.serial else "whole"]
-        placement = weight_placement_for(spec, board)
-        load = _NETWORK_LOGIC["load"]
-        return (lut + mem_lut + rq_lut + control[0] + rom_lut + load[0],
-                ff + mem_ff + rq_ff + control[1] + rom_ff + load[1]
+        placement = weight_placement_for(spec, board, fixed=True)
+        return (lut + mem_lut + rq_lut + control[0],
+                ff + mem_ff + rq_ff + control[1]
                 + placement.delay_bits(spec.rows, spec.cols, spec.weight_bits))
     if isinstance(stage, Dense):
         dense = plan.component()
@@ -577,6 +624,15 @@ def network_link_brams(plan, board):
                for m in _network_link_memories(plan))
 
 
+def queue_logic(board, memories):
+    """``(lut, ff)`` of a network's queues on `board` whose memories are `memories` (a memory
+    a queue): those lowered to logic and beside block RAMs, and each queue's control
+    (:data:`_NETWORK_LOGIC`)."""
+    lut, ff = _memory_logic(board.family, memories, beside=True)
+    return (lut + _NETWORK_LOGIC["queue"][0] * len(memories),
+            ff + _NETWORK_LOGIC["queue"][1] * len(memories))
+
+
 def network_estimate(plan, board):
     """``{"dsp", "bram", "spram", "lut", "ff"[, "logic"]: n}``: what a network's board top (a
     :class:`~convaccel.compiler.NetworkPlan` behind the host link) needs on `board`. DSP and
@@ -595,16 +651,15 @@ def network_estimate(plan, board):
         ff += s_ff
         bram += s.bram(board)
         spram += s.memories(board)[1]
-    queues = queue_shapes(plan)
-    q_lut, q_ff = _memory_logic(family, queues, beside=True)
-    lut += q_lut + _NETWORK_LOGIC["queue"][0] * len(queues)
-    ff += q_ff + _NETWORK_LOGIC["queue"][1] * len(queues)
+    q_lut, q_ff = queue_logic(board, queue_shapes(plan))
+    lut += q_lut
+    ff += q_ff
     for m in link_mems:
         bram += memory_mapping(family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
     needed = {"dsp": plan.dsp, "bram": bram, "spram": spram, "lut": round(lut),
               "ff": round(ff)}
     if family == "ice40":
-        needed["logic"] = round(_LC_PER_LUT_FF * (lut + ff))
+        needed["logic"] = round(_NETWORK_LC_PER_LUT_FF * (lut + ff))
     return needed
 
 
@@ -618,9 +673,9 @@ def logic_capacity(board):
 
 
 def logic_needed(board, lut, ff):
-    """The logic figures :func:`logic_capacity` bounds, for `lut` and `ff`."""
+    """The logic figures :func:`logic_capacity` bounds, for a network's `lut` and `ff`."""
     if board.family == "ice40":
-        return {"logic": round(_LC_PER_LUT_FF * (lut + ff))}
+        return {"logic": round(_NETWORK_LC_PER_LUT_FF * (lut + ff))}
     return {k: v for k, v in (("lut", round(lut)), ("ff", round(ff)))
             if k in board.resources}
 

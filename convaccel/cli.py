@@ -694,8 +694,8 @@ def cmd_simulate_network(args, network):
         raise UsageError(str(e)) from None
     elapsed = time.perf_counter() - start
     if result.loaded is not None:
-        print(f"  loaded          the weights {result.loaded} cycles after reset (from the "
-              f"ROMs)")
+        print(f"  weights         baked into the stages (loaded {result.loaded} cycles after "
+              f"reset)")
     if result.intervals:
         print(f"  cycles          {result.intervals[-1]} per image, frames back to back with no "
               f"stalls (plan: {result.predicted_interval})")

@@ -40,6 +40,7 @@ equal :attr:`NetworkPlan.interval`), and with random stalls at both ends nothing
 queue only decouples; back-pressure keeps every beat).
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -140,22 +141,23 @@ class StagePlan:
     def memories(self, board=None):
         """The stage's memories (:class:`~convaccel.hdl.stage.MemoryShape`), the PEs' weights
         placed as on `board`, and the count of SPRAMs they take there: ``(shapes, spram)``.
-        A convolution's include the ROMs of its weight load (a ROM per section)."""
+        A convolution's as the network bakes them in (:func:`_fixed_memories`; its weights
+        in block RAM, as ROMs)."""
         if isinstance(self.stage, Reshape):
             return (), 0
         if not isinstance(self.stage, Conv):
             return tuple(self.component().memories), 0
-        from .hdl.nettop import load_rom_shapes
         spec = self.spec
-        roms = load_rom_shapes(_load_sections(self.stage, spec))
+        engine = _fixed_memories(self.stage, spec, spec.memories)
         if board is None:
-            return (*spec.memories, *roms), 0
+            return engine, 0
         from .boards.fit import weight_placement_for
-        placement = weight_placement_for(spec, board)
+        placement = weight_placement_for(spec, board, fixed=True)
         depth = max(m.depth for m in spec.memories if m.name == "PE weights")
-        weights, spram = placement.memories(spec.rows, spec.cols, depth, spec.weight_bits)
-        others = tuple(m for m in spec.memories if m.name != "PE weights")
-        return (*others, *weights, *roms), spram
+        weights, spram = placement.memories(spec.rows, spec.cols, depth, spec.weight_bits,
+                                            rom=True)
+        others = tuple(m for m in engine if m.name != "PE weights")
+        return (*others, *weights), spram
 
     def bram(self, board):
         """Block RAMs of the stage on `board` (Yosys's mapping of each memory)."""
@@ -173,10 +175,31 @@ def _load_sections(conv, spec):
     return weight_sections(c.weights, c.engine_bias, spec, c.requant)
 
 
+def _fixed_parameters(conv, spec):
+    """A network convolution's weights (in its load's order), biases and requantization,
+    baked into its engine on `spec` (:class:`~convaccel.hdl.accelerator.ConvAccelerator`'s
+    ``fixed``)."""
+    weights, biases = _load_sections(conv, spec)[:2]
+    return weights, biases, conv.conv.requant
+
+
+def _fixed_memories(conv, spec, memories):
+    """`memories` of `spec`'s engine (its own, as loaded) as the network builds it, with
+    :func:`_fixed_parameters`: the weights, the biases and the requantizer's tables in ROMs."""
+    from .hdl.requant import Requantizer
+    requant = conv.conv.requant
+    out = [dataclasses.replace(m, rom=True) if m.name in ("biases", "PE weights") else m
+           for m in memories
+           if requant is None or m.name not in ("requant multipliers", "requant shifts")]
+    if requant is not None:
+        out += Requantizer.memories_for(spec.cols, spec.blocks, requant)
+    return tuple(out)
+
+
 def _component(stage, lanes, rows, cols, spec, requant_multiplier="dsp"):
     if isinstance(stage, Conv):
         from .hdl.accelerator import ConvAccelerator
-        return ConvAccelerator(spec)
+        return ConvAccelerator(spec, fixed=_fixed_parameters(stage, spec))
     if isinstance(stage, Pool):
         from .hdl.pool import AvgPool, MaxPool
         cls = MaxPool if stage.operator == "MAX_POOL_2D" else AvgPool
@@ -469,13 +492,13 @@ def _conv_candidates(stage, in_lanes, family, budget, smallest=False, board=None
 
 
 def _with_logic(plans, board, last=False):
-    """`plans` with their logic, block RAMs and SPRAMs on `board` (the queue after the stage
-    unless it is the `last`); unchanged without a board."""
+    """`plans` with their logic, block RAMs and SPRAMs on `board` and the queue's after the
+    stage unless it is the `last`; unchanged without a board."""
     if board is None:
         return plans
     import dataclasses
 
-    from .boards.fit import stage_logic
+    from .boards.fit import queue_logic, stage_logic
     from .boards.mapping import memory_mapping
     from .hdl.nettop import beat_layout
     from .hdl.stream import Queue
@@ -484,8 +507,12 @@ def _with_logic(plans, board, last=False):
         lut, ff = stage_logic(p, board)
         queue = 0
         if not last and not isinstance(p.stage, Reshape):
+            mems = Queue(beat_layout(p.out_lanes), p.out_beats).memories
             queue = sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1]
-                        for m in Queue(beat_layout(p.out_lanes), p.out_beats).memories)
+                        for m in mems)
+            # (its logic too, as the plan's estimate counts it)
+            q_lut, q_ff = queue_logic(board, mems)
+            lut, ff = lut + q_lut, ff + q_ff
         out.append(dataclasses.replace(p, lut=round(lut), ff=round(ff), brams=p.bram(board),
                                        sprams=p.memories(board)[1], queue_brams=queue))
     return out

@@ -4,6 +4,7 @@
 import functools
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -124,6 +125,12 @@ class ConvAccelerator(wiring.Component):
     spec : ConvSpec
     faulty_pe : (row, col) or None
         For tests of the verification only: that PE computes wrong products.
+    fixed : (sequence of int, sequence of int, :class:`convaccel.quant.Requant` or None) or None
+        The weights (as the load's beats order them), biases and requantization parameters
+        baked in (a network's layer): the weight memories are ROMs
+        (:class:`SystolicArray`'s ``weights``), and the biases and requantizer's
+        (:class:`OutputStage`'s ``fixed``). No load is needed; one is checked and its values
+        ignored.
 
     Members
     -------
@@ -144,12 +151,13 @@ class ConvAccelerator(wiring.Component):
         and multiply-accumulates that contributed to a result.
     """
 
-    def __init__(self, spec, *, faulty_pe=None):
+    def __init__(self, spec, *, faulty_pe=None, fixed=None):
         self._spec = spec
+        self._fixed = fixed
         elem = signed(spec.input_bits) if spec.input_signed else unsigned(spec.input_bits)
         tag = fold_tag_layout()
         if spec.serial:
-            self._init_serial(spec, elem, tag, faulty_pe)
+            self._init_serial(spec, elem, tag, faulty_pe, fixed)
             return
         pixel = data.ArrayLayout(elem, spec.in_channels)
         # The stages, from the spec's parameters (each derives its own figures from them).
@@ -175,13 +183,14 @@ class ConvAccelerator(wiring.Component):
         self._array = SystolicArray(
             rows=spec.rows, cols=spec.cols, depth=self._feeder.interval, elem_shape=elem,
             weight_shape=signed(spec.weight_bits), psum_shape=signed(spec.psum_bits),
-            tag_shape=tag, faulty_pe=faulty_pe)
+            tag_shape=tag, faulty_pe=faulty_pe, weights=self._fixed_weights(spec, fixed))
         self._output = OutputStage(
             cols=spec.cols, channels=spec.out_channels, row_folds=spec.row_folds,
             col_folds=spec.col_folds, in_flight=self._feeder.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
-            requant_multiplier=spec.requant_multiplier, groups=spec.groups)
+            requant_multiplier=spec.requant_multiplier, groups=spec.groups,
+            fixed=None if fixed is None else fixed[1:])
         self._layouts = {
             "pixels": pixel_in_layout(pixel),
             "results": pixel_out_layout(signed(spec.output_bits), spec.out_channels),
@@ -189,7 +198,7 @@ class ConvAccelerator(wiring.Component):
         }
         self._init_ports()
 
-    def _init_serial(self, spec, elem, tag, faulty_pe):
+    def _init_serial(self, spec, elem, tag, faulty_pe, fixed):
         # The channel-serial engine: beats of `lanes` channels, vectors read from the line
         # buffer's block RAM by its address generator, results a column block a beat.
         beat = data.ArrayLayout(elem, spec.lanes)
@@ -205,19 +214,29 @@ class ConvAccelerator(wiring.Component):
         self._array = SystolicArray(
             rows=spec.rows, cols=spec.cols, depth=self._linebuf.interval, elem_shape=elem,
             weight_shape=signed(spec.weight_bits), psum_shape=signed(spec.psum_bits),
-            tag_shape=tag, faulty_pe=faulty_pe)
+            tag_shape=tag, faulty_pe=faulty_pe, weights=self._fixed_weights(spec, fixed))
         self._output = OutputStage(
             cols=spec.cols, channels=spec.out_channels, row_folds=spec.row_folds,
             col_folds=spec.col_folds, in_flight=self._linebuf.latency + self._array.latency,
             psum_shape=signed(spec.psum_bits), acc_shape=signed(spec.acc_bits),
             bias_shape=signed(spec.bias_bits), tag_shape=tag, requantize=spec.requantize,
-            requant_multiplier=spec.requant_multiplier, serial=True)
+            requant_multiplier=spec.requant_multiplier, serial=True,
+            fixed=None if fixed is None else fixed[1:])
         self._layouts = {
             "pixels": pixel_in_layout(beat),
             "results": pixel_out_layout(signed(spec.output_bits), spec.cols),
             "weights": load_layout(signed(spec.load_bits)),
         }
         self._init_ports()
+
+    @staticmethod
+    def _fixed_weights(spec, fixed):
+        # the load's weights, (fold address, row, column) in beat order, as the array's
+        if fixed is None:
+            return None
+        weights = np.asarray(fixed[0], dtype=np.int64)
+        assert weights.size == spec.cycles_per_pixel * spec.rows * spec.cols
+        return weights.reshape(-1, spec.rows, spec.cols)
 
     def _init_ports(self):
         spec = self._spec

@@ -450,6 +450,9 @@ class SystolicArray(wiring.Component):
         shared, no SPRAM). The cycle model does not depend on it.
     faulty_pe : (row, col) or None
         For tests of the verification only: this PE computes wrong products.
+    weights : array-like of int, ``(depth, rows, cols)``, or None
+        Fixed weights (a network's): the weight memories are ROMs in block RAM (no SPRAM), the
+        write port unused.
 
     Members
     -------
@@ -461,9 +464,11 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, *, rows, cols, depth, elem_shape, weight_shape, psum_shape, tag_shape,
-                 placement=None, faulty_pe=None):
+                 placement=None, faulty_pe=None, weights=None):
         self._faulty_pe = faulty_pe
         self._placement = placement
+        self._weights = weights
+        assert weights is None or len(weights) == depth
         self._rows = rows
         self._cols = cols
         self._depth = depth
@@ -500,12 +505,13 @@ class SystolicArray(wiring.Component):
             rows=self._rows, cols=self._cols, depth=self._depth,
             weight_bits=Shape.cast(self._shapes["weight_shape"]).width,
             paired=self.pe_pairs > 0, family=platform_family(platform),
-            spram=device_spram(platform))
+            spram=device_spram(platform) if self._weights is None else 0)
 
     @property
     def memories(self):
         shapes, _ = self.placement().memories(
-            self._rows, self._cols, self._depth, Shape.cast(self._shapes["weight_shape"]).width)
+            self._rows, self._cols, self._depth, Shape.cast(self._shapes["weight_shape"]).width,
+            rom=self._weights is not None)
         return shapes
 
     def elaborate(self, platform):
@@ -550,9 +556,13 @@ class SystolicArray(wiring.Component):
         unit_of = {(r, c): pe for c in range(cols) for r, pe in units[c]}
         for c in range(cols):
             for r0, n in weight_groups(rows, placement.share):
+                init = None
+                if self._weights is not None:
+                    init = [[int(self._weights[k][r0 + i][c]) for i in range(n)]
+                            for k in range(self._depth)]
                 mem = WeightMemory(depth=self._depth,
                                    weight_shape=self._shapes["weight_shape"], lanes=n,
-                                   spram=(r0, c) in placement.spram)
+                                   spram=(r0, c) in placement.spram, init=init)
                 m.submodules[f"weights_{r0}_{c}"] = mem
                 m.d.comb += [
                     mem.addr.eq(unit_of[r0, c].k_in),

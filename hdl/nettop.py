@@ -7,107 +7,20 @@ import math
 
 import numpy as np
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..network import Conv, Reshape, from_project, to_project
-from ..spec import bits_for
-from .accelerator import ConvAccelerator, load_layout
+from ..network import Reshape, from_project, to_project
+from .accelerator import ConvAccelerator
 from .padder import pixel_in_layout
-from .stage import MemoryShape
 from .stream import Queue
 
-__all__ = ["LoadRom", "NetworkTop", "load_rom_shapes", "queue_shapes", "beat_layout",
+__all__ = ["NetworkTop", "queue_shapes", "beat_layout",
            "input_beats", "stage_beats", "output_tensor"]
 
 
-def _word_bits(values):
-    return bits_for(min(values), max(values), True)
-
-
-def load_rom_shapes(sections):
-    """The :class:`MemoryShape` of each ROM of a :class:`LoadRom` of `sections` (lists of
-    values): the narrowest two's complement word that holds every value of its section, a
-    value a word."""
-    return tuple(MemoryShape("weight-load ROM", _word_bits(values), len(values), rom=True)
-                 for values in sections)
-
-
-class LoadRom(wiring.Component):
-    """Streams a fixed weight load once after reset: its sections in turn, each from a ROM of
-    its own.
-
-    A load's sections differ in width (8-bit weights, 32-bit biases, 31-bit multipliers, small
-    shifts, :func:`convaccel.beats.weight_sections`): each is kept in words of the narrowest
-    width that holds its values (one ROM of the widest word would take that width for every
-    weight) and sign-extended on the way out (to ``value_bits``). ``last`` marks the final
-    beat; ``done`` rises in the cycle after it is taken and stays. A beat is offered from the
-    second cycle after reset (the ROMs' read ports are synchronous), then one per cycle while
-    ``o.ready`` holds.
-
-    Parameters
-    ----------
-    sections : sequence of sequences of int
-        The values, streamed section after section (none empty).
-    value_bits : int
-        The width of the stream's (signed) value.
-
-    Members
-    -------
-    o : Out(stream.Signature(load_layout(signed(value_bits))))
-    done : Out(1)
-    """
-
-    def __init__(self, sections, value_bits):
-        self._sections = [[int(v) for v in values] for values in sections]
-        assert self._sections and all(self._sections)
-        assert all(m.width <= value_bits for m in self.memories)
-        self._value_bits = value_bits
-        super().__init__({
-            "o": Out(stream.Signature(load_layout(signed(value_bits)))),
-            "done": Out(1),
-        })
-
-    @property
-    def memories(self):
-        return load_rom_shapes(self._sections)
-
-    def elaborate(self, platform):
-        m = Module()
-        sections = self._sections
-        count = len(sections)
-        depth = max(map(len, sections))
-        section = Signal(range(count))
-        addr = Signal(range(depth))
-        at_end = Signal()                      # `addr` is its section's last value
-        final = Signal()                       # ... of the last section
-        ends = Array(Const(len(values) - 1, range(depth)) for values in sections)
-        m.d.comb += [at_end.eq(addr == ends[section]),
-                     final.eq(at_end & (section == count - 1))]
-        primed = Signal()                      # the read ports hold the words at `addr`
-        take = self.o.valid & self.o.ready
-        # Every ROM reads the next address as the current beat is taken (a beat a cycle); the
-        # current section's word is the beat.
-        next_addr = Mux(take & ~final, Mux(at_end, 0, addr + 1), addr)
-        words = []
-        for n, (values, shape) in enumerate(zip(sections, self.memories)):
-            m.submodules[f"rom{n}"] = rom = memory.Memory(shape=signed(shape.width),
-                                                          depth=len(values), init=values)
-            rd = rom.read_port()
-            m.d.comb += [rd.en.eq(1), rd.addr.eq(next_addr)]
-            words.append(rd.data.as_signed())
-        m.d.comb += [self.o.valid.eq(primed & ~self.done),
-                     self.o.payload.data.eq(Array(words)[section] if count > 1 else words[0]),
-                     self.o.payload.last.eq(final)]
-        m.d.sync += primed.eq(1)
-        with m.If(take):
-            with m.If(final):
-                m.d.sync += self.done.eq(1)
-            with m.Elif(at_end):
-                m.d.sync += [section.eq(section + 1), addr.eq(0)]
-            with m.Else():
-                m.d.sync += addr.eq(addr + 1)
-        return m
+#: Beats of the queue in front of a network's first stage (registers).
+INPUT_QUEUE_DEPTH = 2
 
 
 def beat_layout(lanes):
@@ -167,15 +80,15 @@ class NetworkTop(wiring.Component):
     """A network's stages as one pipeline: ``i`` → stage 0 → queue → stage 1 → ... → ``o``.
 
     Each hardware stage of `plan` (:class:`convaccel.compiler.NetworkPlan`; a reshape is
-    none) is its own engine on its own folding: a :class:`ConvAccelerator` per convolution,
-    with a :class:`LoadRom` streaming its weight load (:func:`convaccel.beats.weight_beats`:
-    weights, biases, requantization) after reset; a max or average pool; a dense stage (its
-    weights in its own ROM). Between two stages a :class:`Queue` of ``plan.queue_depths`` beats:
-    the beats flow as the producer emits them (the plan matched the widths: a stage's input
-    ``lanes`` is its producer's channels per result beat).
+    none) is its own engine on its own folding, its weights and parameters baked in: a
+    :class:`ConvAccelerator` per convolution with its weights, biases and requantization
+    fixed (``fixed``: ROMs and constants, no weight load); a max or average pool; a dense
+    stage (its weights in its own ROM). Between two stages a :class:`Queue` of
+    ``plan.queue_depths`` beats: the beats flow as the producer emits them (the plan matched
+    the widths: a stage's input ``lanes`` is its producer's channels per result beat).
 
-    The input is refused (``i.ready`` low) until every weight load has been taken
-    (``loaded``). Frames then follow each other; in steady state one leaves every
+    The input passes a queue of :data:`INPUT_QUEUE_DEPTH` beats first (registers: ``i.ready``
+    from them). Frames follow each other from reset; in steady state one leaves every
     ``plan.interval`` cycles (with input always valid and output always ready).
 
     Parameters
@@ -191,24 +104,20 @@ class NetworkTop(wiring.Component):
         The output tensor's values in its order (a classifier's logits, a beat each;
         :func:`output_tensor`), ``last`` on a frame's final beat.
     loaded : Out(1)
-        Every weight load has been taken.
+        The weights are in place: always (they are baked in).
     error : Out(1)
         Sticky: a stage flagged an error (a frame of the wrong length, a bad load value).
     """
 
     def __init__(self, plan):
         self._plan = plan
-        self._stages = []
-        self._roms = []
-        for s in plan.hardware:
-            component = s.component()
-            self._stages.append(component)
-            if isinstance(s.stage, Conv):
-                from ..compiler import _load_sections
-                rom = LoadRom(_load_sections(s.stage, s.spec), s.spec.load_bits)
-                self._roms.append((len(self._stages) - 1, rom))
+        self._stages = [s.component() for s in plan.hardware]
         self._queues = [Queue(beat_layout(s.out_lanes), depth)
                         for s, depth in zip(plan.hardware, plan.queue_depths)]
+        # Two beats of slack at the input: its `ready` from the queue's registers, not from the
+        # first stage's handshake (which, through the host's counters, was the digits
+        # network's critical path on the UP5K).
+        self._input = Queue(beat_layout(plan.in_lanes), INPUT_QUEUE_DEPTH)
         super().__init__({
             "i": In(stream.Signature(beat_layout(plan.in_lanes))),
             "o": Out(stream.Signature(beat_layout(plan.out_lanes))),
@@ -226,7 +135,7 @@ class NetworkTop(wiring.Component):
 
     @property
     def memories(self):
-        return tuple(mem for part in (*self._stages, *self._queues, *(r for _, r in self._roms))
+        return tuple(mem for part in (self._input, *self._stages, *self._queues)
                      for mem in part.memories)
 
     def elaborate(self, platform):
@@ -241,17 +150,12 @@ class NetworkTop(wiring.Component):
             m.submodules[f"stage{n}"] = stage
         for n, queue in enumerate(self._queues):
             m.submodules[f"queue{n}"] = queue
-        for n, rom in self._roms:
-            m.submodules[f"load{n}"] = rom
-            wiring.connect(m, rom.o, self._stages[n].weights)
-        m.d.comb += self.loaded.eq(Cat(rom.done for _, rom in self._roms).all()
-                                   if self._roms else 1)
+        m.d.comb += self.loaded.eq(1)
 
-        # The input waits for the loads: an engine takes no frame while a load is offered.
+        m.submodules.input = self._input
         first, _ = ports(self._stages[0])
-        m.d.comb += [first.payload.eq(self.i.payload),
-                     first.valid.eq(self.i.valid & self.loaded),
-                     self.i.ready.eq(first.ready & self.loaded)]
+        wiring.connect(m, wiring.flipped(self.i), self._input.i)
+        wiring.connect(m, self._input.o, first)
         for n, queue in enumerate(self._queues):
             _, out = ports(self._stages[n])
             into, _ = ports(self._stages[n + 1])

@@ -51,6 +51,11 @@ class OutputStage(wiring.Component):
     requant_multiplier : str
         With ``requantize``: the requantizer's multipliers, ``"dsp"`` or ``"fabric"``
         (:attr:`convaccel.spec.Folding.requant_multiplier`).
+    fixed : (sequence of int, :class:`convaccel.quant.Requant` or None) or None
+        The biases (per output channel) and the requantization parameters baked in (a
+        network's layer, whose weight load carries the same values): the biases in a ROM, the
+        requantizer's ``fixed``; the load ports (``b_*``, ``q_data``, ``m_en``, ``s_en``,
+        ``c_en``) are then ignored.
     in_flight : int
         Cycles from a reservation (a window taken by the feeder) to its first partial sums
         arriving here; with ``groups * row_folds * col_folds`` cycles per pixel this sets
@@ -75,8 +80,9 @@ class OutputStage(wiring.Component):
 
     def __init__(self, *, cols, channels, row_folds, col_folds, in_flight, psum_shape,
                  acc_shape, bias_shape, tag_shape, requantize=False, requant_multiplier="dsp",
-                 groups=1, serial=False):
+                 groups=1, serial=False, fixed=None):
         assert channels % groups == 0
+        self._fixed = fixed
         assert not serial or (groups == 1 and channels % cols == 0)
         self._serial = serial
         self._cols = cols
@@ -96,7 +102,9 @@ class OutputStage(wiring.Component):
             self._requant = Requantizer(cols=cols, col_folds=self._blocks,
                                         row_folds=row_folds,
                                         acc_shape=acc_shape, tag_shape=tag_shape,
-                                        multiplier=requant_multiplier)
+                                        multiplier=requant_multiplier,
+                                        fixed=None if fixed is None else fixed[1],
+                                        slots=self._slots)
             self._out_shape = signed(8)
             requant_ports = {
                 "q_data": In(signed(REQUANT_DATA_BITS)),
@@ -116,6 +124,12 @@ class OutputStage(wiring.Component):
             "reserve": In(1),
             "credit": Out(1),
         })
+
+    @property
+    def _slots(self):
+        # each channel's (column block, column), :func:`convaccel.spec.channel_slot`
+        return [channel_slot(ch, self._channels // self._groups, self._cols)
+                for ch in range(self._channels)]
 
     @property
     def requantizer(self):
@@ -152,7 +166,7 @@ class OutputStage(wiring.Component):
         out = Shape.cast(self._out_shape).width
         bias = Shape.cast(self._bias_shape).width
         return (
-            MemoryShape("biases", self._cols * bias, self._blocks),
+            MemoryShape("biases", self._cols * bias, self._blocks, rom=self._fixed is not None),
             *(self._requant.memories if self._requant else ()),
             # a word per column block, `groups * col_folds` per queued pixel
             MemoryShape("output queue", self._cols * out + 1 + self._serial,
@@ -164,16 +178,22 @@ class OutputStage(wiring.Component):
         cols, channels, blocks = self._cols, self._channels, self._blocks
         beat = self.i.payload
 
+        init = []
+        if self._fixed is not None:
+            init = [[0] * cols for _ in range(blocks)]
+            for ch, (block, column) in enumerate(self._slots):
+                init[block][column] = int(self._fixed[0][ch])
         m.submodules.bias = bias = memory.Memory(
-            shape=data.ArrayLayout(self._bias_shape, cols), depth=blocks, init=[])
-        bias_wr = bias.write_port(granularity=1)
+            shape=data.ArrayLayout(self._bias_shape, cols), depth=blocks, init=init)
+        if self._fixed is None:
+            bias_wr = bias.write_port(granularity=1)
+            m.d.comb += [
+                bias_wr.addr.eq(self.b_addr),
+                bias_wr.en.eq(self.b_en),
+            ]
+            for c in range(cols):
+                m.d.comb += bias_wr.data[c].eq(self.b_data)
         bias_rd = bias.read_port()
-        m.d.comb += [
-            bias_wr.addr.eq(self.b_addr),
-            bias_wr.en.eq(self.b_en),
-        ]
-        for c in range(cols):
-            m.d.comb += bias_wr.data[c].eq(self.b_data)
 
         # The biases of the column block whose partial sums arrive are on the read port when
         # they do: the blocks come in order, so the next one's are read as the current one

@@ -66,7 +66,8 @@ class LineReduce(wiring.Component):
     ``out_beat``'s, wide enough for ``taps`` inputs.
 
     Latency: 2 cycles (the memories' synchronous read, then the output register). Throughput:
-    one beat per cycle.
+    one beat per cycle. A result made while the output waits is held in a skid register, so
+    the input's ``ready`` depends on registers only, not on the output's ``ready``.
 
     Parameters
     ----------
@@ -176,7 +177,11 @@ class LineReduce(wiring.Component):
         s1_emit = Signal()
         s1_open = Signal()
         s1_last = Signal()
-        o_free = ~self.o.valid | self.o.ready
+        # A result may leave when the skid register (below) is empty: the input's ready does
+        # not wait on the output's (a chain of them through the pool's stages and its padder
+        # was the digits network's critical path on the UP5K).
+        skid_valid = Signal()
+        o_free = ~skid_valid
         s1_go = s1_valid & (~s1_emit | o_free)
         m.d.comb += self.i.ready.eq(~s1_valid | s1_go)
         accept = self.i.valid & self.i.ready
@@ -217,21 +222,31 @@ class LineReduce(wiring.Component):
         elif mems:
             m.d.comb += mems[0][0].data.eq(result)
 
-        with m.If(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(s1_go & s1_emit):
-            m.d.sync += self.o.valid.eq(1)
-            if self._mark_last and self._op == "max":
-                lo, hi = self._act
-                for lane in range(layout.length):
-                    v = result[lane].as_signed()
-                    m.d.sync += self.o.payload.data[lane].eq(
-                        Mux(v < lo, lo, Mux(v > hi, hi, v)))
-                m.d.sync += self.o.payload.last.eq(s1_last)
-            elif self._mark_last:
-                m.d.sync += [self.o.payload.data.eq(result), self.o.payload.last.eq(s1_last)]
-            else:
-                m.d.sync += self.o.payload.eq(result)
+        produced = Signal.like(self.o.payload)
+        if self._mark_last and self._op == "max":
+            lo, hi = self._act
+            for lane in range(layout.length):
+                v = result[lane].as_signed()
+                m.d.comb += produced.data[lane].eq(Mux(v < lo, lo, Mux(v > hi, hi, v)))
+            m.d.comb += produced.last.eq(s1_last)
+        elif self._mark_last:
+            m.d.comb += [produced.data.eq(result), produced.last.eq(s1_last)]
+        else:
+            m.d.comb += produced.eq(result)
+        # The output register and a skid register behind it: a result made while the output
+        # waits goes to the skid register (it is empty then: results wait for it), and from
+        # there to the output when the output moves.
+        skid = Signal.like(self.o.payload)
+        new = s1_go & s1_emit
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Elif(new):
+                m.d.sync += [self.o.payload.eq(produced), self.o.valid.eq(1)]
+            with m.Else():
+                m.d.sync += self.o.valid.eq(0)
+        with m.Elif(new):
+            m.d.sync += [skid.eq(produced), skid_valid.eq(1)]
         return m
 
 

@@ -60,6 +60,14 @@ class Requantizer(wiring.Component):
     acc_shape, tag_shape : shape-castable
     multiplier : str
         ``"dsp"`` or ``"fabric"`` (:attr:`convaccel.spec.Folding.requant_multiplier`).
+    fixed : :class:`convaccel.quant.Requant` or None
+        Parameters baked in (a network's layer, whose weight load carries the same values):
+        the multipliers in a ROM, each channel's shift as its index among the layer's distinct
+        shifts (:meth:`shift_table`) so that only those shifts are built, the zero point and
+        clamp bounds constants; the load ports are then ignored.
+    slots : sequence of (int, int)
+        With ``fixed``: the ``(column group, column)`` of each channel (default ``divmod(ch,
+        cols)``; a grouped layer's, :func:`convaccel.spec.channel_slot`).
 
     Members
     -------
@@ -74,8 +82,14 @@ class Requantizer(wiring.Component):
         Write the output zero point (bit 0), ``act_min`` (bit 1) or ``act_max`` (bit 2).
     """
 
-    def __init__(self, *, cols, col_folds, row_folds, acc_shape, tag_shape, multiplier="dsp"):
+    def __init__(self, *, cols, col_folds, row_folds, acc_shape, tag_shape, multiplier="dsp",
+                 fixed=None, slots=None):
         assert multiplier in ("dsp", "fabric")
+        self._fixed = fixed
+        if fixed is not None:
+            slots = slots or [divmod(ch, cols) for ch in range(fixed.channels)]
+            assert len(slots) == fixed.channels
+            self._slots = slots
         self._cols = cols
         self._col_folds = col_folds
         self._acc_shape = Shape.cast(acc_shape)
@@ -219,39 +233,86 @@ class Requantizer(wiring.Component):
 
     @property
     def memories(self):
-        return (
-            MemoryShape("requant multipliers", self._cols * MULTIPLIER_BITS,
-                        self._col_folds),
-            MemoryShape("requant shifts", self._cols * SHIFT_BITS, self._col_folds),
-        )
+        return self.memories_for(self._cols, self._col_folds, self._fixed)
+
+    @staticmethod
+    def memories_for(cols, col_folds, fixed=None):
+        """:attr:`memories` of a requantizer of `cols` columns and `col_folds` column groups,
+        its parameters `fixed` (a :class:`~convaccel.quant.Requant`) or loaded (None)."""
+        if fixed is None:
+            return (MemoryShape("requant multipliers", cols * MULTIPLIER_BITS, col_folds),
+                    MemoryShape("requant shifts", cols * SHIFT_BITS, col_folds))
+        code_bits = Requantizer._code_bits(len(Requantizer.shift_table(fixed)))
+        return (MemoryShape("requant multipliers", cols * MULTIPLIER_BITS, col_folds, rom=True),
+                MemoryShape("requant shifts", cols * code_bits, col_folds, rom=True))
+
+    @staticmethod
+    def shift_table(fixed):
+        """The distinct shifts of `fixed` (a :class:`~convaccel.quant.Requant`), ascending: a
+        channel's shift is kept as its index here."""
+        return sorted(set(int(s) for s in fixed.shift))
+
+    @staticmethod
+    def _code_bits(entries):
+        return max((entries - 1).bit_length(), 1)
+
+    @property
+    def _shift_bits(self):
+        # the width of a channel's shift code down the pipeline: the right shift's magnitude,
+        # or with `fixed` its index in the shift table
+        if self._fixed is None:
+            return SHIFT_BITS - 1
+        return self._code_bits(len(self.shift_table(self._fixed)))
+
+    def _tables(self):
+        # the words of the multipliers and of the shift codes, a word per column group
+        table = self.shift_table(self._fixed)
+        mults = [[0] * self._cols for _ in range(self._col_folds)]
+        codes = [[0] * self._cols for _ in range(self._col_folds)]
+        for ch, (group, col) in enumerate(self._slots):
+            mults[group][col] = int(self._fixed.multiplier[ch])
+            codes[group][col] = table.index(int(self._fixed.shift[ch]))
+        return mults, codes
 
     def elaborate(self, platform):
         m = Module()
         cols, col_folds = self._cols, self._col_folds
         beat = self.i.payload
 
+        fixed = self._fixed
+        shift_shape = signed(SHIFT_BITS) if fixed is None else unsigned(self._shift_bits)
+        mult_init, shift_init = self._tables() if fixed is not None else ([], [])
+        comb_read = self.reads_tables_at_once(col_folds, fixed)
         mults = memory.Memory(shape=data.ArrayLayout(MULTIPLIER_BITS, cols),
-                              depth=col_folds, init=[])
-        shifts = memory.Memory(shape=data.ArrayLayout(signed(SHIFT_BITS), cols), depth=col_folds,
-                               init=[])
+                              depth=col_folds, init=mult_init)
+        shifts = memory.Memory(shape=data.ArrayLayout(shift_shape, cols), depth=col_folds,
+                               init=shift_init)
         m.submodules.mults = mults
         m.submodules.shifts = shifts
         reads = []
         for mem, en in ((mults, self.m_en), (shifts, self.s_en)):
-            wr = mem.write_port(granularity=1)
-            m.d.comb += [wr.addr.eq(self.w_addr), wr.en.eq(en)]
-            for c in range(cols):
-                m.d.comb += wr.data[c].eq(self.w_data)
-            reads.append(mem.read_port())
+            if fixed is None:
+                wr = mem.write_port(granularity=1)
+                m.d.comb += [wr.addr.eq(self.w_addr), wr.en.eq(en)]
+                for c in range(cols):
+                    m.d.comb += wr.data[c].eq(self.w_data)
+            # (a fixed table of at most 16 words is a ROM in logic, a LUT level: read
+            # combinationally, at the arriving group, no read register)
+            reads.append(mem.read_port(domain="comb" if comb_read else "sync"))
         mult_rd, shift_rd = reads
 
         lo, hi = OUTPUT_RANGE
-        self._zero_point = Signal(signed(8))
-        self._act_min = Signal(signed(8), init=lo)
-        self._act_max = Signal(signed(8), init=hi)
-        for bit, reg in enumerate((self._zero_point, self._act_min, self._act_max)):
-            with m.If(self.c_en[bit]):
-                m.d.sync += reg.eq(self.w_data)
+        if fixed is None:
+            self._zero_point = Signal(signed(8))
+            self._act_min = Signal(signed(8), init=lo)
+            self._act_max = Signal(signed(8), init=hi)
+            for bit, reg in enumerate((self._zero_point, self._act_min, self._act_max)):
+                with m.If(self.c_en[bit]):
+                    m.d.sync += reg.eq(self.w_data)
+        else:
+            self._zero_point, self._act_min, self._act_max = (
+                Const(int(v), signed(8))
+                for v in (fixed.output_zero_point, fixed.act_min, fixed.act_max))
 
         # The parameters of the arriving group are on the read ports when it arrives (the
         # address moves to the next group in the cycle a group arrives).
@@ -260,7 +321,8 @@ class Requantizer(wiring.Component):
         m.d.comb += succ.eq(Mux(group == col_folds - 1, 0, group + 1))
         next_group = Mux(beat.tag.last_group, 0, succ)
         addr = Mux(self.i.valid, next_group, group)
-        m.d.comb += [mult_rd.addr.eq(addr), shift_rd.addr.eq(addr)]
+        read_at = group if comb_read else addr
+        m.d.comb += [mult_rd.addr.eq(read_at), shift_rd.addr.eq(read_at)]
         with m.If(self.i.valid):
             m.d.sync += group.eq(next_group)
 
@@ -268,7 +330,7 @@ class Requantizer(wiring.Component):
         # (:meth:`_issue_cycle`).
         values = Signal(data.ArrayLayout(self._acc_shape, cols))
         params_mult = Signal(data.ArrayLayout(MULTIPLIER_BITS, cols))
-        params_shift = Signal(data.ArrayLayout(signed(SHIFT_BITS), cols))
+        params_shift = Signal(data.ArrayLayout(shift_shape, cols))
         held_tag = Signal(self._tag_shape)
         with m.If(self.i.valid):
             m.d.sync += [values.eq(beat.data), held_tag.eq(beat.tag),
@@ -314,11 +376,21 @@ class Requantizer(wiring.Component):
         raw_x = Signal.like(sel_x, name=f"raw_x{name}")
         sat_m = Signal.like(sel_m, name=f"sat_m{name}")
         sat_s = Signal.like(sel_s, name=f"sat_s{name}")
-        m.d.sync += [
+        # (where the group's registers hold the operands until the third stage has taken them,
+        # no copy of them: :attr:`_held`)
+        domain = m.d.comb if self._held else m.d.sync
+        domain += [
             sat_x.eq(Mux((top == 0) | (top == (1 << len(top)) - 1), sel_x[:SATURATE_BITS],
                          Mux(sel_x[-1], -limit, limit - 1))),
             raw_x.eq(sel_x), sat_m.eq(sel_m), sat_s.eq(sel_s),
         ]
+        if self._fixed is not None:
+            # (the shift's code goes on; a left shift only where the layer has one)
+            lefts = [max(v, 0) for v in self.shift_table(self._fixed)]
+            if not any(lefts):
+                return raw_x, sat_s, sat_m
+            left = Array(Const(v, range(MAX_LEFT_SHIFT + 1)) for v in lefts)[sat_s]
+            return Mux(left != 0, sat_x << left, raw_x), sat_s, sat_m
         x = Mux(sat_s > 0, sat_x << sat_s[:MAX_LEFT_SHIFT.bit_length()], raw_x)
         # A right shift past the high half's width makes 0 as that width does (the rounding
         # division of a value below 2**(e-2) in magnitude): capped there, the division's sum
@@ -326,6 +398,32 @@ class Requantizer(wiring.Component):
         cap = self._shift_cap
         shift = Mux(sat_s < 0, Mux(-sat_s > cap, cap, -sat_s), 0)
         return x, shift, sat_m
+
+    @property
+    def _held(self):
+        """The operands are taken from the group's registers, not from copies of them: the
+        parameters are fixed with no left shift (the value goes to the product as it is), a
+        single channel is selected (the dsp kind's one pass, the fabric kind's one column) and
+        the next group's registration comes after the third stage has taken them (at least
+        two folds; the fabric kind has 16 or more)."""
+        held = self.holds_operands(self._cols, self._row_folds, self._fixed)
+        assert held == (self._fixed is not None and max(self._fixed.shift) <= 0 and (
+            self._bypass and self._row_folds >= 2 if self._multiplier == "dsp"
+            else self._cols == 1))
+        return held
+
+    @staticmethod
+    def reads_tables_at_once(col_folds, fixed):
+        """Fixed tables of `col_folds` words are read combinationally (ROMs in logic of at
+        most 16 words: a LUT level), with no read register."""
+        return fixed is not None and col_folds <= 16
+
+    @staticmethod
+    def holds_operands(cols, row_folds, fixed):
+        """:attr:`_held` of a requantizer of `cols` columns, `row_folds` folds and parameters
+        `fixed` (either kind: the dsp kind takes one column in one pass, and the fabric kind
+        has 16 folds or more)."""
+        return fixed is not None and max(fixed.shift) <= 0 and cols == 1 and row_folds >= 2
 
     @property
     def _shift_cap(self):
@@ -337,7 +435,8 @@ class Requantizer(wiring.Component):
         # driven combinationally, only a name)
         return (Signal(signed(max(self._acc_shape.width, SATURATE_BITS)), name=f"sel_x{name}"),
                 Signal(MULTIPLIER_BITS, name=f"sel_m{name}"),
-                Signal(signed(SHIFT_BITS), name=f"sel_s{name}"))
+                Signal(signed(SHIFT_BITS) if self._fixed is None else self._shift_bits,
+                       name=f"sel_s{name}"))
 
     def _divide_and_clamp(self, m, name, high, e_sum, neg=None):
         """RoundingDivideByPOT of the high half by `e_sum` (registered with it): add half
@@ -351,22 +450,41 @@ class Requantizer(wiring.Component):
         e_coarse = Signal.like(e_sum, name=f"e{name}_coarse")
         e_fine = Signal.like(e_sum, name=f"e{name}_fine")
         m.d.sync += [e_coarse.eq(e_sum), e_fine.eq(e_coarse)]
-        half = (Const(1, 1) << e_sum)[1:]         # 2**(e-1), or 0 for e = 0
         # (the shift is capped at the value's width + 2: half and the high half fit in it)
         total = Signal(signed(self._shift_cap + 1), name=f"sum{name}")
+        if self._fixed is None:
+            half = (Const(1, 1) << e_sum)[1:]         # 2**(e-1), or 0 for e = 0
+            nonzero = e_sum != 0
+        else:
+            # (`e_sum` is the shift's code: the right shifts of the table, as constants)
+            rights = [min(max(-v, 0), self._shift_cap) for v in self.shift_table(self._fixed)]
+            half = Array(Const((1 << e) >> 1, len(total)) for e in rights)[e_sum]
+            nonzero = Array(Const(e != 0, 1) for e in rights)[e_sum]
         if neg is None:
-            m.d.sync += total.eq(high + half - (high[-1] & (e_sum != 0)))
+            m.d.sync += total.eq(high + half - (high[-1] & nonzero))
         else:
             mask = Cat(*[neg] * len(high))
-            carry = neg & ((high == 0) | (e_sum == 0))
+            carry = neg & ((high == 0) | ~nonzero)
             m.d.sync += total.eq(Cat(high ^ mask, neg).as_signed() + half + carry)
-        # the shift in two steps: by the multiple of 8, then by the rest
-        coarse = Signal.like(total, name=f"coarse{name}")
-        m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
-        # (registered: the fine shift's multiplexers and the saturation's test of the top bits
-        # were the critical path at 36 MHz on the UP5K in one cycle)
-        shifted = Signal.like(total, name=f"shifted{name}")
-        m.d.sync += shifted.eq(coarse >> e_fine[:3])
+        if self._fixed is None:
+            # the shift in two steps: by the multiple of 8, then by the rest
+            coarse = Signal.like(total, name=f"coarse{name}")
+            m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
+            # (registered: the fine shift's multiplexers and the saturation's test of the top
+            # bits were the critical path at 36 MHz on the UP5K in one cycle)
+            shifted = Signal.like(total, name=f"shifted{name}")
+            m.d.sync += shifted.eq(coarse >> e_fine[:3])
+        else:
+            # by the table's least right shift (wiring), then by the rest of the channel's
+            low = min(rights)
+            coarse = Signal(signed(max(len(total) - low, SATURATE_BITS + 1)),
+                            name=f"coarse{name}")
+            m.d.sync += coarse.eq(total >> low)
+            shifted = Signal.like(coarse, name=f"shifted{name}")
+            with m.Switch(e_fine):
+                for code, e in enumerate(rights):
+                    with m.Case(code):
+                        m.d.sync += shifted.eq(coarse >> (e - low))
         # saturated where its top bits are not all copies of the sign (LUTs, no carry)
         top = shifted[SATURATE_BITS - 1:]
         fits = (top == 0) | (top == (1 << len(top)) - 1)
@@ -414,7 +532,7 @@ class Requantizer(wiring.Component):
             w = self._value_width
             x = Signal(w - 1, name=f"x{u}")
             neg = Signal(name=f"neg{u}")
-            shift1 = Signal(SHIFT_BITS - 1, name=f"e{u}_1")      # the right shift
+            shift1 = Signal(self._shift_bits, name=f"e{u}_1")      # the right shift
             m.d.sync += [x.eq(x_value[:w - 1] ^ Cat(*[x_value[w - 1]] * (w - 1))),
                          neg.eq(x_value[w - 1]), shift1.eq(shift_value)]
             # The group's multipliers stay in its registers until the next group's arrival,
@@ -470,11 +588,15 @@ class Requantizer(wiring.Component):
         units_d, _ = self._delays(m, unit, issue, 3 + steps)
 
         sel_x, sel_m, sel_s = self._selection("")
-        with m.Switch(channel):
-            for ch in range(cols):
-                with m.Case(ch):
-                    m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
-                                 sel_s.eq(params_shift[ch])]
+        if self._held:
+            m.d.comb += [sel_x.eq(values[0]), sel_m.eq(params_mult[0]),
+                         sel_s.eq(params_shift[0])]
+        else:
+            with m.Switch(channel):
+                for ch in range(cols):
+                    with m.Case(ch):
+                        m.d.sync += [sel_x.eq(values[ch]), sel_m.eq(params_mult[ch]),
+                                     sel_s.eq(params_shift[ch])]
         x_value, shift_value, _ = self._operands(m, "", sel_x, sel_m, sel_s)
         width = self._value_width
         highs, shifts = [], []
@@ -482,7 +604,7 @@ class Requantizer(wiring.Component):
             # the operands are held for the unit's 16 cycles, from the selection's third stage
             load = c_valid[1] & (units_d[1] == u)
             x = Signal(signed(width), name=f"x{u}")
-            shift = Signal(SHIFT_BITS - 1, name=f"e{u}")
+            shift = Signal(self._shift_bits, name=f"e{u}")
             with m.If(load):
                 m.d.sync += [x.eq(x_value), shift.eq(shift_value)]
             high = Signal(signed(width + 1), name=f"high{u}")
@@ -497,7 +619,7 @@ class Requantizer(wiring.Component):
             shifts.append(shift_high)
         # the high half of the unit whose last step was the cycle before, and its shift
         high = Signal(signed(width + 1), name="high")
-        e_sum = Signal(SHIFT_BITS - 1, name="e_sum")
+        e_sum = Signal(self._shift_bits, name="e_sum")
         with m.Switch(units_d[2 + steps]):
             for u in range(units):
                 with m.Case(u):
@@ -540,7 +662,11 @@ class Requantizer(wiring.Component):
         # what the magnitude's product needs added: m for a negative value (then |v| m), and
         # the rounding: 2**30, less one for a negative value
         if held:
-            extra = Mux(negs[2], mult, 0) + Cat(*[negs[2]] * 30, ~negs[2])
+            # (its sum registered the cycle before, from the multiplier still held: the
+            # product's adder then has no adder before it; 35.3 MHz of 36 on the UP5K with
+            # both in one cycle)
+            extra = Signal(MULTIPLIER_BITS + 1, name=f"extra{u}")
+            m.d.sync += extra.eq(Mux(negs[1], mult, 0) + Cat(*[negs[1]] * 30, ~negs[1]))
         else:
             offset = [Signal(MULTIPLIER_BITS + 1, name=f"offset{u}_{k}") for k in range(3)]
             m.d.sync += offset[0].eq(Mux(neg, mult + (1 << 30) - 1, 1 << 30))

@@ -91,15 +91,16 @@ class WeightPlacement:
     share: int
     spram: frozenset = frozenset()
 
-    def memories(self, rows, cols, depth, weight_bits):
+    def memories(self, rows, cols, depth, weight_bits, rom=False):
         """The memories that are not in SPRAM (:class:`~convaccel.hdl.stage.MemoryShape`, one
-        per distinct width), and the count of those that are: ``(shapes, spram)``."""
+        per distinct width; ROMs with `rom`, fixed weights), and the count of those that are:
+        ``(shapes, spram)``."""
         widths = {}
         for r, n in weight_groups(rows, self.share):
             for c in range(cols):
                 if (r, c) not in self.spram:
                     widths[n * weight_bits] = widths.get(n * weight_bits, 0) + 1
-        shapes = tuple(MemoryShape("PE weights", w, depth, count)
+        shapes = tuple(MemoryShape("PE weights", w, depth, count, rom=rom)
                        for w, count in sorted(widths.items(), reverse=True))
         return shapes, len(self.spram)
 
@@ -177,6 +178,9 @@ class WeightMemory(wiring.Component):
     weight_shape : shape-castable
     lanes : int
     spram : bool
+    init : sequence of sequences of int, or None
+        Fixed weights (a network's, in block RAM: an SPRAM cannot be initialized), ``depth``
+        words of ``lanes`` weights: a ROM, the write port unused.
 
     Members
     -------
@@ -189,7 +193,9 @@ class WeightMemory(wiring.Component):
         The write port: one weight, written into the lanes enabled.
     """
 
-    def __init__(self, *, depth, weight_shape, lanes, spram=False):
+    def __init__(self, *, depth, weight_shape, lanes, spram=False, init=None):
+        assert init is None or (not spram and len(init) == depth)
+        self._init = init
         if spram and not spram_fits(lanes, Shape.cast(weight_shape).width, depth):
             raise ValueError(f"{lanes} lanes of {Shape.cast(weight_shape).width} bits at depth "
                              f"{depth} do not fit an SB_SPRAM256KA (16 bits of whole nibbles, "
@@ -213,7 +219,7 @@ class WeightMemory(wiring.Component):
         if self._spram:
             return ()
         return (MemoryShape("PE weights", self._lanes * Shape.cast(self._weight_shape).width,
-                            self._depth),)
+                            self._depth, rom=self._init is not None),)
 
     def _spram_instance(self, m, word_in, w_addr, w_en, read):
         """One SB_SPRAM256KA: `word_in` written at `w_addr` under the lanes' (`w_en`) nibble
@@ -270,14 +276,14 @@ class WeightMemory(wiring.Component):
             words = [read[n * slot:n * slot + width] for n in range(lanes)]
         else:
             m.submodules.weights = weights = memory.Memory(
-                shape=data.ArrayLayout(self._weight_shape, lanes), depth=self._depth, init=[])
-            wr = weights.write_port(granularity=1)
+                shape=data.ArrayLayout(self._weight_shape, lanes), depth=self._depth,
+                init=self._init or [])
+            if self._init is None:
+                wr = weights.write_port(granularity=1)
+                m.d.comb += [wr.addr.eq(self.w_addr), wr.en.eq(self.w_en)]
+                m.d.comb += [wr.data[n].eq(self.w_data) for n in range(lanes)]
             rd = weights.read_port()
-            m.d.comb += [
-                wr.addr.eq(self.w_addr), wr.en.eq(self.w_en),
-                rd.addr.eq(self.addr),
-            ]
-            m.d.comb += [wr.data[n].eq(self.w_data) for n in range(lanes)]
+            m.d.comb += rd.addr.eq(self.addr)
             words = [rd.data[n] for n in range(lanes)]
         for lane, word in enumerate(words):
             value = word

@@ -14,9 +14,9 @@ The job comes in through ``CONVACCEL_TB_JOB``, a folder holding ``job.json`` and
 - ``data.npz``: ``x``, the input beats' values ``(frames, beats, in_lanes)``, and per tap
   ``e<n>``, the golden model's beats there ``(frames, beats, lanes)``.
 
-The bench resets the design, waits for ``loaded`` (the weight ROMs' loads), then feeds the
-frames back to back and takes the output, and compares every beat that transfers at each tap
-(values and ``last``) with the golden model's as it happens. It writes ``report.json``
+The bench resets the design, waits for ``loaded`` (the weights are baked in: at once), then
+feeds the frames back to back and takes the output, and compares every beat that transfers
+at each tap (values and ``last``) with the golden model's as it happens. It writes ``report.json``
 (cycles, counted from the end of reset: ``loaded``, each frame's first input beat
 ``starts`` and last output beat ``ends``, the ``error`` flag, the beats seen at each tap) and
 ``out.npz`` (``y``: the output beats' values), also when a check fails.

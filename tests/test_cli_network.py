@@ -11,6 +11,7 @@ from helpers import run_cli as run
 pytest.importorskip("ai_edge_litert")
 
 DIGITS = Path(__file__).parents[1] / "examples" / "digits" / "digits.tflite"
+DIGITS16 = Path(__file__).parents[1] / "examples" / "digits16" / "digits16.tflite"
 
 
 def test_spec_network():
@@ -142,7 +143,7 @@ def test_golden_equals_litert(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["spec", DIGITS],
+    (["spec", DIGITS16],
      r"no folding of the network fits the icebreaker board within its 8 DSP blocks: the "
      r"lightest needs \d+ logic cells \(the placer can use \d+\), \d+ block RAMs \(the "
      r"iCE40UP5K-SG48 has 30\), estimated with the host link; choose a larger board with "

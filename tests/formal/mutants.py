@@ -133,7 +133,7 @@ LateTagArray = mutant(
     """Bug: the tag is delayed one cycle too many: each beat carries its predecessor's tag.""")
 
 RoundingRequantizer = mutant(
-    "RoundingRequantizer", Requantizer, "carry = neg & ((high == 0) | (e_sum == 0))",
+    "RoundingRequantizer", Requantizer, "carry = neg & ((high == 0) | ~nonzero)",
     "carry = neg",
     """Bug: the rounding division's nudge is the same for negative values (the dsp kind's sum of
     a magnitude and its sign: ``-h + half``): their ties round up (toward zero), not away from

@@ -6,7 +6,7 @@ from convaccel import DEFAULT_SPEC, ConvSpec, golden
 from convaccel.beats import pixel_beats, result_array, result_beats, weight_beats
 
 from enginebench import check_engine, run_engine
-from helpers import random_data, random_spec
+from helpers import random_data, random_requant, random_spec
 
 GEOMETRIES = {
     "k1": dict(height=5, width=7, in_channels=3, out_channels=5, kernel=1, rows=2, cols=2),
@@ -425,3 +425,29 @@ def test_serial_engine_figures():
     # compute-bound: a pixel every cycles_per_pixel cycles once the first is ready
     assert spec.cycles > spec.output_pixels * spec.cycles_per_pixel
     assert spec.cycles < spec.output_pixels * spec.cycles_per_pixel + 20 * 18 * 8
+
+
+@pytest.mark.parametrize("name", ["fold_both", "q_k3_same", "q_dw_idle_cols", "qf_k3", "s_q",
+                                  "s_qf"])
+def test_fixed_parameters_need_no_load(name):
+    """Weights, biases and requantization baked in (``fixed``, a network's engine): the
+    weight memories, biases and requantizer's tables are ROMs; with no load at all, frames
+    equal the golden model's, under stalls."""
+    from convaccel.beats import weight_sections
+    from convaccel.hdl.accelerator import ConvAccelerator
+    spec = ConvSpec(**(GEOMETRIES.get(name) or SERIAL[name]))
+    rng = np.random.default_rng(len(name) + 5)
+    x, w, b = random_data(rng, spec)
+    requant, requant_bias = random_requant(rng, spec)
+    if requant is not None:
+        b = requant_bias
+    xs = [x, random_data(rng, spec)[0]]
+    weights = weight_sections(w, b, spec, requant)[0]
+    dut = ConvAccelerator(spec, fixed=(weights, [int(v) for v in b], requant))
+    assert all(m.rom for m in dut.memories if m.name in ("PE weights", "biases",
+                                                          "requant multipliers",
+                                                          "requant shifts"))
+    results, counters, _ = run_engine(spec, xs, w, b, stall=0.3, seed=3, dut=dut, loads=[[]])
+    for x_, y, c in zip(xs, results, counters):
+        np.testing.assert_array_equal(y, golden.conv2d(x_, w, b, spec, requant))
+        assert c["error"] == 0 and c["done"] == 1

@@ -90,6 +90,24 @@ def test_dense_random(rng, units, inputs, lanes, rows, cols, out_lanes, kind):
     assert len({tuple(y) for y in ys}) > 1     # (not a constant output)
 
 
+@pytest.mark.parametrize("kind", ["dsp", "fabric"])
+def test_dense_saturates_large_values(rng, kind):
+    """Scales ten times the usual: most rounded magnitudes are far past the clamp
+    bounds (the requantizer saturates them before the sign, zero point and clamp), some
+    near them; every output equal to golden.dense."""
+    units, inputs = 4, 6
+    w, b, scales, zp, (lo, hi) = random_layer(rng, units, inputs)
+    scales = tuple(10 * s for s in scales)
+    dut = Dense(weights=w, bias=b, scales=scales, output_zero_point=zp, act_min=lo,
+                act_max=hi, lanes=2, rows=1, cols=2, out_lanes=2, requant_multiplier=kind)
+    frames = [rng.integers(-128, 128, inputs) for _ in range(6)]
+    got = run_frames(dut, frames, 2, stall=0.3, seed=7)
+    ys = [golden.dense(x, w, b, scales, zp, lo, hi) for x in frames]
+    assert got == expected_beats(ys, 2)
+    magnitudes = np.abs([(w @ x + b) * np.array(scales) for x in frames])
+    assert (magnitudes > 600).any() and (magnitudes < 300).any()
+
+
 def test_dense_digits_matches_litert():
     """The digits model's classifier (256 -> 10) fed with its input from Network.trace() for
     the first 60 test images, as a 4x4x16 pool would deliver it (16 lanes): each output beat
@@ -160,7 +178,9 @@ def cycle_run(dut, frames, lanes):
 def test_dense_cycles(rng, lanes, rows, cols, out_lanes, kind):
     """With input always valid and output always ready a frame takes exactly ``cycles``, from
     its first beat taken to its last output beat taken; the next starts right after. The
-    fabric requantizer's product takes a cycle per bit of ``M``."""
+    fabric requantizer's product takes a cycle per bit of ``M``; an output beat's requantizer
+    takes its magnitude, the product, the rounding division and the clamp, then a cycle to
+    leave."""
     w, b, scales, zp, (lo, hi) = random_layer(rng, 3, 8)
     dut = Dense(weights=w, bias=b, scales=scales, output_zero_point=zp, act_min=lo,
                 act_max=hi, lanes=lanes, rows=rows, cols=cols, out_lanes=out_lanes,
@@ -172,7 +192,7 @@ def test_dense_cycles(rng, lanes, rows, cols, out_lanes, kind):
     n = dut.output_beats
     product = 1 if kind == "dsp" else dut.multiplier_bits
     assert dut.cycles == ((8 // lanes) * (lanes // rows) * (3 // cols) + dut.mac_latency + 1
-                          + n * (3 + product))
+                          + n * (4 + product))
     if kind == "fabric":
         assert len(dut.multipliers) == rows * cols          # (no DSP block requantizes)
     assert out[n - 1][0] + 1 == dut.cycles

@@ -14,18 +14,19 @@ from convaccel.quant import (hardware_parameters, quantize_multiplier, requantiz
 from simutil import run_simulation
 
 
-def run_requantizer(cols, col_folds, row_folds, acc_bits, acc, rq, multiplier="dsp"):
-    """Load `rq`, send `acc` ((channels, pixels)) a group every `row_folds` cycles; returns
-    the outputs as (channels, pixels) and the cycles from each group's arrival to its
-    departure."""
+def run_requantizer(cols, col_folds, row_folds, acc_bits, acc, rq, multiplier="dsp",
+                    fixed=False):
+    """Load `rq` (with `fixed`, build the requantizer with `rq` baked in and load nothing),
+    send `acc` ((channels, pixels)) a group every `row_folds` cycles; returns the outputs as
+    (channels, pixels) and the cycles from each group's arrival to its departure."""
     dut = Requantizer(cols=cols, col_folds=col_folds, row_folds=row_folds,
                       acc_shape=signed(acc_bits), tag_shape=fold_tag_layout(),
-                      multiplier=multiplier)
+                      multiplier=multiplier, fixed=rq if fixed else None)
     pixels = acc.shape[1]
     got, sent, left = [], [], []
 
     async def bench(ctx):
-        for g in range(col_folds):
+        for g in range(0 if fixed else col_folds):
             for c in range(cols):
                 ch = g * cols + c
                 for enable, value in ((dut.m_en, rq.multiplier[ch]), (dut.s_en, rq.shift[ch])):
@@ -34,11 +35,15 @@ def run_requantizer(cols, col_folds, row_folds, acc_bits, acc, rq, multiplier="d
                     ctx.set(enable, 1 << c)
                     await ctx.tick()
                     ctx.set(enable, 0)
-        for bit, value in enumerate((rq.output_zero_point, rq.act_min, rq.act_max)):
+        for bit, value in enumerate((rq.output_zero_point, rq.act_min, rq.act_max)
+                                    if not fixed else ()):
             ctx.set(dut.w_data, value)
             ctx.set(dut.c_en, 1 << bit)
             await ctx.tick()
         ctx.set(dut.c_en, 0)
+        if fixed:
+            # (the read ports hold the first group's parameters from the cycle after reset)
+            await ctx.tick()
         cycle = 0
         for p in range(pixels):
             for g in range(col_folds):
@@ -168,3 +173,48 @@ def test_requantizer_each_group_its_multiplier(row_folds):
     out, latencies, dut = run_requantizer(1, col_folds, row_folds, 20, acc, rq)
     np.testing.assert_array_equal(out, requantize_hw(acc, rq))
     assert latencies == [dut.latency] * (24 * col_folds)
+
+
+@pytest.mark.parametrize("kind, cols, col_folds, row_folds, acc_bits, shifts", [
+    ("dsp", 1, 8, 9, 19, "right"),        # the digits network's first layer
+    ("fabric", 1, 16, 72, 22, "right"),   # ... and its second
+    ("dsp", 2, 3, 1, 33, "any"),
+    ("dsp", 1, 3, 5, 22, "one"),
+    ("fabric", 3, 2, 16, 20, "any"),
+    ("fabric", 2, 2, 33, 24, "one"),
+    # the operands taken from the group's registers from two folds (and from 16 in logic)
+    ("dsp", 1, 4, 2, 20, "right"),
+    ("dsp", 1, 4, 1, 20, "right"),
+    ("fabric", 1, 4, 16, 20, "right"),
+    # more than 16 groups: the tables read through a register, as loaded ones
+    ("dsp", 1, 18, 2, 20, "right"),
+])
+def test_fixed_requantizer_matches_tflite(kind, cols, col_folds, row_folds, acc_bits, shifts):
+    """Parameters baked in (nothing loaded): only the layer's shifts built, a left shift where
+    it has one, the zero point and clamp constants; the same outputs and latency."""
+    rng = np.random.default_rng(cols * 10 + col_folds + row_folds)
+    channels = cols * col_folds
+    if shifts == "any":          # scales over ten decades, left shifts beyond the cap too
+        scales = 10 ** rng.uniform(-6, 4, size=channels)
+        scales[0], scales[-1] = 37.0, 1e4
+    elif shifts == "one":
+        scales = rng.uniform(2.0 ** -9, 2.0 ** -8, size=channels)
+    else:                        # right shifts of 7 to 10, as the digits network's
+        scales = 2.0 ** rng.uniform(-11, -7, size=channels)
+    multiplier, shift = zip(*(quantize_multiplier(s) for s in scales))
+    rq = hardware_parameters(multiplier, shift, int(rng.integers(-128, 128)), -110, 120)
+    assert (len(set(rq.shift)) == 1) == (shifts == "one")
+    assert (max(rq.shift) > 0) == (shifts == "any")
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    acc = rng.integers(lo, hi, endpoint=True, size=(channels, 8))
+    acc[:, :3] = rng.integers(max(lo, -3000), min(hi, 3000), size=(channels, 3))
+    acc[:, 3] = lo
+    acc[:, 4] = hi
+    out, latencies, dut = run_requantizer(cols, col_folds, row_folds, acc_bits, acc, rq, kind,
+                                          fixed=True)
+    np.testing.assert_array_equal(out, requantize_hw(acc, rq))
+    loaded = Requantizer(cols=cols, col_folds=col_folds, row_folds=row_folds,
+                         acc_shape=signed(acc_bits), tag_shape=fold_tag_layout(),
+                         multiplier=kind)
+    assert latencies == [loaded.latency] * (8 * col_folds)
+    assert all(m.rom for m in dut.memories)
