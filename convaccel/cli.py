@@ -889,9 +889,15 @@ def cmd_run_network(args, network):
         print(f"  arg-max         {int(np.argmax(y[0]))}")
     if output is not None:
         _save_array(output, y)
+    return _verdict(y, expected, y.shape, "output tensor")
+
+
+def _verdict(y, expected, shape, what):
+    """`run`'s last line and exit status: the device's `y` against the golden model's
+    `expected` (`shape`: as the user sees it; `what`: the answer's name)."""
     if np.array_equal(y, expected):
-        print(f"PASS: the device's {_shape_text(y.shape)} output tensor equals the golden "
-              f"model bit for bit")
+        print(f"PASS: the device's {_shape_text(shape)} {what} equals the golden model bit "
+              f"for bit")
         return 0
     wrong = np.argwhere(y != expected)
     print(f"FAIL: {len(wrong)} values differ from the golden model, the first at "
@@ -946,7 +952,6 @@ def cmd_run(args):
             raise UsageError(str(e)) from None
         moved = device.bytes_sent + device.bytes_received
         seconds = time.perf_counter() - start
-    matches = np.array_equal(y, expected)
     print(f"  device cycles   {status['cycles']} for the frame (model: {spec.cycles} when fed "
           f"at full speed); waiting for pixels {status['input_stalls']}, for results to be "
           f"read {status['output_stalls']}")
@@ -957,14 +962,7 @@ def cmd_run(args):
           f"{' (simulated line time)' if args.simulate else ''}")
     if args.output:
         _save_array(args.output, _user_output(y, model))
-    if matches:
-        print(f"PASS: the device's {_shape_text(_user_output(y, model).shape)} result equals "
-              f"the golden model bit for bit")
-        return 0
-    wrong = np.argwhere(y != expected)
-    print(f"FAIL: {len(wrong)} values differ from the golden model, the first at "
-          f"{wrong[0].tolist()}")
-    return 1
+    return _verdict(y, expected, _user_output(y, model).shape, "result")
 
 
 def cmd_demo(args):
