@@ -497,11 +497,13 @@ def _requant_logic(family, spec, fixed=None):
     zeros."""
     if not spec.requantize:
         return 0, 0
+    from amaranth import signed
+
     from .. import quant
-    width = max(spec.acc_bits, quant.SATURATE_BITS + quant.MAX_LEFT_SHIFT)
+    from ..hdl.requant import Requantizer
+    width = Requantizer.value_width_for(signed(spec.acc_bits))
     cols = spec.cols
     if fixed is not None and max(fixed.shift) <= 0:
-        from ..hdl.requant import Requantizer
         units = Requantizer.units_for(cols, spec.row_folds, spec.requant_multiplier)
         entries = len(Requantizer.shift_table(fixed))
         model = _REQUANT_FIXED[spec.requant_multiplier]
@@ -523,8 +525,8 @@ def _requant_logic(family, spec, fixed=None):
             # multiplier): measured 20 and 79 flip-flops fewer at 19 and 22 bits
             ff -= width + 1 if dsp else 2 * width + quant.MULTIPLIER_BITS + 2
         return lut, ff
-    dsp_spec = dataclasses.replace(spec, requant_multiplier="dsp")
-    units = max(len(dsp_spec.engine.multipliers) // 4, 1)
+    # (the dsp kind's units: the model is calibrated on it)
+    units = Requantizer.units_for(cols, spec.row_folds, "dsp")
     # (cycles the group's registers hold its multipliers: its folds, if one pass takes it)
     stable = spec.row_folds if cols <= units else 0
     out = [c[0] * units + c[1] * width * units + c[2] * max(cols - units, 0)

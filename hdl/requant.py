@@ -128,7 +128,7 @@ class Requantizer(wiring.Component):
         (the network compiler counts the DSP blocks of a thousand candidates)."""
         if multiplier == "fabric":
             return ()
-        w = cls._value_width_of(Shape.cast(acc_shape))
+        w = cls.value_width_for(Shape.cast(acc_shape))
         # four partial products: the value's bits below its sign (complemented for a negative
         # value, :meth:`_dsp_product`) in two parts of at most 16 x (16 or 15 unsigned), given
         # as (16 or the signed rest): the blocks :func:`~convaccel.boards.fit._blocks` counts
@@ -224,12 +224,13 @@ class Requantizer(wiring.Component):
 
     @property
     def _value_width(self):
-        return self._value_width_of(self._acc_shape)
+        return self.value_width_for(self._acc_shape)
 
     @staticmethod
-    def _value_width_of(acc_shape):
-        # the multiplier's signed operand: the accumulator, or a saturated one shifted left
-        return max(acc_shape.width, SATURATE_BITS + MAX_LEFT_SHIFT)
+    def value_width_for(acc_shape):
+        """The multiplier's signed operand for an accumulator of `acc_shape`: the accumulator,
+        or a saturated one shifted left."""
+        return max(Shape.cast(acc_shape).width, SATURATE_BITS + MAX_LEFT_SHIFT)
 
     @property
     def memories(self):
