@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from .mapping import FAMILY_MAPPING as _FAMILIES
-from .mapping import mapping_logic, memory_mapping
+from .mapping import brams, mapping_logic, memory_mapping
 from .selftest import SelfTest, selftest_data
 
 __all__ = ["Fit", "FitError", "SearchResult", "check_fit", "check_network_fit", "estimate",
@@ -243,8 +243,7 @@ def estimate(spec, board, app="selftest", *, selftest=None):
     """``{"dsp", "bram", "spram", "lut", "ff"[, "logic"]: n}``: what the board top needs on
     `board` (``logic``: iCE40 logic cells)."""
     mems, spram, placement = _placed_memories(spec, board, app, selftest)
-    bram = sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
-               for m in mems)
+    bram = brams(board.family, mems)
     needed = {"dsp": _dsps(board.family, spec), "bram": bram, "spram": spram,
               **_logic(board.family, spec, mems, placement, app)}
     if board.family == "ice40":
@@ -622,8 +621,7 @@ def _network_link_memories(plan):
 
 def network_link_brams(plan, board):
     """Block RAMs of the host link's own memories in front of `plan`'s network on `board`."""
-    return sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
-               for m in _network_link_memories(plan))
+    return brams(board.family, _network_link_memories(plan))
 
 
 def queue_logic(board, memories):
@@ -656,8 +654,7 @@ def network_estimate(plan, board):
     q_lut, q_ff = queue_logic(board, queue_shapes(plan))
     lut += q_lut
     ff += q_ff
-    for m in link_mems:
-        bram += memory_mapping(family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
+    bram += brams(family, link_mems)
     needed = {"dsp": plan.dsp, "bram": bram, "spram": spram, "lut": round(lut),
               "ff": round(ff)}
     if family == "ice40":

@@ -93,3 +93,10 @@ def mapping_logic(family, width, depth, is_rom=False, no_rw_check=False):
 def bram_blocks(family, width, depth, is_rom=False, no_rw_check=False):
     """Block RAMs for one memory, or 0 if Yosys would rather use LUT RAM or logic."""
     return memory_mapping(family, width, depth, is_rom, no_rw_check)[1]
+
+
+def brams(family, memories):
+    """Block RAMs of `memories` (:class:`~convaccel.hdl.stage.MemoryShape`, each ``count``
+    times), as Yosys maps each."""
+    return sum(bram_blocks(family, m.width, m.depth, m.rom, m.no_rw_check) * m.count
+               for m in memories)

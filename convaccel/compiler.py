@@ -161,10 +161,8 @@ class StagePlan:
 
     def bram(self, board):
         """Block RAMs of the stage on `board` (Yosys's mapping of each memory)."""
-        from .boards.mapping import memory_mapping
-        shapes, _ = self.memories(board)
-        return sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
-                   for m in shapes)
+        from .boards.mapping import brams
+        return brams(board.family, self.memories(board)[0])
 
 
 def _load_sections(conv, spec):
@@ -274,10 +272,9 @@ class NetworkPlan:
 
     def queue_bram(self, board):
         """Block RAMs of the queues on `board` (Yosys's mapping of each)."""
-        from .boards.mapping import memory_mapping
+        from .boards.mapping import brams
         from .hdl.nettop import queue_shapes
-        return sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1] * m.count
-                   for m in queue_shapes(self))
+        return brams(board.family, queue_shapes(self))
 
     def figures(self, board=None):
         """The plan's figures (JSON-ready): per stage its folding, beat widths, cycles,
@@ -499,7 +496,7 @@ def _with_logic(plans, board, last=False):
     import dataclasses
 
     from .boards.fit import queue_logic, stage_logic
-    from .boards.mapping import memory_mapping
+    from .boards.mapping import brams
     from .hdl.nettop import beat_layout
     from .hdl.stream import Queue
     out = []
@@ -508,8 +505,7 @@ def _with_logic(plans, board, last=False):
         queue = 0
         if not last and not isinstance(p.stage, Reshape):
             mems = Queue(beat_layout(p.out_lanes), p.out_beats).memories
-            queue = sum(memory_mapping(board.family, m.width, m.depth, m.rom, m.no_rw_check)[1]
-                        for m in mems)
+            queue = brams(board.family, mems)
             # (its logic too, as the plan's estimate counts it)
             q_lut, q_ff = queue_logic(board, mems)
             lut, ff = lut + q_lut, ff + q_ff
