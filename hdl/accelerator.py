@@ -138,7 +138,8 @@ class ConvAccelerator(wiring.Component):
     results : Out(stream.Signature(pixel_out_layout(...)))
     weights : In(stream.Signature(load_layout(...)))
     busy : Out(1)
-        A frame is in progress.
+        A frame is in progress, or a load's last values are being written (the cycle after
+        its final beat): no frame starts and no weight is taken while it is high.
     done : Out(1)
         The last frame has completed; cleared when the next starts.
     error : Out(1)
@@ -440,27 +441,41 @@ class ConvAccelerator(wiring.Component):
         def clear(counter, end, size):
             m.d.sync += [counter.eq(0), end.eq(size == 1)]
 
+        # Each write a beat makes (enables, address, value) passes a register on its way to its
+        # memory, so that the load's decode ends at flip-flops, not at the enables of every
+        # weight, bias and requantizer register (the UP5K's critical path at 44.6 MHz). A frame
+        # starts a cycle after the load's last write has landed (`load_restart`, `frame_ok`).
+        load_restart = Signal()                       # a load has ended: start over
+
+        def staged(port):
+            early = Signal.like(port, name=f"load_{port.name}")
+            m.d.sync += port.eq(early)
+            return early
+
+        w_en, b_en = staged(array.w_en), staged(output.b_en)
         beat = self.weights.payload
         take = self.weights.valid & self.weights.ready
         m.d.comb += [
             # Loads go first: a frame starts when the engine is idle and no weight is offered.
             self.weights.ready.eq(~self.busy),
-            array.w_addr.eq(load_k),
-            array.w_data.eq(beat.data),
-            output.b_addr.eq(load_group),
-            output.b_data.eq(beat.data),
+            staged(array.w_addr).eq(load_k),
+            staged(array.w_data).eq(beat.data),
+            staged(output.b_addr).eq(load_group),
+            staged(output.b_data).eq(beat.data),
         ]
         if spec.requantize:
-            m.d.comb += output.q_data.eq(beat.data)
+            m_en, s_en, c_en = staged(output.m_en), staged(output.s_en), staged(output.c_en)
+            m.d.comb += staged(output.q_data).eq(beat.data)
         if spec.pad_runtime:
-            m.d.comb += padder.pad_data.eq(beat.data)
+            pad_en = staged(padder.pad_en)
+            m.d.comb += staged(padder.pad_data).eq(beat.data)
         # (the channel-serial padder's pad values: a word per chunk, `lanes` channels each)
         serial_pads = spec.serial and spec.pad_runtime and spec.chunks > 1
         if serial_pads:
             pad_lane = Signal(range(spec.lanes))
             pad_lane_end = Signal(init=spec.lanes == 1)
             pad_chunk = Signal(range(spec.chunks))
-            m.d.comb += padder.pad_addr.eq(pad_chunk)
+            m.d.comb += staged(padder.pad_addr).eq(pad_chunk)
 
         def fits(bits, signed=True):
             # the beat's value is a sign extension of its low `bits` bits (or a zero
@@ -500,32 +515,36 @@ class ConvAccelerator(wiring.Component):
                                 ~beat.last & (load_discard | load_final), load_discard)),
         ]
         m.d.sync += [load_idle.eq(idle_next), load_discard.eq(discard_next)]
-        with m.If(take & ~load_discard & ~load_bias):
-            m.d.comb += array.w_en.eq(load_pe)
+        # A load's end (its final beat, or an early `last`) sets `load_restart`, and its counters
+        # and flags start over in the next cycle, in which no beat is taken: their clears come
+        # from one flip-flop, not from the beat's decode (the load's control was the UP5K's
+        # critical path at 47 MHz).
+        weight_take = take & ~load_discard & ~load_bias
+        table_take = take & ~load_discard & load_bias
+        m.d.sync += load_restart.eq(Mux(weight_take, beat.last,
+                                   table_take & (load_final | beat.last)))
+        with m.If(weight_take):
+            m.d.comb += w_en.eq(load_pe)
             m.d.sync += load_pe.eq(load_pe.rotate_left(1))
             m.d.comb += [check["weight"].eq(1), load_error.eq(beat.last)]
             with m.If(load_pe[-1]):
                 step(load_k, k_end, depth)
                 with m.If(k_end):
                     m.d.sync += [load_bias.eq(1), final_phase.eq(final_number == 0)]
-            with m.If(beat.last):                     # too short: start over
-                clear(load_k, k_end, depth)
-                m.d.sync += [load_bias.eq(0), final_phase.eq(0), load_pe.eq(1)]
-        with m.Elif(take & ~load_discard):
+        with m.If(table_take):
             with m.Switch(load_phase):
                 with m.Case(0):
-                    m.d.comb += [output.b_en.eq(1 << load_lane), check["bias"].eq(1)]
+                    m.d.comb += [b_en.eq(1 << load_lane), check["bias"].eq(1)]
                 if spec.requantize:
                     with m.Case(1):
-                        m.d.comb += [output.m_en.eq(1 << load_lane), check["multiplier"].eq(1)]
+                        m.d.comb += [m_en.eq(1 << load_lane), check["multiplier"].eq(1)]
                     with m.Case(2):
-                        m.d.comb += [output.s_en.eq(1 << load_lane), check["shift"].eq(1)]
+                        m.d.comb += [s_en.eq(1 << load_lane), check["shift"].eq(1)]
                     with m.Case(3):
-                        m.d.comb += [output.c_en.eq(1 << load_scalar), check["scalar"].eq(1)]
+                        m.d.comb += [c_en.eq(1 << load_scalar), check["scalar"].eq(1)]
                 if spec.pad_runtime:
                     with m.Case(4):
-                        m.d.comb += [padder.pad_en.eq(1 << (pad_lane if serial_pads else
-                                                            load_pad)),
+                        m.d.comb += [pad_en.eq(1 << (pad_lane if serial_pads else load_pad)),
                                      check["pad"].eq(1)]
             m.d.comb += load_error.eq(beat.last != load_final)
             with m.If(load_phase == 4):
@@ -556,23 +575,28 @@ class ConvAccelerator(wiring.Component):
                                      final_phase.eq(load_phase == final_number - 1)]
                     else:
                         m.d.sync += [load_phase.eq(4), final_phase.eq(final_number == 4)]
-            with m.If(load_final | beat.last):
-                clear(load_lane, lane_end, cols)
-                clear(load_channel, table_end, spec.out_channels)
-                clear(load_scalar, scalar_end, 3)
-                clear(load_pad, pad_end, spec.in_channels)
-                if serial_pads:
-                    clear(pad_lane, pad_lane_end, spec.lanes)
-                    m.d.sync += pad_chunk.eq(0)
-                m.d.sync += [load_group.eq(0), load_bias.eq(0), load_phase.eq(0),
-                             final_phase.eq(0)]
-                if load_in_group is not None:
-                    clear(load_in_group, group_end, spec.out_per_group)
+        with m.If(load_restart):
+            # (a short load's weights start over too)
+            clear(load_k, k_end, depth)
+            m.d.sync += load_pe.eq(1)
+            clear(load_lane, lane_end, cols)
+            clear(load_channel, table_end, spec.out_channels)
+            clear(load_scalar, scalar_end, 3)
+            clear(load_pad, pad_end, spec.in_channels)
+            if serial_pads:
+                clear(pad_lane, pad_lane_end, spec.lanes)
+                m.d.sync += pad_chunk.eq(0)
+            m.d.sync += [load_group.eq(0), load_bias.eq(0), load_phase.eq(0),
+                         final_phase.eq(0)]
+            if load_in_group is not None:
+                clear(load_in_group, group_end, spec.out_per_group)
 
         # -- frames, status and counters -------------------------------------------------------
         frame_end = self.results.valid & self.results.ready & self.results.payload.last
-        busy_next = Mux(padder.start, 1, Mux(frame_end, 0, self.busy))
-        m.d.sync += self.busy.eq(busy_next)
+        in_frame = Signal()
+        busy_next = Mux(padder.start, 1, Mux(frame_end, 0, in_frame))
+        m.d.sync += in_frame.eq(busy_next)
+        m.d.comb += self.busy.eq(in_frame | load_restart)
         with m.If(padder.start):
             m.d.sync += self.done.eq(0)
         with m.Elif(frame_end):
@@ -580,8 +604,9 @@ class ConvAccelerator(wiring.Component):
         # The engine and the load are idle: a flip-flop set from their next states, so that a
         # frame's start is decoded from few signals (the load's state -> the padder's start ->
         # the line buffer was the critical path at 36 MHz on the UP5K).
+        # (and no write of the load still on its way to its memory: `staged`, above)
         frame_ok = Signal(init=1)                     # ~busy & load_idle & ~load_discard
-        m.d.sync += frame_ok.eq(~busy_next & idle_next & ~discard_next)
+        m.d.sync += frame_ok.eq(~busy_next & idle_next & ~discard_next & ~take)
         m.d.comb += padder.start_ok.eq(frame_ok & ~self.weights.valid)
 
         # Error events pass a register on their way to the sticky flag (a cycle later).
@@ -613,7 +638,7 @@ class ConvAccelerator(wiring.Component):
                 self.output_stalls.eq(0),
                 self.macs.eq(0),
             ]
-        with m.Elif(self.busy):
+        with m.Elif(in_frame):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(self.pixels.ready & ~self.pixels.valid):
                 m.d.sync += self.input_stalls.eq(self.input_stalls + 1)

@@ -161,6 +161,12 @@ class OutputStage(wiring.Component):
         # + p - 1 + latency cycles and one more, while a window is taken every p cycles.
         return -(-(self._in_flight + self.latency + p) // p) + 1
 
+    @staticmethod
+    def split_bits(width):
+        """The low half's width of an accumulator of `width` bits kept in two halves (the
+        carry between them a cycle late), or ``None`` for one narrow enough to keep whole."""
+        return width // 2 if width > 20 else None
+
     @property
     def memories(self):
         out = Shape.cast(self._out_shape).width
@@ -205,15 +211,38 @@ class OutputStage(wiring.Component):
         with m.If(group_end):
             m.d.sync += [group.eq(succ), succ.eq(Mux(succ == blocks - 1, 0, succ + 1))]
 
-        # Stage 1: accumulators.
+        # Stage 1: accumulators. A wide one is kept in two halves whose carry between them is
+        # a cycle late: the low half's carry out is registered and added into the high half
+        # with the next partial sum, and the last one as the sum leaves (`acc`, an increment
+        # of the high half). Each carry chain is half the accumulator (a 33-bit chain was the
+        # UP5K's critical path at 47.6 MHz), at one flip-flop a column.
         acc = Signal(data.ArrayLayout(self._acc_shape, cols))
         acc_valid = Signal()
         acc_tag = Signal.like(beat.tag)
         m.d.sync += [acc_valid.eq(self.i.valid), acc_tag.eq(beat.tag)]
-        with m.If(self.i.valid):
-            for c in range(cols):
-                m.d.sync += acc[c].eq(Mux(beat.tag.first, bias_rd.data[c], acc[c]) +
-                                      beat.psums[c])
+        shape = Shape.cast(self._acc_shape)
+        low = self.split_bits(shape.width)
+        first = beat.tag.first
+        for c in range(cols):
+            if low is None:
+                with m.If(self.i.valid):
+                    m.d.sync += acc[c].eq(Mux(first, bias_rd.data[c], acc[c]) + beat.psums[c])
+                continue
+            # (the bias and the partial sum sign-extended to the accumulator, then halved)
+            start = Signal(shape, name=f"acc_start_{c}")
+            psum = Signal(shape, name=f"acc_psum_{c}")
+            m.d.comb += [start.eq(bias_rd.data[c]), psum.eq(beat.psums[c])]
+            lo = Signal(low, name=f"acc_lo_{c}")
+            hi = Signal(signed(shape.width - low), name=f"acc_hi_{c}")
+            carry = Signal(name=f"acc_carry_{c}")
+            lo_sum = Mux(first, start[:low], lo) + psum[:low]
+            with m.If(self.i.valid):
+                m.d.sync += [
+                    Cat(lo, carry).eq(lo_sum),
+                    hi.eq(Mux(first, start[low:].as_signed(), hi) + psum[low:].as_signed() +
+                       (carry & ~first)),
+                ]
+            m.d.comb += acc[c].eq(Cat(lo, hi + carry))
 
         # With requantization, complete groups pass the requantizer (a fixed latency).
         complete = Signal(group_layout(self._out_shape, cols, self._tag_shape))
