@@ -197,6 +197,17 @@ def _other_seeds(summary, seeds, output, name, env, outcome, log):
     return summary
 
 
+#: nextpnr's placers: its default, analytic (``heap``), and simulated annealing (``sa``), which
+#: places a small design better but takes longer and cannot place a nearly full UP5K.
+PLACERS = ("heap", "sa")
+
+
+def _check_placer(placer):
+    if placer is not None and placer not in PLACERS:
+        raise ValueError(f"--placer must be one of nextpnr's placers, "
+                         f"{' or '.join(PLACERS)}, not {placer!r}")
+
+
 def _check_freq(freq_mhz):
     if isinstance(freq_mhz, bool) or not isinstance(freq_mhz, (int, float)):
         raise TypeError(f"--freq must be a number of MHz, like 60, not {freq_mhz!r}")
@@ -205,7 +216,7 @@ def _check_freq(freq_mhz):
 
 
 def build(spec, board, *, output, name, freq_mhz=None, seed=None, seeds=1, app="selftest",
-          baud=115200, log=print):
+          baud=115200, placer=None, log=print):
     """Build the bitstream of `spec` for `board` in the folder `output`: the engine running its
     built-in self-test (``app="selftest"``) or behind the serial host link at `baud`
     (``app="link"``, on boards with a USB-serial port).
@@ -218,6 +229,7 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, seeds=1, app="
     freq_mhz = board.default_mhz if freq_mhz is None else freq_mhz
     _check_freq(freq_mhz)
     _seed_list(seed, seeds)
+    _check_placer(placer)
     # Both checks come before anything is elaborated: a request that cannot work fails at once.
     pll = pll_params(board.family, board.clock_mhz, freq_mhz)
     if app == "link":
@@ -230,14 +242,14 @@ def build(spec, board, *, output, name, freq_mhz=None, seed=None, seeds=1, app="
     top = BoardTop(board, spec, x, w, b, f_mhz=freq_mhz, app=app, baud=baud)
     what = f"serial link at {baud} baud" if app == "link" else "built-in self-test"
     summary = _run_flow(top, board, output=output, name=name, freq_mhz=freq_mhz, seed=seed,
-                        seeds=seeds, what=what, log=log, extra={
+                        seeds=seeds, placer=placer, what=what, log=log, extra={
                             "app": app, **({"baud": baud} if app == "link" else {}),
                             "pe_count": spec.pe_count, "estimate": fit.needed})
     return summary
 
 
 def build_network(plan, board, *, output, name, freq_mhz=None, seed=None, seeds=1,
-                  baud=115200, log=print):
+                  baud=115200, placer=None, log=print):
     """Build the bitstream of a network (a :class:`~convaccel.compiler.NetworkPlan`) for
     `board` behind the serial host link at `baud` (its
     :class:`~convaccel.link.network.NetworkEngine`: the weights in ROMs), as :func:`build`
@@ -249,6 +261,7 @@ def build_network(plan, board, *, output, name, freq_mhz=None, seed=None, seeds=
     freq_mhz = board.default_mhz if freq_mhz is None else freq_mhz
     _check_freq(freq_mhz)
     _seed_list(seed, seeds)
+    _check_placer(placer)
     pll = pll_params(board.family, board.clock_mhz, freq_mhz)
     if not board.uart:
         raise ValueError(f"The {board.title} has no USB-serial port for the host link")
@@ -257,12 +270,13 @@ def build_network(plan, board, *, output, name, freq_mhz=None, seed=None, seeds=
     top = BoardTop(board, NetworkLinkSpec(plan), f_mhz=freq_mhz, app="link", baud=baud,
                    engine=NetworkEngine(plan))
     return _run_flow(top, board, output=output, name=name, freq_mhz=freq_mhz, seed=seed,
-                     seeds=seeds, what=f"a network behind the serial link at {baud} baud", log=log,
+                     seeds=seeds, placer=placer,
+                     what=f"a network behind the serial link at {baud} baud", log=log,
                      extra={"app": "link", "baud": baud, "network": True,
                             "interval": plan.interval, "estimate": fit.needed})
 
 
-def _run_flow(top, board, *, output, name, freq_mhz, seed, seeds, what, log, extra):
+def _run_flow(top, board, *, output, name, freq_mhz, seed, seeds, placer, what, log, extra):
     """Yosys, nextpnr and the packer on `top` in `output`; the summary (with `extra`).
     With `seeds` > 1, nextpnr and the packer run again with the following seeds while the
     clock is missed (:func:`_other_seeds`)."""
@@ -279,6 +293,8 @@ def _run_flow(top, board, *, output, name, freq_mhz, seed, seeds, what, log, ext
     nextpnr_opts = [f"--report {name}.report.json", "--timing-allow-fail"]
     if seed is not None:
         nextpnr_opts.append(f"--seed {seed}")
+    if placer is not None:
+        nextpnr_opts.append(f"--placer {placer}")
     if board.family == "gowin":
         # Amaranth's Apicula flow writes no clock constraint, and himbaechel does not derive
         # one through the rPLL: give the default for unconstrained clocks.
@@ -325,6 +341,7 @@ def _run_flow(top, board, *, output, name, freq_mhz, seed, seeds, what, log, ext
     if len(seeds) > 1:
         summary = _other_seeds(summary, seeds, output, name, env, outcome, log)
     summary.update(extra)
+    summary["placer"] = placer or "heap"
     summary["build_seconds"] = round(time.perf_counter() - start, 1)
     summary["tools"] = {var: os.environ.get(var) or env.get(var)
                         for var in ["YOSYS", *FAMILY_TOOLS[board.family]]}

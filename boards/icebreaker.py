@@ -34,7 +34,9 @@ ICEBREAKER = register(Board(
     # Without -dsp, synth_ice40 builds multipliers from LUTs (the notes measured half the Fmax);
     # with it, the hand-made SB_MAC16 (two PEs each) must be hidden from its DSP pass.
     # (and the memories marked NO_RW_CHECK get their collisions undefined)
-    build_options={"synth_opts": "-dsp",
+    # `-device u`: ABC maps the logic with the UltraPlus's delays, not the HX's (Yosys's
+    # default): the default layer's paths of five LUT levels went from 11 to none.
+    build_options={"synth_opts": "-dsp -device u",
                    "script_after_read": f"{SCRIPT_BEFORE_SYNTH}\n{SCRIPT_NO_RW_CHECK}",
                    "script_after_synth": SCRIPT_AFTER_SYNTH},
 ))

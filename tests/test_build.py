@@ -68,6 +68,9 @@ def _check_build(board_name, tmp_path_factory, *extra, app="selftest"):
     assert summary["target_mhz"] == pytest.approx(board.default_mhz, rel=0.005)
     assert summary["timing_met"] and summary["fmax_mhz"] >= summary["target_mhz"]
     assert summary["yosys_cells"] == read_yosys_stat(out / "conv3x3.stat.json")
+    # nextpnr's own placer unless --placer names one
+    assert summary["placer"] == "heap"
+    assert "--placer" not in (out / "build_conv3x3.sh").read_text()
 
     # One DSP block per PE (on iCE40 per pair of PEs), and the fit estimate is what the tools
     # used.
@@ -216,6 +219,15 @@ def test_other_seeds_keeps_the_first_that_meets_or_the_fastest(tmp_path):
     assert summary["seed"] == 4 and summary["timing_met"]
     assert [t["seed"] for t in summary["seeds"]] == [3, 4]
     assert (tmp_path / "x.bin").read_text().strip() == "bits of 4"
+
+
+def test_check_placer():
+    from convaccel.boards.flow import PLACERS, _check_placer
+    for placer in (None, *PLACERS):
+        _check_placer(placer)
+    with pytest.raises(ValueError, match="--placer must be one of nextpnr's placers, heap or "
+                                         "sa, not 'annealing'"):
+        _check_placer("annealing")
 
 
 def test_seed_list():

@@ -384,6 +384,8 @@ DOORS = [
          "16 and 275 MHz"),
     _argparse("build", "build --freq", "a word", "build --freq fast",
               "argument --freq: invalid float value: 'fast'"),
+    Door("build --placer", "not one of nextpnr's", "build --placer annealing",
+         ERROR + "--placer must be one of nextpnr's placers, heap or sa, not 'annealing'"),
     Door("build --baud", "too fast for the clock", "build --link --baud 20000000",
          ERROR + "--baud 20000000 cannot be made from a 36 MHz clock (at most 9000000 baud, to "
          "within 2 %); use e.g. 115200, 1000000 or 3000000 if the clock allows"),
