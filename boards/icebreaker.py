@@ -19,7 +19,7 @@ ICEBREAKER = register(Board(
     resources={"logic": 5280, "lut": 5280, "ff": 5280, "dsp": 8, "bram": 30, "spram": 4},
     bram_bits=4096,
     clock_mhz=12,
-    # The engine's target is 60 MHz; its handshake paths limit it to about 45 MHz on the UP5K
+    # The engine's target is 60 MHz; its handshake paths limit it to about 50 MHz on the UP5K
     # today (measured), so the default is what the build meets with margin (a clock the PLL
     # makes exactly).
     default_mhz=36,
