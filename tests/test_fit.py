@@ -50,6 +50,25 @@ def test_estimate_counts_every_resource():
     assert estimate(DEFAULT_SPEC, get_board("tangnano9k"))["spram"] == 0
 
 
+def test_gowin_lut_ram_takes_flip_flop_sites():
+    # On the GW1NR-9 each distributed RAM cell (RAM16SDP4) takes 6 flip-flop sites before
+    # placement (nextpnr-himbaechel, measured): the default layer's 121 cells beside its
+    # flip-flops; at 5 x 8 the sites pass the 6480 there are (nextpnr: 6765 of 6480, and it
+    # never finished placing), so the fit refuses it, naming them.
+    board = get_board("tangnano9k")
+    needed = estimate(DEFAULT_SPEC, board)
+    assert needed["ff_sites"] == needed["ff"] + 6 * 121
+    spec = ConvSpec.of(DEFAULT_SPEC.layer, dataclasses.replace(DEFAULT_SPEC.folding, rows=5,
+                                                               cols=8))
+    with pytest.raises(FitError, match=r"^The 5 x 8 array does not fit the tangnano9k board: "
+                                       r"needs \d+ flip-flop sites \(its flip-flops and those its "
+                                       r"distributed RAM cells take\), the GW1NR-LV9QN88PC6/I5 "
+                                       r"has 6480 \(\d+ over\); the fastest folding"):
+        check_fit(spec, board)
+    # (no other family's LUT RAM takes flip-flop sites)
+    assert "ff_sites" not in estimate(DEFAULT_SPEC, get_board("ulx3s-85f"))
+
+
 def test_fit_logic_wrong():
     # 32 -> 32 channels: the register window (and the feeder's copy) alone pass the UP5K's
     # logic cells; the channel-serial engine fits (its registers grow with the array). The
