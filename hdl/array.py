@@ -231,6 +231,17 @@ class Feeder(wiring.Component):
         return m
 
 
+def _data_registers(m, pairs):
+    """Drive each output port from a register of `value` with no reset: data that only
+    matters beside a valid flag (which keeps its reset), so that the reset net reaches the
+    control's flip-flops, not every PE's (on the ECP5 a LUT drove the 128-PE engine's reset to
+    9197 flip-flops through the fabric)."""
+    for port, value in pairs:
+        reg = Signal.like(port, name=f"{Value.cast(port).name}_reg", reset_less=True)
+        m.d.sync += reg.eq(value)
+        m.d.comb += port.eq(reg)
+
+
 class ProcessingElement(wiring.Component):
     """One multiply-accumulate cell of the weight-stationary systolic array.
 
@@ -304,13 +315,13 @@ class ProcessingElement(wiring.Component):
         m.submodules.mul = mul = Mul18x18(a_shape=self.x_in.shape(),
                                           b_shape=self._weight_shape)
         m.d.comb += [mul.a.eq(self.x_out), mul.b.eq(weight)]
-        m.d.sync += [
-            self.x_out.eq(self.x_in),
-            self.k_out.eq(self.k_in),
+        _data_registers(m, [
+            (self.x_out, self.x_in),
+            (self.k_out, self.k_in),
             # A test-only fault (the verification must catch it): the product's lowest bit
             # flipped.
-            self.psum_out.eq(self.psum_in + (mul.p ^ int(self._fault))),
-        ]
+            (self.psum_out, self.psum_in + (mul.p ^ int(self._fault))),
+        ])
         return m
 
 
@@ -403,20 +414,15 @@ class ProcessingElementPair(wiring.Component):
             w_upper, w_lower = self.w_in[0], self.w_in[1]
         m.submodules.mul = mul = DualMul8x8(a_shape=self._elem_shape,
                                             b_shape=self._weight_shape)
-        psum_mid = Signal.like(self.psum_out)      # from the upper PE to the lower
-        m.d.sync += [
-            self.x_out.eq(self.x_in),
-            self.k_out.eq(self.k_in),
-        ]
+        psum_mid = Signal.like(self.psum_out, reset_less=True)   # from the upper PE to the lower
+        _data_registers(m, [(self.x_out, self.x_in), (self.k_out, self.k_in)])
         m.d.comb += [
             mul.a0.eq(self.x_out[0]), mul.b0.eq(w_upper),
             mul.a1.eq(self.x_out[1]), mul.b1.eq(w_lower),
         ]
         # A test-only fault (the verification must catch it): a product's lowest bit flipped.
-        m.d.sync += [
-            psum_mid.eq(self.psum_in + (mul.p0 ^ int(self._fault[0]))),
-            self.psum_out.eq(psum_mid + (mul.p1 ^ int(self._fault[1]))),
-        ]
+        m.d.sync += psum_mid.eq(self.psum_in + (mul.p0 ^ int(self._fault[0])))
+        _data_registers(m, [(self.psum_out, psum_mid + (mul.p1 ^ int(self._fault[1])))])
         return m
 
 
@@ -519,9 +525,9 @@ class SystolicArray(wiring.Component):
         rows, cols = self._rows, self._cols
         assert ProcessingElementPair.latency == ProcessingElement.latency
 
-        def delayed(value, cycles, name):
+        def delayed(value, cycles, name, reset_less=True):
             for n in range(cycles):
-                reg = Signal.like(value, name=f"{name}_d{n + 1}")
+                reg = Signal.like(value, name=f"{name}_d{n + 1}", reset_less=reset_less)
                 m.d.sync += reg.eq(value)
                 value = reg
             return value
@@ -599,7 +605,7 @@ class SystolicArray(wiring.Component):
                 delayed(units[c][-1][1].psum_out, cols - 1 - c, f"psum{c}"))
         # The tag and `valid` travel beside the vector, aligned with its sums.
         m.d.comb += [
-            self.o.payload.tag.eq(delayed(self.i.payload.tag, self.latency, "tag")),
-            self.o.valid.eq(delayed(self.i.valid, self.latency, "valid")),
+            self.o.payload.tag.eq(delayed(self.i.payload.tag, self.latency, "tag", False)),
+            self.o.valid.eq(delayed(self.i.valid, self.latency, "valid", False)),
         ]
         return m
