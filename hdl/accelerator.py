@@ -447,12 +447,16 @@ class ConvAccelerator(wiring.Component):
         # starts a cycle after the load's last write has landed (`load_restart`, `frame_ok`).
         load_restart = Signal()                       # a load has ended: start over
 
-        def staged(port):
+        def staged(port, *, enable=False):
+            # (an enable's register keeps its reset, so that no write follows a reset; an
+            # address's or a value's has none: it matters only beside its enable)
             early = Signal.like(port, name=f"load_{port.name}")
-            m.d.sync += port.eq(early)
+            late = Signal.like(port, name=f"staged_{port.name}", reset_less=not enable)
+            m.d.sync += late.eq(early)
+            m.d.comb += port.eq(late)
             return early
 
-        w_en, b_en = staged(array.w_en), staged(output.b_en)
+        w_en, b_en = staged(array.w_en, enable=True), staged(output.b_en, enable=True)
         beat = self.weights.payload
         take = self.weights.valid & self.weights.ready
         m.d.comb += [
@@ -464,10 +468,11 @@ class ConvAccelerator(wiring.Component):
             staged(output.b_data).eq(beat.data),
         ]
         if spec.requantize:
-            m_en, s_en, c_en = staged(output.m_en), staged(output.s_en), staged(output.c_en)
+            m_en, s_en, c_en = (staged(output.m_en, enable=True), staged(output.s_en, enable=True),
+                                staged(output.c_en, enable=True))
             m.d.comb += staged(output.q_data).eq(beat.data)
         if spec.pad_runtime:
-            pad_en = staged(padder.pad_en)
+            pad_en = staged(padder.pad_en, enable=True)
             m.d.comb += staged(padder.pad_data).eq(beat.data)
         # (the channel-serial padder's pad values: a word per chunk, `lanes` channels each)
         serial_pads = spec.serial and spec.pad_runtime and spec.chunks > 1

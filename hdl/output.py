@@ -216,9 +216,10 @@ class OutputStage(wiring.Component):
         # with the next partial sum, and the last one as the sum leaves (`acc`, an increment
         # of the high half). Each carry chain is half the accumulator (a 33-bit chain was the
         # UP5K's critical path at 47.6 MHz), at one flip-flop a column.
-        acc = Signal(data.ArrayLayout(self._acc_shape, cols))
+        # (Data registers have no reset here: they matter only beside the valid flags.)
+        acc = Signal(data.ArrayLayout(self._acc_shape, cols), reset_less=True)
         acc_valid = Signal()
-        acc_tag = Signal.like(beat.tag)
+        acc_tag = Signal.like(beat.tag, reset_less=True)
         m.d.sync += [acc_valid.eq(self.i.valid), acc_tag.eq(beat.tag)]
         shape = Shape.cast(self._acc_shape)
         low = self.split_bits(shape.width)
@@ -232,9 +233,9 @@ class OutputStage(wiring.Component):
             start = Signal(shape, name=f"acc_start_{c}")
             psum = Signal(shape, name=f"acc_psum_{c}")
             m.d.comb += [start.eq(bias_rd.data[c]), psum.eq(beat.psums[c])]
-            lo = Signal(low, name=f"acc_lo_{c}")
-            hi = Signal(signed(shape.width - low), name=f"acc_hi_{c}")
-            carry = Signal(name=f"acc_carry_{c}")
+            lo = Signal(low, name=f"acc_lo_{c}", reset_less=True)
+            hi = Signal(signed(shape.width - low), name=f"acc_hi_{c}", reset_less=True)
+            carry = Signal(name=f"acc_carry_{c}", reset_less=True)
             lo_sum = Mux(first, start[:low], lo) + psum[:low]
             with m.If(self.i.valid):
                 m.d.sync += [
@@ -316,10 +317,11 @@ class OutputStage(wiring.Component):
             self._credits(m, self.o.valid & self.o.ready & rd.data.end)
             return m
 
-        collected = [Signal(data.ArrayLayout(self._out_shape, cols), name=f"group{g}")
+        collected = [Signal(data.ArrayLayout(self._out_shape, cols), name=f"group{g}",
+                            reset_less=True)
                      for g in range(blocks - 1)]
         fetched = Signal()                            # rd.data holds the word read last cycle
-        fetched_group = Signal.like(r_group)
+        fetched_group = Signal.like(r_group, reset_less=True)
         m.d.sync += [fetched.eq(read), fetched_group.eq(r_group)]
         with m.If(fetched):
             with m.Switch(fetched_group):

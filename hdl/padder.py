@@ -179,6 +179,9 @@ class Padder(wiring.Component):
         go = active
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
+        # (the pixel's register has no reset: it matters only beside `o.valid`)
+        payload = Signal.like(self.o.payload, name="pixel", reset_less=True)
+        m.d.comb += self.o.payload.eq(payload)
 
         with m.If(discard):
             m.d.comb += self.i.ready.eq(1)
@@ -188,7 +191,7 @@ class Padder(wiring.Component):
             with m.If(interior & ~fill):
                 m.d.comb += self.i.ready.eq(1)
                 m.d.comb += load.eq(self.i.valid)
-                m.d.sync += self.o.payload.eq(self.i.payload.data)
+                m.d.sync += payload.eq(self.i.payload.data)
                 with m.If(self.i.valid & self.i.payload.last & ~final_input):
                     m.d.sync += fill.eq(1)
                     m.d.comb += self.error.eq(1)
@@ -197,7 +200,7 @@ class Padder(wiring.Component):
                     m.d.comb += self.error.eq(1)
             with m.Else():
                 m.d.comb += load.eq(1)
-                m.d.sync += self.o.payload.eq(pad_pixel)
+                m.d.sync += payload.eq(pad_pixel)
 
         def step(counter, size, start, length, inside, last, end, before):
             """Advance `counter` (0..size-1) and its flags: inside [start, start + length),

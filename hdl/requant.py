@@ -329,15 +329,17 @@ class Requantizer(wiring.Component):
 
         # The group is registered as it arrives, then its channels are selected from there
         # (:meth:`_issue_cycle`).
-        values = Signal(data.ArrayLayout(self._acc_shape, cols))
-        params_mult = Signal(data.ArrayLayout(MULTIPLIER_BITS, cols))
-        params_shift = Signal(data.ArrayLayout(shift_shape, cols))
-        held_tag = Signal(self._tag_shape)
+        # (The data registers, here and in the units, have no reset: they matter only beside the
+        # valid flags, which keep theirs, so that the reset net reaches the control alone.)
+        values = Signal(data.ArrayLayout(self._acc_shape, cols), reset_less=True)
+        params_mult = Signal(data.ArrayLayout(MULTIPLIER_BITS, cols), reset_less=True)
+        params_shift = Signal(data.ArrayLayout(shift_shape, cols), reset_less=True)
+        held_tag = Signal(self._tag_shape, reset_less=True)
         with m.If(self.i.valid):
             m.d.sync += [values.eq(beat.data), held_tag.eq(beat.tag),
                          params_mult.eq(mult_rd.data), params_shift.eq(shift_rd.data)]
         params = (values, params_mult, params_shift)
-        results = Signal(data.ArrayLayout(signed(8), cols))
+        results = Signal(data.ArrayLayout(signed(8), cols), reset_less=True)
         if self._multiplier == "dsp":
             last_issue = self._dsp_units(m, params, results)
         else:
@@ -345,7 +347,8 @@ class Requantizer(wiring.Component):
 
         # The group leaves PIPELINE cycles after its last channel is selected, the cycle after
         # that channel's result is written.
-        tags = [Signal(self._tag_shape, name=f"tag_d{k}") for k in range(self.PIPELINE)]
+        tags = [Signal(self._tag_shape, name=f"tag_d{k}", reset_less=True)
+                for k in range(self.PIPELINE)]
         done = [Signal(name=f"done_d{k}") for k in range(self.PIPELINE)]
         m.d.sync += [done[0].eq(last_issue), tags[0].eq(held_tag)]
         for k in range(1, self.PIPELINE):
@@ -359,7 +362,8 @@ class Requantizer(wiring.Component):
 
     def _delays(self, m, index, issue, length):
         # `length` registered copies of a selection's channel index and its valid bit
-        delay = [Signal.like(index, name=f"{index.name}_d{k}") for k in range(length)]
+        delay = [Signal.like(index, name=f"{index.name}_d{k}", reset_less=True)
+                 for k in range(length)]
         valid = [Signal(name=f"valid_d{k}") for k in range(length)]
         m.d.sync += [delay[0].eq(index), valid[0].eq(issue)]
         for k in range(1, length):
@@ -373,10 +377,10 @@ class Requantizer(wiring.Component):
         ``(x, shift)`` and the multiplier of the second."""
         limit = 1 << (SATURATE_BITS - 1)
         top = sel_x[SATURATE_BITS - 1:]
-        sat_x = Signal(signed(SATURATE_BITS), name=f"sat_x{name}")
-        raw_x = Signal.like(sel_x, name=f"raw_x{name}")
-        sat_m = Signal.like(sel_m, name=f"sat_m{name}")
-        sat_s = Signal.like(sel_s, name=f"sat_s{name}")
+        sat_x = Signal(signed(SATURATE_BITS), name=f"sat_x{name}", reset_less=True)
+        raw_x = Signal.like(sel_x, name=f"raw_x{name}", reset_less=True)
+        sat_m = Signal.like(sel_m, name=f"sat_m{name}", reset_less=True)
+        sat_s = Signal.like(sel_s, name=f"sat_s{name}", reset_less=True)
         # (where the group's registers hold the operands until the third stage has taken them,
         # no copy of them: :attr:`_held`)
         domain = m.d.comb if self._held else m.d.sync
@@ -434,10 +438,11 @@ class Requantizer(wiring.Component):
     def _selection(self, name, comb=False):
         # (at least SATURATE_BITS wide, sign-extended, for the saturation's test; `comb`:
         # driven combinationally, only a name)
-        return (Signal(signed(max(self._acc_shape.width, SATURATE_BITS)), name=f"sel_x{name}"),
-                Signal(MULTIPLIER_BITS, name=f"sel_m{name}"),
+        return (Signal(signed(max(self._acc_shape.width, SATURATE_BITS)), name=f"sel_x{name}",
+                       reset_less=True),
+                Signal(MULTIPLIER_BITS, name=f"sel_m{name}", reset_less=True),
                 Signal(signed(SHIFT_BITS) if self._fixed is None else self._shift_bits,
-                       name=f"sel_s{name}"))
+                       name=f"sel_s{name}", reset_less=True))
 
     def _divide_and_clamp(self, m, name, high, e_sum, neg=None):
         """RoundingDivideByPOT of the high half by `e_sum` (registered with it): add half
@@ -448,11 +453,11 @@ class Requantizer(wiring.Component):
         sum's (its complement and a carry in), ``-h + half - (h != 0)`` being ``~h + half +
         (h == 0)``."""
         limit = 1 << (SATURATE_BITS - 1)
-        e_coarse = Signal.like(e_sum, name=f"e{name}_coarse")
-        e_fine = Signal.like(e_sum, name=f"e{name}_fine")
+        e_coarse = Signal.like(e_sum, name=f"e{name}_coarse", reset_less=True)
+        e_fine = Signal.like(e_sum, name=f"e{name}_fine", reset_less=True)
         m.d.sync += [e_coarse.eq(e_sum), e_fine.eq(e_coarse)]
         # (the shift is capped at the value's width + 2: half and the high half fit in it)
-        total = Signal(signed(self._shift_cap + 1), name=f"sum{name}")
+        total = Signal(signed(self._shift_cap + 1), name=f"sum{name}", reset_less=True)
         if self._fixed is None:
             half = (Const(1, 1) << e_sum)[1:]         # 2**(e-1), or 0 for e = 0
             nonzero = e_sum != 0
@@ -469,19 +474,19 @@ class Requantizer(wiring.Component):
             m.d.sync += total.eq(Cat(high ^ mask, neg).as_signed() + half + carry)
         if self._fixed is None:
             # the shift in two steps: by the multiple of 8, then by the rest
-            coarse = Signal.like(total, name=f"coarse{name}")
+            coarse = Signal.like(total, name=f"coarse{name}", reset_less=True)
             m.d.sync += coarse.eq(total >> Cat(Const(0, 3), e_coarse[3:]))
             # (registered: the fine shift's multiplexers and the saturation's test of the top
             # bits were the critical path at 36 MHz on the UP5K in one cycle)
-            shifted = Signal.like(total, name=f"shifted{name}")
+            shifted = Signal.like(total, name=f"shifted{name}", reset_less=True)
             m.d.sync += shifted.eq(coarse >> e_fine[:3])
         else:
             # by the table's least right shift (wiring), then by the rest of the channel's
             low = min(rights)
             coarse = Signal(signed(max(len(total) - low, SATURATE_BITS + 1)),
-                            name=f"coarse{name}")
+                            name=f"coarse{name}", reset_less=True)
             m.d.sync += coarse.eq(total >> low)
-            shifted = Signal.like(coarse, name=f"shifted{name}")
+            shifted = Signal.like(coarse, name=f"shifted{name}", reset_less=True)
             with m.Switch(e_fine):
                 for code, e in enumerate(rights):
                     with m.Case(code):
@@ -489,7 +494,7 @@ class Requantizer(wiring.Component):
         # saturated where its top bits are not all copies of the sign (LUTs, no carry)
         top = shifted[SATURATE_BITS - 1:]
         fits = (top == 0) | (top == (1 << len(top)) - 1)
-        rounded = Signal(signed(SATURATE_BITS), name=f"r{name}")
+        rounded = Signal(signed(SATURATE_BITS), name=f"r{name}", reset_less=True)
         m.d.sync += rounded.eq(Mux(fits, shifted[:SATURATE_BITS],
                                    Mux(shifted[-1], -limit, limit - 1)))
         shifted_zp = Signal(signed(SATURATE_BITS + 1), name=f"z{name}")
@@ -531,9 +536,9 @@ class Requantizer(wiring.Component):
             # The value's bits below its sign, complemented for a negative value (|x| - 1), and
             # its sign: four unsigned partial products, the sign applied by the division's sum.
             w = self._value_width
-            x = Signal(w - 1, name=f"x{u}")
-            neg = Signal(name=f"neg{u}")
-            shift1 = Signal(self._shift_bits, name=f"e{u}_1")      # the right shift
+            x = Signal(w - 1, name=f"x{u}", reset_less=True)
+            neg = Signal(name=f"neg{u}", reset_less=True)
+            shift1 = Signal(self._shift_bits, name=f"e{u}_1", reset_less=True)  # the right shift
             m.d.sync += [x.eq(x_value[:w - 1] ^ Cat(*[x_value[w - 1]] * (w - 1))),
                          neg.eq(x_value[w - 1]), shift1.eq(shift_value)]
             # The group's multipliers stay in its registers until the next group's arrival,
@@ -544,14 +549,14 @@ class Requantizer(wiring.Component):
             if stable >= 3:
                 mult = sel_m
             else:
-                mult = Signal(MULTIPLIER_BITS, name=f"m{u}")
+                mult = Signal(MULTIPLIER_BITS, name=f"m{u}", reset_less=True)
                 m.d.sync += mult.eq(sat_m)
-            high = Signal(w, name=f"high{u}")
-            high_neg = Signal(name=f"high{u}_neg")
+            high = Signal(w, name=f"high{u}", reset_less=True)
+            high_neg = Signal(name=f"high{u}_neg", reset_less=True)
             self._dsp_product(m, u, x, mult, neg, high, high_neg, held=stable >= 6)
             e = [shift1]
             for k in range(4):                        # (aligned with the product's stages)
-                e.append(Signal.like(shift1, name=f"e{u}_{k + 2}"))
+                e.append(Signal.like(shift1, name=f"e{u}_{k + 2}", reset_less=True))
                 m.d.sync += e[-1].eq(e[-2])
             clamped = self._divide_and_clamp(m, u, high, e[-1], neg=high_neg)
             with m.Switch(delay[-1]):
@@ -604,23 +609,23 @@ class Requantizer(wiring.Component):
         for u in range(units):
             # the operands are held for the unit's 16 cycles, from the selection's third stage
             load = c_valid[1] & (units_d[1] == u)
-            x = Signal(signed(width), name=f"x{u}")
-            shift = Signal(self._shift_bits, name=f"e{u}")
+            x = Signal(signed(width), name=f"x{u}", reset_less=True)
+            shift = Signal(self._shift_bits, name=f"e{u}", reset_less=True)
             with m.If(load):
                 m.d.sync += [x.eq(x_value), shift.eq(shift_value)]
-            high = Signal(signed(width + 1), name=f"high{u}")
+            high = Signal(signed(width + 1), name=f"high{u}", reset_less=True)
             # (the multiplier's digits a stage ahead of the value, from the selection)
             self._fabric_product(m, u, x, sel_m, high, load=load,
                                  load_digits=c_valid[0] & (units_d[0] == u),
                                  last_digit=c_valid[steps] & (units_d[steps] == u))
             # (the next value's load may come with the last step: the shift goes along)
-            shift_high = Signal.like(shift, name=f"e{u}_high")
+            shift_high = Signal.like(shift, name=f"e{u}_high", reset_less=True)
             m.d.sync += shift_high.eq(shift)
             highs.append(high)
             shifts.append(shift_high)
         # the high half of the unit whose last step was the cycle before, and its shift
-        high = Signal(signed(width + 1), name="high")
-        e_sum = Signal(self._shift_bits, name="e_sum")
+        high = Signal(signed(width + 1), name="high", reset_less=True)
+        e_sum = Signal(self._shift_bits, name="e_sum", reset_less=True)
         with m.Switch(units_d[2 + steps]):
             for u in range(units):
                 with m.Case(u):
@@ -654,9 +659,10 @@ class Requantizer(wiring.Component):
         pp = {}
         for name, a, b in (("ll", x_lo, m_lo), ("lh", x_lo, m_hi), ("hl", x_hi, m_lo),
                            ("hh", x_hi, m_hi)):
-            pp[name] = Signal.like(a * b, name=f"pp_{name}{u}")
+            pp[name] = Signal.like(a * b, name=f"pp_{name}{u}", reset_less=True)
             m.d.sync += pp[name].eq(a * b)
-        negs = [Signal(name=f"neg{u}_{k}") for k in range(3)]      # (aligned with the sums)
+        negs = [Signal(name=f"neg{u}_{k}", reset_less=True)      # (aligned with the sums)
+                for k in range(3)]
         m.d.sync += negs[0].eq(neg)
         for k in range(1, 3):
             m.d.sync += negs[k].eq(negs[k - 1])
@@ -666,19 +672,21 @@ class Requantizer(wiring.Component):
             # (its sum registered the cycle before, from the multiplier still held: the
             # product's adder then has no adder before it; 35.3 MHz of 36 on the UP5K with
             # both in one cycle)
-            extra = Signal(MULTIPLIER_BITS + 1, name=f"extra{u}")
+            extra = Signal(MULTIPLIER_BITS + 1, name=f"extra{u}", reset_less=True)
             m.d.sync += extra.eq(Mux(negs[1], mult, 0) + Cat(*[negs[1]] * 30, ~negs[1]))
         else:
-            offset = [Signal(MULTIPLIER_BITS + 1, name=f"offset{u}_{k}") for k in range(3)]
+            offset = [Signal(MULTIPLIER_BITS + 1, name=f"offset{u}_{k}", reset_less=True)
+                      for k in range(3)]
             m.d.sync += offset[0].eq(Mux(neg, mult + (1 << 30) - 1, 1 << 30))
             for k in range(1, 3):
                 m.d.sync += offset[k].eq(offset[k - 1])
             extra = offset[2]
-        t_lo = Signal.like(pp["ll"] + (pp["lh"] << 16), name=f"t_lo{u}")
-        t_hi = Signal.like(pp["hl"] + (pp["hh"] << 16), name=f"t_hi{u}")
+        t_lo = Signal.like(pp["ll"] + (pp["lh"] << 16), name=f"t_lo{u}", reset_less=True)
+        t_hi = Signal.like(pp["hl"] + (pp["hh"] << 16), name=f"t_hi{u}", reset_less=True)
         m.d.sync += [t_lo.eq(pp["ll"] + (pp["lh"] << 16)),
                      t_hi.eq(pp["hl"] + (pp["hh"] << 16))]
-        product = Signal(w + MULTIPLIER_BITS, name=f"p{u}")        # (|v| - 1) m or v m
+        # (|v| - 1) m or v m
+        product = Signal(w + MULTIPLIER_BITS, name=f"p{u}", reset_less=True)
         m.d.sync += product.eq(t_lo + (t_hi << cut))
         m.d.sync += [high.eq((product + extra) >> 31), high_neg.eq(negs[2])]
 
@@ -699,11 +707,12 @@ class Requantizer(wiring.Component):
         # the value (`load`) the cycle before it; the last step may coincide with the next
         # value's load, and its digit's decode (`last_digit`) with the next digits' load.
         width = len(x)
-        digits = Signal(MULTIPLIER_BITS + 2, name=f"booth{u}")    # m[-1] .. m[31], shifted
-        acc = Signal(signed(width + 1), name=f"acc{u}")
+        # m[-1] .. m[31], shifted
+        digits = Signal(MULTIPLIER_BITS + 2, name=f"booth{u}", reset_less=True)
+        acc = Signal(signed(width + 1), name=f"acc{u}", reset_less=True)
         b = digits[:3]
-        one, two, neg = (Signal(name=f"{n}{u}") for n in ("one", "two", "neg"))
-        carry = Signal(name=f"carry{u}")
+        one, two, neg = (Signal(name=f"{n}{u}", reset_less=True) for n in ("one", "two", "neg"))
+        carry = Signal(name=f"carry{u}", reset_less=True)
         m.d.sync += [
             one.eq(b[0] ^ b[1]),
             two.eq((b[2] & ~b[1] & ~b[0]) | (~b[2] & b[1] & b[0])),

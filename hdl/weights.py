@@ -288,7 +288,7 @@ class WeightMemory(wiring.Component):
         for lane, word in enumerate(words):
             value = word
             for n in range(lane):
-                reg = Signal(width, name=f"lane{lane}_d{n + 1}")
+                reg = Signal(width, name=f"lane{lane}_d{n + 1}", reset_less=True)
                 m.d.sync += reg.eq(value)
                 value = reg
             m.d.comb += self.w[lane].eq(value)

@@ -102,7 +102,7 @@ class ChunkStreamer(wiring.Component):
         read_addr = Signal(range(max_payload + 1))
         fetched = Signal()                # the read port holds the byte at read_addr - 1
         unit = Signal(range(max(wb, pb) + 1))
-        word = Signal(8 * max(wb, pb))
+        word = Signal(8 * max(wb, pb), reset_less=True)     # (taken only with a beat's valid)
         beat_valid = Signal()
         # (`beat_valid` split by target, each a flip-flop: the engine's `take` heads its load
         # control, and a LUT before it was on the critical path at 36 MHz on the UP5K)
