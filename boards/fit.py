@@ -38,33 +38,33 @@ def _check_app(spec, app):
                        "with --link (the self-test's ROMs hold raw layers only)")
 
 
-def _host(spec, app, selftest=None):
-    """The component that hosts the engine on the board: the serial link or the self-test
-    (`selftest` is ``(x, w, b, expected)``, default :func:`selftest_data`'s)."""
+def _host(spec, app, selftest=None, family=None):
+    """The component that hosts the engine on the board: the serial link (built for `family`)
+    or the self-test (`selftest` is ``(x, w, b, expected)``, default :func:`selftest_data`'s)."""
     _check_app(spec, app)
     if app == "link":
         from ..link.gateware import HostLink
-        return HostLink(spec)
+        return HostLink(spec, family=family)
     if app != "selftest":
         raise ValueError(f"app must be 'link' or 'selftest', not {app!r}")
     x, w, b, expected = selftest if selftest is not None else (*selftest_data(spec), None)
     return SelfTest(spec, x, w, b, expected=expected)
 
 
-def memories(spec, app="selftest", *, selftest=None):
+def memories(spec, app="selftest", *, selftest=None, family=None):
     """Every memory of the board top (:class:`~convaccel.hdl.stage.MemoryShape`), as its
-    components declare them. `app` is what hosts the engine: ``"link"`` (the serial link) or
-    ``"selftest"`` (its ROMs hold `selftest`, ``(x, w, b, expected)``; the default test data
-    when None)."""
+    components declare them. `app` is what hosts the engine: ``"link"`` (the serial link, as
+    built for `family`) or ``"selftest"`` (its ROMs hold `selftest`, ``(x, w, b, expected)``;
+    the default test data when None)."""
     if selftest is None and app == "link":
-        return _link_memories(spec)
-    return _host(spec, app, selftest).memories
+        return _link_memories(spec, family)
+    return _host(spec, app, selftest, family).memories
 
 
 @functools.lru_cache(maxsize=1024)
-def _link_memories(spec):
+def _link_memories(spec, family):
     # (a search estimates a folding once, a check of its answer again)
-    return _host(spec, "link").memories
+    return _host(spec, "link", family=family).memories
 
 
 def _pe_dsps(family, spec, rows=None, cols=None):
@@ -119,7 +119,8 @@ def _placed_memories(spec, board, app, selftest):
     placement = weight_placement_for(spec, board)
     depth = max(m.depth for m in spec.memories if m.name == "PE weights")
     weights, spram = placement.memories(spec.rows, spec.cols, depth, spec.weight_bits)
-    others = tuple(m for m in memories(spec, app, selftest=selftest) if m.name != "PE weights")
+    others = tuple(m for m in memories(spec, app, selftest=selftest, family=board.family)
+                   if m.name != "PE weights")
     return others + weights, spram, placement
 
 
@@ -635,16 +636,17 @@ def stage_logic(plan, board):
     return 0, 0
 
 
-def _network_link_memories(plan):
-    """The host link's own memories in front of `plan`'s network."""
+def _network_link_memories(plan, family):
+    """The host link's own memories in front of `plan`'s network, built for `family`."""
     from ..link.gateware import HostLink
     from ..link.network import NetworkEngine, NetworkLinkSpec
-    return HostLink(NetworkLinkSpec(plan), engine=NetworkEngine(plan)).own_memories
+    return HostLink(NetworkLinkSpec(plan), engine=NetworkEngine(plan),
+                    family=family).own_memories
 
 
 def network_link_brams(plan, board):
     """Block RAMs of the host link's own memories in front of `plan`'s network on `board`."""
-    return brams(board.family, _network_link_memories(plan))
+    return brams(board.family, _network_link_memories(plan, board.family))
 
 
 def queue_logic(board, memories):
@@ -664,7 +666,7 @@ def network_estimate(plan, board):
     lowered to logic and their control (:data:`_NETWORK_LOGIC`)."""
     from ..hdl.nettop import queue_shapes
     family = board.family
-    link_mems = _network_link_memories(plan)
+    link_mems = _network_link_memories(plan, board.family)
     lut, ff = _host_logic(family)
     spram = 0
     bram = plan.queue_bram(board)

@@ -167,7 +167,8 @@ class BoardTop(Elaboratable):
                 raise ValueError(f"The {board.title} has no USB-serial port for the host link; "
                                  f"build the self-test instead")
             self.divisor = link_divisor(self.pll.f_out, baud)
-            self.app = SerialAccelerator(spec, divisor=self.divisor, engine=engine)
+            self.app = SerialAccelerator(spec, divisor=self.divisor, engine=engine,
+                                         family=board.family)
         elif app == "selftest":
             self.app = SelfTest(spec, x, w, b, expected=expected)
         else:

@@ -74,7 +74,16 @@ class ChunkStreamer(wiring.Component):
 
     @property
     def memories(self):
-        return (MemoryShape("link packet buffers", 8, self._max_payload, count=2),)
+        return (MemoryShape("link packet buffers", 8, self._buffer_words),)
+
+    @property
+    def _buffer_bits(self):
+        # a buffer's address bits: the two buffers are the halves of one memory
+        return max(1, (self._max_payload - 1).bit_length())
+
+    @property
+    def _buffer_words(self):
+        return 2 << self._buffer_bits
 
     def elaborate(self, platform):
         m = Module()
@@ -85,15 +94,16 @@ class ChunkStreamer(wiring.Component):
         wb = self._weight_bytes
         pb = self._input_bytes * channels
 
-        buffers = []
-        for n in range(2):
-            mem = memory.Memory(shape=8, depth=max_payload, init=[])
-            m.submodules[f"buffer{n}"] = mem
-            buffers.append((mem.write_port(), mem.read_port()))
+        # The two packet buffers are the halves of one memory (the buffer is the address's top
+        # bit), so that its read port drives `word` with no multiplexer between them: a block
+        # RAM's clock to output takes 5.83 ns of an ECP5's 8 at 125 MHz.
+        bits = self._buffer_bits
+        m.submodules.buffers = buffers = memory.Memory(shape=8, depth=self._buffer_words,
+                                                       init=[])
+        wr, rd = buffers.write_port(), buffers.read_port()
         rx_sel = Signal()                 # the buffer receiving; the other may be streaming
-        for n, (wr, _) in enumerate(buffers):
-            m.d.comb += [wr.addr.eq(self.write.addr), wr.data.eq(self.write.data),
-                         wr.en.eq(self.write.en & (rx_sel == n))]
+        m.d.comb += [wr.addr.eq(Cat(self.write.addr[:bits], rx_sel)),
+                     wr.data.eq(self.write.data), wr.en.eq(self.write.en)]
 
         pending = Signal()                # a chunk is (still) entering the engine
         chunk_sel = Signal()
@@ -118,12 +128,9 @@ class ChunkStreamer(wiring.Component):
         m.d.comb += [self.chunk.pending.eq(pending), self.chunk.pending_pixels.eq(chunk_pixels),
                      self.error.eq(value_error)]
 
-        byte = Signal(8)
+        byte = rd.data
         request = Signal()
-        for n, (_, rd) in enumerate(buffers):
-            m.d.comb += [rd.addr.eq(read_addr), rd.en.eq(request & (chunk_sel == n))]
-            with m.If(chunk_sel == n):
-                m.d.comb += byte.eq(rd.data)
+        m.d.comb += [rd.addr.eq(Cat(read_addr[:bits], chunk_sel)), rd.en.eq(request)]
 
         # A byte is fetched (the read port then holds it) and consumed into `word`; a whole
         # beat waits in `word` until the engine takes it.

@@ -15,26 +15,35 @@
 The receiver and the sender share one :class:`~.framing.PayloadCounter`.
 """
 
+from dataclasses import replace
+
 from amaranth import *
 from amaranth.hdl import ResetInserter
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hdl.accelerator import ConvAccelerator
-from ..hdl.stage import MemoryShape
+from ..hdl.stream import Queue
 from .dataflow import ChunkStreamer, ResultSerialiser
 from .decoder import RequestDecoder
 from .framing import PayloadCounter, RequestReceiver, ResponseSender
 from .protocol import MAX_PAYLOAD, LinkFormat
 from .uart import UARTRx, UARTTx
 
-__all__ = ["RESULT_QUEUE", "HostLink", "SerialAccelerator"]
+__all__ = ["RESULT_HEAD", "RESULT_QUEUE", "HostLink", "SerialAccelerator"]
 
 #: The status outputs (for LEDs) of both components below.
 STATUS_PORTS = ("busy", "done", "error", "loaded")
 
 #: The default result queue, in bytes.
 RESULT_QUEUE = 512
+
+#: Of the result queue's bytes, those held in registers at its head, per FPGA family: read
+#: from its block RAM into them, so that the block RAM's output drives nothing else. On the
+#: ECP5 a DP16KD takes 5.83 ns from clock to output (of 8 at 125 MHz), and the sender's CRC and
+#: multiplexers behind it were the critical path at 97.65 MHz. (Elsewhere none: on the UP5K
+#: they would cost 30 logic cells that a ResNet-8 stage's fit does not have.)
+RESULT_HEAD = {"ecp5": 2}
 
 
 class HostLink(wiring.Component):
@@ -64,6 +73,9 @@ class HostLink(wiring.Component):
         :class:`~convaccel.link.network.NetworkEngine` (with `spec` its
         :class:`~convaccel.link.network.NetworkLinkSpec`), whose weights are in ROMs: the link
         then takes no LOAD, and ``loaded`` is the engine's.
+    family : str or None
+        The FPGA family built for: on one in :data:`RESULT_HEAD` the result queue's head is
+        in registers.
 
     Members
     -------
@@ -75,9 +87,11 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, spec, *, max_payload=MAX_PAYLOAD, result_queue=RESULT_QUEUE,
-                 timeout=100_000, engine=None):
+                 timeout=100_000, engine=None, family=None):
         fmt = LinkFormat(spec, max_payload)
-        self._result_queue = max(result_queue, fmt.result_pixel_bytes)
+        head = RESULT_HEAD.get(family, 0)
+        # (at least a pixel's bytes, and a byte more than the registers at its head)
+        self._result_queue = max(result_queue, fmt.result_pixel_bytes, head + 1)
         queue_pixels = self._result_queue // fmt.result_pixel_bytes
         self._engine = ConvAccelerator(spec) if engine is None else engine
         self._preloaded = spec.load_beats == 0
@@ -104,6 +118,14 @@ class HostLink(wiring.Component):
                                             queue_pixels=queue_pixels,
                                             beats_per_pixel=spec.pixel_result_beats)
         self._sender = ResponseSender(max_payload)
+        # The result queue (its memory read synchronously, its head on the read port) is
+        # followed by two beats of registers: its block RAM's read port drove the sender's CRC
+        # and multiplexers (the ECP5's critical path at 97.65 MHz: 5.83 ns of the DP16KD's
+        # clock to output, then three LUTs), and now drives only their write.
+        # The two hold `result_queue` bytes between them: the serialiser counts the pixels in
+        # it up to `queue_pixels`.
+        self._results = Queue(8, self._result_queue - head)
+        self._result_head = Queue(8, head) if head else None
         super().__init__({
             "i": In(stream.Signature(8, always_ready=True)),
             "o": Out(stream.Signature(8)),
@@ -114,8 +136,9 @@ class HostLink(wiring.Component):
     def own_memories(self):
         """The link's own memories (:class:`~convaccel.hdl.stage.MemoryShape`)."""
         return (*self._streamer.memories,
-                # (a SyncFIFOBuffered's memory is a word shorter: its output register holds one)
-                MemoryShape("link result queue", 8, self._result_queue - 1))
+                *(replace(shape, name="link result queue") for shape in self._results.memories),
+                *(replace(shape, name="link result head")
+                  for shape in (self._result_head.memories if self._result_head else ())))
 
     @property
     def memories(self):
@@ -134,8 +157,11 @@ class HostLink(wiring.Component):
         # RESET: the engine and the link's state start afresh (the weights are gone).
         soft_reset = sender.reset
         m.submodules.engine = ResetInserter(soft_reset)(engine)
-        results = fifo.SyncFIFOBuffered(width=8, depth=self._result_queue)
+        results = self._results
         m.submodules.results = ResetInserter(soft_reset)(results)
+        head = self._result_head
+        if head is not None:
+            m.submodules.result_head = ResetInserter(soft_reset)(head)
         m.d.comb += [decoder.clear.eq(soft_reset), streamer.clear.eq(soft_reset),
                      serialiser.clear.eq(soft_reset)]
 
@@ -150,13 +176,17 @@ class HostLink(wiring.Component):
         wiring.connect(m, streamer.pixels, engine.pixels)
         # results: the engine -> bytes -> queue
         wiring.connect(m, engine.results, serialiser.i)
-        wiring.connect(m, serialiser.o, results.w_stream)
+        wiring.connect(m, serialiser.o, results.i)
         m.d.comb += [decoder.results_ready.eq(serialiser.ready),
                      serialiser.claim.eq(decoder.claim)]
         # responses: decoder -> sender -> bytes; the receiver waits for the last one
         wiring.connect(m, decoder.respond, sender.respond)
         wiring.connect(m, sender.count, counter.tx)
-        wiring.connect(m, results.r_stream, sender.results)
+        if head is not None:
+            wiring.connect(m, results.o, head.i)
+            wiring.connect(m, head.o, sender.results)
+        else:
+            wiring.connect(m, results.o, sender.results)
         wiring.connect(m, sender.o, wiring.flipped(self.o))
         m.d.comb += [sender.command.eq(receiver.request.command),
                      receiver.responded.eq(sender.done)]
@@ -193,7 +223,7 @@ class SerialAccelerator(wiring.Component):
     spec : ConvSpec
     divisor : int
         Clock cycles per bit (clock frequency / baud rate).
-    max_payload, result_queue, engine :
+    max_payload, result_queue, engine, family :
         As for :class:`HostLink`.
 
     Members
@@ -204,11 +234,11 @@ class SerialAccelerator(wiring.Component):
     """
 
     def __init__(self, spec, *, divisor, max_payload=MAX_PAYLOAD, result_queue=RESULT_QUEUE,
-                 engine=None):
+                 engine=None, family=None):
         self._divisor = divisor
         # A request that pauses for 50 byte times is taken as truncated.
         self._link = HostLink(spec, max_payload=max_payload, result_queue=result_queue,
-                              timeout=500 * divisor, engine=engine)
+                              timeout=500 * divisor, engine=engine, family=family)
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),

@@ -28,12 +28,18 @@ SPEC = ConvSpec(height=4, width=5, in_channels=2, out_channels=3, kernel=3, padd
 def test_memories():
     link = HostLink(SPEC, max_payload=256, result_queue=100)
     engine = ConvAccelerator(SPEC).memories
-    assert link.memories == (MemoryShape("link packet buffers", 8, 256, count=2),
-                             MemoryShape("link result queue", 8, 99), *engine)
+    # (the two packet buffers are the halves of one memory)
+    assert link.memories == (MemoryShape("link packet buffers", 8, 512),
+                             MemoryShape("link result queue", 8, 99, no_rw_check=True), *engine)
     serial = SerialAccelerator(SPEC, divisor=8)
     assert serial.memories == HostLink(SPEC).memories
-    assert serial.memories[:2] == (MemoryShape("link packet buffers", 8, 1024, count=2),
-                                   MemoryShape("link result queue", 8, 511))
+    assert serial.memories[:2] == (MemoryShape("link packet buffers", 8, 2048),
+                                   MemoryShape("link result queue", 8, 511, no_rw_check=True))
+    # on the ECP5 two of the result queue's bytes are registers at its head
+    ecp5 = HostLink(SPEC, max_payload=256, result_queue=100, family="ecp5")
+    assert ecp5.memories == (MemoryShape("link packet buffers", 8, 512),
+                             MemoryShape("link result queue", 8, 97, no_rw_check=True),
+                             MemoryShape("link result head", 8, 2), *engine)
 
 
 class Host:
