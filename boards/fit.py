@@ -259,15 +259,23 @@ def estimate(spec, board, app="selftest", *, selftest=None):
     bram = brams(board.family, mems)
     needed = {"dsp": _dsps(board.family, spec), "bram": bram, "spram": spram,
               **_logic(board.family, spec, mems, placement, app)}
-    sites = _LUTRAM_FF_SITES.get(board.family)
-    if sites:
-        cells = sum(_lutram_cells(board.family, m) for m in mems
-                    if memory_mapping(board.family, m.width, m.depth, m.rom,
-                                      m.no_rw_check)[0] == "lutram")
-        needed["ff_sites"] = needed["ff"] + sites * cells
+    needed.update(_ff_sites(board.family, needed["ff"], mems))
     if board.family == "ice40":
         needed["logic"] = round(_LC_PER_LUT_FF * (needed["lut"] + needed["ff"]))
     return needed
+
+
+def _ff_sites(family, ff, mems):
+    """``{"ff_sites": n}`` on a family whose distributed RAM cells take flip-flop sites
+    (:data:`_LUTRAM_FF_SITES`): `ff` flip-flops and those the cells of `mems` take; else
+    ``{}``."""
+    sites = _LUTRAM_FF_SITES.get(family)
+    if not sites:
+        return {}
+    cells = sum(_lutram_cells(family, m) for m in mems
+                if memory_mapping(family, m.width, m.depth, m.rom, m.no_rw_check)[0]
+                == "lutram")
+    return {"ff_sites": ff + sites * cells}
 
 
 @dataclass(frozen=True)
@@ -659,29 +667,33 @@ def queue_logic(board, memories):
 
 
 def network_estimate(plan, board):
-    """``{"dsp", "bram", "spram", "lut", "ff"[, "logic"]: n}``: what a network's board top (a
-    :class:`~convaccel.compiler.NetworkPlan` behind the host link) needs on `board`. DSP and
-    block RAM as the plan counts them (with the link's packet buffers and result queue);
-    logic: :func:`_host_logic` once, :func:`stage_logic` per stage, the queues' memories
-    lowered to logic and their control (:data:`_NETWORK_LOGIC`)."""
+    """``{"dsp", "bram", "spram", "lut", "ff"[, "logic"|"ff_sites"]: n}``: what a network's
+    board top (a :class:`~convaccel.compiler.NetworkPlan` behind the host link) needs on
+    `board`. DSP and block RAM as the plan counts them (with the link's packet buffers and
+    result queue); logic: :func:`_host_logic` once, :func:`stage_logic` per stage, the queues'
+    memories lowered to logic and their control (:data:`_NETWORK_LOGIC`); on Gowin the
+    flip-flop sites, its distributed RAM cells' among them (:func:`_ff_sites`)."""
     from ..hdl.nettop import queue_shapes
     family = board.family
     link_mems = _network_link_memories(plan, board.family)
     lut, ff = _host_logic(family)
     spram = 0
     bram = plan.queue_bram(board)
+    mems = [*link_mems, *queue_shapes(plan)]
     for s in plan.stages:
         s_lut, s_ff = stage_logic(s, board)
         lut += s_lut
         ff += s_ff
         bram += s.bram(board)
-        spram += s.memories(board)[1]
+        s_mems, s_spram = s.memories(board)
+        spram += s_spram
+        mems += s_mems
     q_lut, q_ff = queue_logic(board, queue_shapes(plan))
     lut += q_lut
     ff += q_ff
     bram += brams(family, link_mems)
     needed = {"dsp": plan.dsp, "bram": bram, "spram": spram, "lut": round(lut),
-              "ff": round(ff)}
+              "ff": round(ff), **_ff_sites(family, round(ff), mems)}
     if family == "ice40":
         needed["logic"] = round(_NETWORK_LC_PER_LUT_FF * (lut + ff))
     return needed

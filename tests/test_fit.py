@@ -69,6 +69,28 @@ def test_gowin_lut_ram_takes_flip_flop_sites():
     assert "ff_sites" not in estimate(DEFAULT_SPEC, get_board("ulx3s-85f"))
 
 
+def test_network_counts_gowin_flip_flop_sites():
+    # a network's distributed RAM cells take flip-flop sites too: digits16's plan for the
+    # Tang Nano 9K passes the compiler's flip-flop count but not the sites, and the fit says so
+    from convaccel.boards.fit import check_network_fit, network_estimate
+    from convaccel.compiler import compile_network
+    from convaccel.network import load_network
+    board = get_board("tangnano9k")
+    plan = compile_network(load_network(EXAMPLES / "digits16" / "digits16.tflite"), board)
+    needed = network_estimate(plan, board)
+    assert needed["ff"] <= 6480 < needed["ff_sites"]
+    with pytest.raises(FitError, match=r"^The network does not fit the tangnano9k board behind "
+                                       r"the host link: needs \d+ flip-flop sites .* the "
+                                       r"GW1NR-LV9QN88PC6/I5 has 6480"):
+        check_network_fit(plan, board)
+    # the digits network fits, with its sites counted
+    plan = compile_network(load_network(EXAMPLES / "digits" / "digits.tflite"), board)
+    needed = network_estimate(plan, board)
+    assert needed["ff"] < needed["ff_sites"] <= 6480
+    assert check_network_fit(plan, board).fits
+    assert "ff_sites" not in network_estimate(plan, get_board("ulx3s-85f"))
+
+
 def test_fit_logic_wrong():
     # 32 -> 32 channels: the register window (and the feeder's copy) alone pass the UP5K's
     # logic cells; the channel-serial engine fits (its registers grow with the array). The
