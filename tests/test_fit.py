@@ -88,6 +88,7 @@ def test_network_counts_gowin_flip_flop_sites():
     needed = network_estimate(plan, board)
     assert needed["ff"] < needed["ff_sites"] <= 6480
     assert check_network_fit(plan, board).fits
+    # (no other family's LUT RAM takes flip-flop sites)
     assert "ff_sites" not in network_estimate(plan, get_board("ulx3s-85f"))
 
 
