@@ -10,6 +10,10 @@ from .weights import (WeightMemory, device_spram, platform_family, weight_groups
 __all__ = ["fold_tag_layout", "vector_layout", "psums_layout", "pe_pairs", "Feeder",
            "ProcessingElement", "ProcessingElementPair", "SystolicArray"]
 
+#: Arrays of more PEs than this (the UP5K's most) pass the load's writes down a chain of
+#: registers, a column a cycle (:class:`ProcessingArray`).
+WRITE_CHAIN_PES = 16
+
 
 def fold_tag_layout():
     """What travels beside a vector through the array, to the output stage: where the vector
@@ -560,6 +564,17 @@ class SystolicArray(wiring.Component):
         # (the unit holding that row takes it a cycle late from the column before, as it takes
         # its elements), each lane a cycle after the one above (weights.WeightMemory).
         unit_of = {(r, c): pe for c in range(cols) for r, pe in units[c]}
+        # An array of more than WRITE_CHAIN_PES PEs passes the load's writes (address, value,
+        # each column's enables) down a chain of registers, a column a cycle, so that no
+        # flip-flop drives every PE's memory across the die (at 128 PEs on the ECP5, 12.7 ns of
+        # routing from the load's value to a far column). Column c's memories are then written
+        # c cycles after column 0's, as they are read c cycles after (the address skew): a
+        # frame after a load reads what it wrote, as before.
+        chained = rows * cols > WRITE_CHAIN_PES
+        w_addr, w_data = [self.w_addr], [self.w_data]
+        for c in range(1, cols):
+            w_addr.append(delayed(w_addr[-1], int(chained), f"w_addr_c{c}"))
+            w_data.append(delayed(w_data[-1], int(chained), f"w_data_c{c}"))
         for c in range(cols):
             for r0, n in weight_groups(rows, placement.share):
                 init = None
@@ -570,10 +585,12 @@ class SystolicArray(wiring.Component):
                                    weight_shape=self._shapes["weight_shape"], lanes=n,
                                    spram=(r0, c) in placement.spram, init=init)
                 m.submodules[f"weights_{r0}_{c}"] = mem
+                w_en = Cat(self.w_en[(r0 + i) * cols + c] for i in range(n))
                 m.d.comb += [
                     mem.addr.eq(unit_of[r0, c].k_in),
-                    mem.w_addr.eq(self.w_addr), mem.w_data.eq(self.w_data),
-                    mem.w_en.eq(Cat(self.w_en[(r0 + i) * cols + c] for i in range(n))),
+                    mem.w_addr.eq(w_addr[c]), mem.w_data.eq(w_data[c]),
+                    mem.w_en.eq(delayed(w_en, c if chained else 0, f"w_en_{r0}_{c}",
+                                        reset_less=False)),
                 ]
                 for i in range(n):
                     pe, lane = lanes[r0 + i][c]

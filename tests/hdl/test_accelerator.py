@@ -77,6 +77,12 @@ GEOMETRIES = {
     # passes (one idle), a pass every 16 cycles
     "qf_k3": dict(height=4, width=5, in_channels=4, out_channels=3, kernel=3, padding="same",
                   pad_value=-7, rows=1, cols=3, requantize=True, requant_multiplier="fabric"),
+    # more than WRITE_CHAIN_PES PEs: the load's writes reach column c c cycles late; a 1x1
+    # frame right after the load reads its first weights as early as any layer does
+    "chained_writes_k1": dict(height=3, width=4, in_channels=3, out_channels=6, kernel=1,
+                              rows=3, cols=6),
+    "chained_writes_k3": dict(height=4, width=4, in_channels=2, out_channels=9, kernel=3,
+                              padding=1, rows=2, cols=9, requantize=True),
 }
 
 
@@ -301,6 +307,9 @@ SERIAL = {
     # requantized, unsigned inputs, the zero point as the pad value
     "s_q": dict(height=5, width=5, in_channels=4, out_channels=4, kernel=3, padding=1,
                 pad_value=17, input_signed=False, rows=2, cols=2, lanes=4, requantize=True),
+    # more than WRITE_CHAIN_PES PEs (the load's writes down a chain, a column a cycle)
+    "s_chained_writes": dict(height=3, width=4, in_channels=4, out_channels=18, kernel=3,
+                             padding=1, rows=2, cols=9, lanes=2),
     # the requantizer in logic: 18 folds, one unit a column, two blocks a pixel
     "s_qf": dict(height=4, width=4, in_channels=4, out_channels=4, kernel=3, padding=1,
                  pad_value=-3, rows=2, cols=2, lanes=2, requantize=True,
