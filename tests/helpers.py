@@ -11,7 +11,7 @@ from convaccel import ConvSpec
 from convaccel.quant import random_requant
 
 __all__ = ["random_spec", "random_data", "random_requant", "extreme_data", "need_simulator",
-           "run_cli"]
+           "run_cli", "netlist_cell"]
 
 
 def random_spec(rng, *, max_size=12, max_channels=5, max_kernel=5, max_array=6, max_groups=0,
@@ -106,3 +106,12 @@ def run_cli(*args, env=None):
     its text output."""
     return subprocess.run([sys.executable, "-m", "convaccel.cli", *map(str, args)],
                           capture_output=True, text=True, env=env)
+
+
+def netlist_cell(kind, outputs, **ports):
+    """A cell of a hand-made Yosys JSON netlist: its type, its ports' directions (those named in
+    `outputs` drive) and connections (a bit or a list of bits each)."""
+    return {"type": kind,
+            "port_directions": {p: "output" if p in outputs else "input" for p in ports},
+            "connections": {p: bits if isinstance(bits, list) else [bits]
+                            for p, bits in ports.items()}}

@@ -3,6 +3,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from helpers import netlist_cell
 
 _PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "logic_depth.py"
 _spec = importlib.util.spec_from_file_location("logic_depth", _PATH)
@@ -11,11 +12,7 @@ _spec.loader.exec_module(logic_depth)
 
 
 def _cell(kind, **ports):
-    inputs = {"C", "D", "E", "R", "I0", "I1", "I2", "I3", "CI"}
-    return {"type": kind,
-            "port_directions": {p: "input" if p in inputs else "output" for p in ports},
-            "connections": {p: bits if isinstance(bits, list) else [bits]
-                            for p, bits in ports.items()}}
+    return netlist_cell(kind, {"Q", "O", "CO"}, **ports)
 
 
 def _module():

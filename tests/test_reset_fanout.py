@@ -2,6 +2,8 @@
 import importlib.util
 from pathlib import Path
 
+from helpers import netlist_cell
+
 _PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "reset_fanout.py"
 _spec = importlib.util.spec_from_file_location("reset_fanout", _PATH)
 reset_fanout = importlib.util.module_from_spec(_spec)
@@ -9,11 +11,7 @@ _spec.loader.exec_module(reset_fanout)
 
 
 def _cell(kind, **ports):
-    outputs = {"Q", "Y"}
-    return {"type": kind,
-            "port_directions": {p: "output" if p in outputs else "input" for p in ports},
-            "connections": {p: bits if isinstance(bits, list) else [bits]
-                            for p, bits in ports.items()}}
+    return netlist_cell(kind, {"Q", "Y"}, **ports)
 
 
 def _netlist():
