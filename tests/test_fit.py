@@ -69,6 +69,19 @@ def test_gowin_lut_ram_takes_flip_flop_sites():
     assert "ff_sites" not in estimate(DEFAULT_SPEC, get_board("ulx3s-85f"))
 
 
+def test_flip_flop_sites_count_lut_ram_cells():
+    # (the figure network_estimate adds on Gowin: 6 sites a distributed RAM cell; a block RAM
+    # or a memory in flip-flops takes none; no other family counts sites)
+    from convaccel.boards.fit import _ff_sites
+    from convaccel.hdl.stage import MemoryShape
+    lutram = MemoryShape("queue", 8, 16)         # two RAM16SDP4 (4 bits each)
+    bram = MemoryShape("line buffer", 32, 1024)
+    assert _ff_sites("gowin", 100, [lutram, bram]) == {"ff_sites": 100 + 6 * 2}
+    assert _ff_sites("gowin", 100, [bram]) == {"ff_sites": 100}
+    assert _ff_sites("ecp5", 100, [lutram]) == {} == _ff_sites("ice40", 100, [lutram])
+
+
+@pytest.mark.full           # (test_flip_flop_sites_count_lut_ram_cells is the figure's own)
 def test_network_counts_gowin_flip_flop_sites():
     # a network's distributed RAM cells take flip-flop sites too: digits16's plan for the
     # Tang Nano 9K passes the compiler's flip-flop count but not the sites, and the fit says so
