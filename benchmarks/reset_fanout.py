@@ -21,7 +21,8 @@ from pathlib import Path
 from convaccel.boards import get_board
 from convaccel.boards.selftest import selftest_data
 from convaccel.boards.top import BoardTop
-from convaccel.spec import DEFAULT_SPEC, ConvSpec, Folding
+from convaccel.cli import _array
+from convaccel.spec import DEFAULT_SPEC, ConvSpec
 from convaccel.tools import setup_environment
 
 RESET_FLOPS = ("$sdff", "$sdffe", "$sdffce")
@@ -91,7 +92,7 @@ def reset_fanout(netlist, depth=3, reset="rst"):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", nargs="?", help="layer file (TOML); default: the built-in layer")
-    parser.add_argument("--array", help="ROWSxCOLS[xLANES]")
+    parser.add_argument("--array", type=_array, help="ROWSxCOLS[xLANES] (as `build`'s)")
     parser.add_argument("--board", default="ulx3s-85f")
     parser.add_argument("--link", action="store_true", help="the host link, not the self-test")
     parser.add_argument("--depth", type=int, default=3, help="levels of a part's name")
@@ -100,7 +101,7 @@ def main(argv=None):
 
     spec = DEFAULT_SPEC if args.config is None else ConvSpec.from_toml(args.config)
     if args.array:
-        spec = ConvSpec.of(spec.layer, Folding(*map(int, args.array.lower().split("x"))))
+        spec = ConvSpec.of(spec.layer, args.array)
     board = get_board(args.board)
     app = "link" if args.link else "selftest"
     x, w, b = selftest_data(spec)

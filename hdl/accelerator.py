@@ -14,6 +14,7 @@ from .linebuf import LineBuffer
 from .output import OutputStage, pixel_out_layout
 from .padder import EdgePadder, Padder, pixel_in_layout
 from .requant import Requantizer
+from .stage import drive_registered
 from .stream import Queue
 from .window import WindowGen, window_layout
 
@@ -451,9 +452,7 @@ class ConvAccelerator(wiring.Component):
             # (an enable's register keeps its reset, so that no write follows a reset; an
             # address's or a value's has none: it matters only beside its enable)
             early = Signal.like(port, name=f"load_{port.name}")
-            late = Signal.like(port, name=f"staged_{port.name}", reset_less=not enable)
-            m.d.sync += late.eq(early)
-            m.d.comb += port.eq(late)
+            drive_registered(m, port, early, reset_less=not enable)
             return early
 
         w_en, b_en = staged(array.w_en, enable=True), staged(output.b_en, enable=True)

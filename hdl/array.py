@@ -4,6 +4,7 @@ from amaranth.lib.wiring import In, Out
 
 from .ecp5 import Mul18x18
 from .ice40 import DualMul8x8, dual_mul_fits
+from .stage import drive_registered
 from .weights import (WeightMemory, device_spram, platform_family, weight_groups,
                       weight_placement)
 
@@ -11,7 +12,7 @@ __all__ = ["fold_tag_layout", "vector_layout", "psums_layout", "pe_pairs", "Feed
            "ProcessingElement", "ProcessingElementPair", "SystolicArray"]
 
 #: Arrays of more PEs than this (the UP5K's most) pass the load's writes down a chain of
-#: registers, a column a cycle (:class:`ProcessingArray`).
+#: registers, a column a cycle (:class:`SystolicArray`).
 WRITE_CHAIN_PES = 16
 
 
@@ -236,14 +237,10 @@ class Feeder(wiring.Component):
 
 
 def _data_registers(m, pairs):
-    """Drive each output port from a register of `value` with no reset: data that only
-    matters beside a valid flag (which keeps its reset), so that the reset net reaches the
-    control's flip-flops, not every PE's (on the ECP5 a LUT drove the 128-PE engine's reset to
-    9197 flip-flops through the fabric)."""
+    """Each ``(port, value)`` driven from a register with no reset
+    (:func:`~.stage.drive_registered`)."""
     for port, value in pairs:
-        reg = Signal.like(port, name=f"{Value.cast(port).name}_reg", reset_less=True)
-        m.d.sync += reg.eq(value)
-        m.d.comb += port.eq(reg)
+        drive_registered(m, port, value)
 
 
 class ProcessingElement(wiring.Component):

@@ -10,7 +10,9 @@ in their own terms (the window generator its positions, the feeder its cycles pe
 
 from dataclasses import dataclass
 
-__all__ = ["MemoryShape", "NO_RW_CHECK", "SCRIPT_NO_RW_CHECK"]
+from amaranth.hdl import Signal, Value
+
+__all__ = ["MemoryShape", "NO_RW_CHECK", "SCRIPT_NO_RW_CHECK", "drive_registered"]
 
 
 #: The attributes of a memory that is never read at an address in the cycle that address is
@@ -68,3 +70,13 @@ class MemoryShape:
     @property
     def bits(self):
         return self.width * self.depth * self.count
+
+
+def drive_registered(m, port, value, *, reset_less=True):
+    """Drive `port` from a register of `value` (in `m`'s sync domain). By default the register
+    has no reset: data that matters only beside a valid flag or an enable (which keep theirs),
+    so that the reset net reaches the control's flip-flops, not every data bit (on the ECP5 a
+    LUT drove the 128-PE engine's reset to 9197 flip-flops through the fabric)."""
+    reg = Signal.like(port, name=f"{Value.cast(port).name}_reg", reset_less=reset_less)
+    m.d.sync += reg.eq(value)
+    m.d.comb += port.eq(reg)
